@@ -1,0 +1,5 @@
+"""Allow ``python -m dropsonde``."""
+
+from dropsonde.cli import main
+
+main()
