@@ -1,0 +1,279 @@
+"""The command line: parses options and dispatches; the work lives elsewhere.
+
+Heavy modules (the report, plugins, parsers, jsonschema) are imported inside
+the commands that need them, so ``dropsonde --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+import typer
+
+from dropsonde import __version__
+from dropsonde.config import CONFIG_FILENAME, Options, merge_options, read_config_file, split_names
+from dropsonde.errors import DropsondeError, ExitStatus
+
+if TYPE_CHECKING:
+    from dropsonde.plugins import PluginSet
+    from dropsonde.site import Site
+
+log = logging.getLogger("dropsonde")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Opt-in, privacy-first telemetry for Puppet and OpenVox: shows (preview) and sends "
+    "which public Forge modules, classes and platforms this site uses, under an anonymous site id.",
+)
+dev_app = typer.Typer(no_args_is_help=True, help="Tools for plugin developers and curious admins.")
+app.add_typer(dev_app, name="dev")
+
+
+@dataclass
+class State:
+    """What the global options gave; options and the site are built once, on first use."""
+
+    given: Dict[str, Any]
+    _options: Optional[Options] = None
+    _site: Optional["Site"] = None
+
+    def options(self) -> Options:
+        if self._options is None:
+            self._options = load_options(self.given)
+            if self._options.verbose:
+                logging.getLogger().setLevel(logging.INFO)
+        return self._options
+
+    def site(self) -> "Site":
+        from dropsonde.site import Site
+
+        if self._site is None:
+            self._site = Site.from_options(self.options())
+        return self._site
+
+    def plugins(self) -> "PluginSet":
+        from dropsonde.plugins import load_plugins
+
+        options = self.options()
+        return load_plugins(options.enable, options.disable)
+
+
+def default_confdir() -> str:
+    """Puppet's confdir before telemetry.yaml is read (it tells where the file is)."""
+    from dropsonde.puppet.settings import LAYOUT_DEFAULTS, detect_layout
+
+    return os.environ.get("PUPPET_CONFDIR") or LAYOUT_DEFAULTS[detect_layout()]["confdir"]
+
+
+def load_options(given: Dict[str, Any]) -> Options:
+    """Merge the command line with ``telemetry.yaml`` (in the parent of confdir)."""
+    confdir = Path(os.path.expanduser(given.get("confdir") or default_confdir()))
+    config_file = confdir.parent / CONFIG_FILENAME
+    return merge_options(given, read_config_file(config_file), config_file)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"dropsonde version {__version__}")
+        raise typer.Exit()
+
+
+def _names(value: Optional[str]) -> Optional[list]:
+    return split_names(value) if value is not None else None
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    verbose: Optional[bool] = typer.Option(None, "--verbose", "-v", help="Log what is being done, to stderr."),
+    update: Optional[bool] = typer.Option(
+        None, "--update/--no-update", help="Refresh the Forge module cache when older than --ttl days. [default: update]"
+    ),
+    cachepath: Optional[str] = typer.Option(None, "--cachepath", help="Cache directory. [default: $vardir/dropsonde]"),
+    ttl: Optional[int] = typer.Option(None, "--ttl", min=0, help="Forge cache lifetime in days. [default: 7]"),
+    disable: Optional[str] = typer.Option(None, "--disable", "-d", help="Plugins to disable, comma-separated."),
+    enable: Optional[str] = typer.Option(
+        None, "--enable", "-e", help="Plugins to enable, comma-separated; when given, only these run."
+    ),
+    seed: Optional[str] = typer.Option(None, "--seed", help="Extra string mixed into the site id."),
+    siteid: Optional[str] = typer.Option(None, "--siteid", help="Use this site id instead of computing one."),
+    confdir: Optional[str] = typer.Option(
+        None, "--confdir", help="Puppet's confdir (also $PUPPET_CONFDIR). [default: detected from the layout]"
+    ),
+    codedir: Optional[str] = typer.Option(None, "--codedir", help="Puppet's codedir (also $PUPPET_CODEDIR)."),
+    vardir: Optional[str] = typer.Option(None, "--vardir", help="Puppet's vardir (also $PUPPET_VARDIR)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Global options apply to every command; telemetry.yaml beside Puppet's confdir sets their defaults."""
+    ctx.obj = State(
+        given={
+            "verbose": verbose,
+            "update": update,
+            "cachepath": cachepath,
+            "ttl": ttl,
+            "disable": _names(disable),
+            "enable": _names(enable),
+            "seed": seed,
+            "siteid": siteid,
+            "confdir": confdir,
+            "codedir": codedir,
+            "vardir": vardir,
+        }
+    )
+
+
+def _format(state: State, command: str, given: Optional[str]) -> str:
+    value = state.options().command_option(command, "format", given, "human")
+    if value not in ("human", "json"):
+        raise DropsondeError(f"--format: expected human or json, got {value!r}")
+    return value
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+) -> None:
+    """Show the report that would be sent; --format json is exactly the body submit POSTs."""
+    from dropsonde.report import build_report, render_human, report_body
+
+    state: State = ctx.obj
+    output = _format(state, "preview", format)
+    site, plugins = state.site(), state.plugins()
+    _note_forge_age(site)
+    report = build_report(site, plugins)
+    site.close()
+    if output == "json":
+        sys.stdout.buffer.write(report_body(report))
+    else:
+        typer.echo(render_human(report), nl=False)
+
+
+def _note_forge_age(site: "Site") -> None:
+    """Tell the admin when the Forge list has outlived --ttl (refreshing it is `dropsonde update`'s job)."""
+    from datetime import datetime, timezone
+
+    age = site.forge.age(datetime.now(timezone.utc))
+    if site.options.update and age is not None and age.days >= site.options.ttl:
+        log.warning("the Forge module cache is %d days old (ttl %d days)", age.days, site.options.ttl)
+
+
+@app.command("list")
+def list_plugins(ctx: typer.Context) -> None:
+    """List the loaded plugins with their descriptions, and the disabled ones."""
+    import textwrap
+
+    plugins = ctx.obj.plugins()
+    typer.echo("Loaded plugins:")
+    for plugin in plugins.enabled:
+        typer.echo(f"  {plugin.name}")
+        typer.echo(textwrap.fill(plugin.description, 76, initial_indent="      ", subsequent_indent="      "))
+    for name, reason in plugins.broken.items():
+        typer.echo(f"  {name} (could not be loaded: {reason})")
+    typer.echo("Disabled plugins:")
+    for name in plugins.disabled:
+        typer.echo(f"  {name}")
+    if not plugins.disabled:
+        typer.echo("  (none)")
+
+
+@dev_app.command("schema")
+def dev_schema(ctx: typer.Context) -> None:
+    """Print the BigQuery JSON schema of all enabled plugins, skeleton columns first."""
+    from dropsonde.report import check_columns
+
+    typer.echo(json.dumps(check_columns(ctx.obj.plugins().enabled), indent=2))
+
+
+@dev_app.command("example")
+def dev_example(
+    ctx: typer.Context,
+    size: Optional[int] = typer.Option(None, "--size", min=0, help="Number of rows. [default: 1]"),
+    filename: Optional[str] = typer.Option(None, "--filename", help="Write to this file instead of stdout."),
+) -> None:
+    """Print randomized, schema-valid example rows as JSONL, loadable with `dev schema`."""
+    from dropsonde.report import example_rows
+
+    state: State = ctx.obj
+    options = state.options()
+    size = options.command_option("dev example", "size", size, 1)
+    filename = options.command_option("dev example", "filename", filename, None)
+    site = state.site()
+    rows = example_rows(state.plugins().enabled, list(site.forge.modules), size)
+    lines = "".join(json.dumps(row, sort_keys=False) + "\n" for row in rows)
+    if filename:
+        try:
+            Path(filename).write_text(lines, encoding="utf-8")
+        except OSError as exc:
+            raise DropsondeError(f"{filename}: cannot write: {exc.strerror or exc}") from None
+    else:
+        typer.echo(lines, nl=False)
+
+
+@dev_app.command("shell")
+def dev_shell(ctx: typer.Context) -> None:
+    """Open a Python console with the settings, environments, Forge cache and plugins in scope."""
+    import code
+
+    state: State = ctx.obj
+    site = state.site()
+    scope = {
+        "options": state.options(),
+        "site": site,
+        "settings": site.puppet,
+        "environments": site.environments,
+        "forge": site.forge,
+        "plugins": state.plugins(),
+    }
+    banner = "dropsonde shell: " + ", ".join(sorted(scope)) + " are defined. Ctrl-D exits."
+    code.interact(banner=banner, local=scope, exitmsg="")
+
+
+@dev_app.command("inventory")
+def dev_inventory(
+    ctx: typer.Context,
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+) -> None:
+    """Show, locally, what dropsonde sees and why each module is or is not reported. Never sent."""
+    from dropsonde.inventory import build_inventory, render_inventory
+
+    state: State = ctx.obj
+    output = _format(state, "dev inventory", format)
+    site = state.site()
+    inventory = build_inventory(site)
+    site.close()
+    if output == "json":
+        typer.echo(json.dumps(inventory, indent=2, sort_keys=True))
+    else:
+        typer.echo(render_inventory(inventory), nl=False)
+
+
+def main() -> None:
+    """Entry point: one line on stderr and an exit status for expected failures, never a traceback."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="dropsonde: %(levelname)s: %(message)s")
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")
+    try:
+        app(prog_name="dropsonde")
+    except DropsondeError as exc:
+        print(f"dropsonde: error: {exc}", file=sys.stderr)
+        sys.exit(exc.status)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if "-v" in sys.argv or "--verbose" in sys.argv:
+            traceback.print_exc()
+        print(f"dropsonde: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
+        sys.exit(ExitStatus.FAILURE)

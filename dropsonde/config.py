@@ -1,0 +1,207 @@
+"""Options: the command line over ``telemetry.yaml`` over built-in defaults.
+
+``telemetry.yaml`` is GLI's config format, as written by the Ruby client's
+``initconfig`` and by the ``puppetlabs-dropsonde`` Puppet module: keys may be
+symbols (``:update:``) or plain (``update:``); per-command options sit under
+``commands:`` (nested again for ``dev``'s subcommands). Anything we do not
+know is an error naming the file and key, so a typo never silently changes
+what is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from dropsonde.errors import DropsondeError
+
+CONFIG_FILENAME = "telemetry.yaml"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("expected true or false")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a whole number >= 0")
+    return value
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        return str(value)
+    raise ValueError("expected a non-empty string")
+
+
+def _name_list(value: Any) -> List[str]:
+    """GLI's Array type: a comma-separated string, or (in YAML) a list of strings."""
+    if isinstance(value, str):
+        return split_names(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return [name for item in value for name in split_names(item)]
+    raise ValueError("expected a comma-separated string or a list of names")
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value in choices:
+            return value
+        raise ValueError("expected one of " + ", ".join(choices))
+
+    return check
+
+
+def split_names(value: str) -> List[str]:
+    """``"a, b,,c"`` as ``["a", "b", "c"]``."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+GLOBAL_KEYS: Dict[str, Callable[[Any], Any]] = {
+    "verbose": _bool,
+    "update": _bool,
+    "cachepath": _str,
+    "ttl": _int,
+    "disable": _name_list,
+    "enable": _name_list,
+    "seed": _str,
+    "siteid": _str,
+    "confdir": _str,
+    "codedir": _str,
+    "vardir": _str,
+}
+# GLI's initconfig also writes the short aliases and the help/version switches.
+ALIASES = {"v": "verbose", "d": "disable", "e": "enable"}
+IGNORED_KEYS = frozenset({"help", "version"})
+
+COMMAND_KEYS: Dict[str, Dict[str, Callable[[Any], Any]]] = {
+    "preview": {"format": _choice("human", "json")},
+    "list": {},
+    "dev schema": {},
+    "dev example": {"size": _int, "filename": _str},
+    "dev shell": {},
+    "dev inventory": {"format": _choice("human", "json")},
+}
+
+
+@dataclass
+class Options:
+    """Global options after merging; None means "not set anywhere"."""
+
+    verbose: bool = False
+    update: bool = True
+    cachepath: Optional[str] = None
+    ttl: int = 7
+    disable: List[str] = field(default_factory=list)
+    enable: List[str] = field(default_factory=list)
+    seed: Optional[str] = None
+    siteid: Optional[str] = None
+    confdir: Optional[str] = None
+    codedir: Optional[str] = None
+    vardir: Optional[str] = None
+    config_file: Optional[Path] = None
+    commands: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def command_option(self, command: str, name: str, given: Any, default: Any) -> Any:
+        """A command's option: given on the command line, else from the file, else ``default``."""
+        if given is not None:
+            return given
+        return self.commands.get(command, {}).get(name, default)
+
+
+def _key(raw: Any) -> str:
+    return str(raw).lstrip(":")
+
+
+def _check(path: Path, dotted: str, check: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise DropsondeError(f"{path}: key '{dotted}': {exc}, got {value!r}") from None
+
+
+def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[str, Any]]) -> None:
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        raise DropsondeError(f"{path}: key '{prefix or 'commands'}': expected a mapping of commands")
+    for raw_name, body in section.items():
+        name = _key(raw_name)
+        command = f"{prefix} {name}".strip()
+        dotted = "commands." + command.replace(" ", ".commands.")
+        subcommands = [c for c in COMMAND_KEYS if c.startswith(command + " ")]
+        if command not in COMMAND_KEYS and not subcommands:
+            known = sorted({c.split()[0] for c in COMMAND_KEYS})
+            raise DropsondeError(f"{path}: key '{dotted}': unknown command (known: {', '.join(known)})")
+        if body is None:
+            continue
+        if not isinstance(body, Mapping):
+            raise DropsondeError(f"{path}: key '{dotted}': expected a mapping of options")
+        for raw_option, value in body.items():
+            option = _key(raw_option)
+            if option == "commands" and subcommands:
+                _read_commands(path, value, command, out)
+                continue
+            checks = COMMAND_KEYS.get(command, {})
+            if option not in checks:
+                raise DropsondeError(f"{path}: key '{dotted}.{option}': unknown option")
+            if value is not None:
+                out.setdefault(command, {})[option] = _check(path, f"{dotted}.{option}", checks[option], value)
+
+
+def read_config_file(path: Path) -> Dict[str, Any]:
+    """The settings in ``telemetry.yaml`` as {key: checked value}, plus "commands".
+
+    A missing file is an empty config; anything malformed raises DropsondeError
+    naming the file and the key or line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DropsondeError(f"{path}{line}: YAML syntax error: {exc.problem or exc.context}") from None
+    except YAMLError as exc:
+        raise DropsondeError(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise DropsondeError(f"{path}: expected a mapping of settings at the top level")
+    settings: Dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = ALIASES.get(_key(raw_key), _key(raw_key))
+        if key == "commands":
+            commands: Dict[str, Dict[str, Any]] = {}
+            _read_commands(path, value, "", commands)
+            settings["commands"] = commands
+        elif key in IGNORED_KEYS:
+            continue
+        elif key not in GLOBAL_KEYS:
+            raise DropsondeError(f"{path}: key '{key}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
+        elif value is not None:
+            settings[key] = _check(path, key, GLOBAL_KEYS[key], value)
+    return settings
+
+
+def merge_options(given: Mapping[str, Any], file_settings: Mapping[str, Any], config_file: Optional[Path]) -> Options:
+    """Command line (``given``, None = not given) over the file over defaults."""
+    options = Options(config_file=config_file)
+    for name in GLOBAL_KEYS:
+        if given.get(name) is not None:
+            setattr(options, name, given[name])
+        elif name in file_settings:
+            setattr(options, name, file_settings[name])
+    options.commands = dict(file_settings.get("commands", {}))
+    return options

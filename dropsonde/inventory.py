@@ -1,0 +1,82 @@
+"""``dev inventory``: everything dropsonde sees, for the admin's eyes only.
+
+Never sent anywhere. It exists so an admin can check *why* a module is or is
+not reported (public on the Forge, renamed fork, no metadata...) and what the
+profiles metric will count, before trusting the preview.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from dropsonde.site import Site
+
+
+def build_inventory(site: Site) -> Dict[str, Any]:
+    """Environments, modules with their public/private verdict, classes and declarations."""
+    public_classes = site.public_classes
+    modules: List[Dict[str, Any]] = []
+    for module in site.modules:
+        publicity = site.publicity(module)
+        definitions = site.definitions(module)
+        entry: Dict[str, Any] = {
+            "name": module.name,
+            "path": str(module.path),
+            "slug": module.slug,
+            "version": module.version,
+            "public": publicity.public,
+            "reason": publicity.reason,
+            "classes": [d.name for d in definitions if d.kind == "class"],
+            "defined_types": [d.name for d in definitions if d.kind == "define"],
+        }
+        if not publicity.public:
+            entry["declares_public_classes"] = {
+                d.name: [name for name in d.declares if name in public_classes]
+                for d in definitions
+                if d.kind == "class" and any(name in public_classes for name in d.declares)
+            }
+        modules.append(entry)
+    return {
+        "forge_cache": {
+            "path": str(site.forge.path),
+            "modules": len(site.forge.modules),
+            "timestamp": site.forge.timestamp,
+            "problem": site.forge.problem,
+        },
+        "environments": [
+            {
+                "name": env.name,
+                "path": str(env.path),
+                "modulepath": [str(p) for p in env.modulepath],
+                "modules": [str(m.path) for m in env.modules],
+                "puppetfile": env.puppetfile.is_file(),
+            }
+            for env in site.environments
+        ],
+        "modules": modules,
+    }
+
+
+def render_inventory(inventory: Dict[str, Any]) -> str:
+    """The inventory as text for a terminal."""
+    forge = inventory["forge_cache"]
+    lines = ["dropsonde inventory (local only; never sent)", ""]
+    lines.append(f"Forge cache: {forge['path']}: {forge['modules']} modules, updated {forge['timestamp'] or 'never'}")
+    if forge["problem"]:
+        lines.append(f"  {forge['problem']}: nothing is public")
+    lines += ["", f"Environments ({len(inventory['environments'])}):"]
+    for env in inventory["environments"]:
+        lines.append(f"  {env['name']}  ({len(env['modules'])} modules)  {env['path']}")
+        lines.append(f"    modulepath: {':'.join(env['modulepath'])}")
+    lines += ["", f"Modules ({len(inventory['modules'])} distinct directories):"]
+    for module in inventory["modules"]:
+        verdict = "public " if module["public"] else "private"
+        lines.append(f"  [{verdict}] {module['name']} {module['version'] or ''}  {module['path']}")
+        lines.append(f"      why: {module['reason']}")
+        if module["classes"]:
+            lines.append(f"      classes: {', '.join(module['classes'])}")
+        if module["defined_types"]:
+            lines.append(f"      defined types: {', '.join(module['defined_types'])}")
+        for name, declared in module.get("declares_public_classes", {}).items():
+            lines.append(f"      {name} declares public: {', '.join(declared)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,55 @@
+"""Which public modules the site's private modules depend on: what the Forge
+cannot see from download counts alone."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.privacy import public_requirement
+
+
+class Dependencies(MetricPlugin):
+    description = (
+        "Public Forge modules that private modules depend on (from their metadata.json), "
+        "one row per private module and dependency. Private module names are never reported."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "dependencies",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Public modules that private modules depend on",
+                "fields": [
+                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The module slug (author-name)"},
+                    {
+                        "name": "version_requirement",
+                        "type": "STRING",
+                        "mode": "REQUIRED",
+                        "description": "The version range the private module asks for",
+                    },
+                ],
+            }
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        rows = [
+            (dependency.slug, public_requirement(dependency.version_requirement))
+            for module in site.modules
+            if not site.is_public(module)
+            for dependency in module.dependencies
+            if site.forge.is_public(dependency.slug)
+        ]
+        return {"dependencies": [{"name": n, "version_requirement": v} for n, v in sorted(rows)]}
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 10)))
+        return {
+            "dependencies": [
+                {"name": slug, "version_requirement": f">= {rng.randint(0, 5)}.0.0 < {rng.randint(6, 12)}.0.0"}
+                for slug in sorted(chosen)
+            ]
+        }

@@ -1,0 +1,31 @@
+"""How many environments the site has (never their names)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+
+
+class Environments(MetricPlugin):
+    description = (
+        "The number of Puppet environments on this server. "
+        "Environment names are never reported."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "environment_count",
+                "type": "INTEGER",
+                "mode": "NULLABLE",
+                "description": "The number of directory environments",
+            }
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        return {"environment_count": len(site.environments)}
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        return {"environment_count": rng.randint(1, 100)}

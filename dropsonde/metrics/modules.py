@@ -1,0 +1,87 @@
+"""Which public Forge modules the site has installed, at which versions; and
+(once PuppetDB is consulted) which of their classes are declared."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.privacy import public_version
+
+MODULE_FIELDS = [
+    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The module name"},
+    {"name": "slug", "type": "STRING", "mode": "REQUIRED", "description": "The Forge slug (author-name)"},
+    {"name": "version", "type": "STRING", "mode": "REQUIRED", "description": "The installed version"},
+]
+
+
+def _random_version(rng: random.Random) -> str:
+    return f"{rng.randint(0, 12)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
+
+
+class Modules(MetricPlugin):
+    description = (
+        "The public Forge modules installed in any environment, with their versions, "
+        "and how their classes are used. Private modules and classes are never reported."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "modules",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Public modules installed in any environment",
+                "fields": MODULE_FIELDS,
+            },
+            {
+                "name": "classes",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Public classes declared on nodes, with the number of nodes",
+                "fields": [
+                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"},
+                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Nodes declaring it"},
+                ],
+            },
+            {
+                "name": "unused_modules",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Installed public modules none of whose classes is declared on any node",
+                "fields": MODULE_FIELDS,
+            },
+            {
+                "name": "unused_classes",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Classes of installed public modules declared on no node",
+                "fields": [{"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"}],
+            },
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        rows = {
+            (module.name, module.slug, public_version(module.version))
+            for module in site.modules
+            if site.is_public(module)
+        }
+        return {
+            "modules": [{"name": n, "slug": s, "version": v} for n, s, v in sorted(rows)],
+            "classes": [],
+            "unused_modules": [],
+            "unused_classes": [],
+        }
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 30)))
+        modules = [{"name": s.split("-", 1)[1], "slug": s, "version": _random_version(rng)} for s in sorted(chosen)]
+        classes = [{"name": m["name"], "count": rng.randint(1, 5000)} for m in modules]
+        unused = modules[: rng.randint(0, len(modules))]
+        return {
+            "modules": modules,
+            "classes": classes,
+            "unused_modules": unused,
+            "unused_classes": [{"name": f"{m['name']}::params"} for m in unused],
+        }

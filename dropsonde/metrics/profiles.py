@@ -1,0 +1,56 @@
+"""Which public component classes the site's own profiles build on: the
+roles-and-profiles usage that download counts cannot show."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+
+
+class Profiles(MetricPlugin):
+    description = (
+        "Public classes declared (include, require, contain, class { 'x': }) inside private "
+        "modules' classes, with the number of private classes declaring each. Only classes "
+        "defined by a public module installed here are reported."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "profile_classes",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Public classes declared by private classes",
+                "fields": [
+                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The public class name"},
+                    {
+                        "name": "count",
+                        "type": "INTEGER",
+                        "mode": "REQUIRED",
+                        "description": "Number of private classes declaring it",
+                    },
+                ],
+            }
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        public_classes = site.public_classes
+        declarers: Dict[str, set] = {}
+        for module in site.modules:
+            if site.is_public(module):
+                continue
+            for definition in site.definitions(module):
+                if definition.kind != "class":
+                    continue
+                for declared in definition.declares:
+                    if declared in public_classes:
+                        declarers.setdefault(declared, set()).add(definition.name)
+        return {"profile_classes": [{"name": n, "count": len(c)} for n, c in sorted(declarers.items())]}
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 10)))
+        return {
+            "profile_classes": [{"name": s.split("-", 1)[1], "count": rng.randint(1, 40)} for s in sorted(chosen)]
+        }

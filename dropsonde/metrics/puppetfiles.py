@@ -1,0 +1,62 @@
+"""Which Ruby methods sites call in their Puppetfiles beyond the Puppetfile DSL,
+so r10k and Code Manager maintainers know what they must keep working."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.privacy import PRIVATE
+from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile
+from dropsonde.puppet.ruby_methods import RUBY_CORE_METHODS
+
+PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
+
+log = logging.getLogger(__name__)
+
+
+class Puppetfiles(MetricPlugin):
+    description = (
+        "Ruby method calls in each environment's Puppetfile other than the Puppetfile DSL "
+        "(mod, forge, moduledir), counted over all environments. Only Ruby's own methods are "
+        "named; methods the site defines are counted as (private)."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "puppetfile_ruby_methods",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Ruby methods called in Puppetfiles, with how often",
+                "fields": [
+                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The method name"},
+                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Calls over all Puppetfiles"},
+                ],
+            }
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        counts: Counter = Counter()
+        for environment in site.environments:
+            path = environment.puppetfile
+            if not path.is_file():
+                continue
+            try:
+                calls = read_puppetfile(path)
+            except (OSError, PuppetfileSyntaxError) as exc:
+                log.warning("skipping Puppetfile %s: %s", path, getattr(exc, "strerror", None) or exc)
+                continue
+            for name in calls.commands:
+                if name in PUPPETFILE_DSL:
+                    continue
+                public = name in RUBY_CORE_METHODS and name not in calls.defined_methods
+                counts[name if public else PRIVATE] += 1
+        return {"puppetfile_ruby_methods": [{"name": n, "count": c} for n, c in sorted(counts.items())]}
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        names = rng.sample(["require", "puts", "warn", "raise", "load", PRIVATE], rng.randint(0, 4))
+        return {"puppetfile_ruby_methods": [{"name": n, "count": rng.randint(1, 50)} for n in sorted(names)]}

@@ -1,0 +1,249 @@
+"""Directory environments and the modules on their modulepaths.
+
+Puppet's rules, read from files: an environment is a directory, with a valid
+environment name, of an ``environmentpath`` entry (the first entry holding a
+name wins); its modulepath comes from ``environment.conf`` (default
+``modules:$basemodulepath``, relative entries from the environment); a module
+is a directory with a valid module name on that path (the first wins).
+
+Sites link the same module directory into dozens of environments, so modules
+are keyed by real path and each is read once (:class:`ModuleStore`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from dropsonde.errors import DropsondeError
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+FORGE_NAME_RE = re.compile(r"^([A-Za-z0-9]+)[-/]([a-z][a-z0-9_]*)$")
+ENVIRONMENT_CONF_KEYS = frozenset(
+    {"modulepath", "manifest", "config_version", "environment_timeout", "static_catalogs", "rich_data"}
+)
+DEFAULT_MODULEPATH = "modules:$basemodulepath"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One entry of a module's ``metadata.json`` ``dependencies``."""
+
+    slug: str
+    version_requirement: Optional[str]
+
+
+@dataclass
+class Module:
+    """A module directory, read once whatever number of environments use it.
+
+    ``slug`` is ``author-name`` from metadata.json, or None when the metadata
+    is missing or unusable (``problem`` then says why); such a module can
+    never be public.
+    """
+
+    name: str
+    path: Path
+    slug: Optional[str] = None
+    version: Optional[str] = None
+    dependencies: List[Dependency] = field(default_factory=list)
+    problem: Optional[str] = None
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.path / "manifests"
+
+
+@dataclass
+class Environment:
+    """A directory environment and the modules visible in it, first on the path first."""
+
+    name: str
+    path: Path
+    modulepath: List[Path]
+    modules: List[Module] = field(default_factory=list)
+
+    @property
+    def puppetfile(self) -> Path:
+        return self.path / "Puppetfile"
+
+
+def normalize_slug(name: str) -> Optional[str]:
+    """``author/name`` or ``author-name`` as the Forge's ``author-name``, or None if neither."""
+    match = FORGE_NAME_RE.match(name.strip()) if isinstance(name, str) else None
+    if not match:
+        return None
+    return f"{match.group(1).lower()}-{match.group(2)}"
+
+
+def read_metadata(module: Module) -> None:
+    """Fill slug, version and dependencies from metadata.json; on any defect
+    leave the module without a slug (so private) and record the problem."""
+    path = module.path / "metadata.json"
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError:
+        module.problem = "no metadata.json"
+        return
+    except OSError as exc:
+        module.problem = f"metadata.json unreadable: {exc.strerror or exc}"
+        return
+    except (UnicodeDecodeError, ValueError) as exc:
+        module.problem = f"metadata.json is not valid JSON ({str(exc).splitlines()[0][:80]})"
+        return
+    if not isinstance(data, dict):
+        module.problem = "metadata.json is not a JSON object"
+        return
+    name = data.get("name")
+    slug = normalize_slug(name) if isinstance(name, str) else None
+    if slug is None:
+        module.problem = "metadata.json has no valid 'name' (author-name)"
+        return
+    version = data.get("version")
+    if not isinstance(version, str):
+        module.problem = "metadata.json has no 'version' string"
+        return
+    dependencies = data.get("dependencies", [])
+    if not isinstance(dependencies, list):
+        module.problem = "metadata.json 'dependencies' is not a list"
+        return
+    for entry in dependencies:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            module.problem = "metadata.json has a dependency without a 'name'"
+            return
+        requirement = entry.get("version_requirement")
+        dep_slug = normalize_slug(entry["name"])
+        if dep_slug is None:
+            continue  # not a Forge name, so it can never be public
+        module.dependencies.append(
+            Dependency(dep_slug, requirement if isinstance(requirement, str) else None)
+        )
+    module.slug, module.version = slug, version
+
+
+class ModuleStore:
+    """Modules by real path: reading a directory linked into many environments once."""
+
+    def __init__(self) -> None:
+        self.modules: Dict[str, Module] = {}
+
+    def get(self, name: str, path: Path) -> Module:
+        key = os.path.realpath(path)
+        module = self.modules.get(key)
+        if module is None:
+            module = Module(name=name, path=Path(key))
+            read_metadata(module)
+            self.modules[key] = module
+        return module
+
+
+def read_environment_conf(path: Path) -> Dict[str, str]:
+    """``environment.conf`` settings; a line Puppet would reject is an error naming it."""
+    settings: Dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return settings
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#") or line == "[main]":
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or key not in ENVIRONMENT_CONF_KEYS:
+            raise DropsondeError(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
+        settings[key] = value.strip()
+    return settings
+
+
+def environment_modulepath(env_dir: Path, basemodulepath: List[Path]) -> List[Path]:
+    """The environment's modulepath, ``$basemodulepath`` expanded, relative entries from ``env_dir``."""
+    value = read_environment_conf(env_dir / "environment.conf").get("modulepath", DEFAULT_MODULEPATH)
+    entries: List[Path] = []
+    for part in value.split(os.pathsep):
+        part = part.strip()
+        if not part:
+            continue
+        if part in ("$basemodulepath", "${basemodulepath}"):
+            entries.extend(basemodulepath)
+            continue
+        part = part.replace("$environment", env_dir.name)
+        path = Path(os.path.expanduser(part))
+        entries.append(path if path.is_absolute() else env_dir / path)
+    return entries
+
+
+def _module_dirs(directory: Path) -> List[Tuple[str, Path]]:
+    """(name, path) of the module directories in one modulepath entry, sorted by name."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        log.warning("skipping modulepath entry %s: %s", directory, exc.strerror or exc)
+        return []
+    found = []
+    for entry in entries:
+        if not MODULE_NAME_RE.match(entry.name):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError as exc:  # a symlink loop, a dangling link's parent...
+            log.warning("skipping module %s: %s", entry.path, exc.strerror or exc)
+            continue
+        if is_dir:
+            found.append((entry.name, Path(entry.path)))
+        elif entry.is_symlink():
+            log.warning("skipping module %s: broken or looping symlink", entry.path)
+    return found
+
+
+def discover_environments(
+    environmentpath: List[Path], basemodulepath: List[Path], store: ModuleStore
+) -> List[Environment]:
+    """Every directory environment, sorted by name, with its modules resolved."""
+    environments: Dict[str, Environment] = {}
+    listings: Dict[str, List[Tuple[str, Path]]] = {}
+    for root in environmentpath:
+        try:
+            entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            log.warning("environmentpath entry %s does not exist", root)
+            continue
+        except OSError as exc:
+            log.warning("cannot list environmentpath entry %s: %s", root, exc.strerror or exc)
+            continue
+        for entry in entries:
+            if entry.name in environments or not ENVIRONMENT_NAME_RE.match(entry.name):
+                continue
+            try:
+                if not entry.is_dir():
+                    continue
+            except OSError:
+                log.warning("skipping environment %s: unreadable or looping symlink", entry.path)
+                continue
+            env_dir = Path(entry.path)
+            modulepath = environment_modulepath(env_dir, basemodulepath)
+            environment = Environment(entry.name, env_dir, modulepath)
+            seen = set()
+            for directory in modulepath:
+                key = os.path.realpath(directory)
+                if key not in listings:
+                    listings[key] = _module_dirs(directory)
+                for name, path in listings[key]:
+                    if name not in seen:
+                        seen.add(name)
+                        environment.modules.append(store.get(name, path))
+            environments[entry.name] = environment
+    return [environments[name] for name in sorted(environments)]

@@ -1,0 +1,167 @@
+"""Method calls in a Puppetfile, with Ruby's own meaning of a "command".
+
+The Ruby client counts Ripper's ``:command`` nodes: calls without a receiver
+whose arguments are not in parentheses (``mod 'x'``, ``require 'y'``). We
+parse with tree-sitter-ruby, which needs two things Ruby does for itself:
+local variables (``x -1`` is arithmetic when ``x`` is a local, not a call)
+and a few syntax errors tree-sitter accepts (a stray ``end``, an unterminated
+heredoc, ``mod 'a', mod 'b'``). A file Ruby would reject is reported as
+unparsable rather than half-counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, List, Optional, Set
+
+RUBY_KEYWORDS = frozenset(
+    """alias and begin break case class def defined? do else elsif end ensure false for if in
+    module next nil not or redo rescue retry return self super then true undef unless until
+    when while yield __FILE__ __LINE__ __ENCODING__ BEGIN END""".split()
+)
+# Nodes that start a new local-variable scope in Ruby.
+_SCOPE_NODES = frozenset({"method", "singleton_method", "class", "module", "singleton_class"})
+_PARAMETER_NODES = frozenset(
+    {
+        "method_parameters",
+        "block_parameters",
+        "lambda_parameters",
+        "optional_parameter",
+        "keyword_parameter",
+        "splat_parameter",
+        "hash_splat_parameter",
+        "block_parameter",
+        "destructured_parameter",
+    }
+)
+
+
+class PuppetfileSyntaxError(ValueError):
+    """Ruby would refuse to parse this Puppetfile."""
+
+
+@dataclass
+class PuppetfileCalls:
+    """The command-style method calls of one Puppetfile, and the methods it defines."""
+
+    commands: List[str] = field(default_factory=list)
+    defined_methods: Set[str] = field(default_factory=set)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Any:
+    import tree_sitter_ruby
+    from tree_sitter import Language, Parser
+
+    return Parser(Language(tree_sitter_ruby.language()))
+
+
+def _text(node: Any) -> str:
+    return node.text.decode("utf-8", errors="replace")
+
+
+def _is_command(node: Any) -> bool:
+    """A receiver-less call whose arguments are not parenthesised."""
+    if node.type != "call" or node.child_by_field_name("receiver") is not None:
+        return False
+    arguments = node.child_by_field_name("arguments")
+    return arguments is not None and arguments.type == "argument_list" and _text(arguments)[:1] != "("
+
+
+def _check_syntax(node: Any) -> None:
+    """Raise PuppetfileSyntaxError for errors tree-sitter lets through."""
+    if node.type == "identifier" and _text(node) in RUBY_KEYWORDS:
+        raise PuppetfileSyntaxError(f"unexpected keyword '{_text(node)}' at line {node.start_point[0] + 1}")
+    if node.type == "heredoc_body":
+        ends = [child for child in node.children if child.type == "heredoc_end"]
+        if not ends or not _text(ends[-1]).strip():
+            raise PuppetfileSyntaxError(f"unterminated heredoc at line {node.start_point[0] + 1}")
+    if node.type == "argument_list" and _text(node)[:1] != "(" and node.named_child_count > 1:
+        for child in node.named_children:
+            if _is_command(child):
+                raise PuppetfileSyntaxError(
+                    f"a call without parentheses cannot be one of several arguments (line {child.start_point[0] + 1})"
+                )
+
+
+class _Walker:
+    """Source-order walk that tracks which names are local variables."""
+
+    def __init__(self) -> None:
+        self.result = PuppetfileCalls()
+
+    def walk(self, node: Any, locals_: Set[str]) -> None:
+        _check_syntax(node)
+        kind = node.type
+        if kind in ("method", "singleton_method"):
+            name = node.child_by_field_name("name")
+            if name is not None:
+                self.result.defined_methods.add(_text(name))
+        if kind in _SCOPE_NODES:
+            locals_ = set()
+        elif kind in ("block", "do_block", "lambda"):
+            locals_ = set(locals_)
+        if kind in _PARAMETER_NODES:
+            self._bind_parameters(node, locals_)
+        if kind in ("assignment", "operator_assignment"):
+            # Ruby binds the name when it sees the assignment, before the right side.
+            left = node.child_by_field_name("left")
+            self._bind_targets(left, locals_)
+        if kind == "call" and _is_command(node):
+            method = node.child_by_field_name("method")
+            name = _text(method) if method is not None else ""
+            if name and name not in locals_:
+                self.result.commands.append(name)
+        for child in node.children:
+            self.walk(child, locals_)
+
+    def _bind_targets(self, node: Optional[Any], locals_: Set[str]) -> None:
+        if node is None:
+            return
+        if node.type == "identifier":
+            locals_.add(_text(node))
+        elif node.type in ("left_assignment_list", "destructured_left_assignment", "rest_assignment"):
+            for child in node.named_children:
+                self._bind_targets(child, locals_)
+
+    def _bind_parameters(self, node: Any, locals_: Set[str]) -> None:
+        for child in node.named_children:
+            if child.type == "identifier":
+                locals_.add(_text(child))
+            elif child.type in _PARAMETER_NODES:
+                name = child.child_by_field_name("name")
+                if name is not None:
+                    locals_.add(_text(name))
+                self._bind_parameters(child, locals_)
+
+
+def _first_error_line(node: Any) -> int:
+    if node.type == "ERROR" or node.is_missing:
+        return node.start_point[0] + 1
+    for child in node.children:
+        if child.has_error:
+            return _first_error_line(child)
+    return node.start_point[0] + 1
+
+
+def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
+    """Command calls in Puppetfile source; PuppetfileSyntaxError if Ruby would reject it."""
+    if b"\0" in source:
+        raise PuppetfileSyntaxError("binary file (contains NUL bytes)")
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PuppetfileSyntaxError("not valid UTF-8") from None
+    tree = _parser().parse(source)
+    if tree.root_node.has_error:
+        raise PuppetfileSyntaxError(f"syntax error near line {_first_error_line(tree.root_node)}")
+    walker = _Walker()
+    walker.walk(tree.root_node, set())
+    return walker.result
+
+
+def read_puppetfile(path: Path) -> PuppetfileCalls:
+    """Command calls in the Puppetfile at ``path``; OSError or PuppetfileSyntaxError on failure."""
+    return read_puppetfile_source(Path(path).read_bytes())

@@ -1,0 +1,214 @@
+"""Puppet's settings, read from ``puppet.conf`` and the packaging layout's defaults.
+
+We do not run Puppet to ask it (``puppet config print``): dropsonde must work
+where Ruby is not installed. Instead we know the three layouts Puppet ships in
+(official AIO packages, Debian/Ubuntu packages, a non-root user) and read
+``puppet.conf`` the way Puppet does: INI sections, ``$setting`` interpolation,
+the first section that sets a value wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+from dropsonde.errors import DropsondeError
+
+# dropsonde runs on a Puppet server and reports what that server compiles, so
+# it reads puppet.conf as the server does; [user] is consulted before [main]
+# so that settings an admin wrote for command-line tools still apply.
+SECTION_ORDER = ("server", "master", "user", "main")
+
+LAYOUT_DEFAULTS: Dict[str, Dict[str, str]] = {
+    "aio": {
+        "confdir": "/etc/puppetlabs/puppet",
+        "codedir": "/etc/puppetlabs/code",
+        "vardir": "/opt/puppetlabs/puppet/cache",
+        "logdir": "/var/log/puppetlabs/puppet",
+        "ssldir": "$confdir/ssl",
+        "cadir": "/etc/puppetlabs/puppetserver/ca",
+        "basemodulepath": "$codedir/modules:/opt/puppetlabs/puppet/modules",
+    },
+    "debian": {
+        "confdir": "/etc/puppet",
+        "codedir": "/etc/puppet/code",
+        "vardir": "/var/cache/puppet",
+        "logdir": "/var/log/puppet",
+        "ssldir": "/var/lib/puppet/ssl",
+        "cadir": "/etc/puppet/puppetserver/ca",
+        "basemodulepath": "$codedir/modules:/usr/share/puppet/modules",
+    },
+    "user": {
+        "confdir": "~/.puppetlabs/etc/puppet",
+        "codedir": "~/.puppetlabs/etc/code",
+        "vardir": "~/.puppetlabs/opt/puppet/cache",
+        "logdir": "~/.puppetlabs/var/log",
+        "ssldir": "$confdir/ssl",
+        "cadir": "$ssldir/ca",
+        "basemodulepath": "$codedir/modules:/opt/puppetlabs/puppet/modules",
+    },
+}
+
+COMMON_DEFAULTS: Dict[str, str] = {
+    "environmentpath": "$codedir/environments",
+    "certdir": "$ssldir/certs",
+    "privatekeydir": "$ssldir/private_keys",
+    "hostcert": "$certdir/$certname.pem",
+    "hostprivkey": "$privatekeydir/$certname.pem",
+    "localcacert": "$certdir/ca.pem",
+    "cacert": "$cadir/ca_crt.pem",
+    "server_url_timeout": "30",
+}
+
+# Settings that only the command line or the environment can set (puppet.conf
+# lives inside confdir, so it cannot move it).
+DIRECTORY_SETTINGS = ("confdir", "codedir", "vardir", "logdir")
+ENVIRONMENT_VARIABLES = {name: f"PUPPET_{name.upper()}" for name in DIRECTORY_SETTINGS}
+
+_SECTION_RE = re.compile(r"^\[([A-Za-z0-9_]+)\]$")
+_SETTING_RE = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*?)\s*(\{[^}]*\})?$")
+_INTERPOLATION_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+@dataclass
+class PuppetSettings:
+    """The Puppet settings dropsonde needs, fully interpolated."""
+
+    layout: str
+    values: Dict[str, str] = field(default_factory=dict)
+    puppet_conf: Optional[Path] = None
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name]
+
+    @property
+    def confdir(self) -> Path:
+        return Path(self.values["confdir"])
+
+    @property
+    def codedir(self) -> Path:
+        return Path(self.values["codedir"])
+
+    @property
+    def vardir(self) -> Path:
+        return Path(self.values["vardir"])
+
+    @property
+    def environmentpath(self) -> List[Path]:
+        return _path_list(self.values["environmentpath"])
+
+    @property
+    def basemodulepath(self) -> List[Path]:
+        return _path_list(self.values["basemodulepath"])
+
+
+def _path_list(value: str) -> List[Path]:
+    return [Path(part) for part in value.split(os.pathsep) if part.strip()]
+
+
+def detect_layout(is_root: Optional[bool] = None) -> str:
+    """Which packaging of Puppet this machine has: "aio", "debian" or "user".
+
+    A non-root user gets Puppet's ``~/.puppetlabs`` defaults, as Puppet itself
+    does; root gets AIO paths when ``/etc/puppetlabs`` or ``/opt/puppetlabs``
+    exists, Debian's when ``/etc/puppet`` does, and AIO otherwise.
+    """
+    if is_root is None:
+        is_root = os.geteuid() == 0
+    if not is_root:
+        return "user"
+    if Path("/etc/puppetlabs").is_dir() or Path("/opt/puppetlabs/puppet").is_dir():
+        return "aio"
+    if Path("/etc/puppet").is_dir():
+        return "debian"
+    return "aio"
+
+
+def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
+    """Sections of ``puppet.conf`` as {section: {setting: raw value}}.
+
+    Raises DropsondeError naming the file and line for a line Puppet would reject.
+    """
+    sections: Dict[str, Dict[str, str]] = {"main": {}}
+    current = "main"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DropsondeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        section = _SECTION_RE.match(line)
+        if section:
+            current = section.group(1)
+            sections.setdefault(current, {})
+            continue
+        setting = _SETTING_RE.match(line)
+        if not setting:
+            raise DropsondeError(f"{path}:{number}: cannot parse line: {line[:80]!r}")
+        sections[current][setting.group(1)] = setting.group(2)
+    return sections
+
+
+def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: tuple) -> str:
+    if name in resolved:
+        return resolved[name]
+    if name in seen:
+        raise DropsondeError(f"puppet settings: ${name} refers to itself")
+    value = raw.get(name, "")
+
+    def replace(match: "re.Match[str]") -> str:
+        ref = match.group(1) or match.group(2)
+        if ref == "environment" or ref not in raw:
+            return match.group(0)
+        return _interpolate(ref, raw, resolved, seen + (name,))
+
+    value = os.path.expanduser(_INTERPOLATION_RE.sub(replace, value)) if "$" in value or "~" in value else value
+    resolved[name] = value
+    return value
+
+
+def load_puppet_settings(
+    overrides: Optional[Mapping[str, Optional[str]]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    layout: Optional[str] = None,
+) -> PuppetSettings:
+    """Puppet's settings: command line (``overrides``) > environment variables >
+    puppet.conf > the layout's defaults."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v}
+    environ = os.environ if environ is None else environ
+    layout = layout or detect_layout()
+    raw: Dict[str, str] = dict(LAYOUT_DEFAULTS[layout])
+    raw.update(COMMON_DEFAULTS)
+    raw["certname"] = socket.getfqdn().lower()
+    for name, variable in ENVIRONMENT_VARIABLES.items():
+        if environ.get(variable):
+            raw[name] = environ[variable]
+    if overrides.get("confdir"):
+        raw["confdir"] = overrides["confdir"]
+    confdir = os.path.expanduser(raw["confdir"])
+    raw["confdir"] = confdir
+    conf_path = Path(confdir) / "puppet.conf"
+    from_file: Dict[str, str] = {}
+    if conf_path.is_file():
+        sections = parse_puppet_conf(conf_path)
+        for section in reversed(SECTION_ORDER):
+            from_file.update(sections.get(section, {}))
+    for name, value in from_file.items():
+        if name == "confdir":
+            continue
+        if name in ENVIRONMENT_VARIABLES and environ.get(ENVIRONMENT_VARIABLES[name]):
+            continue
+        raw[name] = value
+    raw.update(overrides)
+    resolved: Dict[str, str] = {}
+    for name in list(raw):
+        _interpolate(name, raw, resolved, ())
+    return PuppetSettings(layout=layout, values=resolved, puppet_conf=conf_path if conf_path.is_file() else None)

@@ -1,0 +1,235 @@
+"""The report: running the enabled plugins, validating what each returns
+against its own schema, and rendering the result.
+
+``build_report`` is the single code path behind ``preview`` and ``submit``:
+``report_body`` gives the exact bytes submit POSTs, and the human preview is
+rendered from the same data, so what an admin reviews is what is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import textwrap
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterator, List, Optional
+
+from dropsonde import __version__
+from dropsonde.errors import DropsondeError
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.plugins import PluginSet
+from dropsonde.schema import SKELETON_COLUMNS, SchemaError, record_json_schema, validation_message
+from dropsonde.site import Site
+from dropsonde.siteid import SiteId, compute_site_id
+
+PRODUCT = "popularity-module"
+REPORT_VERSION = "1.0.0"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PluginResult:
+    """One plugin's validated data, or why it has none."""
+
+    plugin: MetricPlugin
+    data: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+@dataclass
+class Report:
+    """A complete report: site id, timestamp, and each enabled plugin's result."""
+
+    site_id: SiteId
+    timestamp: str
+    results: List[PluginResult]
+    notes: List[str] = field(default_factory=list)
+
+    def snapshots(self) -> Dict[str, Dict[str, Any]]:
+        snapshots: Dict[str, Dict[str, Any]] = {}
+        for result in self.results:
+            for column, value in result.data.items():
+                snapshots[column] = {"value": value, "timestamp": self.timestamp}
+        return snapshots
+
+    def envelope(self) -> Dict[str, Any]:
+        """The Dujour envelope the Ruby client sends (kept for existing aggregation queries)."""
+        return {
+            "product": PRODUCT,
+            "version": REPORT_VERSION,
+            "site_id": self.site_id.value,
+            "self-service-analytics": {"snapshots": self.snapshots()},
+        }
+
+
+def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:
+    """A plugin's columns, checked to be a list (its contents are checked by the JSON Schema translation)."""
+    schema = plugin.schema()
+    if not isinstance(schema, list) or not all(isinstance(column, dict) for column in schema):
+        raise SchemaError("schema() must return a list of column objects")
+    return schema
+
+
+def validate_plugin_data(plugin: MetricPlugin, data: Any) -> Dict[str, Any]:
+    """Check ``data`` against the plugin's schema; DropsondeError naming plugin and column."""
+    import jsonschema
+
+    try:
+        json_schema = record_json_schema(plugin_schema(plugin))
+    except SchemaError as exc:
+        raise DropsondeError(f"plugin {plugin.name}: invalid schema: {exc}") from None
+    if not isinstance(data, dict):
+        raise DropsondeError(f"plugin {plugin.name}: run() returned {type(data).__name__}, not a mapping of columns")
+    errors = sorted(jsonschema.Draft7Validator(json_schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise DropsondeError(f"plugin {plugin.name}: column {validation_message(errors[0])}")
+    return data
+
+
+def run_plugin(plugin: MetricPlugin, site: Site) -> PluginResult:
+    """Run one plugin through setup, run, validation and cleanup; a failure is
+    recorded on the result (its columns are left out), never raised."""
+    try:
+        plugin.setup(site)
+        data = validate_plugin_data(plugin, plugin.run(site))
+        return PluginResult(plugin, data=data)
+    except DropsondeError as exc:
+        log.warning("%s; its columns are left out", exc)
+        return PluginResult(plugin, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad plugin must not sink the report
+        log.warning("plugin %s failed: %s: %s; its columns are left out", plugin.name, type(exc).__name__, exc)
+        return PluginResult(plugin, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        try:
+            plugin.cleanup()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("plugin %s cleanup failed: %s", plugin.name, exc)
+
+
+def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
+    """Skeleton columns then every plugin's columns; a name used twice is an error."""
+    columns = [dict(column) for column in SKELETON_COLUMNS]
+    owner = {column["name"]: "the report skeleton" for column in columns}
+    for plugin in plugins:
+        try:
+            schema = plugin_schema(plugin)
+            record_json_schema(schema)
+        except SchemaError as exc:
+            raise DropsondeError(f"plugin {plugin.name}: invalid schema: {exc}") from None
+        for column in schema:
+            if column["name"] in owner:
+                raise DropsondeError(
+                    f"plugin {plugin.name}: column '{column['name']}' is already defined by {owner[column['name']]}"
+                )
+            owner[column["name"]] = f"plugin {plugin.name}"
+            columns.append(column)
+    return columns
+
+
+def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None) -> Report:
+    """Run every enabled plugin and assemble the report."""
+    check_columns(plugins.enabled)
+    now = now or datetime.now(timezone.utc)
+    settings = site.puppet
+    site_id = compute_site_id(
+        settings.values.get("localcacert", ""),
+        settings.values.get("certname", ""),
+        settings.values.get("cacert", ""),
+        site.options.seed,
+        site.options.siteid,
+    )
+    results = [run_plugin(plugin, site) for plugin in plugins.enabled]
+    for name, reason in plugins.broken.items():
+        results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded: {reason}"))
+    results.sort(key=lambda result: result.plugin.name)
+    notes = []
+    if site.forge.problem:
+        notes.append(
+            f"{site.forge.problem}: no module is treated as public, so module metrics are empty. "
+            "Run `dropsonde update` (or `update --from-file`) to fetch the list of public modules."
+        )
+    if site_id.note:
+        notes.append(site_id.note)
+    return Report(site_id, now.isoformat(timespec="seconds"), results, notes)
+
+
+class _BrokenPlugin(MetricPlugin):
+    """Stands in for a plugin that could not be imported, so the preview can name it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.description = "(could not be loaded)"
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return []
+
+
+def report_body(report: Report) -> bytes:
+    """The exact bytes ``submit`` POSTs and ``preview --format json`` prints."""
+    return (json.dumps(report.envelope(), sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _wrap(text: str, indent: str = "") -> str:
+    return textwrap.fill(text, width=78, initial_indent=indent, subsequent_indent=indent)
+
+
+def render_human(report: Report) -> str:
+    """The annotated preview: each plugin's description, each column's description and values, then the site id."""
+    title = "Puppet Telemetry Report Preview"
+    lines = [title, "=" * len(title), ""]
+    for result in report.results:
+        plugin = result.plugin
+        lines += [plugin.name, "-" * len(plugin.name), _wrap(plugin.description), ""]
+        if result.error:
+            lines += [_wrap(f"FAILED, nothing from this plugin is included: {result.error}", "  "), ""]
+            continue
+        for column in plugin_schema(plugin):
+            value = result.data.get(column["name"])
+            lines.append(f"- {column['name']}: {column.get('description', '')}")
+            lines.extend(_render_value(value))
+            lines.append("")
+    for note in report.notes:
+        lines += [_wrap(f"Note: {note}"), ""]
+    lines += ["Site ID:", report.site_id.value]
+    return "\n".join(lines) + "\n"
+
+
+def _render_value(value: Any) -> Iterator[str]:
+    if isinstance(value, list):
+        if not value:
+            yield "    (none)"
+        for item in value:
+            yield "    " + json.dumps(item, sort_keys=True, ensure_ascii=False)
+    else:
+        yield "    " + json.dumps(value, ensure_ascii=False)
+
+
+def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
+    """Random rows in the BigQuery table layout of ``dev schema``, each validated against it."""
+    import jsonschema
+
+    columns = check_columns(plugins)
+    validator = jsonschema.Draft7Validator(record_json_schema(columns))
+    rng = random.Random(seed)
+    modules = sorted(public_modules)
+    for _ in range(size):
+        row: Dict[str, Any] = {
+            "message_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "site_id": "%0128x" % rng.getrandbits(512),
+            "product": PRODUCT,
+            "version": REPORT_VERSION,
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
+        }
+        for plugin in plugins:
+            data = plugin.example(rng, modules)
+            validate_plugin_data(plugin, data)
+            row.update(data)
+        error = next(iter(validator.iter_errors(row)), None)
+        if error is not None:
+            raise DropsondeError(f"example row does not match the schema: {validation_message(error)}")
+        yield row

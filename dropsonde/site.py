@@ -1,0 +1,116 @@
+"""The site as plugins see it: Puppet's settings, the environments and their
+modules, the Forge cache, parsed manifests, and the one rule that decides
+which modules are public.
+
+Everything expensive is computed on first use and kept, so a run that only
+needs ``environment_count`` never parses a manifest, and a module linked into
+thirty environments is parsed once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+
+from dropsonde.config import Options
+from dropsonde.forge import ForgeCache, load_forge_cache
+from dropsonde.puppet.environments import Environment, Module, ModuleStore, discover_environments
+from dropsonde.puppet.manifests import Definition, ManifestIndex, module_manifests
+from dropsonde.puppet.settings import PuppetSettings, load_puppet_settings
+
+log = logging.getLogger(__name__)
+
+MANIFEST_CACHE_FILENAME = "manifests.json"
+
+
+@dataclass(frozen=True)
+class Publicity:
+    """Whether a module may be reported, and why (shown by ``dev inventory``)."""
+
+    public: bool
+    reason: str
+
+
+class Site:
+    """What dropsonde knows about the Puppet site it runs on."""
+
+    def __init__(self, options: Options, puppet: PuppetSettings) -> None:
+        self.options = options
+        self.puppet = puppet
+        self.cachepath = Path(options.cachepath) if options.cachepath else puppet.vardir / "dropsonde"
+        self.store = ModuleStore()
+        self._manifests: Dict[str, List[Definition]] = {}
+        self._index: Optional[ManifestIndex] = None
+
+    @classmethod
+    def from_options(cls, options: Options) -> "Site":
+        """Load Puppet's settings for these options (command line and telemetry.yaml merged)."""
+        overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
+        return cls(options, load_puppet_settings(overrides))
+
+    @cached_property
+    def forge(self) -> ForgeCache:
+        cache = load_forge_cache(self.cachepath)
+        if cache.problem:
+            log.warning("%s (%s): no module is treated as public", cache.problem, cache.path)
+        return cache
+
+    @cached_property
+    def environments(self) -> List[Environment]:
+        return discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store)
+
+    @property
+    def modules(self) -> List[Module]:
+        """Every distinct module directory used by some environment, by real path."""
+        self.environments  # noqa: B018 - discovery fills the store
+        return [self.store.modules[key] for key in sorted(self.store.modules)]
+
+    def publicity(self, module: Module) -> Publicity:
+        """Privacy rule 1: public only if its slug is on the Forge and its directory
+        carries the Forge name (a renamed fork's directory name may be private)."""
+        if module.slug is None:
+            return Publicity(False, module.problem or "no usable metadata.json")
+        if not self.forge.is_public(module.slug):
+            if self.forge.problem:
+                return Publicity(False, f"{self.forge.problem}: nothing is public")
+            return Publicity(False, f"{module.slug} is not in the Forge module cache")
+        if module.slug.split("-", 1)[1] != module.name:
+            return Publicity(False, f"directory name differs from the Forge name {module.slug}")
+        return Publicity(True, f"{module.slug} is on the Forge")
+
+    def is_public(self, module: Module) -> bool:
+        return self.publicity(module).public
+
+    def definitions(self, module: Module) -> List[Definition]:
+        """Classes and defined types in the module's manifests (parsed once per run, cached on disk)."""
+        key = str(module.path)
+        if key not in self._manifests:
+            if self._index is None:
+                self._index = ManifestIndex(self.cachepath / MANIFEST_CACHE_FILENAME)
+            definitions: List[Definition] = []
+            for path in module_manifests(module.path):
+                info = self._index.read(path)
+                if info.error:
+                    log.warning("manifest %s: %s", path, info.error)
+                definitions.extend(info.definitions)
+            self._manifests[key] = definitions
+        return self._manifests[key]
+
+    @cached_property
+    def public_classes(self) -> Set[str]:
+        """Lower-case names of the classes that installed public modules define."""
+        return {
+            d.name
+            for module in self.modules
+            if self.is_public(module)
+            for d in self.definitions(module)
+            if d.kind == "class"
+        }
+
+    def close(self) -> None:
+        """Persist the manifest parse cache."""
+        if self._index is not None:
+            self._index.save()

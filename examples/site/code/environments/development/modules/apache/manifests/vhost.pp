@@ -1,0 +1,4 @@
+# @summary A virtual host (demo).
+define apache::vhost (String $docroot) {
+  file { $docroot: ensure => directory }
+}
