@@ -1,0 +1,125 @@
+"""Shared fixtures: a Puppet site built on disk, and the real CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SITE = REPO / "examples" / "site"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_dropsonde(*args: str, env: Optional[Dict[str, str]] = None, stdin: str = "") -> Result:
+    """Run the installed CLI in a fresh process, exactly as an admin would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PUPPET_")}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dropsonde", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=120,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_clean_error(result: Result, *needles: str) -> None:
+    """A bad input: non-zero exit, one 'dropsonde: error:' line naming the culprit, no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("dropsonde: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_module(
+    root: Path,
+    name: str,
+    slug: Optional[str],
+    version: str = "1.0.0",
+    manifests: Optional[Dict[str, str]] = None,
+    dependencies: Iterable[dict] = (),
+) -> Path:
+    """A module directory with metadata.json (unless ``slug`` is None) and manifests."""
+    module = root / name
+    module.mkdir(parents=True, exist_ok=True)
+    if slug is not None:
+        metadata = {"name": slug, "version": version, "dependencies": list(dependencies)}
+        write(module / "metadata.json", json.dumps(metadata))
+    for relative, text in (manifests or {}).items():
+        write(module / "manifests" / relative, text)
+    return module
+
+
+class PuppetTree:
+    """A confdir, codedir and cache directory under one temporary root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.confdir = root / "etc" / "puppet"
+        self.codedir = root / "code"
+        self.cachepath = root / "cache"
+        self.confdir.mkdir(parents=True)
+        (self.codedir / "environments").mkdir(parents=True)
+        self.cachepath.mkdir()
+        write(
+            self.confdir / "puppet.conf",
+            "[main]\ncertname = testserver.example.test\nbasemodulepath = $codedir/modules\nssldir = $confdir/ssl\n",
+        )
+
+    @property
+    def environments(self) -> Path:
+        return self.codedir / "environments"
+
+    def environment(self, name: str, modulepath: Optional[str] = None) -> Path:
+        env = self.environments / name
+        (env / "modules").mkdir(parents=True, exist_ok=True)
+        if modulepath is not None:
+            write(env / "environment.conf", f"modulepath = {modulepath}\n")
+        return env
+
+    def forge(self, slugs: List[str]) -> None:
+        write(self.cachepath / "forge.json", json.dumps({"timestamp": "2026-11-01T00:00:00+00:00", "modules": slugs}))
+
+    def args(self) -> List[str]:
+        return ["--confdir", str(self.confdir), "--codedir", str(self.codedir), "--cachepath", str(self.cachepath)]
+
+    def run(self, *args: str, env: Optional[Dict[str, str]] = None) -> Result:
+        return run_dropsonde(*self.args(), *args, env=env)
+
+    def report(self, *global_args: str) -> dict:
+        """The JSON preview's snapshot values, by column."""
+        result = self.run(*global_args, "preview", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        snapshots = result.json()["self-service-analytics"]["snapshots"]
+        return {column: snapshot["value"] for column, snapshot in snapshots.items()}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> PuppetTree:
+    return PuppetTree(tmp_path / "site")

@@ -1,0 +1,150 @@
+"""Directory environments, modulepaths and module metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from dropsonde.errors import DropsondeError
+from dropsonde.puppet.environments import ModuleStore, discover_environments, normalize_slug
+from tests.conftest import make_module, write
+
+
+def discover(roots, base=()):
+    store = ModuleStore()
+    return discover_environments([Path(r) for r in roots], [Path(b) for b in base], store), store
+
+
+def test_valid_names_first_path_wins_and_sorted(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for name in ("production", "dev_1", "Bad-Name", ".git"):
+        (first / name / "modules").mkdir(parents=True)
+    (second / "production").mkdir(parents=True)
+    (second / "staging").mkdir(parents=True)
+    (first / "not_a_dir").parent.mkdir(exist_ok=True)
+    (first / "not_a_dir").write_text("")
+    envs, _ = discover([first, second])
+    assert [(e.name, e.path.parent.name) for e in envs] == [("dev_1", "a"), ("production", "a"), ("staging", "b")]
+
+
+def test_environment_conf_modulepath_relative_and_basemodulepath(tmp_path):
+    base = tmp_path / "base"
+    make_module(base, "stdlib", "puppetlabs-stdlib")
+    make_module(base, "apache", "puppetlabs-apache", "1.0.0")
+    env = tmp_path / "envs" / "production"
+    make_module(env / "site", "apache", "puppetlabs-apache", "2.0.0")
+    write(env / "environment.conf", "# comment\nmodulepath = site:$basemodulepath\nenvironment_timeout = 0\n")
+    envs, _ = discover([tmp_path / "envs"], [base])
+    assert envs[0].modulepath == [env / "site", base]
+    by_name = {m.name: m for m in envs[0].modules}
+    assert by_name["apache"].version == "2.0.0"  # first on the path wins
+    assert by_name["stdlib"].slug == "puppetlabs-stdlib"
+
+
+def test_default_modulepath(tmp_path):
+    env = tmp_path / "envs" / "production"
+    make_module(env / "modules", "ntp", "puppetlabs/ntp")
+    envs, _ = discover([tmp_path / "envs"], [tmp_path / "base"])
+    assert envs[0].modulepath == [env / "modules", tmp_path / "base"]
+    assert envs[0].modules[0].slug == "puppetlabs-ntp"
+
+
+def test_bad_environment_conf_names_file_and_line(tmp_path):
+    env = tmp_path / "envs" / "production"
+    write(env / "environment.conf", "modulepath = modules\nnonsense line\n")
+    with pytest.raises(DropsondeError, match=r"environment.conf:2"):
+        discover([tmp_path / "envs"])
+
+
+def test_each_module_directory_is_read_once_by_real_path(tmp_path):
+    shared = make_module(tmp_path / "shared", "concat", "puppetlabs-concat")
+    for name in ("one", "two", "three"):
+        modules = tmp_path / "envs" / name / "modules"
+        modules.mkdir(parents=True)
+        os.symlink(shared, modules / "concat")
+    envs, store = discover([tmp_path / "envs"])
+    assert len(envs) == 3
+    assert len(store.modules) == 1
+    assert envs[0].modules[0] is envs[2].modules[0]
+
+
+def test_symlink_loops_and_dangling_links_are_skipped(tmp_path, caplog):
+    modules = tmp_path / "envs" / "production" / "modules"
+    modules.mkdir(parents=True)
+    os.symlink(modules / "loop", modules / "loop")
+    os.symlink(tmp_path / "nowhere", modules / "dangling")
+    make_module(modules, "good", "puppetlabs-good")
+    envs, _ = discover([tmp_path / "envs"])
+    assert [m.name for m in envs[0].modules] == ["good"]
+    assert "loop" in caplog.text and "dangling" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"version": "1.0.0"}', "no valid 'name'"),
+        (b'{"name": 42, "version": "1.0.0"}', "no valid 'name'"),
+        (b'{"name": "a-b"}', "no 'version'"),
+        (b'{"name": "a-b", "version": "1.0.0", "dependencies": {}}', "not a list"),
+        (b'{"name": "a-b", "version": "1.0.0", "dependencies": [{"version_requirement": "1"}]}', "without a 'name'"),
+    ],
+)
+def test_malformed_metadata_makes_the_module_private_with_a_reason(tmp_path, content, problem):
+    module = tmp_path / "envs" / "production" / "modules" / "b"
+    module.mkdir(parents=True)
+    (module / "metadata.json").write_bytes(content)
+    envs, _ = discover([tmp_path / "envs"])
+    found = envs[0].modules[0]
+    assert found.slug is None
+    assert problem in found.problem
+
+
+def test_module_without_metadata(tmp_path):
+    (tmp_path / "envs" / "production" / "modules" / "bare" / "manifests").mkdir(parents=True)
+    envs, _ = discover([tmp_path / "envs"])
+    assert envs[0].modules[0].problem == "no metadata.json"
+
+
+def test_unreadable_metadata_and_modulepath_entries(tmp_path, caplog):
+    """Root reads everything, so unreadability is made from things no one can read as a file."""
+    modules = tmp_path / "envs" / "production" / "modules"
+    module = modules / "locked"
+    (module / "metadata.json").mkdir(parents=True)  # a directory where a file should be
+    write(tmp_path / "envs" / "production" / "environment.conf", "modulepath = modules:not_a_dir.txt\n")
+    write(tmp_path / "envs" / "production" / "not_a_dir.txt", "")
+    envs, _ = discover([tmp_path / "envs"])
+    found = envs[0].modules[0]
+    assert found.slug is None and "unreadable" in found.problem
+    assert "not_a_dir.txt" in caplog.text
+
+
+def test_dependencies_keep_forge_names_only(tmp_path):
+    make_module(
+        tmp_path / "envs" / "production" / "modules",
+        "profile",
+        "acme-profile",
+        dependencies=[
+            {"name": "puppetlabs/stdlib", "version_requirement": ">= 4.0.0"},
+            {"name": "not a forge name"},
+            {"name": "puppetlabs-concat"},
+        ],
+    )
+    envs, _ = discover([tmp_path / "envs"])
+    deps = envs[0].modules[0].dependencies
+    assert [(d.slug, d.version_requirement) for d in deps] == [
+        ("puppetlabs-stdlib", ">= 4.0.0"),
+        ("puppetlabs-concat", None),
+    ]
+
+
+def test_normalize_slug():
+    assert normalize_slug("PuppetLabs/apache") == "puppetlabs-apache"
+    assert normalize_slug("puppet-nginx") == "puppet-nginx"
+    assert normalize_slug("apache") is None
+    assert normalize_slug("a-B") is None

@@ -1,0 +1,211 @@
+"""The manifest reader: definitions, nesting and declarations, on tricky syntax,
+and agreement with Puppet's own ClassInformationService on real modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dropsonde.puppet.manifests import ManifestIndex, module_manifests, read_manifest, read_manifest_text
+
+DEBIAN_MODULES = Path("/usr/share/puppet/modules")
+HERE = Path(__file__).parent
+
+
+def classes(text: str):
+    return read_manifest_text(text).classes
+
+
+def declares(text: str, name: str):
+    for definition in read_manifest_text(text).definitions:
+        if definition.name == name:
+            return definition.declares
+    raise AssertionError(f"{name} not defined")
+
+
+def test_nested_classes_are_qualified_by_the_outer_class():
+    text = "class outer { class inner { } define thing() { } }\nclass other::one inherits outer { }"
+    info = read_manifest_text(text)
+    assert [(d.kind, d.name) for d in info.definitions] == [
+        ("class", "outer"),
+        ("class", "outer::inner"),
+        ("define", "outer::thing"),
+        ("class", "other::one"),
+    ]
+
+
+def test_parameters_with_braces_and_defaults_do_not_confuse_the_body():
+    text = "class a (Hash $h = { 'k' => { 'class' => 1 } }, $b = [1, 2]) { include x }\nclass b { }"
+    assert classes(text) == ["a", "b"]
+    assert declares(text, "a") == ["x"]
+
+
+def test_comments_strings_and_heredocs_hide_keywords():
+    text = """
+    # class commented_out { }
+    /* class block_comment { } */
+    class real {
+      $s = 'class in_single { }'
+      $d = "class in_double ${'{'} }"
+      $h = @("END"/L)
+        class in_heredoc { }
+        include in_heredoc_too
+        | END
+      include after_heredoc
+    }
+    """
+    assert classes(text) == ["real"]
+    assert declares(text, "real") == ["after_heredoc"]
+
+
+def test_two_heredocs_on_one_line_and_code_after_the_tag():
+    text = "class a { $x = [@(ONE), @(TWO)]\nclass fake_one {}\nONE\nclass fake_two {}\nTWO\ninclude b }\nclass c {}"
+    assert classes(text) == ["a", "c"]
+    assert declares(text, "a") == ["b"]
+
+
+def test_regex_versus_division():
+    text = "class a { if $x =~ /}{class nope {/ { include b }\n $y = 4 / 2\n $z = 8 / 4 }\nclass c { }"
+    assert classes(text) == ["a", "c"]
+    assert declares(text, "a") == ["b"]
+
+
+def test_interpolation_with_nested_strings_and_braces():
+    text = 'class a { $m = "x${ {"k" => "}"}["k"] }y" include b }'
+    assert classes(text) == ["a"]
+    assert declares(text, "a") == ["b"]
+
+
+def test_escaped_quotes_and_backslashes():
+    text = r"""class a { $p = 'C:\\' $q = 'it\'s' $r = "say \"hi\" \\" include b } class c { }"""
+    assert classes(text) == ["a", "c"]
+    assert declares(text, "a") == ["b"]
+
+
+def test_every_declaration_form_and_the_non_declarations():
+    text = """
+    class profile::web {
+      include apache, '::apache::mod::ssl'
+      include(['concat', "stdlib"])
+      require ntp
+      contain firewall::pre
+      class { 'mysql::server': root_password => 'x' }
+      class { ['postgresql::server', 'postgresql::client']: }
+      include $dynamic
+      include "interpolated::${name}"
+      file { '/x': require => Class['not_declared'] }
+      Class['also_not'] -> Class['neither']
+      $list.include('method_call_not_declared')
+    }
+    """
+    assert declares(text, "profile::web") == [
+        "apache",
+        "apache::mod::ssl",
+        "concat",
+        "stdlib",
+        "ntp",
+        "firewall::pre",
+        "mysql::server",
+        "postgresql::server",
+        "postgresql::client",
+    ]
+
+
+def test_class_used_as_an_attribute_name_is_not_a_definition():
+    text = "class a { notify { 'x': class => 'y' } $h = { class => 1 } }"
+    assert classes(text) == ["a"]
+
+
+def test_unterminated_input_returns_what_was_found(tmp_path):
+    assert classes("class a { } class b { $s = 'never closed") == ["a", "b"]
+    assert classes("class a { $h = @(END)\n never ends") == ["a"]
+
+
+def test_binary_and_non_utf8_files(tmp_path):
+    binary = tmp_path / "binary.pp"
+    binary.write_bytes(b"class a {}\0\x01\x02")
+    info = read_manifest(str(binary))
+    assert info.classes == [] and "binary" in info.error
+    latin1 = tmp_path / "latin1.pp"
+    latin1.write_bytes("class caf\u00e9_ok { }\nclass b { $s = 'caf\u00e9' }".encode("latin-1"))
+    info = read_manifest(str(latin1))
+    assert "b" in info.classes and info.error == "not valid UTF-8"
+
+
+def test_unreadable_file_is_reported_not_raised(tmp_path):
+    info = read_manifest(str(tmp_path / "missing.pp"))
+    assert info.classes == [] and info.error.startswith("cannot read")
+
+
+def test_index_reuses_unchanged_files_and_rereads_edited_ones(tmp_path):
+    manifest = tmp_path / "m" / "manifests" / "init.pp"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("class m { }")
+    cache = tmp_path / "cache" / "manifests.json"
+    index = ManifestIndex(cache)
+    assert index.read(str(manifest)).classes == ["m"]
+    index.save()
+    assert cache.is_file()
+    fresh = ManifestIndex(cache)
+    assert fresh.read(str(manifest)).classes == ["m"]
+    assert not fresh.dirty  # served from the cache
+    manifest.write_text("class m { }\nclass m::edited { }")
+    assert fresh.read(str(manifest)).classes == ["m", "m::edited"]
+
+
+def test_damaged_cache_is_ignored(tmp_path):
+    cache = tmp_path / "manifests.json"
+    cache.write_text("{not json")
+    manifest = tmp_path / "a.pp"
+    manifest.write_text("class a {}")
+    assert ManifestIndex(cache).read(str(manifest)).classes == ["a"]
+
+
+def test_module_manifests_lists_only_pp_files_under_manifests(tmp_path):
+    (tmp_path / "manifests" / "sub").mkdir(parents=True)
+    (tmp_path / "manifests" / "init.pp").write_text("")
+    (tmp_path / "manifests" / "sub" / "x.pp").write_text("")
+    (tmp_path / "manifests" / "notes.txt").write_text("")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "init.pp").write_text("")
+    assert [Path(p).relative_to(tmp_path).as_posix() for p in module_manifests(tmp_path)] == [
+        "manifests/init.pp",
+        "manifests/sub/x.pp",
+    ]
+
+
+def test_agrees_with_puppets_class_information_service_on_debian_modules():
+    """Every manifest of Debian's puppet-module-* packages: the same classes as Puppet finds."""
+    if not DEBIAN_MODULES.is_dir() or shutil.which("ruby") is None:
+        pytest.fail("needs Debian's puppet and puppet-module-* packages: run tests/run (it installs them)")
+    manifests = sorted(
+        os.path.join(root, name)
+        for root, _dirs, files in os.walk(DEBIAN_MODULES, followlinks=True)  # the modules are symlinks
+        for name in files
+        if name.endswith(".pp")
+    )
+    assert len(manifests) > 1500
+    truth_run = subprocess.run(
+        ["ruby", str(HERE / "class_information.rb")],
+        input="\n".join(manifests),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    truth = json.loads(truth_run.stdout)
+    assert len(truth) == len(manifests)
+    mismatches = {}
+    for path, expected in truth.items():
+        assert expected is not None, f"Puppet could not parse {path}"
+        got = read_manifest(path).classes
+        if sorted(got) != sorted(expected):
+            mismatches[path] = {"puppet": expected, "dropsonde": got}
+    total = sum(len(v) for v in truth.values())
+    assert total > 1000
+    assert mismatches == {}

@@ -1,0 +1,91 @@
+"""puppet.conf and the packaging layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dropsonde.errors import DropsondeError
+from dropsonde.puppet.settings import detect_layout, load_puppet_settings, parse_puppet_conf
+from tests.conftest import write
+
+
+def test_layout_defaults():
+    debian = load_puppet_settings({"confdir": "/nonexistent/puppet"}, environ={}, layout="debian")
+    assert debian["codedir"] == "/etc/puppet/code"
+    assert debian.basemodulepath == [Path("/etc/puppet/code/modules"), Path("/usr/share/puppet/modules")]
+    assert debian["localcacert"] == "/var/lib/puppet/ssl/certs/ca.pem"
+    aio = load_puppet_settings({}, environ={}, layout="aio")
+    assert aio.environmentpath == [Path("/etc/puppetlabs/code/environments")]
+    assert aio["hostcert"] == f"/etc/puppetlabs/puppet/ssl/certs/{aio['certname']}.pem"
+    assert aio["cacert"] == "/etc/puppetlabs/puppetserver/ca/ca_crt.pem"
+    user = load_puppet_settings({}, environ={}, layout="user")
+    assert user["confdir"] == str(Path.home() / ".puppetlabs/etc/puppet")
+    assert user.vardir == Path.home() / ".puppetlabs/opt/puppet/cache"
+
+
+def test_detect_layout_for_non_root():
+    assert detect_layout(is_root=False) == "user"
+    assert detect_layout(is_root=True) in ("aio", "debian")
+
+
+def test_sections_interpolation_and_multiple_environment_paths(tmp_path):
+    confdir = tmp_path / "puppet"
+    write(
+        confdir / "puppet.conf",
+        """
+# comment
+[main]
+codedir = /srv/code
+vardir = /srv/var
+certname = MAIN.example.test
+environmentpath = $codedir/environments:/srv/more-envs
+ssldir = $vardir/ssl {owner = service, mode = 0750}
+
+[user]
+certname = user.example.test
+
+[server]
+basemodulepath = ${codedir}/modules:/srv/shared
+""",
+    )
+    settings = load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")
+    assert settings["certname"] == "user.example.test"  # [user] before [main]
+    assert settings.environmentpath == [Path("/srv/code/environments"), Path("/srv/more-envs")]
+    assert settings.basemodulepath == [Path("/srv/code/modules"), Path("/srv/shared")]
+    assert settings["localcacert"] == "/srv/var/ssl/certs/ca.pem"
+    assert settings.puppet_conf == confdir / "puppet.conf"
+
+
+def test_server_section_wins_and_legacy_master_counts(tmp_path):
+    confdir = tmp_path / "puppet"
+    write(confdir / "puppet.conf", "[main]\ncertname = a\n[master]\ncertname = b\n[server]\ncertname = c\n")
+    assert load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")["certname"] == "c"
+    write(confdir / "puppet.conf", "[main]\ncertname = a\n[master]\ncertname = b\n")
+    assert load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")["certname"] == "b"
+
+
+def test_precedence_command_line_then_environment_then_puppet_conf(tmp_path):
+    confdir = tmp_path / "puppet"
+    write(confdir / "puppet.conf", "[main]\ncodedir = /from/conf\nvardir = /from/conf/var\n")
+    environ = {"PUPPET_CONFDIR": str(confdir), "PUPPET_CODEDIR": "/from/env"}
+    settings = load_puppet_settings({}, environ=environ, layout="aio")
+    assert settings["codedir"] == "/from/env"
+    assert settings["vardir"] == "/from/conf/var"
+    settings = load_puppet_settings({"codedir": "/from/cli"}, environ=environ, layout="aio")
+    assert settings["codedir"] == "/from/cli"
+    assert settings.environmentpath == [Path("/from/cli/environments")]
+
+
+def test_broken_line_names_file_and_line(tmp_path):
+    conf = write(tmp_path / "puppet.conf", "[main]\ncertname = ok\nthis is not a setting\n")
+    with pytest.raises(DropsondeError, match=r"puppet.conf:3: cannot parse line"):
+        parse_puppet_conf(conf)
+
+
+def test_self_reference_is_an_error(tmp_path):
+    confdir = tmp_path / "puppet"
+    write(confdir / "puppet.conf", "[main]\nvardir = $ssldir/x\nssldir = $vardir/ssl\n")
+    with pytest.raises(DropsondeError, match="refers to itself"):
+        load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")

@@ -1,0 +1,74 @@
+"""telemetry.yaml in GLI's format, and its precedence."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropsonde.config import merge_options, read_config_file
+from dropsonde.errors import DropsondeError
+from tests.conftest import write
+
+
+def test_symbol_and_plain_keys_lists_and_commands(tmp_path):
+    path = write(
+        tmp_path / "telemetry.yaml",
+        """---
+:update: false
+ttl: 3
+:disable: puppetfiles, profiles
+:enable:
+  - modules
+:seed: pepper
+:v: true
+:version: false
+commands:
+  :preview:
+    :format: json
+  :dev:
+    :commands:
+      :example:
+        :size: 5
+""",
+    )
+    settings = read_config_file(path)
+    assert settings["update"] is False and settings["ttl"] == 3 and settings["verbose"] is True
+    assert settings["disable"] == ["puppetfiles", "profiles"] and settings["enable"] == ["modules"]
+    assert settings["commands"] == {"preview": {"format": "json"}, "dev example": {"size": 5}}
+
+
+def test_command_line_beats_file_beats_defaults(tmp_path):
+    path = write(tmp_path / "telemetry.yaml", ":ttl: 3\n:seed: fromfile\n:commands:\n  :preview:\n    :format: json\n")
+    options = merge_options({"ttl": 9, "seed": None}, read_config_file(path), path)
+    assert options.ttl == 9 and options.seed == "fromfile" and options.update is True
+    assert options.command_option("preview", "format", None, "human") == "json"
+    assert options.command_option("preview", "format", "human", "human") == "human"
+    assert options.command_option("list", "format", None, "human") == "human"
+
+
+def test_missing_and_empty_files_are_empty_configs(tmp_path):
+    assert read_config_file(tmp_path / "absent.yaml") == {}
+    assert read_config_file(write(tmp_path / "empty.yaml", "")) == {}
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (":ttl: seven\n", "key 'ttl'"),
+        (":ttl: -1\n", "key 'ttl'"),
+        (":update: maybe\n", "key 'update'"),
+        (":colour: blue\n", "key 'colour': unknown setting"),
+        (":disable: [1, 2]\n", "key 'disable'"),
+        ("commands:\n  :preview:\n    :format: xml\n", "key 'commands.preview.format'"),
+        ("commands:\n  :frobnicate: {}\n", "key 'commands.frobnicate': unknown command"),
+        ("commands:\n  :preview:\n    :colour: x\n", "key 'commands.preview.colour': unknown option"),
+        ("- just\n- a list\n", "expected a mapping"),
+        (":ttl: [unclosed\n", "telemetry.yaml:"),
+        ("a: b\n  c: d\n", "telemetry.yaml:"),
+    ],
+)
+def test_bad_files_name_file_and_key(tmp_path, content, needle):
+    path = write(tmp_path / "telemetry.yaml", content)
+    with pytest.raises(DropsondeError) as error:
+        read_config_file(path)
+    assert str(path) in str(error.value)
+    assert needle in str(error.value)
