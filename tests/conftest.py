@@ -123,3 +123,21 @@ class PuppetTree:
 @pytest.fixture
 def tree(tmp_path: Path) -> PuppetTree:
     return PuppetTree(tmp_path / "site")
+
+
+def site_for(tree: PuppetTree):
+    """A Site over ``tree``, as the CLI would build it."""
+    from dropsonde.config import Options
+    from dropsonde.site import Site
+
+    options = Options(confdir=str(tree.confdir), codedir=str(tree.codedir), cachepath=str(tree.cachepath))
+    return Site.from_options(options)
+
+
+def run_metric(plugin_class, tree: PuppetTree) -> dict:
+    """One plugin's validated output over ``tree``."""
+    from dropsonde.report import validate_plugin_data
+
+    plugin = plugin_class()
+    plugin.name = plugin_class.__name__.lower()
+    return validate_plugin_data(plugin, plugin.run(site_for(tree)))

@@ -1,0 +1,39 @@
+from dropsonde.metrics.dependencies import Dependencies
+from tests.conftest import make_module, run_metric
+
+
+def test_public_dependencies_of_private_modules_one_row_per_module(tree):
+    tree.forge(["puppetlabs-stdlib", "puppetlabs-concat", "puppetlabs-apache"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", dependencies=[{"name": "puppetlabs/stdlib"}])
+    make_module(
+        modules,
+        "profile",
+        "acme-profile",
+        dependencies=[
+            {"name": "puppetlabs/stdlib", "version_requirement": ">= 4.13.1  < 10.0.0"},
+            {"name": "puppetlabs-concat"},
+            {"name": "acme-secret", "version_requirement": ">= 1.0.0"},
+            {"name": "puppetlabs-apache", "version_requirement": "acme-fork-only"},
+        ],
+    )
+    make_module(
+        tree.environment("staging") / "modules", "role", "acme-role",
+        dependencies=[{"name": "puppetlabs-stdlib", "version_requirement": "9.x"}],
+    )
+    assert run_metric(Dependencies, tree)["dependencies"] == [
+        {"name": "puppetlabs-apache", "version_requirement": "(private)"},
+        {"name": "puppetlabs-concat", "version_requirement": ">= 0.0.0"},
+        {"name": "puppetlabs-stdlib", "version_requirement": "9.x"},
+        {"name": "puppetlabs-stdlib", "version_requirement": ">= 4.13.1 < 10.0.0"},
+    ]
+
+
+def test_a_module_linked_into_many_environments_counts_once(tree):
+    import os
+
+    tree.forge(["puppetlabs-stdlib"])
+    shared = make_module(tree.root / "shared", "profile", "acme-profile", dependencies=[{"name": "puppetlabs-stdlib"}])
+    for name in ("a", "b", "c"):
+        os.symlink(shared, tree.environment(name) / "modules" / "profile")
+    assert len(run_metric(Dependencies, tree)["dependencies"]) == 1

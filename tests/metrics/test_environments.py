@@ -1,0 +1,14 @@
+from dropsonde.metrics.environments import Environments
+from tests.conftest import run_metric
+
+
+def test_counts_valid_environment_directories(tree):
+    for name in ("production", "staging", "dev_2"):
+        tree.environment(name)
+    (tree.environments / "Not-Valid").mkdir()
+    (tree.environments / "README").write_text("not an environment")
+    assert run_metric(Environments, tree) == {"environment_count": 3}
+
+
+def test_no_environments(tree):
+    assert run_metric(Environments, tree) == {"environment_count": 0}

@@ -1,0 +1,24 @@
+from dropsonde.metrics.puppetfiles import Puppetfiles
+from tests.conftest import run_metric, write
+
+
+def test_counts_core_methods_and_hides_site_methods(tree, caplog):
+    write(
+        tree.environment("production") / "Puppetfile",
+        "forge 'https://forge.puppet.com'\nrequire 'json'\ndef acme_helper(x) x end\n"
+        "acme_helper 'a'\nmod 'puppetlabs-apache'\nwarn 'x'\n",
+    )
+    write(tree.environment("staging") / "Puppetfile", "require 'yaml'\nundefined_thing 'b'\nputs 'c'\n")
+    write(tree.environment("broken") / "Puppetfile", "mod 'a', mod 'b'\n")
+    assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == [
+        {"name": "(private)", "count": 2},
+        {"name": "puts", "count": 1},
+        {"name": "require", "count": 2},
+        {"name": "warn", "count": 1},
+    ]
+    assert "skipping Puppetfile" in caplog.text and "broken" in caplog.text
+
+
+def test_core_name_redefined_by_the_site_is_private(tree):
+    write(tree.environment("production") / "Puppetfile", "def puts(x) end\nputs 'x'\n")
+    assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == [{"name": "(private)", "count": 1}]
