@@ -142,6 +142,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
         site.options.seed,
         site.options.siteid,
     )
+    site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
     results = [run_plugin(plugin, site) for plugin in plugins.enabled]
     for name, reason in plugins.broken.items():
         results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded: {reason}"))

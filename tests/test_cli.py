@@ -1,0 +1,223 @@
+"""The command line end to end, as an admin runs it: output, options, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import jsonschema
+import pytest
+
+from dropsonde.schema import SKELETON_COLUMNS, record_json_schema
+from tests.conftest import EXAMPLE_SITE, PuppetTree, assert_clean_error, make_module, run_dropsonde, write
+
+
+@pytest.fixture
+def example(tmp_path):
+    """The bundled example site, copied so the parse cache lands in a temporary directory."""
+    root = tmp_path / "site"
+    shutil.copytree(EXAMPLE_SITE, root, symlinks=True)
+    return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
+
+
+def test_version_in_the_form_the_puppet_module_parses():
+    result = run_dropsonde("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith("dropsonde version ")
+    import re
+
+    assert re.search(r"dropsonde version (\d\.\d\.\d)", result.stdout)
+
+
+def test_help_is_fast_and_lists_the_commands():
+    start = time.perf_counter()
+    result = run_dropsonde("--help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0
+    for command in ("preview", "list", "dev"):
+        assert command in result.stdout
+    assert elapsed < 2.0  # generous for a loaded CI machine; bench/ measures the real figure
+
+
+def test_human_preview_of_the_example_site(example):
+    result = run_dropsonde(*example, "preview")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("Puppet Telemetry Report Preview\n")
+    sections = [line for line in out.splitlines() if line and set(line) == {"-"}]
+    assert len(sections) == 5
+    assert '{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"}' in out
+    assert "- environment_count: The number of directory environments\n    2\n" in out
+    assert out.rstrip().splitlines()[-2] == "Site ID:"
+    assert len(out.rstrip().splitlines()[-1]) == 128
+
+
+def test_json_preview_is_the_envelope_with_sorted_keys(example):
+    result = run_dropsonde(*example, "preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    assert list(report) == ["product", "self-service-analytics", "site_id", "version"]
+    assert report["product"] == "popularity-module" and report["version"] == "1.0.0"
+    snapshots = report["self-service-analytics"]["snapshots"]
+    assert list(snapshots) == sorted(snapshots)
+    assert {s["timestamp"] for s in snapshots.values()}.__len__() == 1
+    assert snapshots["environment_count"]["value"] == 2
+    # The site id comes from the bundled CA certificate
+    import hashlib
+    import re
+
+    pem = (EXAMPLE_SITE / "puppet" / "ssl" / "certs" / "ca.pem").read_text()
+    import base64
+
+    der = base64.b64decode("".join(re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END", pem, re.S).group(1).split()))
+    assert report["site_id"] == hashlib.sha512(der).hexdigest()
+
+
+def test_seed_and_siteid_options(example):
+    plain = run_dropsonde(*example, "preview", "--format", "json").json()["site_id"]
+    seeded = run_dropsonde(*example, "--seed", "pepper", "preview", "--format", "json").json()["site_id"]
+    fixed = run_dropsonde(*example, "--siteid", "abc123", "preview", "--format", "json").json()["site_id"]
+    assert plain != seeded and fixed == "abc123"
+
+
+def test_telemetry_yaml_beside_confdir_sets_defaults(tmp_path, example):
+    confdir = example[1]
+    write(
+        tmp_path / "site" / "telemetry.yaml",
+        ":disable: puppetfiles\n:seed: fromfile\ncommands:\n  :preview:\n    :format: json\n",
+    )
+    assert (tmp_path / "site" / "puppet").as_posix() == confdir
+    result = run_dropsonde(*example, "preview")
+    report = result.json()  # format json came from the file
+    assert "puppetfile_ruby_methods" not in report["self-service-analytics"]["snapshots"]
+    human = run_dropsonde(*example, "preview", "--format", "human")
+    assert human.stdout.startswith("Puppet Telemetry")  # the command line wins
+
+
+def test_environment_variables_point_at_the_tree(tmp_path, example):
+    env = {"PUPPET_CONFDIR": example[1], "PUPPET_CODEDIR": example[3]}
+    result = run_dropsonde("--cachepath", example[5], "preview", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.json()["self-service-analytics"]["snapshots"]["environment_count"]["value"] == 2
+
+
+def test_list(example):
+    result = run_dropsonde(*example, "--disable", "profiles", "list")
+    assert result.returncode == 0
+    loaded, disabled = result.stdout.split("Disabled plugins:")
+    assert "  dependencies\n" in loaded and "  profiles\n" not in loaded
+    assert disabled.strip() == "profiles"
+
+
+def test_dev_schema_skeleton_first_then_plugins_alphabetically(example):
+    columns = run_dropsonde(*example, "dev", "schema").json()
+    names = [c["name"] for c in columns]
+    assert names[:6] == [c["name"] for c in SKELETON_COLUMNS]
+    assert names[6:] == [
+        "dependencies", "environment_count", "modules", "classes", "unused_modules", "unused_classes",
+        "profile_classes", "puppetfile_ruby_methods",
+    ]
+
+
+def test_dev_example_rows_match_dev_schema(example, tmp_path):
+    columns = run_dropsonde(*example, "dev", "schema").json()
+    out = tmp_path / "rows.jsonl"
+    result = run_dropsonde(*example, "dev", "example", "--size", "25", "--filename", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 25
+    validator = jsonschema.Draft7Validator(record_json_schema(columns))
+    for row in rows:
+        assert list(validator.iter_errors(row)) == []
+    forge = set(json.loads((EXAMPLE_SITE / "cache" / "forge.json").read_text())["modules"])
+    slugs = {m["slug"] for row in rows for m in row["modules"]}
+    assert slugs and slugs <= forge
+    assert len({row["message_id"] for row in rows}) == 25
+
+
+def test_dev_shell_has_the_site_in_scope(example):
+    result = run_dropsonde(*example, "dev", "shell", stdin="print(len(environments), sorted(forge.modules)[0])\n")
+    assert result.returncode == 0, result.stderr
+    assert "2 puppet-nginx" in result.stdout
+
+
+def test_dev_inventory_human(example):
+    result = run_dropsonde(*example, "dev", "inventory")
+    assert result.returncode == 0, result.stderr
+    assert "[private] profile 0.3.0-internal" in result.stdout
+    assert "profile::web declares public: apache, apache::mod::ssl" in result.stdout
+    assert "[public ] ntp 10.1.0" in result.stdout
+
+
+def test_missing_forge_cache_is_explained_in_the_preview(tmp_path, example):
+    (tmp_path / "site" / "cache" / "forge.json").unlink()
+    result = run_dropsonde(*example, "preview")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "no Forge module cache" in text and "module metrics are empty" in text
+    modules_section = result.stdout.split("- modules:")[1].split("\n\n")[0]
+    assert "(none)" in modules_section
+
+
+# ---- bad input: one line, no traceback, exit 2, no report on stdout ----
+
+
+def test_broken_telemetry_yaml(tmp_path, example):
+    write(tmp_path / "site" / "telemetry.yaml", ":ttl: [oops\n")
+    result = run_dropsonde(*example, "preview")
+    assert_clean_error(result, "telemetry.yaml:")
+    assert result.returncode == 2 and result.stdout == ""
+
+
+def test_unknown_key_in_telemetry_yaml(tmp_path, example):
+    write(tmp_path / "site" / "telemetry.yaml", ":updaet: false\n")
+    assert_clean_error(run_dropsonde(*example, "preview"), "telemetry.yaml", "updaet")
+
+
+def test_broken_puppet_conf(tmp_path, example):
+    write(tmp_path / "site" / "puppet" / "puppet.conf", "[main]\nthis line is broken\n")
+    result = run_dropsonde(*example, "preview")
+    assert_clean_error(result, "puppet.conf:2")
+    assert result.stdout == ""
+
+
+def test_bad_environment_conf(tmp_path, example):
+    write(tmp_path / "site" / "code" / "environments" / "production" / "environment.conf", "modulepath\n")
+    result = run_dropsonde(*example, "preview")
+    assert_clean_error(result, "environment.conf:1")
+    assert result.stdout == ""
+
+
+def test_bad_format_value(example):
+    assert_clean_error(run_dropsonde(*example, "preview", "--format", "xml"), "--format")
+
+
+def test_missing_environmentpath_is_a_warning_and_an_empty_report(tmp_path):
+    tree = PuppetTree(tmp_path / "t")
+    shutil.rmtree(tree.environments)
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0
+    assert "environmentpath entry" in result.stderr and "does not exist" in result.stderr
+    assert result.json()["self-service-analytics"]["snapshots"]["environment_count"]["value"] == 0
+
+
+def test_bad_modules_and_manifests_are_warnings_not_failures(tmp_path):
+    tree = PuppetTree(tmp_path / "t")
+    tree.forge(["puppetlabs-apache"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", manifests={"init.pp": "class apache {}"})
+    (modules / "apache" / "manifests" / "binary.pp").write_bytes(b"\0\1\2")
+    (modules / "apache" / "manifests" / "latin1.pp").write_bytes("class apache::caf\xe9 {}".encode("latin-1"))
+    (modules / "broken").mkdir()
+    (modules / "broken" / "metadata.json").write_text("{")
+    import os
+
+    os.symlink(modules / "loop", modules / "loop")
+    make_module(modules, "profile", "acme-profile", manifests={"init.pp": "class profile { include apache }"})
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "binary file" in result.stderr and "not valid UTF-8" in result.stderr and "loop" in result.stderr
+    snapshots = result.json()["self-service-analytics"]["snapshots"]
+    assert snapshots["profile_classes"]["value"] == [{"name": "apache", "count": 1}]
