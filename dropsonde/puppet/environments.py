@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
@@ -131,18 +132,27 @@ def read_metadata(module: Module) -> None:
 
 
 class ModuleStore:
-    """Modules by real path: reading a directory linked into many environments once."""
+    """Modules by real path: reading a directory linked into many environments once.
+
+    A directory is recognised by its (device, inode), one ``stat`` call;
+    resolving the real path (a system call per path component) is done once
+    per distinct directory, not once per environment that links it.
+    """
 
     def __init__(self) -> None:
         self.modules: Dict[str, Module] = {}
+        self._by_inode: Dict[Tuple[int, int], Module] = {}
 
-    def get(self, name: str, path: Path) -> Module:
-        key = os.path.realpath(path)
-        module = self.modules.get(key)
+    def get(self, name: str, path: str, identity: Tuple[int, int]) -> Module:
+        module = self._by_inode.get(identity)
         if module is None:
-            module = Module(name=name, path=Path(key))
-            read_metadata(module)
-            self.modules[key] = module
+            key = os.path.realpath(path)
+            module = self.modules.get(key)
+            if module is None:
+                module = Module(name=name, path=Path(key))
+                read_metadata(module)
+                self.modules[key] = module
+            self._by_inode[identity] = module
         return module
 
 
@@ -184,8 +194,8 @@ def environment_modulepath(env_dir: Path, basemodulepath: List[Path]) -> List[Pa
     return entries
 
 
-def _module_dirs(directory: Path) -> List[Tuple[str, Path]]:
-    """(name, path) of the module directories in one modulepath entry, sorted by name."""
+def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int]]]:
+    """(name, path, (device, inode)) of the module directories in one modulepath entry, sorted by name."""
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
     except FileNotFoundError:
@@ -198,15 +208,23 @@ def _module_dirs(directory: Path) -> List[Tuple[str, Path]]:
         if not MODULE_NAME_RE.match(entry.name):
             continue
         try:
-            is_dir = entry.is_dir()
-        except OSError as exc:  # a symlink loop, a dangling link's parent...
+            stat = entry.stat()
+        except OSError as exc:  # a symlink loop, a dangling link...
             log.warning("skipping module %s: %s", entry.path, exc.strerror or exc)
             continue
-        if is_dir:
-            found.append((entry.name, Path(entry.path)))
-        elif entry.is_symlink():
-            log.warning("skipping module %s: broken or looping symlink", entry.path)
+        if S_ISDIR(stat.st_mode):
+            found.append((entry.name, entry.path, (stat.st_dev, stat.st_ino)))
     return found
+
+
+def _identity(directory: Path) -> object:
+    """(device, inode) of a directory, so entries shared by environments are listed once;
+    the path itself when it cannot be stat'ed (listing it then reports why)."""
+    try:
+        stat = os.stat(directory)
+    except OSError:
+        return str(directory)
+    return (stat.st_dev, stat.st_ino)
 
 
 def discover_environments(
@@ -214,7 +232,7 @@ def discover_environments(
 ) -> List[Environment]:
     """Every directory environment, sorted by name, with its modules resolved."""
     environments: Dict[str, Environment] = {}
-    listings: Dict[str, List[Tuple[str, Path]]] = {}
+    listings: Dict[object, List[Tuple[str, str, Tuple[int, int]]]] = {}  # modulepath entries by identity
     for root in environmentpath:
         try:
             entries = sorted(os.scandir(root), key=lambda entry: entry.name)
@@ -238,12 +256,12 @@ def discover_environments(
             environment = Environment(entry.name, env_dir, modulepath)
             seen = set()
             for directory in modulepath:
-                key = os.path.realpath(directory)
+                key = _identity(directory)
                 if key not in listings:
                     listings[key] = _module_dirs(directory)
-                for name, path in listings[key]:
+                for name, path, identity in listings[key]:
                     if name not in seen:
                         seen.add(name)
-                        environment.modules.append(store.get(name, path))
+                        environment.modules.append(store.get(name, path, identity))
             environments[entry.name] = environment
     return [environments[name] for name in sorted(environments)]

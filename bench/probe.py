@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Benchmark the codedir-only probe on a realistic tree and print figures.
+
+Tree: N environments, each linking every module of Debian's puppet-module-*
+packages (/usr/share/puppet/modules, 93 on Debian 12) plus 5 private modules
+of its own with manifests that declare public classes. Measures
+`dropsonde preview --format json` wall time and peak RSS, cold (no parse
+cache) and warm, for 30 and 300 environments, and `dropsonde --help`.
+
+Usage: bench/probe.py [--runs 3]   (needs the puppet-module-* packages: tests/run installs them)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODULES = Path("/usr/share/puppet/modules")
+
+
+def build_tree(root: Path, environments: int, shared_private: bool = False) -> list:
+    """The tree; with ``shared_private`` every environment links the same 5 private
+    module directories instead of having its own (so distinct directories stay fixed)."""
+    (root / "puppet").mkdir(parents=True)
+    (root / "puppet" / "puppet.conf").write_text("[main]\nbasemodulepath = $codedir/modules\nssldir = $confdir/ssl\n")
+    names = sorted(p.name for p in MODULES.iterdir() if p.name.replace("_", "").isalnum() and p.name.islower())
+    slugs = []
+    for name in names:
+        try:
+            slugs.append(json.loads((MODULES / name / "metadata.json").read_text())["name"].replace("/", "-"))
+        except (OSError, ValueError, KeyError):
+            pass
+    (root / "cache").mkdir()
+    (root / "cache" / "forge.json").write_text(json.dumps({"timestamp": "2026-11-27T00:00:00+00:00", "modules": slugs}))
+    for index in range(environments):
+        modules = root / "code" / "environments" / f"env{index:03d}" / "modules"
+        modules.mkdir(parents=True)
+        for name in names:
+            os.symlink(MODULES / name, modules / name)
+        for private in range(5):
+            module = modules / f"private{private}"
+            if shared_private and index > 0:
+                os.symlink(root / "code" / "environments" / "env000" / "modules" / module.name, module)
+                continue
+            (module / "manifests").mkdir(parents=True)
+            (module / "metadata.json").write_text(json.dumps({
+                "name": f"site-private{private}", "version": "1.0.0",
+                "dependencies": [{"name": "puppetlabs/stdlib", "version_requirement": ">= 4.0.0"}],
+            }))
+            (module / "manifests" / "init.pp").write_text(
+                f"class private{private} {{\n  include apache, mysql::server\n  class {{ 'ntp': }}\n}}\n"
+            )
+    return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
+
+
+def measure(args: list) -> tuple:
+    """Wall seconds and peak RSS (MiB) of one dropsonde run in a fresh process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([shutil.which("dropsonde") or "dropsonde", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"dropsonde {' '.join(args)} failed: {proc.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def run(args: list, runs: int, cold_cache: Path = None) -> tuple:
+    times, rss = [], []
+    for _ in range(runs):
+        if cold_cache is not None and cold_cache.exists():
+            cold_cache.unlink()
+        elapsed, peak = measure(args)
+        times.append(elapsed)
+        rss.append(peak)
+    return statistics.median(times), max(rss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    options = parser.parse_args()
+    if not MODULES.is_dir():
+        sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
+    # An installed package has its bytecode compiled at install time; an editable
+    # checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run.
+    dropsonde_python = Path(shutil.which("dropsonde")).parent / "python"
+    subprocess.run([str(dropsonde_python), "-m", "compileall", "-q", str(Path(__file__).parent.parent / "dropsonde")],
+                   check=True)
+    help_time, help_rss = run(["--help"], options.runs)
+    print(f"dropsonde --help: {help_time:.3f} s, {help_rss:.0f} MiB")
+    module_count = len(list(MODULES.iterdir()))
+    for environments, shared in ((30, False), (300, False), (30, True), (300, True)):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            args = build_tree(root, environments, shared)
+            manifests = root / "cache" / "manifests.json"
+            cold = run([*args, "preview", "--format", "json"], options.runs, cold_cache=manifests)
+            warm = run([*args, "preview", "--format", "json"], options.runs)
+            directories = module_count + (5 if shared else environments * 5)
+            print(
+                f"{environments:4d} environments, private modules {'shared' if shared else 'per environment'}: "
+                f"{directories} distinct module directories, {environments * (module_count + 5)} links: "
+                f"cold {cold[0]:.2f} s / {cold[1]:.0f} MiB, warm {warm[0]:.2f} s / {warm[1]:.0f} MiB"
+            )
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Assembling the report: validation messages, duplicate columns, the envelope."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropsonde.errors import DropsondeError
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.metrics.environments import Environments
+from dropsonde.report import check_columns, example_rows, validate_plugin_data
+
+
+class Counting(MetricPlugin):
+    name = "counting"
+    description = "test plugin"
+
+    def schema(self):
+        return [{"name": "things", "type": "RECORD", "mode": "REPEATED", "fields": [
+            {"name": "name", "type": "STRING", "mode": "REQUIRED"},
+            {"name": "count", "type": "INTEGER", "mode": "REQUIRED"},
+        ]}]
+
+
+def test_wrong_type_names_plugin_column_and_row():
+    with pytest.raises(DropsondeError) as error:
+        validate_plugin_data(Counting(), {"things": [{"name": "a", "count": 1}, {"name": "b", "count": "2"}]})
+    assert str(error.value).startswith("plugin counting: column things.1.count:")
+
+
+def test_undeclared_column_is_rejected_by_name():
+    with pytest.raises(DropsondeError, match="plugin counting: column data: Additional properties.*'secret'"):
+        validate_plugin_data(Counting(), {"things": [], "secret": "x"})
+
+
+def test_non_mapping_output_is_rejected():
+    with pytest.raises(DropsondeError, match="plugin counting: run\\(\\) returned list"):
+        validate_plugin_data(Counting(), [])
+
+
+def test_duplicate_columns_across_plugins_name_both_owners():
+    clash = Counting()
+    clash.name = "clash"
+    with pytest.raises(DropsondeError, match="plugin clash: column 'things' is already defined by plugin counting"):
+        check_columns([Counting(), clash])
+    skeleton_clash = Environments()
+    skeleton_clash.name = "environments"
+    skeleton_clash.schema = lambda: [{"name": "site_id", "type": "STRING"}]
+    with pytest.raises(DropsondeError, match="already defined by the report skeleton"):
+        check_columns([skeleton_clash])
+
+
+def test_example_rows_are_reproducible_with_a_seed():
+    plugin = Environments()
+    plugin.name = "environments"
+    first = list(example_rows([plugin], ["puppetlabs-apache"], 3, seed=7))
+    second = list(example_rows([plugin], ["puppetlabs-apache"], 3, seed=7))
+    assert [r["environment_count"] for r in first] == [r["environment_count"] for r in second]
+    assert [r["message_id"] for r in first] == [r["message_id"] for r in second]
+    assert len({r["message_id"] for r in first}) == 3

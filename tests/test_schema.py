@@ -1,0 +1,55 @@
+"""BigQuery column lists translated to JSON Schema: types, modes, records."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from dropsonde.schema import SchemaError, column_json_schema, record_json_schema
+
+
+def valid(schema, value) -> bool:
+    return jsonschema.Draft7Validator(schema).is_valid(value)
+
+
+def test_modes_and_scalar_types():
+    assert valid(column_json_schema({"name": "n", "type": "INTEGER", "mode": "NULLABLE"}), None)
+    assert not valid(column_json_schema({"name": "n", "type": "INTEGER", "mode": "REQUIRED"}), None)
+    assert not valid(column_json_schema({"name": "n", "type": "INTEGER"}), "3")
+    assert not valid(column_json_schema({"name": "n", "type": "INTEGER"}), 3.5)
+    assert valid(column_json_schema({"name": "f", "type": "FLOAT"}), 3.5)
+    assert not valid(column_json_schema({"name": "b", "type": "BOOLEAN"}), 1)
+    assert valid(column_json_schema({"name": "s", "type": "STRING", "mode": "REPEATED"}), ["a", "b"])
+    assert not valid(column_json_schema({"name": "s", "type": "STRING", "mode": "REPEATED"}), "ab")
+
+
+def test_records_reject_undeclared_and_missing_required_fields():
+    schema = record_json_schema([
+        {"name": "rows", "type": "RECORD", "mode": "REPEATED", "fields": [
+            {"name": "name", "type": "STRING", "mode": "REQUIRED"},
+            {"name": "count", "type": "INTEGER", "mode": "NULLABLE"},
+        ]},
+    ])
+    assert valid(schema, {"rows": [{"name": "a", "count": 1}, {"name": "b", "count": None}]})
+    assert not valid(schema, {"rows": [{"name": "a", "extra": "x"}]})
+    assert not valid(schema, {"rows": [{"count": 1}]})
+    assert not valid(schema, {"rows": [], "undeclared": 1})
+
+
+@pytest.mark.parametrize(
+    "column, message",
+    [
+        ({"name": "x", "type": "GEOGRAPHY"}, "unknown type"),
+        ({"name": "x", "type": "STRING", "mode": "SOMETIMES"}, "unknown mode"),
+        ({"name": "x", "type": "RECORD"}, "needs fields"),
+        ({"type": "STRING"}, "without a name"),
+    ],
+)
+def test_invalid_schemas(column, message):
+    with pytest.raises(SchemaError, match=message):
+        record_json_schema([column])
+
+
+def test_duplicate_column_in_one_record():
+    with pytest.raises(SchemaError, match="defined twice"):
+        record_json_schema([{"name": "a", "type": "STRING"}, {"name": "a", "type": "INTEGER"}])
