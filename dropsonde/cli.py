@@ -224,7 +224,7 @@ def dev_example(
 
 @dev_app.command("shell")
 def dev_shell(ctx: typer.Context) -> None:
-    """Open a Python console with the settings, environments, Forge cache and plugins in scope."""
+    """Open a Python console with the settings, environments, Forge cache, PuppetDB client and plugins in scope."""
     import code
 
     state: State = ctx.obj
@@ -235,6 +235,7 @@ def dev_shell(ctx: typer.Context) -> None:
         "settings": site.puppet,
         "environments": site.environments,
         "forge": site.forge,
+        "puppetdb": site.puppetdb,
         "plugins": state.plugins(),
     }
     banner = "dropsonde shell: " + ", ".join(sorted(scope)) + " are defined. Ctrl-D exits."

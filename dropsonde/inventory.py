@@ -36,7 +36,16 @@ def build_inventory(site: Site) -> Dict[str, Any]:
                 if d.kind == "class" and any(name in public_classes for name in d.declares)
             }
         modules.append(entry)
+    usage = site.class_usage
+    puppetdb = site.puppetdb
     return {
+        "puppetdb": {
+            "configured": puppetdb is not None,
+            "server_urls": puppetdb.config.server_urls if puppetdb else [],
+            "answered_by": puppetdb.answered_by if puppetdb else None,
+            "failures": puppetdb.failures if puppetdb else [],
+            "declared_classes": len(usage.classes) if usage else None,
+        },
         "forge_cache": {
             "path": str(site.forge.path),
             "modules": len(site.forge.modules),
@@ -64,6 +73,15 @@ def render_inventory(inventory: Dict[str, Any]) -> str:
     lines.append(f"Forge cache: {forge['path']}: {forge['modules']} modules, updated {forge['timestamp'] or 'never'}")
     if forge["problem"]:
         lines.append(f"  {forge['problem']}: nothing is public")
+    puppetdb = inventory["puppetdb"]
+    if not puppetdb["configured"]:
+        lines.append("PuppetDB: not configured (no puppetdb.conf)")
+    elif puppetdb["answered_by"]:
+        lines.append(f"PuppetDB: {puppetdb['answered_by']} answered; {puppetdb['declared_classes']} classes declared")
+    else:
+        lines.append(f"PuppetDB: no server answered ({'; '.join(puppetdb['failures'])})")
+    for failure in puppetdb["failures"] if puppetdb["answered_by"] else []:
+        lines.append(f"  skipped: {failure}")
     lines += ["", f"Environments ({len(inventory['environments'])}):"]
     for env in inventory["environments"]:
         lines.append(f"  {env['name']}  ({len(env['modules'])} modules)  {env['path']}")

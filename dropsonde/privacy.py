@@ -28,3 +28,13 @@ def public_requirement(requirement: Optional[str]) -> str:
         return DEFAULT_REQUIREMENT
     requirement = " ".join(requirement.split())
     return requirement if _REQUIREMENT_RE.match(requirement) else PRIVATE
+
+
+# Puppet's own classes and the roles-and-profiles namespaces are site-specific
+# by definition, whatever module happens to define them.
+_NEVER_REPORTED_NAMESPACES = frozenset({"main", "settings", "profile", "profiles", "role", "roles"})
+
+
+def reportable_class(name: str) -> bool:
+    """Whether a class name may ever be reported (it must also be defined by a public module)."""
+    return name.lower().lstrip(":").split("::", 1)[0] not in _NEVER_REPORTED_NAMESPACES

@@ -153,6 +153,10 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
             f"{site.forge.problem}: no module is treated as public, so module metrics are empty. "
             "Run `dropsonde update` (or `update --from-file`) to fetch the list of public modules."
         )
+    if site.puppetdb_problem:
+        notes.append(
+            f"{site.puppetdb_problem}: class counts, unused modules and classes, and class platforms are empty."
+        )
     if site_id.note:
         notes.append(site_id.note)
     return Report(site_id, now.isoformat(timespec="seconds"), results, notes)

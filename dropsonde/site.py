@@ -18,7 +18,16 @@ from typing import Dict, List, Optional, Set
 from dropsonde.config import Options
 from dropsonde.forge import ForgeCache, load_forge_cache
 from dropsonde.puppet.environments import Environment, Module, ModuleStore, discover_environments
+from dropsonde.privacy import reportable_class
 from dropsonde.puppet.manifests import Definition, ManifestIndex, module_manifests
+from dropsonde.puppet.puppetdb import (
+    ClassUsage,
+    PuppetDBClient,
+    PuppetDBConfig,
+    PuppetDBError,
+    fetch_class_usage,
+    read_puppetdb_conf,
+)
 from dropsonde.puppet.settings import PuppetSettings, load_puppet_settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,8 @@ class Site:
         self.store = ModuleStore()
         self._manifests: Dict[str, List[Definition]] = {}
         self._index: Optional[ManifestIndex] = None
+        #: why PuppetDB data is missing, for the preview (no host names: they are private)
+        self.puppetdb_problem: Optional[str] = None
 
     @classmethod
     def from_options(cls, options: Options) -> "Site":
@@ -101,14 +112,39 @@ class Site:
 
     @cached_property
     def public_classes(self) -> Set[str]:
-        """Lower-case names of the classes that installed public modules define."""
+        """Lower-case names of the classes that installed public modules define
+        (never ``main``, ``settings``, ``profile::*`` or ``role::*``)."""
         return {
             d.name
             for module in self.modules
             if self.is_public(module)
             for d in self.definitions(module)
-            if d.kind == "class"
+            if d.kind == "class" and reportable_class(d.name)
         }
+
+    @cached_property
+    def puppetdb_config(self) -> Optional[PuppetDBConfig]:
+        """``$confdir/puppetdb.conf`` with Puppet's certificate settings, or None when absent."""
+        return read_puppetdb_conf(self.puppet.confdir / "puppetdb.conf", self.puppet.values)
+
+    @cached_property
+    def puppetdb(self) -> Optional[PuppetDBClient]:
+        config = self.puppetdb_config
+        return PuppetDBClient(config) if config is not None else None
+
+    @cached_property
+    def class_usage(self) -> Optional[ClassUsage]:
+        """Node counts per class and per (class, OS family), or None when PuppetDB
+        is not configured or cannot answer (one warning says which server and why)."""
+        if self.puppetdb is None:
+            self.puppetdb_problem = "PuppetDB is not configured (no puppetdb.conf)"
+            return None
+        try:
+            return fetch_class_usage(self.puppetdb)
+        except PuppetDBError as exc:
+            log.warning("%s; PuppetDB metrics are left empty", exc)
+            self.puppetdb_problem = "PuppetDB could not be queried (the warning on stderr says why)"
+            return None
 
     def close(self) -> None:
         """Persist the manifest parse cache."""

@@ -46,7 +46,8 @@ def test_human_preview_of_the_example_site(example):
     out = result.stdout
     assert out.startswith("Puppet Telemetry Report Preview\n")
     sections = [line for line in out.splitlines() if line and set(line) == {"-"}]
-    assert len(sections) == 5
+    assert len(sections) == 6
+    assert "PuppetDB is not configured (no puppetdb.conf)" in " ".join(out.split())
     assert '{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"}' in out
     assert "- environment_count: The number of directory environments\n    2\n" in out
     assert out.rstrip().splitlines()[-2] == "Site ID:"
@@ -116,7 +117,7 @@ def test_dev_schema_skeleton_first_then_plugins_alphabetically(example):
     assert names[:6] == [c["name"] for c in SKELETON_COLUMNS]
     assert names[6:] == [
         "dependencies", "environment_count", "modules", "classes", "unused_modules", "unused_classes",
-        "profile_classes", "puppetfile_ruby_methods",
+        "class_platforms", "profile_classes", "puppetfile_ruby_methods",
     ]
 
 

@@ -38,7 +38,7 @@ def test_list_shows_builtin_and_third_party_plugins_alphabetically(plugin_env):
     loaded = result.stdout.split("Disabled plugins:")[0]
     names = [line.strip() for line in loaded.splitlines() if line.startswith("  ") and not line.startswith("      ")]
     assert names == sorted(names)
-    assert {"dependencies", "environments", "modules", "profiles", "puppetfiles", "sample"} <= set(names)
+    assert {"dependencies", "environments", "modules", "platforms", "profiles", "puppetfiles", "sample"} <= set(names)
     assert "How many distinct module directories" in result.stdout
     assert "sample_broken" in result.stdout.split("Disabled plugins:")[1]
 

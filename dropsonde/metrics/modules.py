@@ -23,7 +23,9 @@ def _random_version(rng: random.Random) -> str:
 class Modules(MetricPlugin):
     description = (
         "The public Forge modules installed in any environment, with their versions, "
-        "and how their classes are used. Private modules and classes are never reported."
+        "and how their classes are used: nodes declaring each public class, and the public "
+        "modules and classes declared on no node (from PuppetDB). Private modules and classes "
+        "are never reported."
     )
 
     def schema(self) -> List[Dict[str, Any]]:
@@ -62,17 +64,32 @@ class Modules(MetricPlugin):
         ]
 
     def run(self, site) -> Dict[str, Any]:
-        rows = {
-            (module.name, module.slug, public_version(module.version))
-            for module in site.modules
-            if site.is_public(module)
-        }
-        return {
+        public = [module for module in site.modules if site.is_public(module)]
+        rows = {(m.name, m.slug, public_version(m.version)) for m in public}
+        data: Dict[str, Any] = {
             "modules": [{"name": n, "slug": s, "version": v} for n, s, v in sorted(rows)],
             "classes": [],
             "unused_modules": [],
             "unused_classes": [],
         }
+        usage = site.class_usage
+        if usage is None:
+            return data
+        public_classes = site.public_classes
+        declared = {title.lower() for title in usage.classes}
+        data["classes"] = [
+            {"name": title, "count": count}
+            for title, count in sorted(usage.classes.items())
+            if title.lower() in public_classes
+        ]
+        data["unused_classes"] = [{"name": name} for name in sorted(public_classes - declared)]
+        unused = set()
+        for module in public:
+            classes = {d.name for d in site.definitions(module) if d.kind == "class"} & public_classes
+            if classes and not classes & declared:
+                unused.add((module.name, module.slug, public_version(module.version)))
+        data["unused_modules"] = [{"name": n, "slug": s, "version": v} for n, s, v in sorted(unused)]
+        return data
 
     def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
         chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 30)))

@@ -1,0 +1,56 @@
+"""Which public classes run on which OS families: what module authors need to
+decide which platforms to support and test."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List
+
+from dropsonde.metrics.base import MetricPlugin
+from dropsonde.puppet.puppetdb import FACTER_OS_FAMILIES, OTHER_FAMILY
+
+
+class Platforms(MetricPlugin):
+    description = (
+        "For each public class, the number of nodes declaring it per OS family (Facter's "
+        "os.family, or the legacy osfamily fact for agents without it), from PuppetDB. "
+        "Families Facter does not produce are counted as 'other'."
+    )
+
+    def schema(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "class_platforms",
+                "type": "RECORD",
+                "mode": "REPEATED",
+                "description": "Nodes declaring each public class, per OS family",
+                "fields": [
+                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"},
+                    {"name": "platform", "type": "STRING", "mode": "REQUIRED", "description": "The OS family"},
+                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Nodes"},
+                ],
+            }
+        ]
+
+    def run(self, site) -> Dict[str, Any]:
+        usage = site.class_usage
+        if usage is None:
+            return {"class_platforms": []}
+        public_classes = site.public_classes
+        rows = [
+            {"name": title, "platform": family, "count": count}
+            for (title, family), count in sorted(usage.platforms.items())
+            if title.lower() in public_classes
+        ]
+        return {"class_platforms": rows}
+
+    def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
+        families = sorted(FACTER_OS_FAMILIES | {OTHER_FAMILY})
+        chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 10)))
+        return {
+            "class_platforms": [
+                {"name": slug.split("-", 1)[1].capitalize(), "platform": family, "count": rng.randint(1, 3000)}
+                for slug in sorted(chosen)
+                for family in sorted(rng.sample(families, rng.randint(1, 3)))
+            ]
+        }

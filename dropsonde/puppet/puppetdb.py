@@ -1,0 +1,251 @@
+"""Talking to PuppetDB: the servers of ``puppetdb.conf``, tried in order, with
+Puppet's own certificate, and PQL queries that aggregate on the server.
+
+Every query here groups in PuppetDB (``count()`` ... ``group by``), so what
+crosses the network and what we hold in memory grows with the number of
+distinct classes and OS families, never with the number of nodes. (The Ruby
+client downloaded one row per Class resource and counted them in O(n²).)
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from dropsonde.errors import DropsondeError
+
+log = logging.getLogger(__name__)
+
+QUERY_PATH = "/pdb/query/v4"
+DEFAULT_TIMEOUT = 30.0
+
+
+class PuppetDBError(Exception):
+    """No PuppetDB server could answer a query; the message names server(s) and cause."""
+
+
+@dataclass
+class PuppetDBConfig:
+    """What ``puppetdb.conf`` and Puppet's SSL settings say about reaching PuppetDB."""
+
+    server_urls: List[str]
+    timeout: float = DEFAULT_TIMEOUT
+    hostcert: Optional[str] = None
+    hostprivkey: Optional[str] = None
+    localcacert: Optional[str] = None
+
+
+def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[PuppetDBConfig]:
+    """The PuppetDB configuration, or None when ``puppetdb.conf`` does not exist.
+
+    A file that exists but cannot be used is an error naming it: the admin
+    configured PuppetDB and would not want it silently ignored.
+    """
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    except configparser.Error as exc:
+        raise DropsondeError(f"{path}: {str(exc).splitlines()[0]}") from None
+    urls_value = parser.get("main", "server_urls", fallback=None) or parser.get("main", "server", fallback=None)
+    if not urls_value:
+        raise DropsondeError(f"{path}: [main] server_urls is not set")
+    urls = [url.strip().rstrip("/") for url in urls_value.split(",") if url.strip()]
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DropsondeError(f"{path}: server_urls: not an http(s) URL: {url!r}")
+    timeout_value = parser.get("main", "server_url_timeout", fallback=str(DEFAULT_TIMEOUT))
+    try:
+        timeout = float(timeout_value)
+        if timeout <= 0:
+            raise ValueError
+    except ValueError:
+        raise DropsondeError(f"{path}: server_url_timeout: expected a positive number of seconds, got {timeout_value!r}") from None
+    return PuppetDBConfig(
+        server_urls=urls,
+        timeout=timeout,
+        hostcert=ssl_settings.get("hostcert"),
+        hostprivkey=ssl_settings.get("hostprivkey"),
+        localcacert=ssl_settings.get("localcacert"),
+    )
+
+
+@dataclass
+class PuppetDBClient:
+    """PQL over HTTP(S), failing over between servers.
+
+    A server that refuses, times out, fails TLS, answers 5xx or sends
+    malformed JSON is skipped (with a warning) for the next; once one has
+    answered it is asked first from then on. A 4xx is not failed over: it
+    means our query is wrong, and PuppetDB's message says why.
+    """
+
+    config: PuppetDBConfig
+    answered_by: Optional[str] = None
+    failures: List[str] = field(default_factory=list)
+    bytes_received: int = 0
+
+    def __post_init__(self) -> None:
+        import requests
+
+        self._session = requests.Session()
+        # Our CA is Puppet's, not the system's: REQUESTS_CA_BUNDLE would
+        # silently override `verify`, and a proxy has no business in between.
+        self._session.trust_env = False
+
+    def _order(self) -> List[str]:
+        urls = list(self.config.server_urls)
+        if self.answered_by in urls:
+            urls.remove(self.answered_by)
+            urls.insert(0, self.answered_by)
+        return urls
+
+    def _request_options(self, url: str) -> Dict[str, Any]:
+        options: Dict[str, Any] = {"timeout": self.config.timeout}
+        if url.startswith("https://"):
+            options["verify"] = self.config.localcacert or True
+            if self.config.hostcert and self.config.hostprivkey:
+                options["cert"] = (self.config.hostcert, self.config.hostprivkey)
+        return options
+
+    def query(self, pql: str) -> List[Dict[str, Any]]:
+        """Rows of a PQL query, from the first server that answers."""
+        import requests
+
+        problems: List[str] = []
+        for url in self._order():
+            try:
+                response = self._session.get(url + QUERY_PATH, params={"query": pql}, **self._request_options(url))
+            except requests.exceptions.SSLError as exc:
+                problems.append(self._failed(url, f"TLS failure: {_reason(exc)}"))
+                continue
+            except requests.exceptions.Timeout:
+                problems.append(self._failed(url, f"no answer within {self.config.timeout:g} s"))
+                continue
+            except (requests.exceptions.ConnectionError, OSError) as exc:
+                problems.append(self._failed(url, f"cannot connect: {_reason(exc)}"))
+                continue
+            except requests.exceptions.RequestException as exc:
+                problems.append(self._failed(url, _reason(exc)))
+                continue
+            self.bytes_received += len(response.content)
+            if 400 <= response.status_code < 500:
+                message = response.text.strip().splitlines()[0][:300] if response.text.strip() else ""
+                raise PuppetDBError(f"PuppetDB {url} rejected a query (HTTP {response.status_code}): {message}")
+            if response.status_code != 200:
+                problems.append(self._failed(url, f"HTTP {response.status_code}"))
+                continue
+            try:
+                rows = json.loads(response.content)
+            except ValueError:
+                problems.append(self._failed(url, "malformed JSON in the answer"))
+                continue
+            if not isinstance(rows, list):
+                problems.append(self._failed(url, "the answer is not a JSON list"))
+                continue
+            self.answered_by = url
+            return rows
+        raise PuppetDBError("; ".join(problems))
+
+    def _failed(self, url: str, cause: str) -> str:
+        message = f"PuppetDB {url}: {cause}"
+        if message not in self.failures:
+            self.failures.append(message)
+            if len(self.config.server_urls) > 1:
+                log.warning("%s; trying the next server", message)
+        return message
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost useful text of a requests/urllib3 exception chain."""
+    text = str(exc)
+    for marker in ("Caused by ", "ConnectionRefusedError", "SSLError("):
+        if marker in text:
+            text = text[text.index(marker):]
+            break
+    return text.strip("()'\" ")[:200]
+
+
+def pql_string(value: str) -> str:
+    """A PQL string literal: values come from agents, so quotes and backslashes are escaped."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+# The values Facter itself gives os.family (and the legacy osfamily fact):
+# named Linux families, the kernel name for other Linux distributions and
+# other Unixes, and "windows". Anything else an agent reports (a custom fact
+# overriding os, a typo) may be private, so it is counted as OTHER_FAMILY.
+FACTER_OS_FAMILIES = frozenset(
+    {
+        "AIX", "Alpine", "Archlinux", "Coreos", "Darwin", "Debian", "DragonFly", "FreeBSD", "GNU",
+        "Gentoo", "HP-UX", "Linux", "Mandrake", "NetBSD", "OpenBSD", "RedHat", "Solaris", "Suse",
+        "VMkernel", "windows",
+    }
+)
+OTHER_FAMILY = "other"
+
+
+@dataclass
+class ClassUsage:
+    """Aggregates fetched from PuppetDB: nodes per class title, and per (class title, OS family)."""
+
+    classes: Dict[str, int]
+    platforms: Dict[Tuple[str, str], int]
+
+
+CLASS_COUNTS = 'resources[title, count()] { type = "Class" group by title }'
+FAMILY_COUNTS = "inventory[facts.os.family, count()] { group by facts.os.family }"
+# Nodes with no os.family at all (agents older than structured facts) that still send osfamily.
+_HAS_OS_FAMILY = 'certname in inventory[certname] { facts.os.family ~ "" }'
+LEGACY_FAMILY_COUNTS = "inventory[facts.osfamily, count()] { !(" + _HAS_OS_FAMILY + ") group by facts.osfamily }"
+
+
+def _class_counts_where(node_filter: str) -> str:
+    return (
+        'resources[title, count()] { type = "Class" and certname in inventory[certname] { '
+        + node_filter
+        + " } group by title }"
+    )
+
+
+def _family_filters(fact: str, present: List[str], base: str) -> List[Tuple[str, str]]:
+    """(reported family, node filter) for each Facter family present, plus one
+    filter for all other values together, which never names those values."""
+    known = sorted(f for f in present if f in FACTER_OS_FAMILIES)
+    prefix = base + " and " if base else ""
+    filters = [(family, f"{prefix}{fact} = {pql_string(family)}") for family in known]
+    if any(f not in FACTER_OS_FAMILIES for f in present):
+        exclusions = "".join(f" and !({fact} = {pql_string(family)})" for family in known)
+        filters.append((OTHER_FAMILY, f'{prefix}{fact} ~ ""{exclusions}'))
+    return filters
+
+
+def fetch_class_usage(client: PuppetDBClient) -> ClassUsage:
+    """Class counts overall and per OS family, with a handful of grouped queries.
+
+    Families come from ``os.family`` (Puppet 8 agents send no legacy facts);
+    nodes without it are counted by the legacy ``osfamily`` fact if they have that.
+    """
+    classes = {row["title"]: int(row["count"]) for row in client.query(CLASS_COUNTS)}
+    families = [row.get("facts.os.family") for row in client.query(FAMILY_COUNTS)]
+    filters = _family_filters("facts.os.family", [f for f in families if isinstance(f, str)], "")
+    if any(not isinstance(f, str) for f in families):
+        legacy = [row.get("facts.osfamily") for row in client.query(LEGACY_FAMILY_COUNTS)]
+        filters += _family_filters(
+            "facts.osfamily", [f for f in legacy if isinstance(f, str)], "!(" + _HAS_OS_FAMILY + ")"
+        )
+    platforms: Dict[Tuple[str, str], int] = {}
+    for family, node_filter in filters:
+        for row in client.query(_class_counts_where(node_filter)):
+            key = (row["title"], family)
+            platforms[key] = platforms.get(key, 0) + int(row["count"])
+    return ClassUsage(classes, platforms)
