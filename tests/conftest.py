@@ -141,3 +141,25 @@ def run_metric(plugin_class, tree: PuppetTree) -> dict:
     plugin = plugin_class()
     plugin.name = plugin_class.__name__.lower()
     return validate_plugin_data(plugin, plugin.run(site_for(tree)))
+
+
+@pytest.fixture(scope="session")
+def puppetdb(tmp_path_factory):
+    """One real PuppetDB (with its PostgreSQL) for the whole test session."""
+    from tests.puppetdb_server import PUPPETDB_JAR, PuppetDBServer
+
+    if not PUPPETDB_JAR.is_file():
+        pytest.fail("needs Debian's puppetdb and postgresql packages: run tests/run (it installs them)")
+    import shutil
+    import tempfile
+
+    # Not under pytest's tmp_path: PostgreSQL runs as its own user, which
+    # cannot enter root's private pytest directory.
+    root = Path(tempfile.mkdtemp(prefix="dropsonde-puppetdb-"))
+    server = PuppetDBServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -219,9 +219,9 @@ class PuppetDBServer:
     def wait_for_queue(self, timeout: float = 600) -> None:
         """Until every submitted command has been processed."""
         deadline = time.monotonic() + timeout
-        url = self.http_url + "/metrics/v2/read/puppetlabs.puppetdb.mq:name=global.depth"
+        url = self.http_url + "/status/v1/services/puppetdb-status"
         while time.monotonic() < deadline:
-            depth = requests.get(url, timeout=10).json().get("value", {}).get("Count", 1)
+            depth = requests.get(url, timeout=10).json().get("status", {}).get("queue_depth", 1)
             if depth == 0:
                 return
             time.sleep(0.5)

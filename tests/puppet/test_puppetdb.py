@@ -1,0 +1,272 @@
+"""PuppetDB metrics against a real PuppetDB 7.12: ground truth computed from
+what the test loads, Puppet 7 and Puppet 8 style nodes, TLS, failover, faults."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import pytest
+
+from dropsonde.puppet.puppetdb import (
+    FACTER_OS_FAMILIES,
+    PuppetDBClient,
+    PuppetDBConfig,
+    PuppetDBError,
+    pql_string,
+    read_puppetdb_conf,
+)
+from dropsonde.errors import DropsondeError
+from tests.conftest import PuppetTree, make_module, write
+from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
+
+CANARY = "zzcanary"
+
+# (certname, os.family or None, legacy osfamily or None, classes)
+PUBLIC = ["Apache", "Apache::Mod::Ssl", "Ntp", "Ntp::Config"]
+PRIVATE = ["Main", "Settings", "Profile::Web", "Role::Webserver", f"{CANARY.capitalize()}::Secret"]
+
+
+def node_plan():
+    nodes = []
+    layout = [
+        ("RedHat", None, 7),            # Puppet 8: os.family only
+        ("Debian", "Debian", 5),        # Puppet 7: both
+        ("windows", None, 2),
+        (None, "Suse", 3),              # very old agents: legacy osfamily only
+        (f"{CANARY}OS", None, 2),       # not a Facter family: counted as "other"
+        ('Odd"Fam\\ily', None, 1),      # quotes and backslashes from an agent
+    ]
+    index = 0
+    for family, legacy, count in layout:
+        for _ in range(count):
+            classes = ["Main", "Settings", "Ntp", "Ntp::Config"]
+            if index % 2 == 0:
+                classes += ["Apache", "Profile::Web", "Role::Webserver"]
+            if index % 3 == 0:
+                classes += ["Apache::Mod::Ssl", f"{CANARY.capitalize()}::Secret"]
+            nodes.append((f"node{index:02d}.{CANARY}.example.test", family, legacy, classes))
+            index += 1
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def loaded(puppetdb):
+    nodes = node_plan()
+    for certname, family, legacy, classes in nodes:
+        puppetdb.replace_facts(certname, facts_for(family, legacy, {"secret_fact": f"{CANARY}value"}))
+        puppetdb.replace_catalog(certname, classes)
+    puppetdb.replace_facts(f"gone.{CANARY}.example.test", facts_for("RedHat"))
+    puppetdb.replace_catalog(f"gone.{CANARY}.example.test", ["Apache", "Apache::Unused"])
+    puppetdb.wait_for_queue()
+    puppetdb.deactivate(f"gone.{CANARY}.example.test", wait=30)
+    puppetdb.wait_for_queue()
+    assert len(puppetdb.query("nodes[certname] { }")) == len(nodes)
+    return nodes
+
+
+def ground_truth(nodes):
+    classes = Counter(c for _, _, _, cs in nodes for c in cs)
+    platforms = Counter()
+    for _, family, legacy, cs in nodes:
+        platform = family if family is not None else legacy
+        platform = platform if platform in FACTER_OS_FAMILIES else "other"
+        for c in cs:
+            platforms[(c, platform)] += 1
+    return classes, platforms
+
+
+def site_tree(tmp_path, puppetdb_conf: str, extra_conf: str = "") -> PuppetTree:
+    tree = PuppetTree(tmp_path / "site")
+    if extra_conf:
+        write(tree.confdir / "puppet.conf", (tree.confdir / "puppet.conf").read_text() + extra_conf)
+    tree.forge(["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-unused"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", "12.0.0", manifests={
+        "init.pp": "class apache { }", "mod/ssl.pp": "class apache::mod::ssl { }",
+        "unused.pp": "class apache::unused { }", "vhost.pp": "define apache::vhost() { }",
+    })
+    make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
+        "init.pp": "class ntp { }", "config.pp": "class ntp::config { }",
+    })
+    make_module(modules, "unused", "puppetlabs-unused", "1.0.0", manifests={"init.pp": "class unused { }"})
+    make_module(modules, "profile", "acme-profile", manifests={"web.pp": "class profile::web { include apache }"})
+    make_module(modules, "zzcanary", None, manifests={"init.pp": "class zzcanary::secret { }"})
+    write(tree.confdir / "puppetdb.conf", puppetdb_conf)
+    return tree
+
+
+def test_report_matches_ground_truth(tmp_path, puppetdb, loaded):
+    tree = site_tree(tmp_path, f"[main]\nserver_urls = {puppetdb.http_url}\n")
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert CANARY not in result.stdout.lower() and "Odd" not in result.stdout
+    values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
+    classes, platforms = ground_truth(loaded)
+    assert values["classes"] == [{"name": c, "count": classes[c]} for c in sorted(PUBLIC)]
+    assert values["unused_classes"] == [{"name": "apache::unused"}, {"name": "unused"}]
+    assert values["unused_modules"] == [{"name": "unused", "slug": "puppetlabs-unused", "version": "1.0.0"}]
+    expected_platforms = sorted(
+        ({"name": c, "platform": p, "count": n} for (c, p), n in platforms.items() if c in PUBLIC),
+        key=lambda row: (row["name"], row["platform"]),
+    )
+    assert values["class_platforms"] == expected_platforms
+    assert {row["platform"] for row in values["class_platforms"]} == {"Debian", "RedHat", "Suse", "other", "windows"}
+    pairs = [(row["name"], row["platform"]) for row in values["class_platforms"]]
+    assert len(pairs) == len(set(pairs))  # no duplicated platform rows
+
+
+def test_human_preview_and_inventory_say_which_puppetdb_answered(tmp_path, puppetdb, loaded):
+    dead = f"http://127.0.0.1:{free_port()}"
+    tree = site_tree(tmp_path, f"[main]\nserver_urls = {dead}, {puppetdb.http_url}\n")
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0
+    assert result.json()["self-service-analytics"]["snapshots"]["classes"]["value"]
+    warnings = [line for line in result.stderr.splitlines() if dead in line]
+    assert len(warnings) == 1 and "cannot connect" in warnings[0] and "trying the next server" in warnings[0]
+    inventory = json.loads(tree.run("dev", "inventory", "--format", "json").stdout)["puppetdb"]
+    assert inventory["answered_by"] == puppetdb.http_url
+    assert inventory["declared_classes"] == len(PUBLIC) + len(PRIVATE)
+
+
+def test_mutual_tls_with_puppets_certificates(tmp_path, puppetdb, loaded):
+    c = puppetdb.certs
+    conf = f"hostcert = {c.client_cert}\nhostprivkey = {c.client_key}\nlocalcacert = {c.ca_cert}\n"
+    tree = site_tree(tmp_path, f"[main]\nserver_urls = {puppetdb.https_url}\n", conf)
+    values = tree.report()
+    assert [row["name"] for row in values["classes"]] == sorted(PUBLIC)
+
+
+def test_client_certificate_from_another_ca_degrades(tmp_path, puppetdb, loaded):
+    other_ca, other_key = make_ca(tmp_path, "other")
+    cert, key = make_signed(tmp_path, "intruder", other_ca, other_key)
+    conf = f"hostcert = {cert}\nhostprivkey = {key}\nlocalcacert = {puppetdb.certs.ca_cert}\n"
+    tree = site_tree(tmp_path, f"[main]\nserver_urls = {puppetdb.https_url}\n", conf)
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert puppetdb.https_url in result.stderr
+    values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
+    assert values["classes"] == [] and values["class_platforms"] == []
+    assert values["modules"]  # the rest is intact
+
+
+def test_all_servers_dead_gives_a_degraded_report(tmp_path):
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    tree = site_tree(tmp_path, f"[main]\nserver_urls = {','.join(dead)}\n")
+    result = tree.run("preview")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    text = " ".join(result.stdout.split())
+    assert "PuppetDB could not be queried" in text
+    assert dead[0] not in result.stdout  # host names stay out of the preview
+    assert all(url in result.stderr for url in dead)
+
+
+# ---- faults from a loopback server that is not PuppetDB ----
+
+
+class FaultHandler(http.server.BaseHTTPRequestHandler):
+    mode = "500"
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        mode = self.server.mode
+        if mode == "hang":
+            time.sleep(5)
+            return
+        if mode == "500":
+            self._send(500, b"boom", "text/plain")
+        elif mode == "truncated":
+            self._send(200, b'[{"title": "Apache", "cou', "application/json")
+        elif mode == "notalist":
+            self._send(200, b'{"error": "nope"}', "application/json")
+        elif mode == "400":
+            self._send(400, b"PQL parse error: unexpected token at 'grup'", "text/plain")
+        elif mode == "503":
+            self._send(503, b"PuppetDB is currently down. Try again later.", "text/plain")
+
+    def _send(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def fault_server(mode, tls_context=None):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FaultHandler)
+    server.mode = mode
+    server.daemon_threads = True
+    if tls_context is not None:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    scheme = "https" if tls_context else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "mode, cause",
+    [("500", "HTTP 500"), ("503", "HTTP 503"), ("truncated", "malformed JSON"), ("notalist", "not a JSON list"),
+     ("hang", "no answer within 1 s")],
+)
+def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
+    with fault_server(mode) as url:
+        tree = site_tree(tmp_path, f"[main]\nserver_urls = {url}\nserver_url_timeout = 1\n")
+        result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if url in line]
+    assert len(warnings) == 1 and cause in warnings[0]
+    snapshots = result.json()["self-service-analytics"]["snapshots"]
+    assert snapshots["classes"]["value"] == [] and snapshots["modules"]["value"]
+
+
+def test_our_bad_query_shows_puppetdbs_message(tmp_path):
+    with fault_server("400") as url:
+        client = PuppetDBClient(PuppetDBConfig([url], timeout=5))
+        with pytest.raises(PuppetDBError, match="HTTP 400.*PQL parse error: unexpected token"):
+            client.query("resources[title] { grup }")
+
+
+def test_server_certificate_from_another_ca_is_refused(tmp_path, puppetdb):
+    other_ca, other_key = make_ca(tmp_path, "rogue")
+    cert, key = make_signed(tmp_path, "rogue-server", other_ca, other_key, "IP:127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with fault_server("500", context) as url:
+        c = puppetdb.certs
+        conf = f"hostcert = {c.client_cert}\nhostprivkey = {c.client_key}\nlocalcacert = {c.ca_cert}\n"
+        tree = site_tree(tmp_path, f"[main]\nserver_urls = {url}\n", conf)
+        result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "TLS failure" in result.stderr and "HTTP 500" not in result.stderr
+
+
+def test_puppetdb_conf_parsing(tmp_path):
+    path = write(tmp_path / "puppetdb.conf", "[main]\nserver_urls = https://a.example.test:8081/, http://b:8080\n")
+    config = read_puppetdb_conf(path, {"hostcert": "/c", "hostprivkey": "/k", "localcacert": "/ca"})
+    assert config.server_urls == ["https://a.example.test:8081", "http://b:8080"]
+    assert config.timeout == 30 and config.hostcert == "/c"
+    assert read_puppetdb_conf(tmp_path / "absent.conf", {}) is None
+    for bad, needle in [("[main]\n", "server_urls is not set"), ("[main]\nserver_urls = ftp://x\n", "not an http"),
+                        ("[main]\nserver_urls = http://x\nserver_url_timeout = soon\n", "server_url_timeout"),
+                        ("server_urls = http://x\n", "puppetdb.conf")]:
+        write(path, bad)
+        with pytest.raises(DropsondeError, match=needle):
+            read_puppetdb_conf(path, {})
+
+
+def test_pql_strings_are_escaped():
+    assert pql_string('Odd"Fam\\ily') == '"Odd\\"Fam\\\\ily"'
