@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional
 
-from dropsonde import __version__
 from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import ssl
 import threading
 import time
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from dropsonde.errors import DropsondeError
 from dropsonde.puppet.puppetdb import (
     FACTER_OS_FAMILIES,
     PuppetDBClient,
@@ -22,7 +22,6 @@ from dropsonde.puppet.puppetdb import (
     pql_string,
     read_puppetdb_conf,
 )
-from dropsonde.errors import DropsondeError
 from tests.conftest import PuppetTree, make_module, write
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
