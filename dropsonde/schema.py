@@ -77,3 +77,13 @@ def validation_message(error: Any) -> str:
     """One line for a jsonschema ValidationError: where (column, row, field) and what."""
     where = ".".join(str(part) for part in error.absolute_path)
     return f"{where or 'data'}: {error.message}"
+
+
+def field(name: str, kind: str, description: str, mode: str = "REQUIRED") -> Dict[str, Any]:
+    """One BigQuery column or record field; plugins declare theirs with it."""
+    return {"name": name, "type": kind, "mode": mode, "description": description}
+
+
+def repeated_record(name: str, description: str, *fields: Dict[str, Any]) -> Dict[str, Any]:
+    """A column holding a list of records (the shape of every list-valued metric)."""
+    return {"name": name, "type": "RECORD", "mode": "REPEATED", "description": description, "fields": list(fields)}

@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_requirement
+from dropsonde.schema import field, repeated_record
 
 
 class Dependencies(MetricPlugin):
@@ -18,21 +19,12 @@ class Dependencies(MetricPlugin):
 
     def schema(self) -> List[Dict[str, Any]]:
         return [
-            {
-                "name": "dependencies",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Public modules that private modules depend on",
-                "fields": [
-                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The module slug (author-name)"},
-                    {
-                        "name": "version_requirement",
-                        "type": "STRING",
-                        "mode": "REQUIRED",
-                        "description": "The version range the private module asks for",
-                    },
-                ],
-            }
+            repeated_record(
+                "dependencies",
+                "Public modules that private modules depend on",
+                field("name", "STRING", "The module slug (author-name)"),
+                field("version_requirement", "STRING", "The version range the private module asks for"),
+            )
         ]
 
     def run(self, site) -> Dict[str, Any]:

@@ -6,6 +6,7 @@ import random
 from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
+from dropsonde.schema import field
 
 
 class Environments(MetricPlugin):
@@ -15,14 +16,7 @@ class Environments(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            {
-                "name": "environment_count",
-                "type": "INTEGER",
-                "mode": "NULLABLE",
-                "description": "The number of directory environments",
-            }
-        ]
+        return [field("environment_count", "INTEGER", "The number of directory environments", mode="NULLABLE")]
 
     def run(self, site) -> Dict[str, Any]:
         return {"environment_count": len(site.environments)}

@@ -8,12 +8,13 @@ from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_version
+from dropsonde.schema import field, repeated_record
 
-MODULE_FIELDS = [
-    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The module name"},
-    {"name": "slug", "type": "STRING", "mode": "REQUIRED", "description": "The Forge slug (author-name)"},
-    {"name": "version", "type": "STRING", "mode": "REQUIRED", "description": "The installed version"},
-]
+MODULE_FIELDS = (
+    field("name", "STRING", "The module name"),
+    field("slug", "STRING", "The Forge slug (author-name)"),
+    field("version", "STRING", "The installed version"),
+)
 
 
 def _random_version(rng: random.Random) -> str:
@@ -30,37 +31,21 @@ class Modules(MetricPlugin):
 
     def schema(self) -> List[Dict[str, Any]]:
         return [
-            {
-                "name": "modules",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Public modules installed in any environment",
-                "fields": MODULE_FIELDS,
-            },
-            {
-                "name": "classes",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Public classes declared on nodes, with the number of nodes",
-                "fields": [
-                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"},
-                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Nodes declaring it"},
-                ],
-            },
-            {
-                "name": "unused_modules",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Installed public modules none of whose classes is declared on any node",
-                "fields": MODULE_FIELDS,
-            },
-            {
-                "name": "unused_classes",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Classes of installed public modules declared on no node",
-                "fields": [{"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"}],
-            },
+            repeated_record("modules", "Public modules installed in any environment", *MODULE_FIELDS),
+            repeated_record(
+                "classes",
+                "Public classes declared on nodes, with the number of nodes",
+                field("name", "STRING", "The class name"),
+                field("count", "INTEGER", "Nodes declaring it"),
+            ),
+            repeated_record(
+                "unused_modules", "Installed public modules none of whose classes is declared on any node", *MODULE_FIELDS
+            ),
+            repeated_record(
+                "unused_classes",
+                "Classes of installed public modules declared on no node",
+                field("name", "STRING", "The class name"),
+            ),
         ]
 
     def run(self, site) -> Dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.puppet.puppetdb import FACTER_OS_FAMILIES, OTHER_FAMILY
+from dropsonde.schema import field, repeated_record
 
 
 class Platforms(MetricPlugin):
@@ -19,17 +20,13 @@ class Platforms(MetricPlugin):
 
     def schema(self) -> List[Dict[str, Any]]:
         return [
-            {
-                "name": "class_platforms",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Nodes declaring each public class, per OS family",
-                "fields": [
-                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The class name"},
-                    {"name": "platform", "type": "STRING", "mode": "REQUIRED", "description": "The OS family"},
-                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Nodes"},
-                ],
-            }
+            repeated_record(
+                "class_platforms",
+                "Nodes declaring each public class, per OS family",
+                field("name", "STRING", "The class name"),
+                field("platform", "STRING", "The OS family"),
+                field("count", "INTEGER", "Nodes"),
+            )
         ]
 
     def run(self, site) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ import random
 from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
+from dropsonde.schema import field, repeated_record
 
 
 class Profiles(MetricPlugin):
@@ -18,21 +19,12 @@ class Profiles(MetricPlugin):
 
     def schema(self) -> List[Dict[str, Any]]:
         return [
-            {
-                "name": "profile_classes",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Public classes declared by private classes",
-                "fields": [
-                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The public class name"},
-                    {
-                        "name": "count",
-                        "type": "INTEGER",
-                        "mode": "REQUIRED",
-                        "description": "Number of private classes declaring it",
-                    },
-                ],
-            }
+            repeated_record(
+                "profile_classes",
+                "Public classes declared by private classes",
+                field("name", "STRING", "The public class name"),
+                field("count", "INTEGER", "Number of private classes declaring it"),
+            )
         ]
 
     def run(self, site) -> Dict[str, Any]:

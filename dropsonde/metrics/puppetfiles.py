@@ -12,6 +12,7 @@ from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
 from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile
 from dropsonde.puppet.ruby_methods import RUBY_CORE_METHODS
+from dropsonde.schema import field, repeated_record
 
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
 
@@ -27,16 +28,12 @@ class Puppetfiles(MetricPlugin):
 
     def schema(self) -> List[Dict[str, Any]]:
         return [
-            {
-                "name": "puppetfile_ruby_methods",
-                "type": "RECORD",
-                "mode": "REPEATED",
-                "description": "Ruby methods called in Puppetfiles, with how often",
-                "fields": [
-                    {"name": "name", "type": "STRING", "mode": "REQUIRED", "description": "The method name"},
-                    {"name": "count", "type": "INTEGER", "mode": "REQUIRED", "description": "Calls over all Puppetfiles"},
-                ],
-            }
+            repeated_record(
+                "puppetfile_ruby_methods",
+                "Ruby methods called in Puppetfiles, with how often",
+                field("name", "STRING", "The method name"),
+                field("count", "INTEGER", "Calls over all Puppetfiles"),
+            )
         ]
 
     def run(self, site) -> Dict[str, Any]:
