@@ -31,6 +31,7 @@ def build_tree(root: Path, environments: int, shared_private: bool = False) -> l
     module directories instead of having its own (so distinct directories stay fixed)."""
     (root / "puppet").mkdir(parents=True)
     (root / "puppet" / "puppet.conf").write_text("[main]\nbasemodulepath = $codedir/modules\nssldir = $confdir/ssl\n")
+    (root / "telemetry.yaml").write_text(":update: false\n")  # measure the probe, not a Forge refresh
     names = sorted(p.name for p in MODULES.iterdir() if p.name.replace("_", "").isalnum() and p.name.islower())
     slugs = []
     for name in names:

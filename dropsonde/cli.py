@@ -112,6 +112,9 @@ def global_options(
     ),
     codedir: Optional[str] = typer.Option(None, "--codedir", help="Puppet's codedir (also $PUPPET_CODEDIR)."),
     vardir: Optional[str] = typer.Option(None, "--vardir", help="Puppet's vardir (also $PUPPET_VARDIR)."),
+    forge_api: Optional[str] = typer.Option(
+        None, "--forge-api", help="Forge API base URL. [default: https://forgeapi.puppet.com]"
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
@@ -130,6 +133,7 @@ def global_options(
             "confdir": confdir,
             "codedir": codedir,
             "vardir": vardir,
+            "forge_api": forge_api,
         }
     )
 
@@ -152,7 +156,7 @@ def preview(
     state: State = ctx.obj
     output = _format(state, "preview", format)
     site, plugins = state.site(), state.plugins()
-    _note_forge_age(site)
+    _refresh_forge_if_expired(site)
     report = build_report(site, plugins)
     site.close()
     if output == "json":
@@ -161,13 +165,28 @@ def preview(
         typer.echo(render_human(report), nl=False)
 
 
-def _note_forge_age(site: "Site") -> None:
-    """Tell the admin when the Forge list has outlived --ttl (refreshing it is `dropsonde update`'s job)."""
+def _refresh_forge_if_expired(site: "Site") -> None:
+    """Before a report: refresh the Forge list when missing or older than --ttl
+    (unless --no-update). A failure is one warning; the old list is used."""
     from datetime import datetime, timezone
 
-    age = site.forge.age(datetime.now(timezone.utc))
-    if site.options.update and age is not None and age.days >= site.options.ttl:
-        log.warning("the Forge module cache is %d days old (ttl %d days)", age.days, site.options.ttl)
+    from dropsonde.forge_api import DEFAULT_FORGE_API, ForgeError, check_forge_api, refresh_forge_cache
+
+    options = site.options
+    now = datetime.now(timezone.utc)
+    age = site.forge.age(now)
+    if not options.update or (age is not None and age.days < options.ttl and not site.forge.problem):
+        return
+    base_url = check_forge_api(options.forge_api or DEFAULT_FORGE_API)
+    if age is None:
+        log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
+    try:
+        summary = refresh_forge_cache(site.cachepath, base_url, full=False, now=now)
+    except (ForgeError, OSError) as exc:
+        log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
+        return
+    log.info("%s", summary)
+    site.reload_forge()
 
 
 @app.command("list")
@@ -187,6 +206,33 @@ def list_plugins(ctx: typer.Context) -> None:
         typer.echo(f"  {name}")
     if not plugins.disabled:
         typer.echo("  (none)")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    full: Optional[bool] = typer.Option(None, "--full", help="Rebuild the list (drops modules deleted from the Forge)."),
+    from_file: Optional[str] = typer.Option(
+        None, "--from-file", help="Import a forge.json made on a connected machine instead of asking the Forge."
+    ),
+) -> None:
+    """Refresh the Forge module cache now (what decides which modules are public)."""
+    from datetime import datetime, timezone
+
+    from dropsonde.forge import import_forge_file
+    from dropsonde.forge_api import DEFAULT_FORGE_API, check_forge_api, refresh_forge_cache
+
+    state: State = ctx.obj
+    options = state.options()
+    site = state.site()
+    now = datetime.now(timezone.utc)
+    if from_file:
+        count = import_forge_file(Path(from_file), site.cachepath, now)
+        typer.echo(f"Forge module cache imported from {from_file}: {count} modules")
+        return
+    base_url = check_forge_api(options.forge_api or DEFAULT_FORGE_API)
+    full = bool(options.command_option("update", "full", full, False))
+    typer.echo(refresh_forge_cache(site.cachepath, base_url, full=full, now=now))
 
 
 @dev_app.command("schema")

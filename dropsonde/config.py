@@ -72,6 +72,7 @@ GLOBAL_KEYS: Dict[str, Callable[[Any], Any]] = {
     "confdir": _str,
     "codedir": _str,
     "vardir": _str,
+    "forge_api": _str,
 }
 # GLI's initconfig also writes the short aliases and the help/version switches.
 ALIASES = {"v": "verbose", "d": "disable", "e": "enable"}
@@ -80,6 +81,7 @@ IGNORED_KEYS = frozenset({"help", "version"})
 COMMAND_KEYS: Dict[str, Dict[str, Callable[[Any], Any]]] = {
     "preview": {"format": _choice("human", "json")},
     "list": {},
+    "update": {"full": _bool},
     "dev schema": {},
     "dev example": {"size": _int, "filename": _str},
     "dev shell": {},
@@ -102,6 +104,7 @@ class Options:
     confdir: Optional[str] = None
     codedir: Optional[str] = None
     vardir: Optional[str] = None
+    forge_api: Optional[str] = None
     config_file: Optional[Path] = None
     commands: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 

@@ -2,7 +2,9 @@
 may be reported.
 
 ``$cachepath/forge.json`` is ``{"timestamp": ..., "modules": ["author-name", ...]}``,
-the Ruby client's file, so an existing cache is reused. Privacy rule 1 lives
+the Ruby client's file, so an existing cache is reused; we add
+``"forge_updated_at"``, the newest Forge ``updated_at`` seen, where the next
+incremental refresh stops (the Ruby client ignores the extra key). Privacy rule 1 lives
 here: a module is public only if its slug is listed, and a missing, corrupt
 or empty cache makes nothing public (fail closed) and says why.
 """
@@ -13,8 +15,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import FrozenSet, Optional
+from typing import FrozenSet, Iterable, Optional
 
+from dropsonde.atomic_file import write_atomic
+from dropsonde.errors import DropsondeError
 from dropsonde.puppet.environments import normalize_slug
 
 CACHE_FILENAME = "forge.json"
@@ -32,6 +36,7 @@ class ForgeCache:
     modules: FrozenSet[str]
     timestamp: Optional[str] = None
     problem: Optional[str] = None
+    forge_updated_at: Optional[str] = None
 
     def is_public(self, slug: Optional[str]) -> bool:
         """Whether ``slug`` (``author-name`` or ``author/name``) is a Forge module."""
@@ -42,15 +47,24 @@ class ForgeCache:
 
     def age(self, now: datetime) -> Optional[timedelta]:
         """How old the list is, or None when its timestamp is missing or unreadable."""
-        if not self.timestamp:
-            return None
-        try:
-            stamp = datetime.fromisoformat(self.timestamp.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=timezone.utc)
-        return now - stamp
+        stamp = parse_iso(self.timestamp)
+        return now - stamp if stamp is not None else None
+
+    def watermark(self) -> Optional[datetime]:
+        """Where an incremental refresh may stop: the newest Forge ``updated_at``
+        seen, else (a Ruby client's file) the time the list was written."""
+        return parse_iso(self.forge_updated_at) or parse_iso(self.timestamp)
+
+
+def parse_iso(value: Optional[str]) -> Optional[datetime]:
+    """An ISO 8601 time (offset assumed UTC when absent), or None when unreadable."""
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
 
 def load_forge_cache(cachepath: Path) -> ForgeCache:
@@ -70,6 +84,44 @@ def load_forge_cache(cachepath: Path) -> ForgeCache:
     slugs = frozenset(s for s in (normalize_slug(m) for m in modules if isinstance(m, str)) if s)
     timestamp = data.get("timestamp")
     timestamp = str(timestamp) if timestamp is not None else None
+    watermark = data.get("forge_updated_at")
+    watermark = watermark if isinstance(watermark, str) else None
     if not slugs:
-        return ForgeCache(path, slugs, timestamp, problem="Forge module cache lists no modules")
-    return ForgeCache(path, slugs, timestamp)
+        return ForgeCache(path, slugs, timestamp, "Forge module cache lists no modules", watermark)
+    return ForgeCache(path, slugs, timestamp, forge_updated_at=watermark)
+
+
+def save_forge_cache(cachepath: Path, modules: Iterable[str], now: datetime, forge_updated_at: Optional[datetime]) -> Path:
+    """Write the cache atomically (a kill -9 leaves the old file or the new one, never half)."""
+    path = Path(cachepath) / CACHE_FILENAME
+    data = {
+        "timestamp": now.isoformat(timespec="seconds"),
+        "modules": sorted(set(modules)),
+        "forge_updated_at": forge_updated_at.isoformat() if forge_updated_at else None,
+    }
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
+    """Replace the cache with a forge.json made elsewhere (an air-gapped site's
+    way in), after checking it; DropsondeError naming the file and the first
+    bad entry otherwise, and the current cache is left as it was."""
+    try:
+        data = json.loads(Path(source).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DropsondeError(f"{source}: not a JSON file ({str(exc).splitlines()[0][:80]})") from None
+    modules = data.get("modules") if isinstance(data, dict) else None
+    if not isinstance(modules, list) or not modules:
+        raise DropsondeError(f"{source}: expected an object with a non-empty 'modules' list of author-name slugs")
+    slugs = []
+    for index, entry in enumerate(modules):
+        slug = normalize_slug(entry) if isinstance(entry, str) else None
+        if slug is None:
+            raise DropsondeError(f"{source}: modules[{index}] is not an author-name slug: {entry!r:.80}")
+        slugs.append(slug)
+    watermark = parse_iso(data.get("forge_updated_at")) if isinstance(data.get("forge_updated_at"), str) else None
+    save_forge_cache(cachepath, slugs, parse_iso(str(data.get("timestamp"))) or now, watermark)
+    return len(set(slugs))

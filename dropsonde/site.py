@@ -69,6 +69,11 @@ class Site:
             log.warning("%s (%s): no module is treated as public", cache.problem, cache.path)
         return cache
 
+    def reload_forge(self) -> None:
+        """Forget the loaded Forge list (after a refresh), so the next use reads the new file."""
+        self.__dict__.pop("forge", None)
+        self.__dict__.pop("public_classes", None)
+
     @cached_property
     def environments(self) -> List[Environment]:
         return discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store)

@@ -91,6 +91,8 @@ class PuppetTree:
             self.confdir / "puppet.conf",
             "[main]\ncertname = testserver.example.test\nbasemodulepath = $codedir/modules\nssldir = $confdir/ssl\n",
         )
+        # Tests never reach the real Forge; those about refreshing pass --update and --forge-api.
+        write(self.confdir.parent / "telemetry.yaml", ":update: false\n")
 
     @property
     def environments(self) -> Path:

@@ -86,7 +86,7 @@ def test_telemetry_yaml_beside_confdir_sets_defaults(tmp_path, example):
     confdir = example[1]
     write(
         tmp_path / "site" / "telemetry.yaml",
-        ":disable: puppetfiles\n:seed: fromfile\ncommands:\n  :preview:\n    :format: json\n",
+        ":update: false\n:disable: puppetfiles\n:seed: fromfile\ncommands:\n  :preview:\n    :format: json\n",
     )
     assert (tmp_path / "site" / "puppet").as_posix() == confdir
     result = run_dropsonde(*example, "preview")
@@ -172,7 +172,7 @@ def test_broken_telemetry_yaml(tmp_path, example):
 
 
 def test_unknown_key_in_telemetry_yaml(tmp_path, example):
-    write(tmp_path / "site" / "telemetry.yaml", ":updaet: false\n")
+    write(tmp_path / "site" / "telemetry.yaml", ":update: false\n:updaet: false\n")
     assert_clean_error(run_dropsonde(*example, "preview"), "telemetry.yaml", "updaet")
 
 

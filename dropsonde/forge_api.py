@@ -1,0 +1,238 @@
+"""Refreshing the Forge module cache from the Forge v3 API.
+
+Pages of ``/v3/modules`` sorted by latest release, 100 modules a request,
+deprecated modules and both module groups included. An incremental refresh
+stops at the first module whose ``updated_at`` is not newer than the cache's
+newest, so a week with no new module costs one request. Any failure (network,
+proxy, 429/5xx after bounded retries, a malformed or looping page) leaves the
+old cache untouched: a refresh can make a run slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional, Set
+from urllib.parse import urljoin, urlsplit
+
+from dropsonde import __version__
+from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.puppet.environments import normalize_slug
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FORGE_API = "https://forgeapi.puppet.com"
+PAGE_SIZE = 100
+# Never `hide_deprecated`: the Forge treats any value as true.
+FIRST_PAGE_PARAMS = {
+    "limit": str(PAGE_SIZE),
+    "sort_by": "latest_release",
+    "module_groups": "base pe_only",
+    "exclude_fields": "readme changelog license reference",
+}
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = float(os.environ.get("DROPSONDE_FORGE_TIMEOUT", "30"))
+# Bounds on waiting: retries per request, the longest Retry-After honoured,
+# and the whole refresh.
+RETRIES = 4
+MAX_RETRY_AFTER = 60.0
+TOTAL_BUDGET = 600.0
+
+
+class ForgeError(DropsondeError):
+    """The Forge could not be read; the cache is left as it was."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitStatus.FAILURE)
+
+
+def check_forge_api(url: str) -> str:
+    """The base URL, validated (a usage error names it otherwise)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DropsondeError(f"--forge-api: not an http(s) URL: {url!r}")
+    return url.rstrip("/")
+
+
+def parse_forge_time(value: Any) -> Optional[datetime]:
+    """Forge timestamps look like ``2011-05-24 18:34:58 -0700``; ISO 8601 is accepted too."""
+    if not isinstance(value, str):
+        return None
+    for pattern in ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(value.strip(), pattern)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass
+class Crawl:
+    """What a refresh read: the slugs, the newest ``updated_at``, and its cost."""
+
+    slugs: Set[str] = field(default_factory=set)
+    newest: Optional[datetime] = None
+    requests: int = 0
+    total: Optional[int] = None
+
+
+def _session() -> Any:
+    """A requests session with bounded retries on connection errors, 429 and 5xx,
+    honouring Retry-After up to MAX_RETRY_AFTER seconds."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    class BoundedRetry(Retry):
+        def get_retry_after(self, response):  # noqa: ANN001 - urllib3's signature
+            after = super().get_retry_after(response)
+            return None if after is None else min(after, MAX_RETRY_AFTER)
+
+    retry = BoundedRetry(
+        total=RETRIES,
+        connect=RETRIES,
+        read=RETRIES,
+        status=RETRIES,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": f"dropsonde/{__version__}", "Accept": "application/json"})
+    return session
+
+
+def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[str, Any]:
+    import requests
+
+    try:
+        response = session.get(url, params=params, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+    except requests.exceptions.ProxyError as exc:
+        raise ForgeError(f"proxy error reaching {url}: {_short(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise ForgeError(f"{url}: no answer within {READ_TIMEOUT:g} s") from None
+    except requests.exceptions.RequestException as exc:
+        raise ForgeError(f"cannot reach {url}: {_short(exc)}") from None
+    if response.status_code != 200:
+        raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())
+    try:
+        page = json.loads(response.content)
+    except ValueError:
+        raise ForgeError(f"{response.url}: malformed JSON in the answer") from None
+    if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+        raise ForgeError(f"{response.url}: the answer has no 'results' list")
+    return page
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Caused by ", "NewConnectionError", "ConnectionResetError", "ProtocolError"):
+        if marker in text:
+            text = text[text.index(marker):]
+            break
+    return text[:200]
+
+
+def _error_message(response: Any) -> str:
+    """The Forge's own error text (``{"message": ..., "errors": [...]}``), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        parts = [str(body.get("message", ""))] + [str(e) for e in body.get("errors", []) if e]
+        return ": ".join(p for p in parts if p)[:300]
+    return ""
+
+
+def crawl_forge(
+    base_url: str,
+    since: Optional[datetime],
+    progress: Optional[Callable[[int, Optional[int]], None]] = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Crawl:
+    """Read module slugs newest first, to the last page or (with ``since``) to the
+    first module not updated after it. ForgeError on any failure."""
+    session = _session()
+    result = Crawl()
+    url: Optional[str] = base_url + "/v3/modules"
+    params: Optional[Dict[str, str]] = dict(FIRST_PAGE_PARAMS)
+    seen_urls: Set[str] = set()
+    deadline = clock() + TOTAL_BUDGET
+    while url is not None:
+        if clock() > deadline:
+            raise ForgeError(f"the Forge refresh took longer than {TOTAL_BUDGET:g} s")
+        page = _get_page(session, url, params)
+        result.requests += 1
+        pagination = page.get("pagination") if isinstance(page.get("pagination"), dict) else {}
+        if isinstance(pagination.get("total"), int):
+            result.total = pagination["total"]
+        for module in page["results"]:
+            if not isinstance(module, dict):
+                raise ForgeError(f"{url}: a result is not a module object")
+            updated = parse_forge_time(module.get("updated_at"))
+            if since is not None and (updated is None or updated <= since):
+                return result
+            slug = normalize_slug(module.get("slug", "")) if isinstance(module.get("slug"), str) else None
+            if slug is None:
+                raise ForgeError(f"{url}: a module without a valid slug: {module.get('slug')!r:.60}")
+            result.slugs.add(slug)
+            if updated is not None and (result.newest is None or updated > result.newest):
+                result.newest = updated
+        if progress is not None:
+            progress(len(result.slugs), result.total)
+        following = pagination.get("next")
+        if not following:
+            return result
+        url, params = urljoin(base_url + "/", following), None
+        if url in seen_urls:
+            raise ForgeError(f"the Forge's pagination repeats a page ({following})")
+        seen_urls.add(url)
+    return result
+
+
+def _progress_reporter() -> tuple:
+    """A progress bar on a terminal (rich, already installed with typer); nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(TextColumn("Forge modules"), BarColumn(), MofNCompleteColumn(), transient=True)
+    task = bar.add_task("crawl", total=None)
+    bar.start()
+
+    def update(done: int, total: Optional[int]) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> str:
+    """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was."""
+    from dropsonde.forge import load_forge_cache, save_forge_cache
+
+    cache = load_forge_cache(cachepath)
+    incremental = not full and not cache.problem
+    since = cache.watermark() if incremental else None
+    update, stop = _progress_reporter()
+    try:
+        crawl = crawl_forge(base_url, since, update)
+    finally:
+        stop()
+    slugs: List[str] = list(crawl.slugs | (cache.modules if incremental else set()))
+    if not slugs:
+        raise ForgeError(f"{base_url}: the Forge listed no modules; keeping the current cache")
+    newest = max((d for d in (crawl.newest, since) if d is not None), default=None)
+    save_forge_cache(cachepath, slugs, now, newest)
+    kind = "incremental" if incremental else "full"
+    return f"Forge module cache updated ({kind}): {len(slugs)} modules, {len(crawl.slugs)} new or changed, {crawl.requests} requests"
