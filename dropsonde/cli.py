@@ -52,6 +52,7 @@ class State:
             self._options = load_options(self.given)
             if self._options.verbose:
                 logging.getLogger().setLevel(logging.INFO)
+                logging.getLogger("urllib3").setLevel(logging.WARNING)
         return self._options
 
     def site(self) -> "Site":
@@ -312,6 +313,8 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="dropsonde: %(levelname)s: %(message)s")
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.INFO, "info")
+    # urllib3 logs each retry as a warning; our own message says what finally happened.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         app(prog_name="dropsonde")
     except DropsondeError as exc:

@@ -39,7 +39,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = float(os.environ.get("DROPSONDE_FORGE_TIMEOUT", "30"))
 # Bounds on waiting: retries per request, the longest Retry-After honoured,
 # and the whole refresh.
-RETRIES = 4
+RETRIES = 3
 MAX_RETRY_AFTER = 60.0
 TOTAL_BUDGET = 600.0
 
@@ -122,6 +122,8 @@ def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[
     except requests.exceptions.Timeout:
         raise ForgeError(f"{url}: no answer within {READ_TIMEOUT:g} s") from None
     except requests.exceptions.RequestException as exc:
+        if "Read timed out" in str(exc):  # after retries, urllib3 reports it as a connection error
+            raise ForgeError(f"{url}: no answer within {READ_TIMEOUT:g} s") from None
         raise ForgeError(f"cannot reach {url}: {_short(exc)}") from None
     if response.status_code != 200:
         raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())

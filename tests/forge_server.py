@@ -1,0 +1,205 @@
+"""A loopback stand-in for the Forge v3 API (`GET /v3/modules`), with the real
+API's shape: a pagination object whose ``next`` is a relative URL (null on
+the last page), results with ``slug``, ``updated_at`` in the Forge's
+``2011-05-24 18:34:58 -0700`` format, ``deprecated_at`` and ``module_group``;
+``limit`` outside 1..100 and a missing User-Agent are 400s with the Forge's
+error body; ``hide_deprecated`` with any value hides deprecated modules;
+``module_groups`` defaults to ``base``. Faults can be injected at an offset.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Dict, List, Optional
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+EPOCH = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))
+
+
+def forge_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+@dataclass
+class ForgeModule:
+    slug: str
+    updated_at: datetime
+    deprecated: bool = False
+    group: str = "base"
+
+    def as_json(self) -> dict:
+        owner, name = self.slug.split("-", 1)
+        return {
+            "uri": f"/v3/modules/{self.slug}",
+            "slug": self.slug,
+            "name": name,
+            "owner": {"username": owner, "slug": owner},
+            "updated_at": forge_time(self.updated_at),
+            "deprecated_at": forge_time(self.updated_at) if self.deprecated else None,
+            "module_group": self.group,
+            "current_release": {"version": "1.0.0", "readme": "x" * 200},
+        }
+
+
+def generate_modules(count: int, start: int = 0) -> List[ForgeModule]:
+    """``count`` modules, each updated an hour after the previous one; every
+    tenth deprecated, every twenty-fifth in the pe_only group."""
+    return [
+        ForgeModule(
+            slug=f"author{i % 97}-module{i}",
+            updated_at=EPOCH + timedelta(hours=i),
+            deprecated=i % 10 == 3,
+            group="pe_only" if i % 25 == 7 else "base",
+        )
+        for i in range(start, start + count)
+    ]
+
+
+@dataclass
+class Fault:
+    """What to do to the request for page ``offset``: 500, 429, slow, truncated, reset, repeat."""
+
+    kind: str
+    offset: int = 0
+    times: int = 10**9  # how many requests it affects before the server behaves
+    retry_after: str = "1"
+    delay: float = 3.0
+
+
+@dataclass
+class ForgeState:
+    modules: List[ForgeModule] = field(default_factory=list)
+    faults: List[Fault] = field(default_factory=list)
+    requests: List[Dict[str, str]] = field(default_factory=list)
+    user_agents: List[Optional[str]] = field(default_factory=list)
+    paths: List[str] = field(default_factory=list)
+
+
+class ForgeHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        state: ForgeState = self.server.state
+        parts = urlsplit(self.path)  # absolute when we are used as a proxy
+        state.paths.append(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        state.requests.append(query)
+        state.user_agents.append(self.headers.get("User-Agent"))
+        if parts.path != "/v3/modules":
+            return self._json(404, {"message": "404 Not Found", "errors": [f"no route {parts.path}"]})
+        if not self.headers.get("User-Agent"):
+            return self._json(400, {"message": "400 Bad Request", "errors": ["User-Agent header is required"]})
+        try:
+            limit = int(query.get("limit", "20"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return self._json(400, {"message": "400 Bad Request", "errors": ["limit and offset must be integers"]})
+        if not 1 <= limit <= 100:
+            return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
+        fault = self._fault(state, offset)
+        if fault is not None and fault.kind in ("500", "429", "slow", "reset", "truncated"):
+            return self._inject(fault)
+        groups = query.get("module_groups", "base").split()
+        modules = [m for m in state.modules if m.group in groups]
+        if "hide_deprecated" in query:
+            modules = [m for m in modules if not m.deprecated]
+        if query.get("sort_by") == "latest_release":
+            modules = sorted(modules, key=lambda m: m.updated_at, reverse=True)
+        page = modules[offset:offset + limit]
+        following = {k: v for k, v in query.items()}
+        following["offset"] = str(offset + limit)
+        next_url = f"/v3/modules?{urlencode(following)}" if offset + limit < len(modules) else None
+        if fault is not None and fault.kind == "repeat":
+            next_url = f"/v3/modules?{urlencode({**query, 'offset': str(offset)})}"
+        body = {
+            "pagination": {
+                "limit": limit, "offset": offset, "first": f"/v3/modules?{urlencode({**query, 'offset': '0'})}",
+                "previous": None, "current": f"/v3/modules?{parts.query}", "next": next_url, "total": len(modules),
+            },
+            "results": [m.as_json() for m in page],
+        }
+        self._json(200, body)
+
+    def _fault(self, state: ForgeState, offset: int) -> Optional[Fault]:
+        for fault in state.faults:
+            if fault.offset == offset and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+    def _inject(self, fault: Fault) -> None:
+        if fault.kind == "500":
+            return self._json(500, {"message": "500 Internal Server Error", "errors": []})
+        if fault.kind == "429":
+            body = json.dumps({"message": "429 Too Many Requests", "errors": []}).encode()
+            self.send_response(429)
+            self.send_header("Retry-After", fault.retry_after)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        if fault.kind == "slow":
+            time.sleep(fault.delay)
+            return self._json(200, {"pagination": {"next": None}, "results": []})
+        if fault.kind == "truncated":
+            body = b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        # "reset": close the connection with an RST, as the field report's firewall did
+        # (detach, so the buffered reader and writer cannot keep the descriptor open)
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        os.close(self.connection.detach())
+        self.close_connection = True
+        return None
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """Injected resets and clients giving up are the point of the faults: no tracebacks."""
+
+
+class ForgeServer:
+    """The stand-in on 127.0.0.1, in a thread; a context manager."""
+
+    def __init__(self, modules: List[ForgeModule]) -> None:
+        self.state = ForgeState(modules=list(modules))
+        self.httpd = _QuietServer(("127.0.0.1", 0), ForgeHandler)
+        self.httpd.state = self.state
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> "ForgeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

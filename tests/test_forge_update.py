@@ -1,0 +1,292 @@
+"""`dropsonde update` and the automatic refresh, against a loopback stand-in
+for the Forge v3 API: request counts, incremental stops, faults, proxies,
+air-gapped import, atomic writes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from dropsonde import __version__
+from dropsonde.forge import load_forge_cache
+from dropsonde.forge_api import ForgeError, parse_forge_time, refresh_forge_cache
+from tests.conftest import PuppetTree, assert_clean_error, make_module, write
+from tests.forge_server import ForgeServer, Fault, generate_modules
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def refresh(cachepath, server, full=False):
+    return refresh_forge_cache(cachepath, server.url, full=full, now=NOW)
+
+
+def cached(cachepath):
+    return json.loads((Path(cachepath) / "forge.json").read_text())
+
+
+def test_full_refresh_reads_every_page_including_the_last(tmp_path):
+    modules = generate_modules(2345)
+    with ForgeServer(modules) as server:
+        summary = refresh(tmp_path, server)
+    assert len(server.state.requests) == math.ceil(2345 / 100) == 24
+    assert set(cached(tmp_path)["modules"]) == {m.slug for m in modules}  # pe_only and deprecated included
+    assert "full" in summary and "24 requests" in summary
+    first = server.state.requests[0]
+    assert first["limit"] == "100" and first["sort_by"] == "latest_release"
+    assert first["module_groups"].split() == ["base", "pe_only"]
+    assert all("hide_deprecated" not in query for query in server.state.requests)
+    assert set(server.state.user_agents) == {f"dropsonde/{__version__}"}
+    newest = max(m.updated_at for m in modules)
+    assert datetime.fromisoformat(cached(tmp_path)["forge_updated_at"]) == newest
+
+
+def test_a_no_change_refresh_is_one_request(tmp_path):
+    with ForgeServer(generate_modules(1000)) as server:
+        refresh(tmp_path, server)
+        server.state.requests.clear()
+        summary = refresh(tmp_path, server)
+    assert len(server.state.requests) == 1
+    assert "incremental" in summary and "0 new or changed" in summary
+
+
+def test_incremental_refresh_checks_every_module_across_pages(tmp_path):
+    old = generate_modules(1000)
+    with ForgeServer(old) as server:
+        refresh(tmp_path, server)
+        server.state.modules += generate_modules(150, start=1000)  # newer than everything cached
+        server.state.requests.clear()
+        refresh(tmp_path, server)
+    assert len(server.state.requests) == 2  # 100 new on page 1, 50 new then an old one on page 2
+    assert len(cached(tmp_path)["modules"]) == 1150
+
+
+def test_full_refresh_drops_deleted_modules_incremental_keeps_them(tmp_path):
+    modules = generate_modules(300)
+    with ForgeServer(modules) as server:
+        refresh(tmp_path, server)
+        server.state.modules = modules[:-5]
+        refresh(tmp_path, server)
+        assert len(cached(tmp_path)["modules"]) == 300
+        refresh(tmp_path, server, full=True)
+    assert len(cached(tmp_path)["modules"]) == 295
+
+
+def test_a_ruby_clients_cache_is_refreshed_from_its_timestamp(tmp_path):
+    modules = generate_modules(500)
+    cutoff = modules[449].updated_at
+    write(tmp_path / "forge.json", json.dumps({"timestamp": cutoff.isoformat(), "modules": ["puppetlabs-apache"]}))
+    with ForgeServer(modules) as server:
+        refresh(tmp_path, server)
+    assert len(server.state.requests) == 1
+    assert set(cached(tmp_path)["modules"]) == {"puppetlabs-apache"} | {m.slug for m in modules[450:]}
+
+
+@pytest.mark.parametrize(
+    "fault, needle",
+    [
+        (Fault("500", offset=300), "HTTP 500"),
+        (Fault("truncated", offset=200), "malformed JSON"),
+        (Fault("reset", offset=800), "cannot reach"),
+        (Fault("repeat", offset=400), "repeats a page"),
+    ],
+)
+def test_a_failed_refresh_keeps_the_old_cache(tmp_path, fault, needle):
+    write(tmp_path / "forge.json", json.dumps({"timestamp": "2020-01-01T00:00:00+00:00", "modules": ["old-module"]}))
+    before = (tmp_path / "forge.json").read_bytes()
+    with ForgeServer(generate_modules(1200)) as server:
+        server.state.faults.append(fault)
+        with pytest.raises(ForgeError, match=needle):
+            refresh(tmp_path, server, full=True)
+    assert (tmp_path / "forge.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["forge.json"]  # no temporary file left behind
+
+
+def test_429_with_retry_after_is_honoured_then_succeeds(tmp_path):
+    with ForgeServer(generate_modules(250)) as server:
+        server.state.faults.append(Fault("429", offset=100, times=1, retry_after="2"))
+        start = time.monotonic()
+        refresh(tmp_path, server)
+        elapsed = time.monotonic() - start
+    assert elapsed >= 2
+    assert len(server.state.requests) == 4  # three pages and one retry
+    assert len(cached(tmp_path)["modules"]) == 250
+
+
+def test_transient_500s_are_retried(tmp_path):
+    with ForgeServer(generate_modules(150)) as server:
+        server.state.faults.append(Fault("500", offset=0, times=2))
+        refresh(tmp_path, server)
+    assert len(server.state.requests) == 4
+    assert len(cached(tmp_path)["modules"]) == 150
+
+
+def test_forge_timestamps():
+    stamp = parse_forge_time("2011-05-24 18:34:58 -0700")
+    assert stamp == datetime(2011, 5, 25, 1, 34, 58, tzinfo=timezone.utc)
+    assert parse_forge_time("2011-05-24T18:34:58+00:00").hour == 18
+    assert parse_forge_time("yesterday") is None and parse_forge_time(None) is None
+
+
+def test_the_stand_in_rejects_what_the_forge_rejects():
+    import requests
+
+    with ForgeServer(generate_modules(10)) as server:
+        assert requests.get(server.url + "/v3/modules?limit=101", headers={"User-Agent": "t/1"}).status_code == 400
+        bare = http.client.HTTPConnection("127.0.0.1", server.httpd.server_address[1])  # sends no User-Agent
+        bare.request("GET", "/v3/modules")
+        response = bare.getresponse()
+        assert response.status == 400 and "User-Agent" in json.loads(response.read())["errors"][0]
+        hidden = requests.get(server.url + "/v3/modules?limit=100&hide_deprecated=false", headers={"User-Agent": "t/1"})
+        assert all(r["deprecated_at"] is None for r in hidden.json()["results"])
+
+
+# ---- through the command line ----
+
+
+def site_with_module(tmp_path) -> PuppetTree:
+    tree = PuppetTree(tmp_path / "site")
+    make_module(tree.environment("production") / "modules", "module7", "author7-module7", "1.0.0")
+    return tree
+
+
+def test_update_command_and_its_failure(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(120)) as server:
+        result = tree.run("--forge-api", server.url, "update")
+        assert result.returncode == 0, result.stderr
+        assert "120 modules" in result.stdout
+        before = (tree.cachepath / "forge.json").read_bytes()
+        server.state.faults.append(Fault("500", offset=0))
+        failed = tree.run("--forge-api", server.url, "update", "--full")
+    assert_clean_error(failed, "HTTP 500")
+    assert failed.returncode == 1
+    assert (tree.cachepath / "forge.json").read_bytes() == before
+
+
+def test_first_preview_fetches_the_list_then_reports(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(120)) as server:
+        result = tree.run("--update", "--forge-api", server.url, "preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    fetching = [line for line in result.stderr.splitlines() if "fetching the list of public modules" in line]
+    assert len(fetching) == 1 and server.url in fetching[0]
+    modules = result.json()["self-service-analytics"]["snapshots"]["modules"]["value"]
+    assert modules == [{"name": "module7", "slug": "author7-module7", "version": "1.0.0"}]
+
+
+def test_expired_cache_and_unreachable_forge_uses_the_old_list(tmp_path):
+    tree = site_with_module(tmp_path)
+    tree.forge(["author7-module7"])  # dated 2026-11-01: older than the ttl
+    with ForgeServer([]) as server:
+        dead = server.url
+    result = tree.run("--update", "--forge-api", dead, "preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "could not refresh the Forge module cache, using the current one" in result.stderr
+    assert result.json()["self-service-analytics"]["snapshots"]["modules"]["value"][0]["slug"] == "author7-module7"
+
+
+def test_no_cache_and_unreachable_forge_fails_closed(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer([]) as server:
+        dead = server.url
+    result = tree.run("--update", "--forge-api", dead, "preview")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "no Forge module cache yet: no module is treated as public" in text
+    assert "module7" not in result.stdout
+
+
+def test_no_update_never_asks_the_forge(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(10)) as server:
+        tree.run("--no-update", "--forge-api", server.url, "preview")
+    assert server.state.requests == []
+
+
+def test_slow_forge_times_out(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(10)) as server:
+        server.state.faults.append(Fault("slow", offset=0, delay=3))
+        start = time.monotonic()
+        result = tree.run("--forge-api", server.url, "update", env={"DROPSONDE_FORGE_TIMEOUT": "0.5"})
+    assert_clean_error(result, "no answer within 0.5 s")
+    assert time.monotonic() - start < 15
+
+
+def test_proxies_come_from_the_environment(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(30)) as proxy:
+        result = tree.run("--forge-api", "http://forge.invalid", "update", env={"http_proxy": proxy.url})
+    assert result.returncode == 0, result.stderr
+    assert proxy.state.paths[0].startswith("http://forge.invalid/v3/modules?")
+
+
+def test_bad_forge_api_url_is_a_usage_error(tmp_path):
+    tree = site_with_module(tmp_path)
+    assert_clean_error(tree.run("--forge-api", "ftp://x", "update"), "--forge-api")
+
+
+def test_import_from_file(tmp_path):
+    tree = site_with_module(tmp_path)
+    ruby_cache = write(tmp_path / "carried.json", json.dumps(
+        {"timestamp": "2026-11-20T00:00:00-07:00", "modules": ["author7/module7", "puppetlabs-apache"]}))
+    result = tree.run("update", "--from-file", str(ruby_cache))
+    assert result.returncode == 0, result.stderr
+    cache = load_forge_cache(tree.cachepath)
+    assert cache.modules == {"author7-module7", "puppetlabs-apache"}
+    assert cache.timestamp == "2026-11-20T00:00:00-07:00"
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("{not json", "not a JSON file"),
+        ('{"modules": []}', "non-empty 'modules' list"),
+        ('{"modules": ["puppetlabs-apache", "not a slug"]}', "modules[1] is not an author-name slug"),
+        ('{"modules": ["puppetlabs-apache", 7]}', "modules[1]"),
+    ],
+)
+def test_import_rejects_bad_files_and_keeps_the_cache(tmp_path, content, needle):
+    tree = site_with_module(tmp_path)
+    tree.forge(["author7-module7"])
+    before = (tree.cachepath / "forge.json").read_bytes()
+    bad = write(tmp_path / "bad.json", content)
+    result = tree.run("update", "--from-file", str(bad))
+    assert_clean_error(result, str(bad), needle)
+    assert result.returncode == 2
+    assert (tree.cachepath / "forge.json").read_bytes() == before
+
+
+WRITER = """
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from dropsonde.forge import save_forge_cache
+n = 0
+while True:
+    n += 1
+    size = 20000 if n % 2 else 30000
+    save_forge_cache(Path(sys.argv[1]), [f"author-module{i}" for i in range(size)], datetime.now(timezone.utc), None)
+    print(n, flush=True)
+"""
+
+
+def test_kill_9_during_writes_never_leaves_a_partial_file(tmp_path):
+    for attempt in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        proc.stdout.readline()  # at least one complete write
+        time.sleep(0.05 + attempt * 0.037)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        data = json.loads((tmp_path / "forge.json").read_text())
+        assert len(data["modules"]) in (20000, 30000)
