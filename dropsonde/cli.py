@@ -186,7 +186,7 @@ def _refresh_forge_if_expired(site: "Site") -> None:
     except (ForgeError, OSError) as exc:
         log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
         return
-    log.info("%s", summary)
+    print(f"dropsonde: {summary}", file=sys.stderr)  # one line for cron and the journal
     site.reload_forge()
 
 

@@ -180,6 +180,7 @@ def test_first_preview_fetches_the_list_then_reports(tmp_path):
     assert result.returncode == 0, result.stderr
     fetching = [line for line in result.stderr.splitlines() if "fetching the list of public modules" in line]
     assert len(fetching) == 1 and server.url in fetching[0]
+    assert "dropsonde: Forge module cache updated (full): 120 modules" in result.stderr
     modules = result.json()["self-service-analytics"]["snapshots"]["modules"]["value"]
     assert modules == [{"name": "module7", "slug": "author7-module7", "version": "1.0.0"}]
 
