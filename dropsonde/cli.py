@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import typer
 
 from dropsonde import __version__
-from dropsonde.config import CONFIG_FILENAME, Options, merge_options, read_config_file, split_names
+from dropsonde.config import (
+    CONFIG_FILENAME,
+    Options,
+    merge_options,
+    read_config_file,
+    split_names,
+)
 from dropsonde.errors import DropsondeError, ExitStatus
 
 if TYPE_CHECKING:
@@ -171,7 +177,12 @@ def _refresh_forge_if_expired(site: "Site") -> None:
     (unless --no-update). A failure is one warning; the old list is used."""
     from datetime import datetime, timezone
 
-    from dropsonde.forge_api import DEFAULT_FORGE_API, ForgeError, check_forge_api, refresh_forge_cache
+    from dropsonde.forge_api import (
+        DEFAULT_FORGE_API,
+        ForgeError,
+        check_forge_api,
+        refresh_forge_cache,
+    )
 
     options = site.options
     now = datetime.now(timezone.utc)
@@ -221,7 +232,11 @@ def update(
     from datetime import datetime, timezone
 
     from dropsonde.forge import import_forge_file
-    from dropsonde.forge_api import DEFAULT_FORGE_API, check_forge_api, refresh_forge_cache
+    from dropsonde.forge_api import (
+        DEFAULT_FORGE_API,
+        check_forge_api,
+        refresh_forge_cache,
+    )
 
     state: State = ctx.obj
     options = state.options()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Set
 from urllib.parse import urljoin, urlsplit
 
-from dropsonde import __version__
+from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.puppet.environments import normalize_slug
 
@@ -35,12 +34,7 @@ FIRST_PAGE_PARAMS = {
     "module_groups": "base pe_only",
     "exclude_fields": "readme changelog license reference",
 }
-CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = float(os.environ.get("DROPSONDE_FORGE_TIMEOUT", "30"))
-# Bounds on waiting: retries per request, the longest Retry-After honoured,
-# and the whole refresh.
-RETRIES = 3
-MAX_RETRY_AFTER = 60.0
+# The whole refresh is bounded too (each request is, by http_client).
 TOTAL_BUDGET = 600.0
 
 
@@ -81,50 +75,13 @@ class Crawl:
     total: Optional[int] = None
 
 
-def _session() -> Any:
-    """A requests session with bounded retries on connection errors, 429 and 5xx,
-    honouring Retry-After up to MAX_RETRY_AFTER seconds."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-
-    class BoundedRetry(Retry):
-        def get_retry_after(self, response):  # noqa: ANN001 - urllib3's signature
-            after = super().get_retry_after(response)
-            return None if after is None else min(after, MAX_RETRY_AFTER)
-
-    retry = BoundedRetry(
-        total=RETRIES,
-        connect=RETRIES,
-        read=RETRIES,
-        status=RETRIES,
-        backoff_factor=0.5,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"GET"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers.update({"User-Agent": f"dropsonde/{__version__}", "Accept": "application/json"})
-    return session
-
-
 def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[str, Any]:
     import requests
 
     try:
-        response = session.get(url, params=params, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-    except requests.exceptions.ProxyError as exc:
-        raise ForgeError(f"proxy error reaching {url}: {_short(exc)}") from None
-    except requests.exceptions.Timeout:
-        raise ForgeError(f"{url}: no answer within {READ_TIMEOUT:g} s") from None
+        response = session.get(url, params=params, timeout=http_client.TIMEOUTS)
     except requests.exceptions.RequestException as exc:
-        if "Read timed out" in str(exc):  # after retries, urllib3 reports it as a connection error
-            raise ForgeError(f"{url}: no answer within {READ_TIMEOUT:g} s") from None
-        raise ForgeError(f"cannot reach {url}: {_short(exc)}") from None
+        raise ForgeError(http_client.describe_failure(url, exc)) from None
     if response.status_code != 200:
         raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())
     try:
@@ -134,15 +91,6 @@ def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[
     if not isinstance(page, dict) or not isinstance(page.get("results"), list):
         raise ForgeError(f"{response.url}: the answer has no 'results' list")
     return page
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("Caused by ", "NewConnectionError", "ConnectionResetError", "ProtocolError"):
-        if marker in text:
-            text = text[text.index(marker):]
-            break
-    return text[:200]
 
 
 def _error_message(response: Any) -> str:
@@ -165,7 +113,7 @@ def crawl_forge(
 ) -> Crawl:
     """Read module slugs newest first, to the last page or (with ``since``) to the
     first module not updated after it. ForgeError on any failure."""
-    session = _session()
+    session = http_client.session()
     result = Crawl()
     url: Optional[str] = base_url + "/v3/modules"
     params: Optional[Dict[str, str]] = dict(FIRST_PAGE_PARAMS)

@@ -20,7 +20,12 @@ from typing import Any, Dict, Iterator, List, Optional
 from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
-from dropsonde.schema import SKELETON_COLUMNS, SchemaError, record_json_schema, validation_message
+from dropsonde.schema import (
+    SKELETON_COLUMNS,
+    SchemaError,
+    record_json_schema,
+    validation_message,
+)
 from dropsonde.site import Site
 from dropsonde.siteid import SiteId, compute_site_id
 

@@ -18,7 +18,12 @@ from typing import Dict, List, Optional, Set
 from dropsonde.config import Options
 from dropsonde.forge import ForgeCache, load_forge_cache
 from dropsonde.privacy import reportable_class
-from dropsonde.puppet.environments import Environment, Module, ModuleStore, discover_environments
+from dropsonde.puppet.environments import (
+    Environment,
+    Module,
+    ModuleStore,
+    discover_environments,
+)
 from dropsonde.puppet.manifests import Definition, ManifestIndex, module_manifests
 from dropsonde.puppet.puppetdb import (
     ClassUsage,

@@ -219,7 +219,7 @@ def test_slow_forge_times_out(tmp_path):
     with ForgeServer(generate_modules(10)) as server:
         server.state.faults.append(Fault("slow", offset=0, delay=3))
         start = time.monotonic()
-        result = tree.run("--forge-api", server.url, "update", env={"DROPSONDE_FORGE_TIMEOUT": "0.5"})
+        result = tree.run("--forge-api", server.url, "update", env={"DROPSONDE_HTTP_TIMEOUT": "0.5"})
     assert_clean_error(result, "no answer within 0.5 s")
     assert time.monotonic() - start < 15
 
