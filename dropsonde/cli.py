@@ -152,24 +152,83 @@ def _format(state: State, command: str, given: Optional[str]) -> str:
     return value
 
 
+def _build_report(state: State):
+    """Site, refreshed Forge list, plugins run: the one path behind preview and submit."""
+    from dropsonde.report import build_report
+
+    site, plugins = state.site(), state.plugins()
+    _refresh_forge_if_expired(site)
+    report = build_report(site, plugins)
+    site.close()
+    return site, report
+
+
 @app.command()
 def preview(
     ctx: typer.Context,
     format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
 ) -> None:
     """Show the report that would be sent; --format json is exactly the body submit POSTs."""
-    from dropsonde.report import build_report, render_human, report_body
+    from dropsonde.report import render_human, report_body
 
     state: State = ctx.obj
     output = _format(state, "preview", format)
-    site, plugins = state.site(), state.plugins()
-    _refresh_forge_if_expired(site)
-    report = build_report(site, plugins)
-    site.close()
+    _, report = _build_report(state)
     if output == "json":
         sys.stdout.buffer.write(report_body(report))
     else:
         typer.echo(render_human(report), nl=False)
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Where to send. [default: https://updates.puppet.com]"),
+    port: Optional[int] = typer.Option(None, "--port", help="Port on the endpoint. [default: 443]"),
+) -> None:
+    """Send the report (exactly what preview --format json shows) and record what was sent."""
+    from datetime import datetime, timezone
+
+    from dropsonde.report import report_body
+    from dropsonde.submit import DEFAULT_ENDPOINT, SubmitError, post_report, record_submission, submission_url
+
+    state: State = ctx.obj
+    options = state.options()
+    url = submission_url(
+        options.command_option("submit", "endpoint", endpoint, options.endpoint or DEFAULT_ENDPOINT),
+        options.command_option("submit", "port", port, options.port),
+    )
+    site, report = _build_report(state)
+    body = report_body(report)
+    try:
+        answer = post_report(url, body)
+    except SubmitError as exc:
+        if options.verbose and exc.body:
+            print(exc.body, file=sys.stderr)
+        raise SubmitError(f"Failed to submit report: {exc}") from None
+    record_submission(site.cachepath, url, body, datetime.now(timezone.utc))
+    typer.echo(answer.text())
+
+
+@app.command()
+def last(
+    ctx: typer.Context,
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+) -> None:
+    """Show the last report that was submitted and when (kept after every successful submit)."""
+    from dropsonde.submit import last_submission
+
+    state: State = ctx.obj
+    output = _format(state, "last", format)
+    record = last_submission(state.site().cachepath)
+    if record is None:
+        raise DropsondeError("no report has been submitted from here yet", ExitStatus.FAILURE)
+    if output == "json":
+        typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"Last submitted: {record['submitted_at']}")
+    typer.echo(f"To: {record.get('endpoint', '(unknown)')}")
+    typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
 
 
 def _refresh_forge_if_expired(site: "Site") -> None:

@@ -73,6 +73,8 @@ GLOBAL_KEYS: Dict[str, Callable[[Any], Any]] = {
     "codedir": _str,
     "vardir": _str,
     "forge_api": _str,
+    "endpoint": _str,
+    "port": _int,
 }
 # GLI's initconfig also writes the short aliases and the help/version switches.
 ALIASES = {"v": "verbose", "d": "disable", "e": "enable"}
@@ -82,6 +84,8 @@ COMMAND_KEYS: Dict[str, Dict[str, Callable[[Any], Any]]] = {
     "preview": {"format": _choice("human", "json")},
     "list": {},
     "update": {"full": _bool},
+    "submit": {"endpoint": _str, "port": _int},
+    "last": {"format": _choice("human", "json")},
     "dev schema": {},
     "dev example": {"size": _int, "filename": _str},
     "dev shell": {},
@@ -105,6 +109,8 @@ class Options:
     codedir: Optional[str] = None
     vardir: Optional[str] = None
     forge_api: Optional[str] = None
+    endpoint: Optional[str] = None
+    port: Optional[int] = None
     config_file: Optional[Path] = None
     commands: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 

@@ -1,0 +1,112 @@
+"""Sending the report, and remembering what was sent.
+
+``submit`` POSTs exactly the bytes ``preview --format json`` prints, to
+``<endpoint>:<port>`` as the Ruby client composes it. Only a 200 with a JSON
+answer counts as submitted; then the body and its time are kept (mode 0600)
+so the admin can always see what left the machine (``dropsonde last``) and
+the scheduler knows when the next one is due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from dropsonde import http_client
+from dropsonde.atomic_file import write_atomic
+from dropsonde.errors import DropsondeError, ExitStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://updates.puppet.com"
+DEFAULT_PORT = 443
+STATE_FILENAME = "last-submission.json"
+
+
+class SubmitError(DropsondeError):
+    """The report was not accepted; nothing is recorded as submitted."""
+
+    def __init__(self, message: str, body: str = "") -> None:
+        super().__init__(message, ExitStatus.FAILURE)
+        self.body = body
+
+
+def submission_url(endpoint: str, port: Optional[int]) -> str:
+    """``endpoint`` with ``port`` put in its authority (the Ruby client's
+    ``"#{endpoint}:#{port}"``, without breaking an endpoint that has a path).
+    An endpoint that names its own port keeps it unless --port is given."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DropsondeError(f"--endpoint: not an http(s) URL: {endpoint!r}")
+    try:
+        own_port = parts.port
+    except ValueError:
+        raise DropsondeError(f"--endpoint: invalid port in {endpoint!r}") from None
+    if port is not None and not 0 < port < 65536:
+        raise DropsondeError(f"--port: expected 1-65535, got {port}")
+    chosen = port if port is not None else own_port or DEFAULT_PORT
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit((parts.scheme, f"{host}:{chosen}", parts.path or "/", parts.query, ""))
+
+
+@dataclass
+class Answer:
+    """The collector's answer to an accepted report (the Dujour response form)."""
+
+    message: str
+    newer: bool
+    link: Optional[str]
+
+    def text(self) -> str:
+        if self.newer:
+            return f"A newer version of the telemetry client is available:\n  {self.link or ''}".rstrip()
+        return self.message
+
+
+def post_report(url: str, body: bytes) -> Answer:
+    """POST the report; SubmitError with a one-line reason unless a 200 with a JSON object comes back."""
+    import requests
+
+    http = http_client.session(methods=frozenset({"POST"}))
+    try:
+        response = http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=http_client.TIMEOUTS)
+    except requests.exceptions.RequestException as exc:
+        raise SubmitError(http_client.describe_failure(url, exc)) from None
+    text = response.text
+    if response.status_code != 200:
+        raise SubmitError(f"{url}: HTTP {response.status_code}", text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise SubmitError(f"{url}: the answer is not JSON", text) from None
+    if not isinstance(data, dict):
+        raise SubmitError(f"{url}: the answer is not a JSON object", text)
+    return Answer(str(data.get("message", "")), data.get("newer") is True, data.get("link"))
+
+
+def record_submission(cachepath: Path, url: str, body: bytes, when: datetime) -> Path:
+    """Keep what was sent and when, readable by root only."""
+    path = Path(cachepath) / STATE_FILENAME
+    state = {"submitted_at": when.isoformat(timespec="seconds"), "endpoint": url, "report": json.loads(body)}
+    write_atomic(path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"), mode=0o600)
+    return path
+
+
+def last_submission(cachepath: Path) -> Optional[Dict[str, Any]]:
+    """The recorded last submission, or None when there is none (a damaged file counts as none)."""
+    try:
+        state = json.loads((Path(cachepath) / STATE_FILENAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the unreadable record of the last submission: %s", exc)
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("submitted_at"), str):
+        log.warning("ignoring the malformed record of the last submission")
+        return None
+    return state

@@ -1,0 +1,143 @@
+"""`dropsonde submit` and `dropsonde last` against loopback receivers."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import stat
+
+import pytest
+
+from dropsonde.errors import DropsondeError
+from dropsonde.submit import submission_url
+from tests.conftest import PuppetTree, assert_clean_error, make_module, write
+from tests.puppetdb_server import free_port, make_ca, make_signed
+from tests.receiver import Receiver
+
+
+@pytest.fixture
+def tree(tmp_path) -> PuppetTree:
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-ntp"])
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
+    return tree
+
+
+def without_timestamps(report: dict) -> dict:
+    snapshots = report["self-service-analytics"]["snapshots"]
+    return {**report, "self-service-analytics": {"snapshots": {k: v["value"] for k, v in snapshots.items()}}}
+
+
+def test_submit_posts_the_preview_and_records_it(tree):
+    with Receiver() as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Report received, thank you"
+    [received] = receiver.state.received
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.headers["User-Agent"].startswith("dropsonde/")
+    preview = tree.run("preview", "--format", "json")
+    assert without_timestamps(json.loads(received.body)) == without_timestamps(preview.json())
+    last = tree.run("last", "--format", "json")
+    assert last.returncode == 0
+    assert json.loads(last.stdout) == json.loads(received.body)
+    state = tree.cachepath / "last-submission.json"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    human = tree.run("last")
+    assert human.stdout.startswith("Last submitted: ") and f"127.0.0.1:{receiver.port}" in human.stdout
+
+
+def test_json_preview_is_byte_for_byte_the_body(tree):
+    """Same code path: with the clock fixed by --siteid/seed irrelevant, only timestamps may differ."""
+    with Receiver() as receiver:
+        tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    body = receiver.state.received[0].body
+    preview = tree.run("preview", "--format", "json").stdout.encode()
+    stamp = json.loads(body)["self-service-analytics"]["snapshots"]["modules"]["timestamp"]
+    other = json.loads(preview)["self-service-analytics"]["snapshots"]["modules"]["timestamp"]
+    assert body == preview.replace(other.encode(), stamp.encode())
+
+
+def test_newer_client_message(tree):
+    with Receiver("newer") as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "A newer version of the telemetry client is available:", "  https://example.test/dropsonde"]
+
+
+def test_endpoint_and_port_from_telemetry_yaml(tree):
+    with Receiver() as receiver:
+        write(tree.confdir.parent / "telemetry.yaml",
+              f":update: false\n:endpoint: {receiver.endpoint}\ncommands:\n  :submit:\n    :port: {receiver.port}\n")
+        result = tree.run("submit")
+    assert result.returncode == 0, result.stderr
+    assert len(receiver.state.received) == 1
+
+
+@pytest.mark.parametrize("mode, needle", [("500", "HTTP 500"), ("notjson", "not JSON"),
+                                          ("redirect", "too many redirects"), ("hang", "no answer within 0.5 s")])
+def test_faults_fail_clearly_and_record_nothing(tree, mode, needle):
+    with Receiver(mode) as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
+                          env={"DROPSONDE_HTTP_TIMEOUT": "0.5"})
+    assert_clean_error(result, "Failed to submit report", needle)
+    assert result.returncode == 1
+    assert not (tree.cachepath / "last-submission.json").exists()
+    if mode == "500":
+        assert len(receiver.state.received) == 4  # retried three times
+
+
+def test_refused_connection(tree):
+    result = tree.run("submit", "--endpoint", "http://127.0.0.1", "--port", str(free_port()))
+    assert_clean_error(result, "Failed to submit report", "cannot reach")
+    assert not (tree.cachepath / "last-submission.json").exists()
+
+
+def test_verbose_shows_the_servers_answer(tree):
+    with Receiver("500") as receiver:
+        result = tree.run("-v", "submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert result.returncode == 1 and "internal error" in result.stderr
+
+
+def tls_context(cert, key) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_https_verified_against_the_ca_store(tree, tmp_path):
+    ca, ca_key = make_ca(tmp_path, "trusted")
+    cert, key = make_signed(tmp_path, "collector", ca, ca_key, "IP:127.0.0.1")
+    rogue_ca, rogue_key = make_ca(tmp_path, "rogue")
+    rogue_cert, rogue_key_file = make_signed(tmp_path, "impostor", rogue_ca, rogue_key, "IP:127.0.0.1")
+    store = {"REQUESTS_CA_BUNDLE": str(ca)}  # stands for the system store
+    with Receiver(tls=tls_context(cert, key)) as good:
+        ok = tree.run("submit", "--endpoint", good.endpoint, "--port", str(good.port), env=store)
+    assert ok.returncode == 0, ok.stderr
+    with Receiver(tls=tls_context(rogue_cert, rogue_key_file)) as bad:
+        refused = tree.run("submit", "--endpoint", bad.endpoint, "--port", str(bad.port), env=store)
+    assert_clean_error(refused, "Failed to submit report", "TLS failure")
+    assert bad.state.received == []
+
+
+@pytest.mark.parametrize("endpoint", ["updates.puppet.com", "ftp://x", "https://", "http://h:notaport"])
+def test_malformed_endpoint_is_a_usage_error(tree, endpoint):
+    result = tree.run("submit", "--endpoint", endpoint)
+    assert_clean_error(result, "--endpoint")
+    assert result.returncode == 2
+
+
+def test_submission_url_composition():
+    assert submission_url("https://updates.puppet.com", None) == "https://updates.puppet.com:443/"
+    assert submission_url("http://127.0.0.1", 8080) == "http://127.0.0.1:8080/"
+    assert submission_url("https://c.example.test:8443/in", None) == "https://c.example.test:8443/in"
+    assert submission_url("https://c.example.test:8443/in", 9000) == "https://c.example.test:9000/in"
+    with pytest.raises(DropsondeError, match="--port"):
+        submission_url("https://x", 70000)
+
+
+def test_last_without_a_submission(tree):
+    result = tree.run("last")
+    assert_clean_error(result, "no report has been submitted")
