@@ -29,6 +29,7 @@ from dropsonde.errors import DropsondeError, ExitStatus
 
 if TYPE_CHECKING:
     from dropsonde.plugins import PluginSet
+    from dropsonde.puppet.server_config import ServerConfig
     from dropsonde.site import Site
 
 log = logging.getLogger("dropsonde")
@@ -52,14 +53,35 @@ class State:
     given: Dict[str, Any]
     _options: Optional[Options] = None
     _site: Optional["Site"] = None
+    _server_config: Optional["ServerConfig"] = None
 
     def options(self) -> Options:
         if self._options is None:
+            if self.given.get("puppetserver"):
+                self._use_server_directories()
             self._options = load_options(self.given)
             if self._options.verbose:
                 logging.getLogger().setLevel(logging.INFO)
                 logging.getLogger("urllib3").setLevel(logging.WARNING)
         return self._options
+
+    def server_config(self) -> "ServerConfig":
+        """Puppet Server's conf.d, merged (read once)."""
+        from dropsonde.puppet.server_config import CONFD_BY_LAYOUT, read_server_config
+        from dropsonde.puppet.settings import detect_layout
+
+        if self._server_config is None:
+            layout = detect_layout()
+            confd = self.given.get("puppetserver_confd") or CONFD_BY_LAYOUT[layout]
+            self._server_config = read_server_config(Path(confd), layout)
+        return self._server_config
+
+    def _use_server_directories(self) -> None:
+        """Run as `puppetserver dropsonde`: Puppet's directories are the server's
+        (jruby-puppet settings), unless given on the command line."""
+        for name, value in self.server_config().directories.items():
+            if name in self.given and self.given[name] is None:
+                self.given[name] = value
 
     def site(self) -> "Site":
         from dropsonde.site import Site
@@ -122,6 +144,12 @@ def global_options(
     forge_api: Optional[str] = typer.Option(
         None, "--forge-api", help="Forge API base URL. [default: https://forgeapi.puppet.com]"
     ),
+    puppetserver: bool = typer.Option(
+        False, "--puppetserver", help="Take Puppet's directories from Puppet Server's conf.d (the puppetserver shim sets it)."
+    ),
+    puppetserver_confd: Optional[str] = typer.Option(
+        None, "--puppetserver-confd", help="Puppet Server's conf.d. [default: detected from the layout]"
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
@@ -141,6 +169,8 @@ def global_options(
             "codedir": codedir,
             "vardir": vardir,
             "forge_api": forge_api,
+            "puppetserver": puppetserver,
+            "puppetserver_confd": puppetserver_confd,
         }
     )
 
@@ -185,12 +215,12 @@ def submit(
     ctx: typer.Context,
     endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Where to send. [default: https://updates.puppet.com]"),
     port: Optional[int] = typer.Option(None, "--port", help="Port on the endpoint. [default: 443]"),
+    scheduled: bool = typer.Option(
+        False, "--scheduled", help="Only if enabled in Puppet Server's conf.d and due (for the timer and cron)."
+    ),
 ) -> None:
     """Send the report (exactly what preview --format json shows) and record what was sent."""
-    from datetime import datetime, timezone
-
-    from dropsonde.report import report_body
-    from dropsonde.submit import DEFAULT_ENDPOINT, SubmitError, post_report, record_submission, submission_url
+    from dropsonde.submit import DEFAULT_ENDPOINT, submission_url
 
     state: State = ctx.obj
     options = state.options()
@@ -198,16 +228,59 @@ def submit(
         options.command_option("submit", "endpoint", endpoint, options.endpoint or DEFAULT_ENDPOINT),
         options.command_option("submit", "port", port, options.port),
     )
+    if scheduled:
+        _scheduled_submit(state, url)
+    else:
+        typer.echo(_submit(state, url))
+
+
+def _submit(state: State, url: str) -> str:
+    """Build, send and record the report; the server's message, or SubmitError."""
+    from datetime import datetime, timezone
+
+    from dropsonde.report import report_body
+    from dropsonde.submit import SubmitError, post_report, record_submission
+
     site, report = _build_report(state)
     body = report_body(report)
     try:
         answer = post_report(url, body)
     except SubmitError as exc:
-        if options.verbose and exc.body:
+        if state.options().verbose and exc.body:
             print(exc.body, file=sys.stderr)
         raise SubmitError(f"Failed to submit report: {exc}") from None
     record_submission(site.cachepath, url, body, datetime.now(timezone.utc))
-    typer.echo(answer.text())
+    return answer.text()
+
+
+def _scheduled_submit(state: State, url: str) -> None:
+    """One timer tick: send only when opted in and due; every outcome is one line on stderr."""
+    from datetime import datetime, timezone
+
+    from dropsonde.schedule import next_due, submission_lock
+    from dropsonde.submit import last_submission
+
+    server = state.server_config()
+    if not server.enabled:
+        notice("scheduled submission is not enabled (set dropsonde { enabled: true } in Puppet Server's conf.d); "
+               "nothing sent")
+        return
+    cachepath = state.site().cachepath
+    with submission_lock(cachepath) as acquired:
+        if not acquired:
+            notice("another dropsonde submission is running; nothing sent")
+            return
+        record = last_submission(cachepath)
+        due = next_due(record["submitted_at"] if record else None, server.interval)
+        if due is not None and datetime.now(timezone.utc) < due:
+            notice(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; nothing sent")
+            return
+        notice(f"report submitted: {_submit(state, url)}")
+
+
+def notice(message: str) -> None:
+    """A line for the journal or cron mail: what a run did, without --verbose."""
+    print(f"dropsonde: {message}", file=sys.stderr)
 
 
 @app.command()
@@ -256,7 +329,7 @@ def _refresh_forge_if_expired(site: "Site") -> None:
     except (ForgeError, OSError) as exc:
         log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
         return
-    print(f"dropsonde: {summary}", file=sys.stderr)  # one line for cron and the journal
+    notice(summary)
     site.reload_forge()
 
 
