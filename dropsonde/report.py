@@ -153,6 +153,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     results.sort(key=lambda result: result.plugin.name)
     notes = []
     if site.forge.problem:
+        log.warning("%s (%s): no module is treated as public", site.forge.problem, site.forge.path)
         notes.append(
             f"{site.forge.problem}: no module is treated as public, so module metrics are empty. "
             "Run `dropsonde update` (or `update --from-file`) to fetch the list of public modules."

@@ -69,10 +69,7 @@ class Site:
 
     @cached_property
     def forge(self) -> ForgeCache:
-        cache = load_forge_cache(self.cachepath)
-        if cache.problem:
-            log.warning("%s (%s): no module is treated as public", cache.problem, cache.path)
-        return cache
+        return load_forge_cache(self.cachepath)
 
     def reload_forge(self) -> None:
         """Forget the loaded Forge list (after a refresh), so the next use reads the new file."""
