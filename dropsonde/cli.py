@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ app = typer.Typer(
 )
 dev_app = typer.Typer(no_args_is_help=True, help="Tools for plugin developers and curious admins.")
 app.add_typer(dev_app, name="dev")
+collector_app = typer.Typer(
+    no_args_is_help=True, help="The receiving side: store reports privately, publish k-anonymous weekly aggregates."
+)
+app.add_typer(collector_app, name="collector")
 
 
 @dataclass
@@ -453,6 +458,60 @@ def dev_inventory(
         typer.echo(json.dumps(inventory, indent=2, sort_keys=True))
     else:
         typer.echo(render_inventory(inventory), nl=False)
+
+
+@collector_app.command("serve")
+def collector_serve(
+    listen: str = typer.Option("127.0.0.1:8140", "--listen", help="HOST:PORT to listen on."),
+    db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
+    max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
+    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address."),
+    latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
+    link: str = typer.Option("https://pypi.org/project/dropsonde/", "--download-link", help="Where a newer client is."),
+    store_ip: bool = typer.Option(False, "--store-ip", help="Keep client addresses (not stored by default)."),
+    threads: int = typer.Option(16, "--threads", min=1, help="Worker threads."),
+) -> None:
+    """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
+    from dropsonde.collector.app import CollectorSettings
+    from dropsonde.collector.service import serve
+
+    if latest is not None and not re.match(r"^\d+\.\d+\.\d+$", latest):
+        raise DropsondeError(f"--latest-version: expected X.Y.Z, got {latest!r}")
+    settings = CollectorSettings(max_body=max_body, rate_per_minute=rate, latest_version=latest,
+                                 download_link=link, store_ip=store_ip)
+    serve(listen, db, settings, threads)
+
+
+@collector_app.command("aggregate")
+def collector_aggregate(
+    db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
+    out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV and index.html."),
+    week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www. [default: the last complete week]"),
+    k: int = typer.Option(5, "--k", help="Least number of distinct sites behind every published row."),
+) -> None:
+    """Publish one week's aggregates: every row backed by at least k sites, no per-site rows."""
+    from dropsonde.collector.aggregate import aggregate, week_bounds, write_outputs
+    from dropsonde.collector.render import render_page
+    from dropsonde.collector.service import store_for
+
+    label, start, end = week_bounds(week)
+    store = store_for(db)
+    result = aggregate(store.latest_per_site(start.isoformat(timespec="microseconds"),
+                                             end.isoformat(timespec="microseconds")), label, k)
+    files = write_outputs(result, Path(out), render_page)
+    sites = result.tables["sites"][0]["sites"] if result.tables["sites"] else f"fewer than {k}"
+    typer.echo(f"week {label}: {sites} sites; {len(files)} files written to {out}")
+
+
+@collector_app.command("load")
+def collector_load(
+    file: str = typer.Argument(..., help="JSONL rows as `dropsonde dev example` writes them."),
+    db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
+) -> None:
+    """Load example rows, to try the aggregation without real reports."""
+    from dropsonde.collector.service import load_jsonl
+
+    typer.echo(f"{load_jsonl(Path(file), db)} rows loaded")
 
 
 def main() -> None:

@@ -165,3 +165,23 @@ def puppetdb(tmp_path_factory):
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL 15 cluster of the test session's own, on 127.0.0.1."""
+    import shutil
+    import tempfile
+
+    from tests.puppetdb_server import PG_BIN, PostgresServer
+
+    if not (PG_BIN / "initdb").is_file():
+        pytest.fail("needs Debian's postgresql package: run tests/run (it installs it)")
+    root = Path(tempfile.mkdtemp(prefix="dropsonde-postgres-"))
+    server = PostgresServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -73,13 +73,48 @@ def make_certificates(directory: Path) -> Certificates:
     return Certificates(ca_cert, ca_key, server_cert, server_key, client_cert, client_key)
 
 
+class PostgresServer:
+    """A PostgreSQL 15 cluster of its own under ``root``, on 127.0.0.1, trust authentication."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.data = root / "pgdata"
+
+    def _as_postgres(self, *args: str) -> List[str]:
+        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+    def psql(self, sql: str, database: str = "postgres") -> None:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+                        "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], check=True, capture_output=True)
+
+    def url(self, database: str, user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self.data.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.data, "postgres")
+        subprocess.run(self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                                         "--no-sync"), check=True, capture_output=True)
+        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.data} -c fsync=off"
+        subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "log"),
+                                         "-o", options, "-w", "start"), check=True, capture_output=True)
+
+    def stop(self) -> None:
+        if self.data.exists():
+            subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
+                           capture_output=True)
+
+
 class PuppetDBServer:
     """PostgreSQL + PuppetDB under ``root``; ``start()`` blocks until PuppetDB answers."""
 
     def __init__(self, root: Path, heap: str = "512m") -> None:
         self.root = root
         self.heap = heap
-        self.pg_port = free_port()
+        self.postgres = PostgresServer(root)
         self.http_port = free_port()
         self.https_port = free_port()
         self.certs = make_certificates(root / "ssl")
@@ -93,33 +128,19 @@ class PuppetDBServer:
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
 
-    def _as_postgres(self, *args: str) -> List[str]:
-        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
-
     def _start_postgres(self) -> None:
-        data = self.root / "pgdata"
-        data.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres")
-            shutil.chown(data, "postgres")
-        subprocess.run(self._as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                                         "--no-sync"), check=True, capture_output=True)
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.pg_port} -c unix_socket_directories={data} -c fsync=off"
-        subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-o", options,
-                                         "-w", "start"), check=True, capture_output=True)
-        self.pg_data = data
-        psql = ["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
+        self.postgres.start()
         for sql in (
             "CREATE ROLE puppetdb LOGIN PASSWORD 'puppetdb'",
             "CREATE ROLE puppetdb_read LOGIN PASSWORD 'puppetdb'",
             "CREATE DATABASE puppetdb OWNER puppetdb ENCODING 'UTF8' TEMPLATE template0",
         ):
-            subprocess.run([*psql, "-c", sql], check=True, capture_output=True)
+            self.postgres.psql(sql)
         for sql in (
             "CREATE EXTENSION pg_trgm",
             "ALTER DEFAULT PRIVILEGES FOR ROLE puppetdb IN SCHEMA public GRANT SELECT ON TABLES TO puppetdb_read",
         ):
-            subprocess.run([*psql, "-d", "puppetdb", "-c", sql], check=True, capture_output=True)
+            self.postgres.psql(sql, database="puppetdb")
 
     def _write_config(self) -> Path:
         conf = self.root / "conf.d"
@@ -134,7 +155,7 @@ class PuppetDBServer:
             f"[global]\nvardir = {self.root / 'var'}\nlogging-config = {self.root / 'logback.xml'}\n"
             "[command-processing]\nthreads = 2\n"
         )
-        db = f"//127.0.0.1:{self.pg_port}/puppetdb"
+        db = f"//127.0.0.1:{self.postgres.port}/puppetdb"
         (conf / "database.ini").write_text(
             f"[database]\nsubname = {db}\nusername = puppetdb\npassword = puppetdb\ngc-interval = 0\n"
             f"[read-database]\nsubname = {db}\nusername = puppetdb_read\npassword = puppetdb\n"
@@ -178,9 +199,7 @@ class PuppetDBServer:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if getattr(self, "pg_data", None):
-            subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"),
-                           capture_output=True)
+        self.postgres.stop()
 
     # ---- loading data through the command API ----
 

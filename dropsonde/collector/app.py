@@ -1,0 +1,222 @@
+"""The collector's HTTP side: a WSGI application that accepts the reports
+``dropsonde submit`` sends (``POST /``), checks them strictly, stores them,
+and answers in the Dujour form ``{"message", "newer", "link"}``.
+
+Strict on purpose: the envelope must be exactly the report format, the site
+id a SHA-512 hex digest, every snapshot a known column whose value matches
+that column's schema. Anything else is a 4xx naming the problem, so a
+misbehaving or hostile client cannot put unexpected data into the store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from dropsonde.collector.storage import Store
+from dropsonde.report import PRODUCT, REPORT_VERSION
+from dropsonde.schema import column_json_schema, validation_message
+
+SITE_ID_RE = re.compile(r"^[0-9a-f]{128}$")
+USER_AGENT_RE = re.compile(r"dropsonde/(\d+)\.(\d+)\.(\d+)")
+MAX_DEPTH = 32
+
+
+class Rejected(Exception):
+    """A report refused with an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class CollectorSettings:
+    max_body: int = 1024 * 1024
+    rate_per_minute: int = 60
+    latest_version: Optional[str] = None
+    download_link: str = "https://pypi.org/project/dropsonde/"
+    store_ip: bool = False
+
+
+class RateLimiter:
+    """A token bucket per client address: ``rate`` requests a minute, bursts up to ``rate``."""
+
+    def __init__(self, rate_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.capacity = float(rate_per_minute)
+        self.clock = clock
+        self.buckets: Dict[str, Tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, address: str) -> bool:
+        now = self.clock()
+        with self.lock:
+            tokens, last = self.buckets.get(address, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            allowed = tokens >= 1
+            self.buckets[address] = (tokens - 1 if allowed else tokens, now)
+            if len(self.buckets) > 100_000:  # forget idle addresses rather than grow without bound
+                self.buckets = {a: b for a, b in self.buckets.items() if now - b[1] < 120}
+            return allowed
+
+
+def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    seen: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise Rejected(400, f"duplicate key {key!r:.60} in the report")
+        seen[key] = value
+    return seen
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth, iteratively (a hostile body must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def parse_body(body: bytes) -> Dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "the body is not UTF-8") from None
+    if text.count("[") + text.count("{") > 200_000:
+        raise Rejected(400, "the report is nested or repeated beyond any real report")
+    try:
+        report = json.loads(text, object_pairs_hook=_no_duplicates)
+    except Rejected:
+        raise
+    except RecursionError:
+        raise Rejected(400, "the report is nested too deeply") from None
+    except ValueError as exc:
+        raise Rejected(400, f"the body is not JSON ({str(exc)[:80]})") from None
+    if _depth(report) > MAX_DEPTH:
+        raise Rejected(400, "the report is nested too deeply")
+    return report
+
+
+class ReportValidator:
+    """Checks a report against the envelope and the schemas of the known columns."""
+
+    def __init__(self, columns: Dict[str, Dict[str, Any]]) -> None:
+        import jsonschema
+
+        self.validators = {
+            name: jsonschema.Draft7Validator(column_json_schema(column)) for name, column in columns.items()
+        }
+
+    def check(self, report: Any) -> Tuple[str, Dict[str, Any]]:
+        """The site id and the snapshot values by column; Rejected(400) naming the first problem."""
+        if not isinstance(report, dict):
+            raise Rejected(400, "the report is not a JSON object")
+        expected = {"product", "version", "site_id", "self-service-analytics"}
+        unknown = sorted(set(report) - expected)
+        if unknown:
+            raise Rejected(400, f"unknown envelope key {unknown[0]!r:.60}")
+        if report.get("product") != PRODUCT:
+            raise Rejected(400, f"product must be {PRODUCT!r}")
+        if report.get("version") != REPORT_VERSION:
+            raise Rejected(400, f"unsupported report version {str(report.get('version'))[:20]!r}")
+        site_id = report.get("site_id")
+        if not isinstance(site_id, str) or not SITE_ID_RE.match(site_id):
+            raise Rejected(400, "malformed site_id (expected 128 lower-case hex digits)")
+        analytics = report.get("self-service-analytics")
+        snapshots = analytics.get("snapshots") if isinstance(analytics, dict) else None
+        if not isinstance(snapshots, dict) or set(analytics) != {"snapshots"}:
+            raise Rejected(400, "self-service-analytics must hold exactly a snapshots object")
+        values: Dict[str, Any] = {}
+        for column, snapshot in snapshots.items():
+            validator = self.validators.get(column)
+            if validator is None:
+                raise Rejected(400, f"unknown column {column!r:.60}")
+            if not isinstance(snapshot, dict) or set(snapshot) != {"value", "timestamp"}:
+                raise Rejected(400, f"column {column}: expected an object with value and timestamp")
+            error = next(iter(validator.iter_errors(snapshot["value"])), None)
+            if error is not None:
+                raise Rejected(400, f"column {column}: {validation_message(error)[:200]}")
+            values[column] = snapshot["value"]
+        return site_id, values
+
+
+def _newer(user_agent: str, latest: Optional[str]) -> bool:
+    match = USER_AGENT_RE.search(user_agent or "")
+    if not match or not latest:
+        return False
+    try:
+        return tuple(int(p) for p in match.groups()) < tuple(int(p) for p in latest.split("."))
+    except ValueError:
+        return False
+
+
+class CollectorApp:
+    """The WSGI application."""
+
+    def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], settings: CollectorSettings) -> None:
+        self.store = store
+        self.validator = ReportValidator(columns)
+        self.settings = settings
+        self.limiter = RateLimiter(settings.rate_per_minute)
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        try:
+            status, body = self.handle(environ)
+        except Rejected as exc:
+            status, body = exc.status, {"message": str(exc), "newer": False, "link": None}
+        payload = json.dumps(body).encode("utf-8")
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
+                  413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
+                  503: "Service Unavailable"}[status]
+        start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
+
+    def handle(self, environ: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
+        if environ.get("PATH_INFO", "/") not in ("/", ""):
+            raise Rejected(404, "reports are POSTed to /")
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise Rejected(405, "reports are POSTed to /")
+        address = environ.get("REMOTE_ADDR", "")
+        if not self.limiter.allow(address):
+            raise Rejected(429, "too many reports from this address; try again later")
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Rejected(415, "reports are sent as application/json")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            raise Rejected(411, "a Content-Length is required") from None
+        if length > self.settings.max_body:
+            raise Rejected(413, f"the report is larger than {self.settings.max_body} bytes")
+        body = environ["wsgi.input"].read(length)
+        site_id, values = self.validator.check(parse_body(body))
+        row = {
+            "message_id": str(uuid.uuid4()),
+            "site_id": site_id,
+            "product": PRODUCT,
+            "version": REPORT_VERSION,
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "ip": address if self.settings.store_ip else None,
+            **values,
+        }
+        try:
+            self.store.insert(row)
+        except Exception:  # noqa: BLE001 - the client will retry; nothing was stored
+            raise Rejected(503, "the report could not be stored; try again later") from None
+        newer = _newer(environ.get("HTTP_USER_AGENT", ""), self.settings.latest_version)
+        message = "Report received, thank you." if not newer else "Report received."
+        return 200, {"message": message, "newer": newer, "link": self.settings.download_link if newer else None}

@@ -1,0 +1,116 @@
+"""The weekly page: a self-contained ``index.html`` with inline SVG charts (top
+modules, version adoption of the top modules, platform share) that works
+offline — no CDN, no script needed to draw. A few lines of script only
+record, as ``data-rendered`` on each chart, how many bars the browser laid
+out, which is what the headless-browser test checks.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Dict, List, Sequence, Tuple
+
+from dropsonde.collector.aggregate import Aggregates
+
+PALETTE = ["#3b6ea5", "#e07b39", "#5a9e4b", "#c8b23a", "#8e5ea2", "#d45087", "#2f9e9e", "#7a7a7a"]
+TOP_MODULES = 20
+ADOPTION_MODULES = 5
+
+
+def _bar_chart(chart_id: str, title: str, rows: Sequence[Tuple[str, int]], unit: str) -> str:
+    width, label_width, bar_height = 760, 260, 22
+    height = max(1, len(rows)) * (bar_height + 6) + 10
+    biggest = max((value for _, value in rows), default=1) or 1
+    parts = [f'<figure class="chart" id="{chart_id}"><figcaption>{escape(title)}</figcaption>',
+             f'<svg width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    if not rows:
+        parts.append('<text x="10" y="20">No row reached the publication threshold this week.</text>')
+    for index, (label, value) in enumerate(rows):
+        y = 5 + index * (bar_height + 6)
+        length = max(2, int((width - label_width - 80) * value / biggest))
+        parts.append(f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(str(label))}</text>')
+        parts.append(f'<rect class="bar" x="{label_width}" y="{y}" width="{length}" height="{bar_height}" '
+                     f'fill="{PALETTE[0]}"><title>{escape(str(label))}: {value} {unit}</title></rect>')
+        parts.append(f'<text x="{label_width + length + 6}" y="{y + 16}">{value}</text>')
+    parts.append("</svg></figure>")
+    return "".join(parts)
+
+
+def _adoption_chart(result: Aggregates) -> str:
+    top = [row["slug"] for row in result.tables.get("modules", [])[:ADOPTION_MODULES]]
+    versions: Dict[str, List[Tuple[str, int]]] = {slug: [] for slug in top}
+    for row in result.tables.get("module_versions", []):
+        if row["slug"] in versions:
+            versions[row["slug"]].append((str(row["version"]), row["sites"]))
+    width, label_width, bar_height = 760, 260, 22
+    height = max(1, len(top)) * (bar_height + 6) + 10
+    parts = ['<figure class="chart" id="adoption"><figcaption>Version adoption of the top modules '
+             '(share of sites per version)</figcaption>',
+             f'<svg width="{width}" height="{height}" role="img" aria-label="Version adoption">']
+    if not top:
+        parts.append('<text x="10" y="20">No row reached the publication threshold this week.</text>')
+    for index, slug in enumerate(top):
+        y = 5 + index * (bar_height + 6)
+        parts.append(f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(slug)}</text>')
+        rows = sorted(versions[slug], key=lambda item: -item[1])
+        total = sum(sites for _, sites in rows) or 1
+        x = float(label_width)
+        for number, (version, sites) in enumerate(rows):
+            length = (width - label_width - 20) * sites / total
+            parts.append(f'<rect class="bar" x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" height="{bar_height}" '
+                         f'fill="{PALETTE[number % len(PALETTE)]}"><title>{escape(slug)} {escape(version)}: '
+                         f'{sites} sites</title></rect>')
+            x += length
+    parts.append("</svg></figure>")
+    return "".join(parts)
+
+
+def _table(name: str, rows: List[Dict]) -> str:
+    if not rows:
+        return f"<h3>{escape(name)}</h3><p>No row reached the publication threshold.</p>"
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows[:50])
+    more = f"<p>{len(rows) - 50} more rows in {escape(name)}.csv</p>" if len(rows) > 50 else ""
+    return (f'<h3>{escape(name)} (<a href="{escape(name)}.json">json</a>, <a href="{escape(name)}.csv">csv</a>)</h3>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
+
+
+MEASURE_SCRIPT = """
+document.querySelectorAll('figure.chart').forEach(function (figure) {
+  var drawn = 0;
+  figure.querySelectorAll('rect.bar').forEach(function (bar) {
+    var box = bar.getBBox();
+    if (box.width > 0 && box.height > 0) { drawn += 1; }
+  });
+  figure.setAttribute('data-rendered', String(drawn));
+});
+"""
+
+
+def render_page(result: Aggregates) -> str:
+    sites = result.tables.get("sites") or []
+    count = sites[0]["sites"] if sites else f"fewer than {result.k}"
+    top = [(row["slug"], row["sites"]) for row in result.tables.get("modules", [])[:TOP_MODULES]]
+    platforms = [(row["platform"], row["sites"]) for row in result.tables.get("platforms", [])]
+    tables = "".join(_table(name, rows) for name, rows in sorted(result.tables.items()))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Puppet module usage, week {escape(result.week)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+figure {{ margin: 1.5em 0; }} figcaption {{ font-weight: bold; margin-bottom: .5em; }}
+svg text {{ font-size: 13px; fill: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1em; }} td, th {{ border: 1px solid #ccc; padding: 2px 8px; }}
+</style></head>
+<body>
+<h1>Puppet module usage, week {escape(result.week)}</h1>
+<p>Sites reporting: {escape(str(count))}. Every row below is backed by at least {result.k} distinct sites;
+rows with fewer are withheld. No site is listed individually.</p>
+{_bar_chart("top-modules", f"Top {TOP_MODULES} modules by number of sites", top, "sites")}
+{_adoption_chart(result)}
+{_bar_chart("platforms", "Platform share (sites with nodes of each OS family)", platforms, "sites")}
+<h2>All tables</h2>
+{tables}
+<script>{MEASURE_SCRIPT}</script>
+</body></html>
+"""

@@ -1,0 +1,72 @@
+"""`dropsonde collector serve` as a real process on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from tests.puppetdb_server import free_port
+
+
+class CollectorProcess:
+    def __init__(self, db: str, *extra: str) -> None:
+        self.db = db
+        self.port = free_port()
+        self.extra = list(extra)
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def endpoint(self) -> str:
+        return "http://127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "CollectorProcess":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dropsonde", "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--db", self.db, *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.process.stderr.read().decode())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the collector did not start")
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def __enter__(self) -> "CollectorProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def envelope(site_id: str, modules: List[dict], **columns) -> bytes:
+    """A report as `dropsonde submit` sends it."""
+    snapshots = {"modules": modules, **columns}
+    stamp = "2026-11-27T12:00:00+00:00"
+    return json.dumps({
+        "product": "popularity-module", "version": "1.0.0", "site_id": site_id,
+        "self-service-analytics": {"snapshots": {k: {"value": v, "timestamp": stamp} for k, v in snapshots.items()}},
+    }).encode()

@@ -1,0 +1,162 @@
+"""The collector over HTTP: submit end to end, validation, hostile bodies, rate limits, load."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.collector.collector_process import CollectorProcess, envelope
+from tests.conftest import PuppetTree, make_module
+
+MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
+
+
+def site(n: int) -> str:
+    return hashlib.sha512(f"site{n}".encode()).hexdigest()
+
+
+def post(collector, body: bytes, content_type: str = "application/json", headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=30)
+    connection.request("POST", "/", body=body, headers={"Content-Type": content_type, **(headers or {})})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory):
+    db = tmp_path_factory.mktemp("collector") / "reports.db"
+    with CollectorProcess(str(db), "--rate", "100000", "--latest-version", "9.9.9") as process:
+        yield process
+
+
+def rows(db: str, sql: str):
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_dropsonde_submit_to_the_collector(tmp_path, collector):
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-ntp"])
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
+    result = tree.run("submit", "--endpoint", collector.endpoint, "--port", str(collector.port))
+    assert result.returncode == 0, result.stderr
+    assert "A newer version of the telemetry client is available:" in result.stdout  # 0.1.0 < 9.9.9
+    site_id = json.loads(tree.run("last", "--format", "json").stdout)["site_id"]
+    stored = rows(collector.db, f"SELECT modules, environment_count, ip FROM reports WHERE site_id = '{site_id}'")
+    assert stored == [(json.dumps(MODULE[0:1], separators=(",", ":"), sort_keys=True), "1", None)]
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, needle",
+    [
+        (b"not json", "application/json", 400, "not JSON"),
+        (envelope(site(1), MODULE), "text/plain", 415, "application/json"),
+        (b"\xff\xfe" + envelope(site(1), MODULE), "application/json", 400, "not UTF-8"),
+        (b'{"product": "popularity-module", "product": "x"}', "application/json", 400, "duplicate key"),
+        (b"[" * 100000 + b"]" * 100000, "application/json", 400, "nested"),
+        (envelope("not-a-site-id", MODULE), "application/json", 400, "malformed site_id"),
+        (envelope(site(1), MODULE, secret_column="x"), "application/json", 400, "unknown column 'secret_column'"),
+        (envelope(site(1), MODULE, environment_count="many"), "application/json", 400, "column environment_count"),
+        (envelope(site(1), [{"name": "a", "slug": "b", "version": "1", "extra": 1}]), "application/json", 400,
+         "column modules"),
+        (envelope(site(1), MODULE, **{"'; DROP TABLE reports; --": 1}), "application/json", 400, "unknown column"),
+        (json.dumps({"product": "popularity-module", "version": "1.0.0", "site_id": site(1),
+                     "self-service-analytics": {"snapshots": {}}, "extra": 1}).encode(), "application/json", 400,
+         "unknown envelope key"),
+    ],
+)
+def test_bad_reports_are_refused_and_the_server_keeps_serving(collector, body, content_type, status, needle):
+    code, answer = post(collector, body, content_type)
+    assert code == status
+    assert needle in json.loads(answer)["message"]
+    code, _ = post(collector, envelope(site(2), MODULE))
+    assert code == 200
+
+
+def test_oversized_and_huge_array_bodies(collector):
+    huge = envelope(site(3), MODULE * 20000)  # well over 1 MiB
+    code, _ = post(collector, huge)  # refused by waitress before the body is buffered in full
+    assert code == 413
+    assert post(collector, envelope(site(3), MODULE))[0] == 200
+
+
+def test_sql_looking_values_are_stored_as_data(collector):
+    evil = [{"name": "x'); DROP TABLE reports; --", "slug": "a-b", "version": "1.0.0"}]
+    assert post(collector, envelope(site(4), evil))[0] == 200
+    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(4)}'") == [(1,)]
+    assert post(collector, envelope(site(5), MODULE))[0] == 200
+
+
+def test_other_methods_and_paths(collector):
+    assert requests.get(collector.url).status_code == 405
+    assert requests.post(collector.url + "elsewhere", json={}).status_code == 404
+
+
+def test_rate_limit_per_address(tmp_path):
+    with CollectorProcess(str(tmp_path / "r.db"), "--rate", "5") as limited:
+        codes = [post(limited, envelope(site(n), MODULE))[0] for n in range(8)]
+    assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
+
+
+def test_ten_thousand_reports_from_fifty_clients(tmp_path):
+    with CollectorProcess(str(tmp_path / "load.db"), "--rate", "1000000") as collector:
+        def client(index: int) -> list:
+            session = requests.Session()
+            return [session.post(collector.url, data=envelope(site(index * 1000 + n), MODULE),
+                                 headers={"Content-Type": "application/json"}, timeout=180).status_code
+                    for n in range(200)]
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            codes = [code for batch in pool.map(client, range(50)) for code in batch]
+    assert codes.count(200) == 10000
+    assert rows(collector.db, "SELECT COUNT(*), COUNT(DISTINCT message_id), COUNT(DISTINCT site_id) FROM reports") == [
+        (10000, 10000, 10000)]
+
+
+def test_kill_9_loses_no_acknowledged_report(tmp_path):
+    collector = CollectorProcess(str(tmp_path / "crash.db"), "--rate", "1000000").start()
+    acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        for n in range(100000):
+            if stop.is_set():
+                return
+            site_id = site(index * 100000 + n)
+            try:
+                response = session.post(collector.url, data=envelope(site_id, MODULE),
+                                        headers={"Content-Type": "application/json"}, timeout=10)
+            except requests.RequestException:
+                return
+            if response.status_code == 200:
+                with lock:
+                    acknowledged.append(site_id)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    while len(acknowledged) < 500:
+        threading.Event().wait(0.05)
+    collector.kill()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    stored = {row[0] for row in rows(collector.db, "SELECT site_id FROM reports")}
+    assert len(acknowledged) >= 500
+    assert set(acknowledged) <= stored
+
+
+def test_load_reports_bad_lines_by_number(tmp_path):
+    from tests.conftest import run_dropsonde
+
+    bad = tmp_path / "rows.jsonl"
+    bad.write_text('{"message_id": "x"}\n')
+    result = run_dropsonde("collector", "load", str(bad), "--db", str(tmp_path / "l.db"))
+    assert result.returncode == 2 and f"{bad}:1:" in result.stderr and "Traceback" not in result.stderr
