@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from dropsonde import __version__
 from dropsonde.forge import load_forge_cache
 from dropsonde.forge_api import ForgeError, parse_forge_time, refresh_forge_cache
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
-from tests.forge_server import ForgeServer, Fault, generate_modules
+from tests.forge_server import Fault, ForgeServer, generate_modules
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

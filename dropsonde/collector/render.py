@@ -60,6 +60,8 @@ def _adoption_chart(result: Aggregates) -> str:
             parts.append(f'<rect class="bar" x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" height="{bar_height}" '
                          f'fill="{PALETTE[number % len(PALETTE)]}"><title>{escape(slug)} {escape(version)}: '
                          f'{sites} sites</title></rect>')
+            if length > 48:  # label the segment when the version fits inside it
+                parts.append(f'<text x="{x + 4:.1f}" y="{y + 16}" fill="#fff" style="fill:#fff">{escape(version)}</text>')
             x += length
     parts.append("</svg></figure>")
     return "".join(parts)

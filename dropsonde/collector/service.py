@@ -57,8 +57,8 @@ def load_jsonl(path: Path, db: str) -> int:
     """Load ``dev example`` rows (the table layout) after checking each against the schema."""
     import jsonschema
 
-    from dropsonde.report import check_columns
     from dropsonde.plugins import load_plugins
+    from dropsonde.report import check_columns
     from dropsonde.schema import record_json_schema, validation_message
 
     columns = check_columns(load_plugins().enabled)

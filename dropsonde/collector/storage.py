@@ -112,13 +112,21 @@ class Store:
             try:
                 self._insert(connection, [p.row for p in batch])
                 connection.commit()
-            except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+            except Exception:  # noqa: BLE001 - one bad row must not fail the others: retry one by one
                 connection.rollback()
                 for pending in batch:
-                    pending.error = exc
+                    self._insert_alone(connection, pending)
             for pending in batch:
                 pending.done.set()
         connection.close()
+
+    def _insert_alone(self, connection: Any, pending: _Pending) -> None:
+        try:
+            self._insert(connection, [pending.row])
+            connection.commit()
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            connection.rollback()
+            pending.error = exc
 
     def latest_per_site(self, start: str, end: str) -> Iterator[Dict[str, Any]]:
         """Each site's latest report received in [start, end), metric columns decoded."""

@@ -17,8 +17,11 @@ MODULE_FIELDS = (
 )
 
 
-def _random_version(rng: random.Random) -> str:
-    return f"{rng.randint(0, 12)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
+def _random_version(rng: random.Random, slug: str) -> str:
+    """One of three releases per module (fixed by its slug), as real sites cluster on a few versions."""
+    releases = random.Random(slug)
+    major = releases.randint(1, 12)
+    return rng.choice([f"{major}.{minor}.{releases.randint(0, 5)}" for minor in range(3)])
 
 
 class Modules(MetricPlugin):
@@ -78,7 +81,7 @@ class Modules(MetricPlugin):
 
     def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
         chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 30)))
-        modules = [{"name": s.split("-", 1)[1], "slug": s, "version": _random_version(rng)} for s in sorted(chosen)]
+        modules = [{"name": s.split("-", 1)[1], "slug": s, "version": _random_version(rng, s)} for s in sorted(chosen)]
         classes = [{"name": m["name"], "count": rng.randint(1, 5000)} for m in modules]
         unused = modules[: rng.randint(0, len(modules))]
         return {

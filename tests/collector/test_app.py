@@ -8,6 +8,7 @@ import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import pytest
 import requests
@@ -160,3 +161,22 @@ def test_load_reports_bad_lines_by_number(tmp_path):
     bad.write_text('{"message_id": "x"}\n')
     result = run_dropsonde("collector", "load", str(bad), "--db", str(tmp_path / "l.db"))
     assert result.returncode == 2 and f"{bad}:1:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_collectors_share_one_postgresql(postgres, tmp_path):
+    from tests.conftest import run_dropsonde
+
+    postgres.psql("CREATE DATABASE shared_reports")
+    url = postgres.url("shared_reports")
+    with CollectorProcess(url, "--rate", "100000") as first, CollectorProcess(url, "--rate", "100000") as second:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(lambda n: post(first if n % 2 else second,
+                                                 envelope(site(7000 + n), MODULE))[0], range(100)))
+    assert codes == [200] * 100
+    week = date.today().isocalendar()
+    out = tmp_path / "out"
+    result = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(out),
+                           "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "sites.json").read_text()) == [{"sites": 100}]
+    assert json.loads((out / "modules.json").read_text()) == [{"slug": "puppetlabs-ntp", "sites": 100}]
