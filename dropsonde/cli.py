@@ -465,11 +465,12 @@ def collector_serve(
     listen: str = typer.Option("127.0.0.1:8140", "--listen", help="HOST:PORT to listen on."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
-    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address."),
+    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address, per worker."),
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
     link: str = typer.Option("https://pypi.org/project/dropsonde/", "--download-link", help="Where a newer client is."),
     store_ip: bool = typer.Option(False, "--store-ip", help="Keep client addresses (not stored by default)."),
-    threads: int = typer.Option(16, "--threads", min=1, help="Worker threads."),
+    threads: int = typer.Option(32, "--threads", min=1, help="Threads per worker process."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes. [default: one per CPU]"),
 ) -> None:
     """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
     from dropsonde.collector.app import CollectorSettings
@@ -479,7 +480,7 @@ def collector_serve(
         raise DropsondeError(f"--latest-version: expected X.Y.Z, got {latest!r}")
     settings = CollectorSettings(max_body=max_body, rate_per_minute=rate, latest_version=latest,
                                  download_link=link, store_ip=store_ip)
-    serve(listen, db, settings, threads)
+    serve(listen, db, settings, threads, workers or os.cpu_count() or 1)
 
 
 @collector_app.command("aggregate")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List
@@ -34,23 +37,69 @@ def parse_listen(listen: str) -> str:
     return listen
 
 
-def serve(listen: str, db: str, settings: Any, threads: int = 16) -> None:
-    """Serve until interrupted, with waitress (a production WSGI server)."""
+def serve(listen: str, db: str, settings: Any, threads: int = 32, workers: int = 1) -> None:
+    """Serve until interrupted, with waitress (a production WSGI server).
+
+    Validation is CPU-bound Python, so one process uses one core: with
+    ``workers`` > 1 the listening socket is bound once and shared by that many
+    forked processes (the kernel spreads connections), each with its own
+    group-commit writer; the store serializes their commits. Workers die with
+    the parent.
+    """
+    parse_listen(listen)
+    columns = known_columns()
+    open_store(db, list(columns))  # schema created once, before any worker exists
+    host, _, port = listen.rpartition(":")
+    sock = socket.create_server((host.strip("[]"), int(port)), reuse_port=False, backlog=1024)
+    log.warning("collector listening on %s with %d worker(s), storing in %s", listen, workers,
+                db if "://" not in db else db.split("@")[-1])
+    children = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            _die_with_parent()
+            try:
+                _serve_socket(sock, db, columns, settings, threads)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        _serve_socket(sock, db, columns, settings, threads)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _serve_socket(sock: socket.socket, db: str, columns: Dict[str, Dict[str, Any]], settings: Any,
+                  threads: int) -> None:
     import waitress
 
     from dropsonde.collector.app import CollectorApp
 
-    parse_listen(listen)
-    columns = known_columns()
     store = open_store(db, list(columns))
     store.start_writer()
     app = CollectorApp(store, columns, settings)
-    log.warning("collector listening on %s, storing in %s", listen, db if "://" not in db else db.split("@")[-1])
+    # waitress warns at every request while its task queue is deeper than its
+    # threads: normal under a burst, and one line per report is too many.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
-        waitress.serve(app, listen=listen, threads=threads, ident="dropsonde-collector",
+        waitress.serve(app, sockets=[sock], threads=threads, ident="dropsonde-collector",
                        max_request_body_size=settings.max_body + 1, clear_untrusted_proxy_headers=True)
     finally:
         store.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the parent dies, however it dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def load_jsonl(path: Path, db: str) -> int:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Optional
 
@@ -30,15 +31,18 @@ class CollectorProcess:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> "CollectorProcess":
+        # The log goes to a file: a pipe nobody reads would fill up and block the server.
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dropsonde", "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--db", self.db, *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=self.log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(self.process.stderr.read().decode())
+                self.log.seek(0)
+                raise RuntimeError(self.log.read().decode())
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self

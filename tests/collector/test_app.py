@@ -101,7 +101,7 @@ def test_other_methods_and_paths(collector):
 
 
 def test_rate_limit_per_address(tmp_path):
-    with CollectorProcess(str(tmp_path / "r.db"), "--rate", "5") as limited:
+    with CollectorProcess(str(tmp_path / "r.db"), "--rate", "5", "--workers", "1") as limited:
         codes = [post(limited, envelope(site(n), MODULE))[0] for n in range(8)]
     assert codes[:5] == [200] * 5 and codes[5:] == [429] * 3
 
