@@ -145,43 +145,38 @@ def run_metric(plugin_class, tree: PuppetTree) -> dict:
     return validate_plugin_data(plugin, plugin.run(site_for(tree)))
 
 
+def _service_in_tempdir(make, prefix: str):
+    """Start a service in a fresh directory and stop and remove it afterwards. Not
+    under pytest's tmp_path: PostgreSQL runs as its own user, which cannot
+    enter root's private pytest directory."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = make(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def puppetdb(tmp_path_factory):
+def puppetdb():
     """One real PuppetDB (with its PostgreSQL) for the whole test session."""
     from tests.puppetdb_server import PUPPETDB_JAR, PuppetDBServer
 
     if not PUPPETDB_JAR.is_file():
         pytest.fail("needs Debian's puppetdb and postgresql packages: run tests/run (it installs them)")
-    import shutil
-    import tempfile
-
-    # Not under pytest's tmp_path: PostgreSQL runs as its own user, which
-    # cannot enter root's private pytest directory.
-    root = Path(tempfile.mkdtemp(prefix="dropsonde-puppetdb-"))
-    server = PuppetDBServer(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _service_in_tempdir(PuppetDBServer, "dropsonde-puppetdb-")
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL 15 cluster of the test session's own, on 127.0.0.1."""
-    import shutil
-    import tempfile
-
     from tests.puppetdb_server import PG_BIN, PostgresServer
 
     if not (PG_BIN / "initdb").is_file():
         pytest.fail("needs Debian's postgresql package: run tests/run (it installs it)")
-    root = Path(tempfile.mkdtemp(prefix="dropsonde-postgres-"))
-    server = PostgresServer(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _service_in_tempdir(PostgresServer, "dropsonde-postgres-")

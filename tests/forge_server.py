@@ -9,17 +9,17 @@ error body; ``hide_deprecated`` with any value hides deprecated modules;
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 EPOCH = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))
 
@@ -83,7 +83,7 @@ class ForgeState:
     paths: List[str] = field(default_factory=list)
 
 
-class ForgeHandler(http.server.BaseHTTPRequestHandler):
+class ForgeHandler(QuietHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):  # noqa: N802 - http.server's naming
@@ -140,24 +140,12 @@ class ForgeHandler(http.server.BaseHTTPRequestHandler):
             return self._json(500, {"message": "500 Internal Server Error", "errors": []})
         if fault.kind == "429":
             body = json.dumps({"message": "429 Too Many Requests", "errors": []}).encode()
-            self.send_response(429)
-            self.send_header("Retry-After", fault.retry_after)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return None
+            return self.send(429, body, "application/json", {"Retry-After": fault.retry_after})
         if fault.kind == "slow":
             time.sleep(fault.delay)
             return self._json(200, {"pagination": {"next": None}, "results": []})
         if fault.kind == "truncated":
-            body = b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return None
+            return self.send(200, b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd', "application/json")
         # "reset": close the connection with an RST, as the field report's firewall did
         # (detach, so the buffered reader and writer cannot keep the descriptor open)
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -166,40 +154,11 @@ class ForgeHandler(http.server.BaseHTTPRequestHandler):
         return None
 
     def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send(status, json.dumps(body).encode(), "application/json")
 
 
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        """Injected resets and clients giving up are the point of the faults: no tracebacks."""
-
-
-class ForgeServer:
+class ForgeServer(LoopbackServer):
     """The stand-in on 127.0.0.1, in a thread; a context manager."""
 
     def __init__(self, modules: List[ForgeModule]) -> None:
-        self.state = ForgeState(modules=list(modules))
-        self.httpd = _QuietServer(("127.0.0.1", 0), ForgeHandler)
-        self.httpd.state = self.state
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> "ForgeServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(ForgeHandler, ForgeState(modules=list(modules)))

@@ -3,13 +3,13 @@ answers like the Dujour service (or with a fault), over HTTP or HTTPS."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import ssl
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ReceiverState:
     received: List[Received] = field(default_factory=list)
 
 
-class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+class ReceiverHandler(QuietHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         state: ReceiverState = self.server.state
         length = int(self.headers.get("Content-Length", "0"))
@@ -35,62 +35,23 @@ class ReceiverHandler(http.server.BaseHTTPRequestHandler):
             time.sleep(5)
             return
         if state.mode == "500":
-            return self._send(500, b"internal error", "text/plain")
+            return self.send(500, b"internal error", "text/plain")
         if state.mode == "redirect":
-            self.send_response(307)
-            self.send_header("Location", self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
+            return self.send(307, b"", "text/plain", {"Location": self.path})
         if state.mode == "notjson":
-            return self._send(200, b"<html>thanks</html>", "text/html")
+            return self.send(200, b"<html>thanks</html>", "text/html")
         answer = {"message": "Report received, thank you", "newer": False, "link": "https://example.test/dropsonde"}
         if state.mode == "newer":
             answer["newer"] = True
-        self._send(200, json.dumps(answer).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send(200, json.dumps(answer).encode(), "application/json")
 
 
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        """Clients that give up (timeouts, refused certificates) are what the fault tests do."""
-
-
-class Receiver:
-    """A context manager serving on 127.0.0.1 in a thread."""
+class Receiver(LoopbackServer):
+    """The receiver on 127.0.0.1; ``endpoint`` and ``port`` are what submit takes."""
 
     def __init__(self, mode: str = "ok", tls: Optional[ssl.SSLContext] = None) -> None:
-        self.state = ReceiverState(mode=mode)
-        self.httpd = _QuietServer(("127.0.0.1", 0), ReceiverHandler)
-        self.httpd.state = self.state
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        self.scheme = "https" if tls else "http"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.httpd.server_address[1]
+        super().__init__(ReceiverHandler, ReceiverState(mode=mode), tls)
 
     @property
     def endpoint(self) -> str:
         return f"{self.scheme}://127.0.0.1"
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

@@ -3,13 +3,10 @@ what the test loads, Puppet 7 and Puppet 8 style nodes, TLS, failover, faults.""
 
 from __future__ import annotations
 
-import http.server
 import json
 import ssl
-import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 import pytest
 
@@ -23,6 +20,7 @@ from dropsonde.puppet.puppetdb import (
     read_puppetdb_conf,
 )
 from tests.conftest import PuppetTree, make_module, write
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
 CANARY = "zzcanary"
@@ -169,51 +167,24 @@ def test_all_servers_dead_gives_a_degraded_report(tmp_path):
 # ---- faults from a loopback server that is not PuppetDB ----
 
 
-class FaultHandler(http.server.BaseHTTPRequestHandler):
-    mode = "500"
-
+class FaultHandler(QuietHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
-        mode = self.server.mode
+        mode = self.server.state
         if mode == "hang":
             time.sleep(5)
             return
-        if mode == "500":
-            self._send(500, b"boom", "text/plain")
-        elif mode == "truncated":
-            self._send(200, b'[{"title": "Apache", "cou', "application/json")
-        elif mode == "notalist":
-            self._send(200, b'{"error": "nope"}', "application/json")
-        elif mode == "400":
-            self._send(400, b"PQL parse error: unexpected token at 'grup'", "text/plain")
-        elif mode == "503":
-            self._send(503, b"PuppetDB is currently down. Try again later.", "text/plain")
-
-    def _send(self, status, body, content_type):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        answers = {
+            "500": (500, b"boom", "text/plain"),
+            "truncated": (200, b'[{"title": "Apache", "cou', "application/json"),
+            "notalist": (200, b'{"error": "nope"}', "application/json"),
+            "400": (400, b"PQL parse error: unexpected token at 'grup'", "text/plain"),
+            "503": (503, b"PuppetDB is currently down. Try again later.", "text/plain"),
+        }
+        self.send(*answers[mode])
 
 
-@contextmanager
-def fault_server(mode, tls_context=None):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FaultHandler)
-    server.mode = mode
-    server.daemon_threads = True
-    if tls_context is not None:
-        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    scheme = "https" if tls_context else "http"
-    try:
-        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def fault_server(mode, tls_context=None) -> LoopbackServer:
+    return LoopbackServer(FaultHandler, mode, tls_context)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +193,8 @@ def fault_server(mode, tls_context=None):
      ("hang", "no answer within 1 s")],
 )
 def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
-    with fault_server(mode) as url:
+    with fault_server(mode) as server:
+        url = server.url
         tree = site_tree(tmp_path, f"[main]\nserver_urls = {url}\nserver_url_timeout = 1\n")
         result = tree.run("preview", "--format", "json")
     assert result.returncode == 0 and "Traceback" not in result.stderr
@@ -233,7 +205,8 @@ def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
 
 
 def test_our_bad_query_shows_puppetdbs_message(tmp_path):
-    with fault_server("400") as url:
+    with fault_server("400") as server:
+        url = server.url
         client = PuppetDBClient(PuppetDBConfig([url], timeout=5))
         with pytest.raises(PuppetDBError, match="HTTP 400.*PQL parse error: unexpected token"):
             client.query("resources[title] { grup }")
@@ -244,7 +217,8 @@ def test_server_certificate_from_another_ca_is_refused(tmp_path, puppetdb):
     cert, key = make_signed(tmp_path, "rogue-server", other_ca, other_key, "IP:127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    with fault_server("500", context) as url:
+    with fault_server("500", context) as server:
+        url = server.url
         c = puppetdb.certs
         conf = f"hostcert = {c.client_cert}\nhostprivkey = {c.client_key}\nlocalcacert = {c.ca_cert}\n"
         tree = site_tree(tmp_path, f"[main]\nserver_urls = {url}\n", conf)

@@ -1,0 +1,61 @@
+"""Loopback HTTP(S) servers for tests: a handler base and a threaded server
+that runs on 127.0.0.1 for the length of a ``with`` block."""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+from typing import Any, Optional, Type
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that answers with one call and logs nothing."""
+
+    def send(self, status: int, body: bytes, content_type: str, headers: Optional[dict] = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """Resets, hangs and refused certificates are what fault tests inject: no tracebacks."""
+
+
+class LoopbackServer:
+    """Serves ``handler`` on 127.0.0.1 in a thread; ``state`` is reachable as ``self.server.state``."""
+
+    def __init__(self, handler: Type[QuietHandler], state: Any = None, tls: Optional[ssl.SSLContext] = None) -> None:
+        self.state = state
+        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.httpd.state = state
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
