@@ -10,6 +10,7 @@ thirty environments is parsed once.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -58,6 +59,7 @@ class Site:
         self.store = ModuleStore()
         self._manifests: Dict[str, List[Definition]] = {}
         self._index: Optional[ManifestIndex] = None
+        self._class_lookups: Dict[str, bool] = {}
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
 
@@ -73,8 +75,9 @@ class Site:
 
     def reload_forge(self) -> None:
         """Forget the loaded Forge list (after a refresh), so the next use reads the new file."""
-        self.__dict__.pop("forge", None)
-        self.__dict__.pop("public_classes", None)
+        for cached in ("forge", "public_classes", "_public_modules_by_name"):
+            self.__dict__.pop(cached, None)
+        self._class_lookups.clear()
 
     @cached_property
     def environments(self) -> List[Environment]:
@@ -102,20 +105,48 @@ class Site:
     def is_public(self, module: Module) -> bool:
         return self.publicity(module).public
 
+    def _read(self, path: str) -> List[Definition]:
+        if self._index is None:
+            self._index = ManifestIndex(self.cachepath / MANIFEST_CACHE_FILENAME)
+        info = self._index.read(path)
+        if info.error:
+            log.warning("manifest %s: %s", path, info.error)
+        return info.definitions
+
     def definitions(self, module: Module) -> List[Definition]:
         """Classes and defined types in the module's manifests (parsed once per run, cached on disk)."""
         key = str(module.path)
         if key not in self._manifests:
-            if self._index is None:
-                self._index = ManifestIndex(self.cachepath / MANIFEST_CACHE_FILENAME)
-            definitions: List[Definition] = []
-            for path in module_manifests(module.path):
-                info = self._index.read(path)
-                if info.error:
-                    log.warning("manifest %s: %s", path, info.error)
-                definitions.extend(info.definitions)
-            self._manifests[key] = definitions
+            self._manifests[key] = [d for path in module_manifests(module.path) for d in self._read(path)]
         return self._manifests[key]
+
+    @cached_property
+    def _public_modules_by_name(self) -> Dict[str, List[Module]]:
+        by_name: Dict[str, List[Module]] = {}
+        for module in self.modules:
+            if self.is_public(module):
+                by_name.setdefault(module.name, []).append(module)
+        return by_name
+
+    def defines_public_class(self, name: str) -> bool:
+        """Whether an installed public module defines class ``name``, reading only
+        the files Puppet's autoloader would (``a::b::c``: ``a/manifests/b/c.pp``,
+        ``b.pp``, ``init.pp``), so the cost grows with the classes asked about,
+        not with every manifest installed."""
+        name = name.lower().lstrip(":")
+        if not reportable_class(name):
+            return False
+        if name not in self._class_lookups:
+            parts = name.split("::")
+            candidates = [os.path.join(*parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
+            self._class_lookups[name] = any(
+                d.kind == "class" and d.name == name
+                for module in self._public_modules_by_name.get(parts[0], [])
+                for candidate in candidates
+                if os.path.isfile(module.manifests_dir / candidate)
+                for d in self._read(str(module.manifests_dir / candidate))
+            )
+        return self._class_lookups[name]
 
     @cached_property
     def public_classes(self) -> Set[str]:

@@ -208,14 +208,14 @@ def test_bad_modules_and_manifests_are_warnings_not_failures(tmp_path):
     tree.forge(["puppetlabs-apache"])
     modules = tree.environment("production") / "modules"
     make_module(modules, "apache", "puppetlabs-apache", manifests={"init.pp": "class apache {}"})
-    (modules / "apache" / "manifests" / "binary.pp").write_bytes(b"\0\1\2")
-    (modules / "apache" / "manifests" / "latin1.pp").write_bytes("class apache::caf\xe9 {}".encode("latin-1"))
     (modules / "broken").mkdir()
     (modules / "broken" / "metadata.json").write_text("{")
     import os
 
     os.symlink(modules / "loop", modules / "loop")
     make_module(modules, "profile", "acme-profile", manifests={"init.pp": "class profile { include apache }"})
+    (modules / "profile" / "manifests" / "binary.pp").write_bytes(b"\0\1\2")
+    (modules / "profile" / "manifests" / "latin1.pp").write_bytes("class profile::caf\xe9 {}".encode("latin-1"))
     result = tree.run("preview", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr

@@ -68,7 +68,7 @@ class Modules(MetricPlugin):
         data["classes"] = [
             {"name": title, "count": count}
             for title, count in sorted(usage.classes.items())
-            if title.lower() in public_classes
+            if site.defines_public_class(title)
         ]
         data["unused_classes"] = [{"name": name} for name in sorted(public_classes - declared)]
         unused = set()

@@ -33,11 +33,10 @@ class Platforms(MetricPlugin):
         usage = site.class_usage
         if usage is None:
             return {"class_platforms": []}
-        public_classes = site.public_classes
         rows = [
             {"name": title, "platform": family, "count": count}
             for (title, family), count in sorted(usage.platforms.items())
-            if title.lower() in public_classes
+            if site.defines_public_class(title)
         ]
         return {"class_platforms": rows}
 

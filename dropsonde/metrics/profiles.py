@@ -28,7 +28,6 @@ class Profiles(MetricPlugin):
         ]
 
     def run(self, site) -> Dict[str, Any]:
-        public_classes = site.public_classes
         declarers: Dict[str, set] = {}
         for module in site.modules:
             if site.is_public(module):
@@ -37,7 +36,7 @@ class Profiles(MetricPlugin):
                 if definition.kind != "class":
                     continue
                 for declared in definition.declares:
-                    if declared in public_classes:
+                    if site.defines_public_class(declared):
                         declarers.setdefault(declared, set()).add(definition.name)
         return {"profile_classes": [{"name": n, "count": len(c)} for n, c in sorted(declarers.items())]}
 

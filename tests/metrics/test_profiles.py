@@ -33,3 +33,22 @@ def test_public_modules_declaring_public_classes_are_not_profiles(tree):
     make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache",
                 manifests={"init.pp": "class apache { include apache::params }", "params.pp": "class apache::params {}"})
     assert run_metric(Profiles, tree)["profile_classes"] == []
+
+
+def test_public_classes_are_found_where_puppets_autoloader_looks(tree):
+    """a::b::c lives in a/manifests/b/c.pp, b.pp or init.pp; a class hidden elsewhere
+    is one Puppet could not load, so it is not counted (and nothing else is parsed)."""
+    tree.forge(["puppetlabs-apache"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", manifests={
+        "init.pp": "class apache { class nested { } }",
+        "mod.pp": "class apache::mod { class ssl { } }",
+        "other.pp": "class apache::hidden { }",
+    })
+    make_module(modules, "profile", "acme-profile", manifests={
+        "web.pp": "class profile::web { include apache::nested, apache::mod::ssl, apache::hidden }",
+    })
+    assert run_metric(Profiles, tree)["profile_classes"] == [
+        {"name": "apache::mod::ssl", "count": 1},
+        {"name": "apache::nested", "count": 1},
+    ]
