@@ -180,6 +180,9 @@ def global_options(
     )
 
 
+FORMAT_OPTION = typer.Option(None, "--format", "-f", help="human or json. [default: human]")
+
+
 def _format(state: State, command: str, given: Optional[str]) -> str:
     value = state.options().command_option(command, "format", given, "human")
     if value not in ("human", "json"):
@@ -201,7 +204,7 @@ def _build_report(state: State):
 @app.command()
 def preview(
     ctx: typer.Context,
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+    format: Optional[str] = FORMAT_OPTION,
 ) -> None:
     """Show the report that would be sent; --format json is exactly the body submit POSTs."""
     from dropsonde.report import render_human, report_body
@@ -291,7 +294,7 @@ def notice(message: str) -> None:
 @app.command()
 def last(
     ctx: typer.Context,
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+    format: Optional[str] = FORMAT_OPTION,
 ) -> None:
     """Show the last report that was submitted and when (kept after every successful submit)."""
     from dropsonde.submit import last_submission
@@ -444,7 +447,7 @@ def dev_shell(ctx: typer.Context) -> None:
 @dev_app.command("inventory")
 def dev_inventory(
     ctx: typer.Context,
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="human or json. [default: human]"),
+    format: Optional[str] = FORMAT_OPTION,
 ) -> None:
     """Show, locally, what dropsonde sees and why each module is or is not reported. Never sent."""
     from dropsonde.inventory import build_inventory, render_inventory
