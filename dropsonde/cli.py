@@ -102,16 +102,11 @@ class State:
         return load_plugins(options.enable, options.disable)
 
 
-def default_confdir() -> str:
-    """Puppet's confdir before telemetry.yaml is read (it tells where the file is)."""
-    from dropsonde.puppet.settings import LAYOUT_DEFAULTS, detect_layout
-
-    return os.environ.get("PUPPET_CONFDIR") or LAYOUT_DEFAULTS[detect_layout()]["confdir"]
-
-
 def load_options(given: Dict[str, Any]) -> Options:
     """Merge the command line with ``telemetry.yaml`` (in the parent of confdir)."""
-    confdir = Path(os.path.expanduser(given.get("confdir") or default_confdir()))
+    from dropsonde.puppet.settings import resolve_confdir
+
+    confdir = Path(resolve_confdir(given.get("confdir")))
     config_file = confdir.parent / CONFIG_FILENAME
     return merge_options(given, read_config_file(config_file), config_file)
 
@@ -317,19 +312,14 @@ def _refresh_forge_if_expired(site: "Site") -> None:
     (unless --no-update). A failure is one warning; the old list is used."""
     from datetime import datetime, timezone
 
-    from dropsonde.forge_api import (
-        DEFAULT_FORGE_API,
-        ForgeError,
-        check_forge_api,
-        refresh_forge_cache,
-    )
+    from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
 
     options = site.options
     now = datetime.now(timezone.utc)
     age = site.forge.age(now)
     if not options.update or (age is not None and age.days < options.ttl and not site.forge.problem):
         return
-    base_url = check_forge_api(options.forge_api or DEFAULT_FORGE_API)
+    base_url = forge_api_url(options.forge_api)
     if age is None:
         log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
     try:
@@ -372,11 +362,7 @@ def update(
     from datetime import datetime, timezone
 
     from dropsonde.forge import import_forge_file
-    from dropsonde.forge_api import (
-        DEFAULT_FORGE_API,
-        check_forge_api,
-        refresh_forge_cache,
-    )
+    from dropsonde.forge_api import forge_api_url, refresh_forge_cache
 
     state: State = ctx.obj
     options = state.options()
@@ -386,7 +372,7 @@ def update(
         count = import_forge_file(Path(from_file), site.cachepath, now)
         typer.echo(f"Forge module cache imported from {from_file}: {count} modules")
         return
-    base_url = check_forge_api(options.forge_api or DEFAULT_FORGE_API)
+    base_url = forge_api_url(options.forge_api)
     full = bool(options.command_option("update", "full", full, False))
     typer.echo(refresh_forge_cache(site.cachepath, base_url, full=full, now=now))
 

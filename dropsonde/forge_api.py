@@ -45,8 +45,10 @@ class ForgeError(DropsondeError):
         super().__init__(message, ExitStatus.FAILURE)
 
 
-def check_forge_api(url: str) -> str:
-    """The base URL, validated (a usage error names it otherwise)."""
+def forge_api_url(configured: Optional[str]) -> str:
+    """The Forge API base URL: --forge-api / forge_api, else the public Forge; validated
+    (a usage error names it otherwise)."""
+    url = configured or DEFAULT_FORGE_API
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DropsondeError(f"--forge-api: not an http(s) URL: {url!r}")

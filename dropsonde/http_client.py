@@ -61,18 +61,20 @@ def describe_failure(url: str, exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.Timeout) or "Read timed out" in text:
         return f"{url}: no answer within {READ_TIMEOUT:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
-        return f"{url}: TLS failure: {_innermost(text)}"
+        return f"{url}: TLS failure: {innermost_reason(exc)}"
     if isinstance(exc, requests.exceptions.ProxyError):
-        return f"proxy error reaching {url}: {_innermost(text)}"
+        return f"proxy error reaching {url}: {innermost_reason(exc)}"
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return f"{url}: too many redirects"
-    return f"cannot reach {url}: {_innermost(text)}"
+    return f"cannot reach {url}: {innermost_reason(exc)}"
 
 
-def _innermost(text: str) -> str:
-    for marker in ("Caused by ", "certificate verify failed", "NewConnectionError", "ConnectionResetError",
-                   "ProtocolError"):
+def innermost_reason(exc: BaseException) -> str:
+    """The useful end of a requests/urllib3 exception chain, which nests each cause in the next."""
+    text = str(exc)
+    for marker in ("Caused by ", "certificate verify failed", "NewConnectionError", "ConnectionRefusedError",
+                   "ConnectionResetError", "ProtocolError", "SSLError("):
         if marker in text:
             text = text[text.index(marker):]
             break
-    return text[:200]
+    return text.strip("()'\" ")[:200]

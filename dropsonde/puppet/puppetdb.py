@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from dropsonde.errors import DropsondeError
+from dropsonde.http_client import innermost_reason
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +127,16 @@ class PuppetDBClient:
             try:
                 response = self._session.get(url + QUERY_PATH, params={"query": pql}, **self._request_options(url))
             except requests.exceptions.SSLError as exc:
-                problems.append(self._failed(url, f"TLS failure: {_reason(exc)}"))
+                problems.append(self._failed(url, f"TLS failure: {innermost_reason(exc)}"))
                 continue
             except requests.exceptions.Timeout:
                 problems.append(self._failed(url, f"no answer within {self.config.timeout:g} s"))
                 continue
             except (requests.exceptions.ConnectionError, OSError) as exc:
-                problems.append(self._failed(url, f"cannot connect: {_reason(exc)}"))
+                problems.append(self._failed(url, f"cannot connect: {innermost_reason(exc)}"))
                 continue
             except requests.exceptions.RequestException as exc:
-                problems.append(self._failed(url, _reason(exc)))
+                problems.append(self._failed(url, innermost_reason(exc)))
                 continue
             self.bytes_received += len(response.content)
             if 400 <= response.status_code < 500:
@@ -163,16 +164,6 @@ class PuppetDBClient:
             if len(self.config.server_urls) > 1:
                 log.warning("%s; trying the next server", message)
         return message
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost useful text of a requests/urllib3 exception chain."""
-    text = str(exc)
-    for marker in ("Caused by ", "ConnectionRefusedError", "SSLError("):
-        if marker in text:
-            text = text[text.index(marker):]
-            break
-    return text.strip("()'\" ")[:200]
 
 
 def pql_string(value: str) -> str:

@@ -128,6 +128,16 @@ def detect_layout(is_root: Optional[bool] = None) -> str:
     return "aio"
 
 
+def resolve_confdir(
+    override: Optional[str], environ: Optional[Mapping[str, str]] = None, layout: Optional[str] = None
+) -> str:
+    """Puppet's confdir: the command line, else $PUPPET_CONFDIR, else the layout's.
+    (puppet.conf cannot move it: it lives there. telemetry.yaml sits in its parent.)"""
+    environ = os.environ if environ is None else environ
+    chosen = override or environ.get("PUPPET_CONFDIR") or LAYOUT_DEFAULTS[layout or detect_layout()]["confdir"]
+    return os.path.expanduser(chosen)
+
+
 def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
     """Sections of ``puppet.conf`` as {section: {setting: raw value}}.
 
@@ -191,9 +201,7 @@ def load_puppet_settings(
     for name, variable in ENVIRONMENT_VARIABLES.items():
         if environ.get(variable):
             raw[name] = environ[variable]
-    if overrides.get("confdir"):
-        raw["confdir"] = overrides["confdir"]
-    confdir = os.path.expanduser(raw["confdir"])
+    confdir = resolve_confdir(overrides.get("confdir"), environ, layout)
     raw["confdir"] = confdir
     conf_path = Path(confdir) / "puppet.conf"
     from_file: Dict[str, str] = {}
