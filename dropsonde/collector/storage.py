@@ -15,6 +15,7 @@ transaction and only then lets each request answer 200 (group commit).
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -172,6 +173,10 @@ class SQLiteStore(Store):
         super().__init__(metric_columns)
         self.path = path
 
+    def open(self) -> "Store":
+        _make_private(self.path)
+        return super().open()
+
     def connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
@@ -189,6 +194,21 @@ class SQLiteStore(Store):
                 connection.execute(f'ALTER TABLE reports ADD COLUMN "{column}" TEXT')
         connection.execute("CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)")
         connection.commit()
+
+
+def _make_private(path: str) -> None:
+    """Reports are private: the database file is created 0600 before SQLite
+    opens it (SQLite gives its -wal and -shm files the database file's mode),
+    and a store left readable by others is tightened."""
+    if path == ":memory:":
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 class PostgresStore(Store):

@@ -71,3 +71,23 @@ def test_new_plugin_columns_are_added_to_an_existing_store(db):
     assert latest[f"{2:0128x}"]["environment_count"] == 2
     assert latest[f"{1:0128x}"]["environment_count"] is None
     assert json.dumps(latest[f"{1:0128x}"]["modules"])
+
+
+def test_the_sqlite_store_and_its_wal_are_private_to_the_collector(tmp_path):
+    path = tmp_path / "reports.db"
+    store = open_store(str(path), COLUMNS)
+    store.start_writer()
+    store.insert(row(1, "2026-11-25T10:00:00.000000+00:00"))
+    files = sorted(tmp_path.iterdir())
+    modes = {f.name: f.stat().st_mode & 0o777 for f in files}
+    store.close()
+    assert {"reports.db", "reports.db-wal", "reports.db-shm"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_an_existing_store_readable_by_others_is_made_private(tmp_path):
+    path = tmp_path / "reports.db"
+    open_store(str(path), COLUMNS)
+    path.chmod(0o644)
+    open_store(str(path), COLUMNS)
+    assert path.stat().st_mode & 0o777 == 0o600
