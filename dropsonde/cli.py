@@ -451,7 +451,7 @@ def dev_inventory(
 
 @collector_app.command("serve")
 def collector_serve(
-    listen: str = typer.Option("127.0.0.1:8140", "--listen", help="HOST:PORT to listen on."),
+    listen: str = typer.Option("127.0.0.1:8745", "--listen", help="HOST:PORT to listen on (8140 is Puppet Server's)."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
     rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address, per worker."),
