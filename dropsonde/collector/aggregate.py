@@ -15,6 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -142,22 +145,68 @@ def aggregate(reports: Iterable[Dict[str, Any]], week: str, k: int) -> Aggregate
 
 
 def write_outputs(result: Aggregates, out: Path, render: Callable[[Aggregates], str]) -> List[Path]:
-    """JSON and CSV per table, a summary, and the HTML page; each file written atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    """JSON and CSV per table, a summary and the HTML page, published all or nothing.
+
+    Everything is written into a fresh directory beside ``out`` and renamed into
+    place only once complete, so a failure part-way (a full disk, a rendering
+    bug) leaves the previous week's output as it was, with no half-written
+    directory next to it.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        names = _write_files(result, staging, render)
+        staging.chmod(0o755)  # published: readable by the web server
+        _replace_directory(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [out / name for name in names]
+
+
+def _write_files(result: Aggregates, directory: Path, render: Callable[[Aggregates], str]) -> List[str]:
+    files: Dict[str, bytes] = {}
     for name, rows in result.tables.items():
-        written.append(out / f"{name}.json")
-        write_atomic(written[-1], (json.dumps(rows, indent=2) + "\n").encode("utf-8"))
-        buffer = io.StringIO()
-        columns = list(rows[0]) if rows else ["sites"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        written.append(out / f"{name}.csv")
-        write_atomic(written[-1], buffer.getvalue().encode("utf-8"))
+        files[f"{name}.json"] = (json.dumps(rows, indent=2) + "\n").encode("utf-8")
+        files[f"{name}.csv"] = csv_text(rows).encode("utf-8")
     summary = {"week": result.week, "k": result.k, "tables": sorted(result.tables), "rows_withheld": result.withheld}
-    written.append(out / "summary.json")
-    write_atomic(written[-1], (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    written.append(out / "index.html")
-    write_atomic(written[-1], render(result).encode("utf-8"))
-    return written
+    files["summary.json"] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    files["index.html"] = render(result).encode("utf-8")
+    for name, data in files.items():
+        write_atomic(directory / name, data)
+    return list(files)
+
+
+def _replace_directory(new: Path, out: Path) -> None:
+    """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and
+    removed after, so readers see the old or the new directory (the gap
+    between the two renames is two system calls)."""
+    if not out.exists() and not out.is_symlink():
+        os.rename(new, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    os.rename(out, old / "previous")
+    os.rename(new, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading quote
+    (OWASP's advice for CSV injection); numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_text(rows: List[Dict[str, Any]]) -> str:
+    """The rows as CSV, header first, every text cell formula-safe."""
+    buffer = io.StringIO()
+    columns = list(rows[0]) if rows else ["sites"]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(column) for column in columns])
+    writer.writerows([csv_cell(row.get(column)) for column in columns] for row in rows)
+    return buffer.getvalue()

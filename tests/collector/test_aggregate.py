@@ -115,3 +115,53 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
     modules = json.loads((out / "modules.json").read_text())
     assert int(rendered["top-modules"]) == min(20, len(modules)) > 0
     assert int(rendered["adoption"]) > 0 and int(rendered["platforms"]) > 0
+
+
+def _modules(count, slug="a-x"):
+    return [{"site_id": site(n), "modules": [{"name": "x", "slug": slug, "version": "1.0.0"}]} for n in range(count)]
+
+
+def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_directory(tmp_path):
+    from dropsonde.collector.aggregate import write_outputs
+    from dropsonde.collector.render import render_page
+
+    out = tmp_path / "www" / "telemetry"
+    write_outputs(aggregate(_modules(5), "2026-W47", 5), out, render_page)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_render(result):
+        raise RuntimeError("the page could not be drawn")
+
+    with pytest.raises(RuntimeError):
+        write_outputs(aggregate(_modules(6, "b-y"), WEEK, 5), out, broken_render)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in out.parent.iterdir()] == ["telemetry"]  # no staging directory left behind
+
+
+def test_a_second_publication_replaces_the_first_whole(tmp_path):
+    from dropsonde.collector.aggregate import write_outputs
+    from dropsonde.collector.render import render_page
+
+    out = tmp_path / "telemetry"
+    write_outputs(aggregate(_modules(5), "2026-W47", 5), out, render_page)
+    (out / "stale.json").write_text("[]")  # a file the new week does not write disappears with the old directory
+    write_outputs(aggregate(_modules(6, "b-y"), WEEK, 5), out, render_page)
+    assert json.loads((out / "modules.json").read_text()) == [{"slug": "b-y", "sites": 6}]
+    assert not (out / "stale.json").exists() and [p.name for p in tmp_path.iterdir()] == ["telemetry"]
+    assert out.stat().st_mode & 0o777 == 0o755
+
+
+def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
+    from dropsonde.collector.aggregate import write_outputs
+    from dropsonde.collector.render import render_page
+
+    hostile = ["=HYPERLINK(\"http://x.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "plain"]
+    reports = [{"site_id": site(n), "classes": [{"name": name, "count": 1} for name in hostile]} for n in range(5)]
+    out = tmp_path / "out"
+    write_outputs(aggregate(reports, WEEK, 5), out, render_page)
+    import csv
+
+    cells = [cell for line in csv.reader((out / "classes.csv").open()) for cell in line]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    assert "'=HYPERLINK(\"http://x.example\")" in cells and "plain" in cells
+    assert json.loads((out / "classes.json").read_text())[0]["name"] in hostile  # JSON keeps the value as it is
