@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
-from tests.conftest import EXAMPLE_SITE, assert_clean_error, run_dropsonde
+from dropsonde.errors import DropsondeError
+from dropsonde.plugins import BUILTIN_PLUGINS, load_plugins
+from tests.conftest import EXAMPLE_SITE, REPO, assert_clean_error, run_dropsonde
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_plugin"
 EXAMPLE_ARGS = [
@@ -82,3 +88,69 @@ def test_schema_and_example_include_third_party_columns(plugin_env):
     env, cache = plugin_env
     result = run_dropsonde(*EXAMPLE_ARGS, *cache, "--enable", "sample", "dev", "schema", env=env)
     assert [c["name"] for c in result.json()][-1] == "sample_module_count"
+
+
+def test_sample_plugins_are_found_under_both_entry_point_groups(plugin_env):
+    """``sample`` is declared under ``dropsonde.metrics.v1`` only, the faulty ones under
+    the old ``dropsonde.metrics`` only, and ``sample_undeclared`` under both (as a plugin
+    that supports older dropsonde releases would): each is listed exactly once."""
+    env, cache = plugin_env
+    result = run_dropsonde(*EXAMPLE_ARGS, *cache, "list", env=env)
+    assert result.returncode == 0, result.stderr
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ") and not line.startswith("      ")]
+    for name in ("sample", "sample_broken", "sample_wrong_type", "sample_undeclared"):
+        assert listed.count(name) == 1, result.stdout
+
+
+@pytest.fixture(scope="module")
+def source_tree_without_metadata(tmp_path_factory):
+    """A copy of the source tree and the dependencies, with no dropsonde
+    distribution metadata (no dist-info, no egg-info) anywhere on the path:
+    how ``PYTHONPATH=. python3 -m dropsonde`` runs from a checkout."""
+    root = tmp_path_factory.mktemp("no_metadata")
+    source = root / "source"
+    shutil.copytree(REPO / "dropsonde", source / "dropsonde", ignore=shutil.ignore_patterns("__pycache__"))
+    dependencies = root / "dependencies"
+    dependencies.mkdir()
+    site_packages = Path(typer.__file__).resolve().parent.parent
+    for entry in site_packages.iterdir():
+        if not entry.name.lower().startswith(("dropsonde", "__editable__")):
+            (dependencies / entry.name).symlink_to(entry)
+    return source, dependencies
+
+
+def test_builtin_plugins_need_no_package_metadata(source_tree_without_metadata, tmp_path):
+    source, dependencies = source_tree_without_metadata
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(EXAMPLE_SITE / "cache" / "forge.json", cache / "forge.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUPPET_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(source), str(dependencies)])
+    # -S: no site-packages, so the installed (editable) dropsonde cannot be found.
+    proc = subprocess.run(
+        [sys.executable, "-S", "-m", "dropsonde", *EXAMPLE_ARGS, "--cachepath", str(cache), "preview", "--format", "json"],
+        cwd=source, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "dropsonde.dist-info" not in proc.stderr
+    snapshots = json.loads(proc.stdout)["self-service-analytics"]["snapshots"]
+    assert {"environment_count", "modules", "dependencies", "profile_classes"} <= set(snapshots)
+
+
+def test_builtins_are_registered_in_code():
+    assert set(BUILTIN_PLUGINS) == {"dependencies", "environments", "modules", "platforms", "profiles", "puppetfiles"}
+    assert set(BUILTIN_PLUGINS) <= {plugin.name for plugin in load_plugins().enabled}
+
+
+def test_an_empty_plugin_set_is_an_error():
+    with pytest.raises(DropsondeError, match="no metrics plugin is enabled.*known plugins: dependencies"):
+        load_plugins(disable=sorted(BUILTIN_PLUGINS))
+
+
+def test_nothing_loadable_is_an_error_not_an_empty_report(monkeypatch):
+    import dropsonde.plugins
+
+    monkeypatch.setattr(dropsonde.plugins, "BUILTIN_PLUGINS", {"ghost": "dropsonde.metrics.nosuch:Ghost"})
+    with pytest.raises(DropsondeError, match=r"no metrics plugin could be loaded \(ghost\)") as raised:
+        load_plugins(enable=["ghost"])
+    assert raised.value.status == 1

@@ -1,7 +1,8 @@
 """The plugin contract every metric implements, built-in or third-party.
 
-A plugin is a class registered under the ``dropsonde.metrics`` entry-point
-group; the entry point's name is the plugin's name (what ``--disable`` takes).
+A plugin is a class registered under the ``dropsonde.metrics.v1`` entry-point
+group (or in code, for the built-ins: see :mod:`dropsonde.plugins`); the entry
+point's name is the plugin's name (what ``--disable`` takes).
 It describes itself, declares its columns as a BigQuery schema, computes them
 from the :class:`~dropsonde.site.Site`, and can make random example data for
 ``dev example``. Its output is validated against its schema before anything
