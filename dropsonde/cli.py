@@ -274,8 +274,8 @@ def _scheduled_submit(state: State, url: str) -> None:
             notice("another dropsonde submission is running; nothing sent")
             return
         record = last_submission(cachepath)
-        due = next_due(record["submitted_at"] if record else None, server.interval)
-        if due is not None and datetime.now(timezone.utc) < due:
+        due = next_due(record["submitted_at"] if record else None, server.interval, datetime.now(timezone.utc))
+        if due is not None:
             notice(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; nothing sent")
             return
         notice(f"report submitted: {_submit(state, url)}")

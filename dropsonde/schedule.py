@@ -22,10 +22,17 @@ from dropsonde.forge import parse_iso
 LOCK_FILENAME = "submit.lock"
 
 
-def next_due(last_submitted_at: Optional[str], interval: int) -> Optional[datetime]:
-    """When the next submission is due; None means now (never submitted, or an unreadable record)."""
+def next_due(last_submitted_at: Optional[str], interval: int, now: datetime) -> Optional[datetime]:
+    """When the next submission is due, if that is still after ``now``; None
+    means submit now: due, never submitted, an unreadable record, or one dated
+    after ``now`` (the clock was set back: it must not stop submissions until
+    the clock catches up). The clock is a parameter so that this decision is a
+    pure function tests can drive."""
     last = parse_iso(last_submitted_at)
-    return last + timedelta(seconds=interval) if last is not None else None
+    if last is None or last > now:
+        return None
+    due = last + timedelta(seconds=interval)
+    return due if now < due else None
 
 
 @contextmanager

@@ -5,10 +5,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from dropsonde.schedule import next_due
 from tests.conftest import PuppetTree, assert_clean_error, make_module, run_dropsonde, write
 from tests.receiver import Receiver
 
@@ -41,9 +42,18 @@ def test_not_enabled_sends_nothing(server_tree, stanza):
     assert len(lines) == 1 and "not enabled" in lines[0]
 
 
+def backdate_last_submission(tree, seconds):
+    """Move the recorded submission ``seconds`` into the past, as that much time passing would."""
+    path = tree.cachepath / "last-submission.json"
+    record = json.loads(path.read_text())
+    when = datetime.fromisoformat(record["submitted_at"]) - timedelta(seconds=seconds)
+    record["submitted_at"] = when.isoformat(timespec="seconds")
+    path.write_text(json.dumps(record))
+
+
 def test_enabled_sends_once_per_interval(server_tree):
     tree, confd = server_tree
-    write(confd / "dropsonde.conf", "dropsonde { enabled: true, interval: 3 }\n")
+    write(confd / "dropsonde.conf", "dropsonde { enabled: true, interval: 86400 }\n")
     with Receiver() as receiver:
         first = scheduled(tree, confd, receiver)
         second = scheduled(tree, confd, receiver)
@@ -51,10 +61,30 @@ def test_enabled_sends_once_per_interval(server_tree):
         assert len(receiver.state.received) == 1
         assert "report submitted: Report received" in first.stderr
         assert "due after" in second.stderr
-        time.sleep(3.2)
+        backdate_last_submission(tree, 86400 - 600)  # not yet a day
+        assert "due after" in scheduled(tree, confd, receiver).stderr
+        backdate_last_submission(tree, 600)  # now a full day
         third = scheduled(tree, confd, receiver)
     assert third.returncode == 0
     assert len(receiver.state.received) == 2
+
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("last, due", [
+    (None, None),                                    # never submitted
+    ("not a time", None),                            # unreadable record
+    ("2026-11-26T12:00:01+00:00", "2026-11-27T12:00:01+00:00"),  # one second short
+    ("2026-11-26T12:00:00+00:00", None),             # exactly one interval ago
+    ("2026-11-20T12:00:00+00:00", None),             # long overdue
+    ("2026-11-26T13:00:00+01:00", None),             # offsets are honoured
+    ("2026-11-26T12:00:01", "2026-11-27T12:00:01+00:00"),  # no offset: UTC
+    ("2027-01-01T00:00:00+00:00", None),             # from the future: the clock was set back
+])
+def test_next_due_is_a_pure_function_of_the_clock(last, due):
+    expected = datetime.fromisoformat(due) if due else None
+    assert next_due(last, 86400, now=NOW) == expected
 
 
 def test_a_failed_scheduled_run_is_one_line_and_retried_next_tick(server_tree):
