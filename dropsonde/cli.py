@@ -70,13 +70,20 @@ class State:
                 logging.getLogger("urllib3").setLevel(logging.WARNING)
         return self._options
 
+    def layout(self) -> str:
+        """Which Puppet layout's defaults apply. As `puppetserver dropsonde` the
+        server's own (AIO or Debian) even when not root: the shim and the timer
+        run as the user Puppet Server runs as, and must see what the server sees."""
+        from dropsonde.puppet.settings import detect_layout
+
+        return detect_layout(is_root=True) if self.given.get("puppetserver") else detect_layout()
+
     def server_config(self) -> "ServerConfig":
         """Puppet Server's conf.d, merged (read once)."""
         from dropsonde.puppet.server_config import CONFD_BY_LAYOUT, read_server_config
-        from dropsonde.puppet.settings import detect_layout
 
         if self._server_config is None:
-            layout = detect_layout()
+            layout = self.layout()
             confd = self.given.get("puppetserver_confd") or CONFD_BY_LAYOUT[layout]
             self._server_config = read_server_config(Path(confd), layout)
         return self._server_config
@@ -92,7 +99,7 @@ class State:
         from dropsonde.site import Site
 
         if self._site is None:
-            self._site = Site.from_options(self.options())
+            self._site = Site.from_options(self.options(), self.layout())
         return self._site
 
     def plugins(self) -> "PluginSet":

@@ -64,10 +64,11 @@ class Site:
         self.puppetdb_problem: Optional[str] = None
 
     @classmethod
-    def from_options(cls, options: Options) -> "Site":
-        """Load Puppet's settings for these options (command line and telemetry.yaml merged)."""
+    def from_options(cls, options: Options, layout: Optional[str] = None) -> "Site":
+        """Load Puppet's settings for these options (command line and telemetry.yaml merged);
+        ``layout`` None means detected from this process's user and the filesystem."""
         overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
-        return cls(options, load_puppet_settings(overrides))
+        return cls(options, load_puppet_settings(overrides, layout=layout))
 
     @cached_property
     def forge(self) -> ForgeCache:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import Dict, Optional
 
 import pytest
 
@@ -21,10 +24,12 @@ from tests.conftest import REPO, PuppetTree, make_module, write
 from tests.receiver import Receiver
 
 SHIM = Path("/usr/share/puppetserver/cli/apps/dropsonde")
+UNIT_DIR = Path("/lib/systemd/system")
+PUPPET = pwd.getpwnam("puppet")
 
 
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=600)
+def run(*args: str, check: bool = True, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +58,27 @@ def installed(packages):
 
 
 @pytest.fixture
-def server_site(tmp_path):
-    """A Puppet tree, and a conf.d whose jruby-puppet directories point at it."""
-    tree = PuppetTree(tmp_path / "site")
+def server_site():
+    """A Puppet tree the puppet user can read, a server vardir it owns, and a
+    conf.d whose jruby-puppet directories point at them."""
+    root = Path(tempfile.mkdtemp(prefix="dropsonde-package-"))
+    root.chmod(0o755)
+    tree = PuppetTree(root / "site")
     make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0",
                 manifests={"init.pp": "class ntp { }"})
-    server_var = tmp_path / "server-var"
-    (server_var / "dropsonde").mkdir(parents=True)
+    server_var = root / "server-var"
+    (server_var / "dropsonde").mkdir(parents=True, mode=0o700)
     write(server_var / "dropsonde" / "forge.json", json.dumps(
         {"timestamp": "2099-01-01T00:00:00+00:00", "modules": ["puppetlabs-ntp"]}))  # fresh: no Forge refresh
-    confd = tmp_path / "conf.d"
+    confd = root / "conf.d"
     write(confd / "puppetserver.conf", "jruby-puppet: {\n"
           f"  server-conf-dir: {tree.confdir}\n  server-code-dir: {tree.codedir}\n  server-var-dir: {server_var}\n}}\n")
-    return confd, server_var
+    for path in [server_var, *server_var.rglob("*")]:
+        os.chown(path, PUPPET.pw_uid, PUPPET.pw_gid)
+    try:
+        yield confd, server_var
+    finally:
+        shutil.rmtree(root)
 
 
 def puppetserver(confd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -75,14 +88,14 @@ def puppetserver(confd: Path, *args: str) -> subprocess.CompletedProcess:
 def test_package_contents(packages):
     deb, rpm, _ = packages
     deb_files = run("dpkg-deb", "--contents", str(deb)).stdout
-    for path in ("./usr/bin/dropsonde", "./opt/dropsonde/puppetserver/dropsonde", "./lib/systemd/system/dropsonde.timer",
+    for path in ("./usr/bin/dropsonde", "./usr/lib/dropsonde/puppetserver-dropsonde", "./lib/systemd/system/dropsonde.timer",
                  "./lib/systemd/system/dropsonde.service", "./etc/cron.d/dropsonde", "./usr/share/doc/dropsonde/LICENSE",
-                 "./opt/dropsonde/lib/dropsonde/cli.py", "./opt/dropsonde/lib/tree_sitter_ruby/"):
+                 "./usr/lib/dropsonde/python/dropsonde/cli.py", "./usr/lib/dropsonde/python/tree_sitter_ruby/"):
         assert path in deb_files, path
     assert "cpython-311" in deb_files and "cpython-39" not in deb_files
     rpm_files = run("rpm", "-qlp", str(rpm)).stdout.split()
     for path in ("/usr/bin/dropsonde", "/usr/lib/systemd/system/dropsonde.timer", "/etc/cron.d/dropsonde",
-                 "/opt/dropsonde/lib/dropsonde/cli.py", "/usr/share/doc/dropsonde/README.md"):
+                 "/usr/lib/dropsonde/python/dropsonde/cli.py", "/usr/share/doc/dropsonde/README.md"):
         assert path in rpm_files, path
     assert any("cpython-39" in f for f in rpm_files)
     requires = run("rpm", "-qp", "--requires", str(rpm)).stdout
@@ -125,18 +138,67 @@ def test_puppetserver_dropsonde_end_to_end(installed, server_site):
         assert first.returncode == again.returncode == 0, first.stderr
         assert len(receiver.state.received) == 2
         assert "due after" in again.stderr
+    # run by root, `puppetserver dropsonde` dropped to the user Puppet Server runs as
+    record = server_var / "dropsonde" / "last-submission.json"
+    assert (record.stat().st_uid, record.stat().st_gid) == (PUPPET.pw_uid, PUPPET.pw_gid)
+
+
+def unit_lines(name: str) -> list:
+    return [line.strip() for line in (UNIT_DIR / name).read_text().splitlines()]
+
+
+def test_scheduled_service_runs_as_puppet_in_a_sandbox_with_a_time_limit(installed):
+    service = unit_lines("dropsonde.service")
+    for line in ("User=puppet", "Group=puppet", "TimeoutStartSec=1h", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "PrivateTmp=yes", "ProtectHome=read-only", "PrivateDevices=yes", "CapabilityBoundingSet=",
+                 "ExecStart=/usr/lib/dropsonde/puppetserver-dropsonde submit --scheduled"):
+        assert line in service, line
+    writable = next(line for line in service if line.startswith("ReadWritePaths="))
+    assert writable.split("=", 1)[1].split() == ["-/var/lib/puppetserver/dropsonde",
+                                                 "-/opt/puppetlabs/server/data/puppetserver/dropsonde"]
+    verify = run("systemd-analyze", "verify", str(UNIT_DIR / "dropsonde.service"), str(UNIT_DIR / "dropsonde.timer"),
+                 check=False)
+    assert verify.returncode == 0, verify.stderr
+
+
+def cron_job() -> tuple:
+    """(user, command) of the cron.d line."""
+    line = next(line for line in Path("/etc/cron.d/dropsonde").read_text().splitlines() if line[:1].isdigit())
+    fields = line.split(None, 6)
+    return fields[5], fields[6]
+
+
+def test_cron_job_runs_as_puppet_with_a_time_limit_and_state_belongs_to_puppet(installed, server_site):
+    confd, server_var = server_site
+    user, command = cron_job()
+    assert user == "puppet"
+    assert " timeout " in f" {command}"
+    write(confd / "dropsonde.conf", "dropsonde { enabled: true }\n")
+    telemetry = confd.parent / "site" / "etc" / "telemetry.yaml"
+    with Receiver() as receiver:
+        write(telemetry, telemetry.read_text() + f":endpoint: {receiver.endpoint}\n:port: {receiver.port}\n")
+        # as cron would run it (no journal here: the log line goes to stdout instead of logger)
+        cron = run("setpriv", f"--reuid={PUPPET.pw_uid}", f"--regid={PUPPET.pw_gid}", "--init-groups", "--",
+                   "sh", "-c", command.replace("| logger -t dropsonde", "| cat"), check=False,
+                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CONFIG": str(confd)})
+        assert cron.returncode == 0 and "report submitted" in cron.stdout, cron.stdout + cron.stderr
+        assert len(receiver.state.received) == 1
+    state = server_var / "dropsonde"
+    assert {path.stat().st_uid for path in [state, *state.iterdir()]} == {PUPPET.pw_uid}
+    assert state.stat().st_mode & 0o777 == 0o700
 
 
 def test_removal_takes_shim_and_program_away_and_purge_the_state(packages, server_site):
     deb = packages[0]
     run("dpkg", "-i", str(deb))
     default_state = Path("/var/lib/puppetserver/dropsonde")
-    default_state.mkdir(parents=True, exist_ok=True)
+    made = default_state.lstat()  # by the install, for the puppet user
+    assert (made.st_uid, made.st_gid, made.st_mode & 0o7777) == (PUPPET.pw_uid, PUPPET.pw_gid, 0o700)
     (default_state / "forge.json").write_text("{}")
     run("dpkg", "--remove", "dropsonde")
     assert not SHIM.exists() and not SHIM.is_symlink()
     assert not Path("/usr/bin/dropsonde").exists()
-    assert not Path("/opt/dropsonde/lib").exists()
+    assert not Path("/usr/lib/dropsonde/python").exists()
     assert (default_state / "forge.json").exists()  # kept until purge
     run("dpkg", "--purge", "dropsonde")
     assert not default_state.exists()
