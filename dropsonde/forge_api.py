@@ -82,7 +82,7 @@ def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[
 
     try:
         response = session.get(url, params=params, timeout=http_client.TIMEOUTS)
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
         raise ForgeError(http_client.describe_failure(url, exc)) from None
     if response.status_code != 200:
         raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())

@@ -6,12 +6,20 @@ Retries cover connection errors, 429 and 5xx, with exponential backoff and
 ``Retry-After`` honoured up to a cap, so a struggling server is not hammered
 and a run never waits unboundedly. Proxies and the CA store come from the
 standard environment (``https_proxy``, ``REQUESTS_CA_BUNDLE``...).
+
+Redirects stay on the origin they start from (scheme, host and port): a
+hostile or misconfigured server must not be able to send the report in clear
+text, or to another host, by answering 307. Same-origin redirects are
+followed, at most ``MAX_REDIRECTS`` of them, and only when they keep the
+method: a 301/302/303 would turn a POST into a body-less GET, so the report
+would look accepted without having been delivered.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, FrozenSet
+from typing import Any, FrozenSet, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
 
 from dropsonde import __version__
 
@@ -21,10 +29,51 @@ CONNECT_TIMEOUT = 10.0
 # For slow links (and tests): seconds to wait for an answer.
 READ_TIMEOUT = float(os.environ.get("DROPSONDE_HTTP_TIMEOUT", "30"))
 TIMEOUTS = (CONNECT_TIMEOUT, READ_TIMEOUT)
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Redirects that resend the request with its method and body (RFC 9110 15.4).
+METHOD_KEEPING_REDIRECTS = frozenset({307, 308})
+
+
+class RedirectRefused(Exception):
+    """A redirect we do not follow: to another origin, or one that would drop a POST's body."""
+
+
+def origin(url: str) -> Optional[Tuple[str, str, int]]:
+    """(scheme, host, port) of ``url``, default ports filled in; None when it has no usable origin."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # a bracket without its pair, a port that is not a number
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
+        return None
+    return scheme, parts.hostname.lower(), port
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe for a terminal: control and other unprintable characters escaped, length bounded."""
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return escaped[:limit]
+
+
+def check_redirect(from_url: str, method: str, status: int, location: str) -> None:
+    """RedirectRefused unless following ``status`` from ``from_url`` to ``location``
+    (absolute or relative) stays on the same origin and keeps ``method``."""
+    try:
+        target = urljoin(from_url, location)
+    except ValueError:
+        target = location
+    if origin(target) is None or origin(target) != origin(from_url):
+        raise RedirectRefused(f"redirected to {printable(target)}, another origin: not followed")
+    if method not in ("GET", "HEAD") and status not in METHOD_KEEPING_REDIRECTS:
+        raise RedirectRefused(f"HTTP {status} redirect would resend the {method} as a GET: not followed")
 
 
 def session(methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
-    """A requests session that retries ``methods`` on connection errors, 429 and 5xx."""
+    """A requests session that retries ``methods`` on connection errors, 429 and 5xx,
+    and follows only same-origin, method-keeping redirects (RedirectRefused otherwise)."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
@@ -45,7 +94,17 @@ def session(methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    http = requests.Session()
+    class SameOriginSession(requests.Session):
+        """requests follows any redirect; this one checks each hop first."""
+
+        def get_redirect_target(self, resp):  # noqa: ANN001 - requests' signature
+            target = super().get_redirect_target(resp)
+            if target is not None:
+                check_redirect(resp.url, resp.request.method, resp.status_code, target)
+            return target
+
+    http = SameOriginSession()
+    http.max_redirects = MAX_REDIRECTS
     adapter = HTTPAdapter(max_retries=retry)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
@@ -58,6 +117,8 @@ def describe_failure(url: str, exc: BaseException) -> str:
     import requests
 
     text = str(exc)
+    if isinstance(exc, RedirectRefused):
+        return f"{url}: {text}"
     if isinstance(exc, requests.exceptions.Timeout) or "Read timed out" in text:
         return f"{url}: no answer within {READ_TIMEOUT:g} s"
     if isinstance(exc, requests.exceptions.SSLError):

@@ -4,7 +4,8 @@
 ``<endpoint>:<port>`` as the Ruby client composes it. Only a 200 with a JSON
 answer counts as submitted; then the body and its time are kept (mode 0600)
 so the admin can always see what left the machine (``dropsonde last``) and
-the scheduler knows when the next one is due.
+the scheduler knows when the next one is due. A redirect to another scheme,
+host or port is a failure, never followed (see ``http_client``).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def post_report(url: str, body: bytes) -> Answer:
     http = http_client.session(methods=frozenset({"POST"}))
     try:
         response = http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=http_client.TIMEOUTS)
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
         raise SubmitError(http_client.describe_failure(url, exc)) from None
     text = response.text
     if response.status_code != 200:

@@ -23,6 +23,8 @@ class Received:
 class ReceiverState:
     mode: str = "ok"  # ok, newer, 500, hang, redirect, notjson
     received: List[Received] = field(default_factory=list)
+    location: Optional[str] = None  # where "redirect" sends (default: the same path, forever)
+    redirect_status: int = 307
 
 
 class ReceiverHandler(QuietHandler):
@@ -36,8 +38,8 @@ class ReceiverHandler(QuietHandler):
             return
         if state.mode == "500":
             return self.send(500, b"internal error", "text/plain")
-        if state.mode == "redirect":
-            return self.send(307, b"", "text/plain", {"Location": self.path})
+        if state.mode == "redirect" and self.path != state.location:
+            return self.send(state.redirect_status, b"", "text/plain", {"Location": state.location or self.path})
         if state.mode == "notjson":
             return self.send(200, b"<html>thanks</html>", "text/html")
         answer = {"message": "Report received, thank you", "newer": False, "link": "https://example.test/dropsonde"}

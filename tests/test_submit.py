@@ -141,3 +141,49 @@ def test_submission_url_composition():
 def test_last_without_a_submission(tree):
     result = tree.run("last")
     assert_clean_error(result, "no report has been submitted")
+
+
+@pytest.fixture
+def https_store(tmp_path):
+    """A CA trusted through REQUESTS_CA_BUNDLE (standing for the system store) and a server
+    certificate valid for 127.0.0.1 and localhost."""
+    ca, ca_key = make_ca(tmp_path, "trusted")
+    cert, key = make_signed(tmp_path, "collector", ca, ca_key, "IP:127.0.0.1,DNS:localhost")
+    return tls_context(cert, key), {"REQUESTS_CA_BUNDLE": str(ca)}
+
+
+@pytest.mark.parametrize("target", ["http", "other host", "other port"])
+def test_a_redirect_off_the_origin_is_refused_and_nothing_reaches_the_target(tree, https_store, target):
+    """A 307 re-POSTs the body: to http it would leave in clear text, to another host or port
+    it would go to a server the admin never chose."""
+    tls, store = https_store
+    with Receiver(tls=None if target == "http" else tls) as second, Receiver("redirect", tls=tls) as first:
+        host = "localhost" if target == "other host" else "127.0.0.1"
+        first.state.location = f"{second.scheme}://{host}:{second.port}/"
+        result = tree.run("-v", "submit", "--endpoint", first.endpoint, "--port", str(first.port), env=store)
+    assert_clean_error(result, "Failed to submit report", "another origin: not followed", f":{second.port}/")
+    assert result.returncode == 1
+    assert len(first.state.received) == 1
+    assert second.state.received == []
+    assert not (tree.cachepath / "last-submission.json").exists()
+
+
+def test_a_same_origin_307_is_followed(tree, https_store):
+    tls, store = https_store
+    with Receiver("redirect", tls=tls) as receiver:
+        receiver.state.location = "/collect"
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port), env=store)
+    assert result.returncode == 0, result.stderr
+    assert [r.path for r in receiver.state.received] == ["/", "/collect"]
+    assert receiver.state.received[0].body == receiver.state.received[1].body
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_that_would_turn_the_post_into_a_get_is_refused(tree, status):
+    """requests resends a POST as a body-less GET on these: the report would not arrive."""
+    with Receiver("redirect") as receiver:
+        receiver.state.location, receiver.state.redirect_status = "/collect", status
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert_clean_error(result, "Failed to submit report", f"HTTP {status} redirect would resend the POST as a GET")
+    assert [r.path for r in receiver.state.received] == ["/"]
+    assert not (tree.cachepath / "last-submission.json").exists()
