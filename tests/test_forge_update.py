@@ -210,7 +210,9 @@ def test_no_cache_and_unreachable_forge_fails_closed(tmp_path):
 def test_no_update_never_asks_the_forge(tmp_path):
     tree = site_with_module(tmp_path)
     with ForgeServer(generate_modules(10)) as server:
-        tree.run("--no-update", "--forge-api", server.url, "preview")
+        result = tree.run("--no-update", "--forge-api", server.url, "preview")
+    assert result.returncode == 0, result.stderr
+    assert "no Forge module cache yet" in " ".join(result.stdout.split())  # and nothing fetched one
     assert server.state.requests == []
 
 
