@@ -110,20 +110,21 @@ def _path_list(value: str) -> List[Path]:
     return [Path(part) for part in value.split(os.pathsep) if part.strip()]
 
 
-def detect_layout(is_root: Optional[bool] = None) -> str:
+def detect_layout(is_root: Optional[bool] = None, root: Path = Path("/")) -> str:
     """Which packaging of Puppet this machine has: "aio", "debian" or "user".
 
     A non-root user gets Puppet's ``~/.puppetlabs`` defaults, as Puppet itself
-    does; root gets AIO paths when ``/etc/puppetlabs`` or ``/opt/puppetlabs``
-    exists, Debian's when ``/etc/puppet`` does, and AIO otherwise.
+    does; root gets AIO paths when ``/etc/puppetlabs`` or ``/opt/puppetlabs/puppet``
+    exists, Debian's when ``/etc/puppet`` does, and AIO otherwise. ``root`` is
+    where those directories are looked for, so tests can build each layout.
     """
     if is_root is None:
         is_root = os.geteuid() == 0
     if not is_root:
         return "user"
-    if Path("/etc/puppetlabs").is_dir() or Path("/opt/puppetlabs/puppet").is_dir():
+    if (root / "etc/puppetlabs").is_dir() or (root / "opt/puppetlabs/puppet").is_dir():
         return "aio"
-    if Path("/etc/puppet").is_dir():
+    if (root / "etc/puppet").is_dir():
         return "debian"
     return "aio"
 

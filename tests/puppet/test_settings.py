@@ -25,9 +25,24 @@ def test_layout_defaults():
     assert user.vardir == Path.home() / ".puppetlabs/opt/puppet/cache"
 
 
-def test_detect_layout_for_non_root():
-    assert detect_layout(is_root=False) == "user"
-    assert detect_layout(is_root=True) in ("aio", "debian")
+@pytest.mark.parametrize("directories, layout", [
+    ([], "aio"),                                      # nothing installed yet: AIO, Puppet's own default
+    (["etc/puppet"], "debian"),
+    (["etc/puppetlabs"], "aio"),
+    (["opt/puppetlabs/puppet"], "aio"),
+    (["etc/puppet", "etc/puppetlabs"], "aio"),        # AIO installed over Debian's: AIO wins
+    (["etc/puppet", "opt/puppetlabs/puppet"], "aio"),
+    (["etc/puppet", "opt/puppetlabs"], "debian"),     # /opt/puppetlabs alone is not an AIO puppet
+])
+def test_detect_layout_for_root(tmp_path, directories, layout):
+    for directory in directories:
+        (tmp_path / directory).mkdir(parents=True)
+    assert detect_layout(is_root=True, root=tmp_path) == layout
+
+
+def test_detect_layout_for_non_root(tmp_path):
+    (tmp_path / "etc/puppet").mkdir(parents=True)
+    assert detect_layout(is_root=False, root=tmp_path) == "user"
 
 
 def test_sections_interpolation_and_multiple_environment_paths(tmp_path):
