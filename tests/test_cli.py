@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import jsonschema
 import pytest
@@ -30,14 +29,18 @@ def test_version_in_the_form_the_puppet_module_parses():
     assert re.search(r"dropsonde version (\d\.\d\.\d)", result.stdout)
 
 
-def test_help_is_fast_and_lists_the_commands():
-    start = time.perf_counter()
-    result = run_dropsonde("--help")
-    elapsed = time.perf_counter() - start
+def test_help_lists_the_commands_and_imports_nothing_heavy():
+    """What keeps ``--help`` quick is that it loads no parser, HTTP or schema
+    library; that is checked here, the time itself is measured by bench/probe.py
+    (a wall-clock bound in a test fails on a busy machine and passes a slow change)."""
+    result = run_dropsonde("--help", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0
     for command in ("preview", "list", "dev"):
         assert command in result.stdout
-    assert elapsed < 2.0  # generous for a loaded CI machine; bench/ measures the real figure
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "dropsonde.cli" in imported
+    for heavy in ("requests", "jsonschema", "tree_sitter", "ruamel.yaml", "pyhocon", "dropsonde.report", "dropsonde.site"):
+        assert heavy not in imported
 
 
 def test_human_preview_of_the_example_site(example):
