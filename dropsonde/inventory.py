@@ -1,8 +1,10 @@
 """``dev inventory``: everything dropsonde sees, for the admin's eyes only.
 
 Never sent anywhere. It exists so an admin can check *why* a module is or is
-not reported (public on the Forge, renamed fork, no metadata...) and what the
-profiles metric will count, before trusting the preview.
+not reported (public on the Forge, renamed fork, no metadata...), which of a
+public module's classes may be reported and which of its files were set aside
+as the site's own (``checksums.json``), and what the profiles metric will
+count, before trusting the preview.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def build_inventory(site: Site) -> Dict[str, Any]:
             "reason": publicity.reason,
             "classes": [d.name for d in definitions if d.kind == "class"],
             "defined_types": [d.name for d in definitions if d.kind == "define"],
+            "public_classes": sorted(site.public_classes_of(module)),
+            "set_aside": site.set_aside(module),
         }
         if not publicity.public:
             entry["declares_public_classes"] = {
@@ -95,6 +99,10 @@ def render_inventory(inventory: Dict[str, Any]) -> str:
             lines.append(f"      classes: {', '.join(module['classes'])}")
         if module["defined_types"]:
             lines.append(f"      defined types: {', '.join(module['defined_types'])}")
+        if module["public"]:
+            lines.append(f"      reported classes: {', '.join(module['public_classes']) or '(none)'}")
+        for relative, reason in sorted(module["set_aside"].items()):
+            lines.append(f"      set aside, the site's own: {relative}: {reason}")
         for name, declared in module.get("declares_public_classes", {}).items():
             lines.append(f"      {name} declares public: {', '.join(declared)}")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,12 @@
-"""Privacy rule 2 for free-text values: a string taken from a site's files is
-sent only when its shape proves it carries nothing private; otherwise it is
-replaced by one fixed placeholder, so it can still be counted."""
+"""Privacy rules for the strings a report may carry.
+
+Free text taken from a site's files is sent only when its shape proves it
+carries nothing private; otherwise it is replaced by one fixed placeholder, so
+it can still be counted. Every shape is an ASCII-only full match with bounded
+sizes: ``$`` would accept a trailing newline and ``\\d`` would accept any
+Unicode digit, and an unbounded pattern lets an IP address or a card number
+pass for a version range.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +14,69 @@ import re
 from typing import Optional
 
 PRIVATE = "(private)"
-
-# Plain release numbers; a pre-release or build suffix ("1.2.3-acme1") can name the site.
-_VERSION_RE = re.compile(r"^\d{1,9}\.\d{1,9}\.\d{1,9}$")
-# Version ranges as metadata.json writes them: ">= 4.13.1 < 9.0.0", "1.x", "~> 2.0".
-_REQUIREMENT_RE = re.compile(r"^[0-9xX*.<>=~^|\s-]{1,64}$")
 DEFAULT_REQUIREMENT = ">= 0.0.0"
 
+# A version component: no leading zero (SemVer), at most 8 digits (room for a date).
+_NUMBER = r"(?:0|[1-9][0-9]{0,7})"
+# Plain release numbers; a pre-release or build suffix ("1.2.3-acme1") can name the site.
+_VERSION_RE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}", re.ASCII)
 
-def public_version(version: Optional[str]) -> str:
+# Version ranges as Puppet's metadata.json takes them (semantic_puppet's
+# VersionRange, without pre-release or build tags): ">= 1.0.0 < 2.0.0",
+# ">=1.0.0", "1.x", "1.2.x", "~> 2.0", "^1.2.3", "1.0.0 - 2.0.0", "1.x || 2.x".
+_WILDCARD = r"[xX*]"
+_PARTIAL = rf"(?:{_WILDCARD}|{_NUMBER}(?:\.(?:{_WILDCARD}|{_NUMBER}(?:\.(?:{_WILDCARD}|{_NUMBER}))?))?)"
+_OPERATOR = r"(?:>=|<=|~>|>|<|=|~|\^)"
+_SIMPLE = rf"(?:{_OPERATOR} ?)?{_PARTIAL}"
+_RANGE = rf"(?:{_PARTIAL} - {_PARTIAL}|{_SIMPLE}(?: {_SIMPLE}){{0,2}})"
+_REQUIREMENT_RE = re.compile(rf"{_RANGE}(?: ?\|\| ?{_RANGE}){{0,3}}", re.ASCII)
+_REQUIREMENT_MAX = 64
+
+
+def public_version(version: object) -> str:
     """A module version as sent: ``X.Y.Z``, else the placeholder."""
-    return version if version and _VERSION_RE.match(version) else PRIVATE
+    if isinstance(version, str) and _VERSION_RE.fullmatch(version):
+        return version
+    return PRIVATE
 
 
-def public_requirement(requirement: Optional[str]) -> str:
-    """A dependency's version requirement as sent: as written when it is only a
-    version range, ``>= 0.0.0`` when absent, else the placeholder."""
-    if requirement is None or not requirement.strip():
+def public_requirement(requirement: object) -> str:
+    """A dependency's version requirement as sent: as written (blanks collapsed)
+    when it parses as version ranges, ``>= 0.0.0`` when absent, else the placeholder."""
+    if requirement is None or (isinstance(requirement, str) and not requirement.strip()):
         return DEFAULT_REQUIREMENT
-    requirement = " ".join(requirement.split())
-    return requirement if _REQUIREMENT_RE.match(requirement) else PRIVATE
+    if not isinstance(requirement, str) or not requirement.isascii():
+        return PRIVATE
+    normalized = " ".join(requirement.split())
+    if len(normalized) <= _REQUIREMENT_MAX and _REQUIREMENT_RE.fullmatch(normalized):
+        return normalized
+    return PRIVATE
 
+
+# What Puppet accepts as a class name, segment by segment (ASCII only: str.lower
+# would turn the Kelvin sign into a "k").
+_CLASS_NAME_RE = re.compile(r"(?:::)?[a-z][a-z0-9_]*(?:::[a-z][a-z0-9_]*)*", re.ASCII)
+_CLASS_NAME_MAX = 255
 
 # Puppet's own classes and the roles-and-profiles namespaces are site-specific
 # by definition, whatever module happens to define them.
 _NEVER_REPORTED_NAMESPACES = frozenset({"main", "settings", "profile", "profiles", "role", "roles"})
 
 
+def class_name(name: object) -> Optional[str]:
+    """``name`` as Puppet's autoloader looks it up (lower case, no leading ``::``),
+    or None when it is not a class name. Checked before any file lookup, so a
+    crafted ``include 'apache::/tmp/evil'`` never becomes a path."""
+    if not isinstance(name, str) or not name.isascii() or len(name) > _CLASS_NAME_MAX:
+        return None
+    lowered = name.lower()
+    if not _CLASS_NAME_RE.fullmatch(lowered):
+        return None
+    return lowered.lstrip(":")
+
+
 def reportable_class(name: str) -> bool:
-    """Whether a class name may ever be reported (it must also be defined by a public module)."""
-    return name.lower().lstrip(":").split("::", 1)[0] not in _NEVER_REPORTED_NAMESPACES
+    """Whether a class name may ever be reported (it must also be defined by a public module):
+    a valid name outside Puppet's own and the roles-and-profiles namespaces."""
+    canonical = class_name(name)
+    return canonical is not None and canonical.split("::", 1)[0] not in _NEVER_REPORTED_NAMESPACES

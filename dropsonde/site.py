@@ -10,7 +10,6 @@ thirty environments is parsed once.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Dict, List, Optional, Set
 
 from dropsonde.config import Options
 from dropsonde.forge import ForgeCache, load_forge_cache
-from dropsonde.privacy import reportable_class
+from dropsonde.privacy import class_name, reportable_class
 from dropsonde.puppet.environments import (
     Environment,
     Module,
@@ -26,6 +25,7 @@ from dropsonde.puppet.environments import (
     discover_environments,
 )
 from dropsonde.puppet.manifests import Definition, ManifestIndex, module_manifests
+from dropsonde.puppet.module_checksums import PublishedFiles, read_published_files
 from dropsonde.puppet.puppetdb import (
     ClassUsage,
     PuppetDBClient,
@@ -49,6 +49,15 @@ class Publicity:
     reason: str
 
 
+def autoload_files(name: str) -> List[str]:
+    """The manifests Puppet's autoloader tries for class ``name``, in its order,
+    relative to the module's ``manifests`` directory (Puppet's TypeLoader:
+    ``a::b::c`` -> ``b/c.pp``, ``b.pp``, ``init.pp``). ``name`` must already
+    have passed :func:`~dropsonde.privacy.class_name`, so no segment is a path."""
+    parts = name.split("::")
+    return ["/".join(parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
+
+
 class Site:
     """What dropsonde knows about the Puppet site it runs on."""
 
@@ -60,6 +69,8 @@ class Site:
         self._manifests: Dict[str, List[Definition]] = {}
         self._index: Optional[ManifestIndex] = None
         self._class_lookups: Dict[str, bool] = {}
+        self._published: Dict[str, PublishedFiles] = {}
+        self._set_aside: Dict[str, Dict[str, str]] = {}
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
 
@@ -109,6 +120,7 @@ class Site:
     def _read(self, path: str) -> List[Definition]:
         if self._index is None:
             self._index = ManifestIndex(self.cachepath / MANIFEST_CACHE_FILENAME)
+        log.info("reading manifest %s", path)
         info = self._index.read(path)
         if info.error:
             log.warning("manifest %s: %s", path, info.error)
@@ -129,37 +141,67 @@ class Site:
                 by_name.setdefault(module.name, []).append(module)
         return by_name
 
+    def set_aside(self, module: Module) -> Dict[str, str]:
+        """The module's manifests found so far to be the site's own code (added
+        or edited after install, by ``checksums.json``), with why; for ``dev inventory``."""
+        return dict(self._set_aside.get(str(module.path), {}))
+
+    def _published_definitions(self, module: Module, relative: str) -> List[Definition]:
+        """What ``manifests/<relative>`` of a public module defines, or nothing when
+        the file is absent or is the site's own (privacy rule 3)."""
+        path = module.manifests_dir / relative
+        if not path.is_file():
+            return []
+        key = str(module.path)
+        if key not in self._published:
+            self._published[key] = read_published_files(module.path)
+        reason = self._published[key].set_aside(module.path, f"manifests/{relative}")
+        if reason is not None:
+            self._set_aside.setdefault(key, {})[f"manifests/{relative}"] = reason
+            log.info("%s: classes in manifests/%s are treated as private: %s", module.path, relative, reason)
+            return []
+        return self._read(str(path))
+
     def defines_public_class(self, name: str) -> bool:
-        """Whether an installed public module defines class ``name``, reading only
-        the files Puppet's autoloader would (``a::b::c``: ``a/manifests/b/c.pp``,
-        ``b.pp``, ``init.pp``), so the cost grows with the classes asked about,
-        not with every manifest installed."""
-        name = name.lower().lstrip(":")
-        if not reportable_class(name):
+        """Whether an installed public module defines class ``name`` (any case,
+        as PuppetDB titles it), reading only the files Puppet's autoloader would:
+        the cost grows with the classes asked about, not with every manifest installed."""
+        canonical = class_name(name)
+        if canonical is None or not reportable_class(canonical):
             return False
-        if name not in self._class_lookups:
-            parts = name.split("::")
-            candidates = [os.path.join(*parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
-            self._class_lookups[name] = any(
-                d.kind == "class" and d.name == name
-                for module in self._public_modules_by_name.get(parts[0], [])
-                for candidate in candidates
-                if os.path.isfile(module.manifests_dir / candidate)
-                for d in self._read(str(module.manifests_dir / candidate))
+        if canonical not in self._class_lookups:
+            self._class_lookups[canonical] = any(
+                d.kind == "class" and d.name == canonical
+                for module in self._public_modules_by_name.get(canonical.split("::", 1)[0], [])
+                for relative in autoload_files(canonical)
+                for d in self._published_definitions(module, relative)
             )
-        return self._class_lookups[name]
+        return self._class_lookups[canonical]
+
+    def public_classes_of(self, module: Module) -> Set[str]:
+        """The classes a public module publicly defines: in its own namespace, in the
+        file Puppet's autoloader would load for each, and in a file as published.
+        The same rule as :meth:`defines_public_class`, applied to every manifest."""
+        if not self.is_public(module):
+            return set()
+        classes: Set[str] = set()
+        for path in module_manifests(module.path):
+            relative = Path(path).relative_to(module.manifests_dir).as_posix()
+            for d in self._published_definitions(module, relative):
+                if (
+                    d.kind == "class"
+                    and reportable_class(d.name)
+                    and class_name(d.name) == d.name
+                    and d.name.split("::", 1)[0] == module.name
+                    and relative in autoload_files(d.name)
+                ):
+                    classes.add(d.name)
+        return classes
 
     @cached_property
     def public_classes(self) -> Set[str]:
-        """Lower-case names of the classes that installed public modules define
-        (never ``main``, ``settings``, ``profile::*`` or ``role::*``)."""
-        return {
-            d.name
-            for module in self.modules
-            if self.is_public(module)
-            for d in self.definitions(module)
-            if d.kind == "class" and reportable_class(d.name)
-        }
+        """Lower-case names of the classes that installed public modules publicly define."""
+        return {name for module in self.modules for name in self.public_classes_of(module)}
 
     @cached_property
     def puppetdb_config(self) -> Optional[PuppetDBConfig]:

@@ -76,6 +76,18 @@ def make_module(
     return module
 
 
+def forge_checksums(module: Path) -> None:
+    """checksums.json as `puppet module build` writes it: every file, by relative path, MD5 of its bytes."""
+    import hashlib
+
+    sums = {
+        path.relative_to(module).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(module.rglob("*"))
+        if path.is_file()
+    }
+    (module / "checksums.json").write_text(json.dumps(sums, indent=2))
+
+
 class PuppetTree:
     """A confdir, codedir and cache directory under one temporary root."""
 

@@ -4,11 +4,12 @@ has them and assert that none reaches the preview, in either format."""
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import pytest
 
-from tests.conftest import PuppetTree, make_module, write
+from tests.conftest import PuppetTree, forge_checksums, make_module, write
 
 CANARY = "zzcanary"
 
@@ -22,8 +23,10 @@ def canary_tree(tmp_path):
     tree.environment("production")
     make_module(tree.codedir / "modules", "stdlib", "puppetlabs-stdlib", "9.0.0",
                 manifests={"init.pp": "class stdlib { }", "stages.pp": "class stdlib::stages { }"})
-    make_module(env / "modules", "apache", "puppetlabs-apache", f"2.0.0-{CANARY}rc",
-                manifests={"init.pp": "class apache { }"})
+    apache = make_module(env / "modules", "apache", "puppetlabs-apache", f"2.0.0-{CANARY}rc",
+                         manifests={"init.pp": f"class apache {{ }}\nclass {CANARY}othernsdd {{ }}"})
+    forge_checksums(apache)
+    write(apache / "manifests" / f"{CANARY}secret.pp", f"class apache::{CANARY}secret {{ }}")
     make_module(env / "modules", "ntp", "puppetlabs-ntp", "1.0.0", manifests={"init.pp": "class ntp { }"})
     make_module(env / "modules", f"{CANARY}fork", "puppetlabs-apache", "3.0.0",
                 manifests={"init.pp": f"class {CANARY}fork {{ include apache }}"})
@@ -38,7 +41,8 @@ def canary_tree(tmp_path):
             {"name": f"{CANARY}dep/{CANARY}thing", "version_requirement": ">= 1.0.0"},
         ],
         manifests={
-            "init.pp": f"class {CANARY}profile {{ include apache, {CANARY}other::thing\n"
+            "init.pp": f"class {CANARY}profile {{ include apache, {CANARY}other::thing, apache::{CANARY}secret\n"
+                       f"  include {CANARY}othernsdd, 'apache::/{CANARY}/evil'\n"
                        f"  class {{ '{CANARY}resource': }}\n class {CANARY}nested {{ include ntp }} }}",
             "web.pp": f"define {CANARY}profile::vhost() {{ include stdlib::stages }}",
         },
@@ -99,3 +103,91 @@ def test_inventory_is_local_and_does_show_private_things(canary_tree):
     profile = next(m for m in inventory["modules"] if m["name"] == f"{CANARY}profile")
     assert profile["declares_public_classes"] == {f"{CANARY}profile::{CANARY}nested": ["ntp"], f"{CANARY}profile": ["apache"]}
     assert os.fspath(canary_tree.root) in result.stdout
+
+
+# ---- shapes: what a free-text value must look like to be sent ----
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dropsonde.privacy import (  # noqa: E402
+    DEFAULT_REQUIREMENT,
+    PRIVATE,
+    class_name,
+    public_requirement,
+    public_version,
+)
+
+
+@pytest.mark.parametrize("version", ["9.4.1\n", "9.4.1\r\n", "\uff19.4.1", "9.\u0664.1", "1.2.3-rc1", "01.2.3",
+                                     "1.2.123456789", "1.2", " 1.2.3", 123])
+def test_versions_that_are_not_plain_ascii_releases_are_private(version):
+    assert public_version(version) == PRIVATE
+
+
+@pytest.mark.parametrize("version", ["0.0.0", "9.4.1", "12.0.10", "2024.1.20240101"])
+def test_plain_releases_pass(version):
+    assert public_version(version) == version
+
+
+@pytest.mark.parametrize("requirement", [
+    "192.168.77.12", "4111-1111-1111-1111", "4111 1111 1111 1111", "10.0.0.1 - 10.0.0.255",
+    "\uff11.x", ">= 1.0.0-acme", "1.0.0+build5", "<<<>>>", "-", "....", "1.x 1.x 1.x 1.x", "x" * 80, ">= 1.0.0 zzz",
+    ">= 123456789.0.0",
+])
+def test_requirements_that_are_not_version_ranges_are_private(requirement):
+    assert public_requirement(requirement) == PRIVATE
+
+
+@pytest.mark.parametrize("requirement, sent", [
+    (">= 1.0.0 < 2.0.0", ">= 1.0.0 < 2.0.0"), (">=1.0.0", ">=1.0.0"), ("1.x", "1.x"), ("1.2.x", "1.2.x"),
+    ("  >= 4.13.1   <  9.0.0 ", ">= 4.13.1 < 9.0.0"), ("~> 2.0", "~> 2.0"), ("^1.2.3", "^1.2.3"),
+    ("1.0.0 - 2.x", "1.0.0 - 2.x"), ("1.x || >=3.0.0 <4.0.0", "1.x || >=3.0.0 <4.0.0"), ("*", "*"),
+    ("1.2.3", "1.2.3"), (None, DEFAULT_REQUIREMENT), ("  ", DEFAULT_REQUIREMENT),
+])
+def test_version_ranges_pass(requirement, sent):
+    assert public_requirement(requirement) == sent
+
+
+@pytest.mark.parametrize("name", ["apache::/tmp/evil", "apache::../x", "Apache::Mod", "apache::1x", "apache::",
+                                  "ap ache", "apache::mod-ssl", "apache::\u212aey", "", "::"])
+def test_class_names_are_checked_segment_by_segment(name):
+    expected = "apache::mod" if name == "Apache::Mod" else None
+    assert class_name(name) == expected
+
+
+_NUMBER = st.integers(min_value=0, max_value=99_999_999).map(str)
+_PARTIAL = st.one_of(
+    st.sampled_from(["x", "X", "*"]),
+    _NUMBER,
+    st.tuples(_NUMBER, st.sampled_from(["x", "*"])).map(".".join),
+    st.tuples(_NUMBER, _NUMBER).map(".".join),
+    st.tuples(_NUMBER, _NUMBER, st.sampled_from(["x", "X"])).map(".".join),
+    st.tuples(_NUMBER, _NUMBER, _NUMBER).map(".".join),
+)
+_SIMPLE = st.tuples(st.sampled_from(["", ">=", "<=", ">", "<", "=", "~>", "~", "^"]), st.sampled_from(["", " "]),
+                    _PARTIAL).map("".join)
+_RANGE = st.one_of(st.lists(_SIMPLE, min_size=1, max_size=2).map(" ".join),
+                   st.tuples(_PARTIAL, _PARTIAL).map(" - ".join))
+
+
+@settings(max_examples=300, deadline=200)
+@given(st.lists(_RANGE, min_size=1, max_size=2).map(" || ".join))
+def test_every_puppet_version_range_is_kept(requirement):
+    normalized = " ".join(requirement.split())
+    if len(normalized) <= 64:
+        assert public_requirement(requirement) == normalized
+
+
+_SENDABLE = re.compile(r"[0-9xX*.<>=~^| -]*", re.ASCII)
+
+
+@settings(max_examples=500, deadline=200)
+@given(st.one_of(st.text(max_size=80), st.text(alphabet="0123456789.-x<>= |\n\uff10\u0660", max_size=40)))
+def test_whatever_the_input_only_a_version_shape_is_sent(text):
+    sent = public_requirement(text)
+    assert sent in (PRIVATE, DEFAULT_REQUIREMENT) or (
+        _SENDABLE.fullmatch(sent) and len(sent) <= 64 and not re.search(r"[0-9]{9}|[0-9]+(\.[0-9]+){3}", sent)
+    )
+    version = public_version(text)
+    assert version == PRIVATE or re.fullmatch(r"[0-9]{1,8}\.[0-9]{1,8}\.[0-9]{1,8}", version, re.ASCII)

@@ -73,7 +73,7 @@ class Modules(MetricPlugin):
         data["unused_classes"] = [{"name": name} for name in sorted(public_classes - declared)]
         unused = set()
         for module in public:
-            classes = {d.name for d in site.definitions(module) if d.kind == "class"} & public_classes
+            classes = site.public_classes_of(module)
             if classes and not classes & declared:
                 unused.add((module.name, module.slug, public_version(module.version)))
         data["unused_modules"] = [{"name": n, "slug": s, "version": v} for n, s, v in sorted(unused)]

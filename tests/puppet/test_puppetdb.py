@@ -19,7 +19,7 @@ from dropsonde.puppet.puppetdb import (
     pql_string,
     read_puppetdb_conf,
 )
-from tests.conftest import PuppetTree, make_module, write
+from tests.conftest import PuppetTree, forge_checksums, make_module, write
 from tests.loopback import LoopbackServer, QuietHandler
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
@@ -27,7 +27,8 @@ CANARY = "zzcanary"
 
 # (certname, os.family or None, legacy osfamily or None, classes)
 PUBLIC = ["Apache", "Apache::Mod::Ssl", "Ntp", "Ntp::Config"]
-PRIVATE = ["Main", "Settings", "Profile::Web", "Role::Webserver", f"{CANARY.capitalize()}::Secret"]
+# Apache::Secret: in a file the site added to the public module (not in its checksums.json)
+PRIVATE = ["Main", "Settings", "Profile::Web", "Role::Webserver", f"{CANARY.capitalize()}::Secret", "Apache::Secret"]
 
 
 def node_plan():
@@ -47,7 +48,7 @@ def node_plan():
             if index % 2 == 0:
                 classes += ["Apache", "Profile::Web", "Role::Webserver"]
             if index % 3 == 0:
-                classes += ["Apache::Mod::Ssl", f"{CANARY.capitalize()}::Secret"]
+                classes += ["Apache::Mod::Ssl", f"{CANARY.capitalize()}::Secret", "Apache::Secret"]
             nodes.append((f"node{index:02d}.{CANARY}.example.test", family, legacy, classes))
             index += 1
     return nodes
@@ -85,10 +86,15 @@ def site_tree(tmp_path, puppetdb_conf: str, extra_conf: str = "") -> PuppetTree:
         write(tree.confdir / "puppet.conf", (tree.confdir / "puppet.conf").read_text() + extra_conf)
     tree.forge(["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-unused"])
     modules = tree.environment("production") / "modules"
-    make_module(modules, "apache", "puppetlabs-apache", "12.0.0", manifests={
-        "init.pp": "class apache { }", "mod/ssl.pp": "class apache::mod::ssl { }",
+    apache = make_module(modules, "apache", "puppetlabs-apache", "12.0.0", manifests={
+        # a class outside the module's namespace: not reported even as published
+        "init.pp": "class apache { }\nclass secretothernsdd { }", "mod/ssl.pp": "class apache::mod::ssl { }",
         "unused.pp": "class apache::unused { }", "vhost.pp": "define apache::vhost() { }",
     })
+    forge_checksums(apache)
+    # The site's own code inside the public module: never reported, used or not.
+    write(apache / "manifests" / "secret.pp", "class apache::secret { }\nclass apache::secret::unused { }")
+    write(apache / "manifests" / "local.pp", "class apache::local { }")
     make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
         "init.pp": "class ntp { }", "config.pp": "class ntp::config { }",
     })

@@ -1,0 +1,101 @@
+"""The Site's class rules: a public module's class is reported only when it is in
+the module's own namespace, in the file Puppet's autoloader would load for it,
+and in a file as published (checksums.json); names are checked before any lookup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dropsonde.inventory import build_inventory
+from dropsonde.metrics.profiles import Profiles
+from tests.conftest import forge_checksums, make_module, run_metric, site_for, write
+
+DEBIAN_NTP = Path("/usr/share/puppet/modules/ntp")
+
+
+def test_classes_outside_the_modules_namespace_or_autoload_file_are_not_public(tree):
+    tree.forge(["puppetlabs-apache"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", manifests={
+        "init.pp": "class apache { }\nclass secretothernsdd { }\nclass apache::params { }\nclass stdlib::x { }",
+        "mod/ssl.pp": "class apache::mod::ssl { }\nclass apache::mod::sekrit { }\nclass apache::mod::ssl::opt { }",
+        "other.pp": "class apache::hidden { }",
+        "vhost.pp": "define apache::vhost() { }",
+    })
+    site = site_for(tree)
+    assert site.public_classes == {"apache", "apache::params", "apache::mod::ssl", "apache::mod::ssl::opt"}
+    for name in ("secretothernsdd", "apache::mod::sekrit", "apache::hidden", "stdlib::x", "apache::vhost"):
+        assert not site.defines_public_class(name), name
+    assert site.defines_public_class("Apache::Mod::Ssl")  # as PuppetDB titles it
+
+
+def test_a_class_name_is_never_a_path(tree, tmp_path):
+    """`include 'apache::/abs/evil'` must not make the probe open /abs/evil.pp."""
+    evil = write(tmp_path / "outside" / "evil.pp", "class apache::evil { }")
+    tree.forge(["puppetlabs-apache"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", manifests={"init.pp": "class apache { }"})
+    make_module(modules, "profile", "acme-profile", manifests={
+        "init.pp": f"class profile {{ include 'apache::{evil.with_suffix('')}', 'apache::../../x', apache }}",
+    })
+    assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "apache", "count": 1}]
+    assert tree.run("preview", "--format", "json").returncode == 0
+    parsed = json.loads((tree.cachepath / "manifests.json").read_text())["files"]
+    assert str(evil) not in parsed and all(path.startswith(str(tree.codedir)) for path in parsed)
+
+
+@pytest.fixture
+def modified_ntp(tree):
+    """Debian's puppetlabs-ntp installed as the Forge does, then changed by the site:
+    manifests/secret.pp added and manifests/service.pp edited."""
+    if not (DEBIAN_NTP / "manifests" / "init.pp").is_file():
+        pytest.fail("needs Debian's puppet-module-ntp: run tests/run (it installs it)")
+    assert not (DEBIAN_NTP / "checksums.json").exists()  # Debian does not ship one: make it as the Forge does
+    tree.forge(["puppetlabs-ntp"])
+    ntp = tree.environment("production") / "modules" / "ntp"
+    shutil.copytree(DEBIAN_NTP, ntp)
+    forge_checksums(ntp)
+    write(ntp / "manifests" / "secret.pp", "class ntp::secret { }\n")
+    with open(ntp / "manifests" / "service.pp", "a", encoding="utf-8") as handle:
+        handle.write("# local tweak\n")
+    make_module(tree.environment("production") / "modules", "profile", "acme-profile", manifests={
+        "init.pp": "class profile { include ntp, ntp::config, ntp::secret, ntp::service }",
+    })
+    return ntp
+
+
+def test_puppet_module_changes_agrees_on_what_the_site_changed(modified_ntp):
+    changes = subprocess.run(["puppet", "module", "changes", str(modified_ntp)],
+                             capture_output=True, text=True, timeout=60)
+    assert changes.stdout.split() == ["manifests/service.pp"], changes.stdout + changes.stderr
+
+
+def test_locally_added_or_modified_manifests_are_private(tree, modified_ntp):
+    assert run_metric(Profiles, tree)["profile_classes"] == [
+        {"name": "ntp", "count": 1}, {"name": "ntp::config", "count": 1},
+    ]
+    site = site_for(tree)
+    ntp = next(m for m in site.modules if m.name == "ntp")
+    assert site.public_classes_of(ntp) == {"ntp", "ntp::config", "ntp::install"}
+    inventory = next(m for m in build_inventory(site)["modules"] if m["name"] == "ntp")
+    assert inventory["set_aside"] == {
+        "manifests/secret.pp": "not listed in checksums.json (added by the site)",
+        "manifests/service.pp": "differs from checksums.json (modified by the site)",
+    }
+    assert inventory["public_classes"] == ["ntp", "ntp::config", "ntp::install"]
+    text = tree.run("dev", "inventory").stdout
+    assert "set aside, the site's own: manifests/secret.pp: not listed in checksums.json" in text
+
+
+def test_a_broken_checksums_json_makes_the_module_s_classes_private(tree, modified_ntp):
+    (modified_ntp / "checksums.json").write_text("{not json")
+    assert run_metric(Profiles, tree)["profile_classes"] == []
+    site = site_for(tree)
+    ntp = next(m for m in site.modules if m.name == "ntp")
+    assert site.public_classes_of(ntp) == set()
+    assert "checksums.json is unusable (not valid JSON)" in site.set_aside(ntp).values()
