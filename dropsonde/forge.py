@@ -19,7 +19,7 @@ from typing import FrozenSet, Iterable, Optional
 
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
-from dropsonde.puppet.environments import normalize_slug
+from dropsonde.vocabulary import normalize_slug
 
 CACHE_FILENAME = "forge.json"
 
@@ -103,10 +103,10 @@ def save_forge_cache(cachepath: Path, modules: Iterable[str], now: datetime, for
     return path
 
 
-def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
-    """Replace the cache with a forge.json made elsewhere (an air-gapped site's
-    way in), after checking it; DropsondeError naming the file and the first
-    bad entry otherwise, and the current cache is left as it was."""
+def read_forge_file(source: Path) -> ForgeCache:
+    """A forge.json made elsewhere, checked strictly (for an import, and for the
+    collector's allowlist): DropsondeError naming the file and the first bad
+    entry, rather than the probe cache's silent fail-closed reading."""
     try:
         data = json.loads(Path(source).read_bytes().decode("utf-8"))
     except OSError as exc:
@@ -122,6 +122,16 @@ def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
         if slug is None:
             raise DropsondeError(f"{source}: modules[{index}] is not an author-name slug: {entry!r:.80}")
         slugs.append(slug)
-    watermark = parse_iso(data.get("forge_updated_at")) if isinstance(data.get("forge_updated_at"), str) else None
-    save_forge_cache(cachepath, slugs, parse_iso(str(data.get("timestamp"))) or now, watermark)
-    return len(set(slugs))
+    timestamp, watermark = data.get("timestamp"), data.get("forge_updated_at")
+    return ForgeCache(Path(source), frozenset(slugs), str(timestamp) if timestamp is not None else None,
+                      forge_updated_at=watermark if isinstance(watermark, str) else None)
+
+
+def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
+    """Replace the cache with a forge.json made elsewhere (an air-gapped site's
+    way in), after checking it; DropsondeError naming the file and the first
+    bad entry otherwise, and the current cache is left as it was."""
+    imported = read_forge_file(source)
+    save_forge_cache(cachepath, imported.modules, parse_iso(imported.timestamp) or now,
+                     parse_iso(imported.forge_updated_at))
+    return len(imported.modules)

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
-from dropsonde.puppet.environments import normalize_slug
+from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
 

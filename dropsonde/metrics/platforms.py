@@ -7,8 +7,8 @@ import random
 from typing import Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.puppet.puppetdb import FACTER_OS_FAMILIES, OTHER_FAMILY
 from dropsonde.schema import field, repeated_record
+from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
 
 class Platforms(MetricPlugin):

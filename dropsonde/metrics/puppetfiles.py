@@ -11,8 +11,8 @@ from typing import Any, Dict, List
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
 from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile
-from dropsonde.puppet.ruby_methods import RUBY_CORE_METHODS
 from dropsonde.schema import field, repeated_record
+from dropsonde.vocabulary import RUBY_CORE_METHODS
 
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
 

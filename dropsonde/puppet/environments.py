@@ -22,12 +22,12 @@ from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
+from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
 
 ENVIRONMENT_NAME_RE = re.compile(r"^[a-z0-9_]+$")
 MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-FORGE_NAME_RE = re.compile(r"^([A-Za-z0-9]+)[-/]([a-z][a-z0-9_]*)$")
 ENVIRONMENT_CONF_KEYS = frozenset(
     {"modulepath", "manifest", "config_version", "environment_timeout", "static_catalogs", "rich_data"}
 )
@@ -75,14 +75,6 @@ class Environment:
     @property
     def puppetfile(self) -> Path:
         return self.path / "Puppetfile"
-
-
-def normalize_slug(name: str) -> Optional[str]:
-    """``author/name`` or ``author-name`` as the Forge's ``author-name``, or None if neither."""
-    match = FORGE_NAME_RE.match(name.strip()) if isinstance(name, str) else None
-    if not match:
-        return None
-    return f"{match.group(1).lower()}-{match.group(2)}"
 
 
 def read_metadata(module: Module) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason
+from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +170,6 @@ class PuppetDBClient:
 def pql_string(value: str) -> str:
     """A PQL string literal: values come from agents, so quotes and backslashes are escaped."""
     return json.dumps(value, ensure_ascii=False)
-
-
-# The values Facter itself gives os.family (and the legacy osfamily fact):
-# named Linux families, the kernel name for other Linux distributions and
-# other Unixes, and "windows". Anything else an agent reports (a custom fact
-# overriding os, a typo) may be private, so it is counted as OTHER_FAMILY.
-FACTER_OS_FAMILIES = frozenset(
-    {
-        "AIX", "Alpine", "Archlinux", "Coreos", "Darwin", "Debian", "DragonFly", "FreeBSD", "GNU",
-        "Gentoo", "HP-UX", "Linux", "Mandrake", "NetBSD", "OpenBSD", "RedHat", "Solaris", "Suse",
-        "VMkernel", "windows",
-    }
-)
-OTHER_FAMILY = "other"
 
 
 @dataclass
