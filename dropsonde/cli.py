@@ -460,6 +460,8 @@ def dev_inventory(
 def collector_serve(
     listen: str = typer.Option("127.0.0.1:8745", "--listen", help="HOST:PORT to listen on (8140 is Puppet Server's)."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
+    forge_cache: Path = typer.Option(..., "--forge-cache", help="forge.json (as `dropsonde update` keeps it): "
+                                     "the only modules a report may name."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
     rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address, per worker."),
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
@@ -476,7 +478,7 @@ def collector_serve(
         raise DropsondeError(f"--latest-version: expected X.Y.Z, got {latest!r}")
     settings = CollectorSettings(max_body=max_body, rate_per_minute=rate, latest_version=latest,
                                  download_link=link, store_ip=store_ip)
-    serve(listen, db, settings, threads, workers or os.cpu_count() or 1)
+    serve(listen, db, settings, forge_cache, threads, workers or os.cpu_count() or 1)
 
 
 @collector_app.command("aggregate")

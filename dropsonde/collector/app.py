@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.storage import Store
 from dropsonde.report import PRODUCT, REPORT_VERSION
 from dropsonde.schema import column_json_schema, validation_message
@@ -29,11 +30,13 @@ MAX_DEPTH = 32
 
 
 class Rejected(Exception):
-    """A report refused with an HTTP status and a one-line reason."""
+    """A report refused with an HTTP status, a one-line reason and, for the
+    allowlist, the column and the rule (so a client can tell what to fix)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **detail: str) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail
 
 
 @dataclass
@@ -167,9 +170,12 @@ def _newer(user_agent: str, latest: Optional[str]) -> bool:
 class CollectorApp:
     """The WSGI application."""
 
-    def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], settings: CollectorSettings) -> None:
+    def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], settings: CollectorSettings,
+                 allowlist: Allowlist) -> None:
         self.store = store
+        self.columns = columns
         self.validator = ReportValidator(columns)
+        self.allowlist = allowlist
         self.settings = settings
         self.limiter = RateLimiter(settings.rate_per_minute)
 
@@ -177,7 +183,7 @@ class CollectorApp:
         try:
             status, body = self.handle(environ)
         except Rejected as exc:
-            status, body = exc.status, {"message": str(exc), "newer": False, "link": None}
+            status, body = exc.status, {"message": str(exc), "newer": False, "link": None, **exc.detail}
         payload = json.dumps(body).encode("utf-8")
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
                   413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
@@ -204,6 +210,9 @@ class CollectorApp:
             raise Rejected(413, f"the report is larger than {self.settings.max_body} bytes")
         body = environ["wsgi.input"].read(length)
         site_id, values = self.validator.check(parse_body(body))
+        violation = self.allowlist.violation(self.columns, values)
+        if violation is not None:
+            raise Rejected(400, violation.message(), column=violation.column, rule=violation.rule)
         row = {
             "message_id": str(uuid.uuid4()),
             "site_id": site_id,

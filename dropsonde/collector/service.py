@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
+from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.storage import SKELETON, Store, open_store
 from dropsonde.errors import DropsondeError
+from dropsonde.forge import read_forge_file
 
 log = logging.getLogger(__name__)
 LOAD_BATCH = 1000
@@ -37,7 +39,13 @@ def parse_listen(listen: str) -> str:
     return listen
 
 
-def serve(listen: str, db: str, settings: Any, threads: int = 32, workers: int = 1) -> None:
+def load_allowlist(forge_cache: Path) -> Allowlist:
+    """The allowlist from a forge.json (as `dropsonde update --cachepath` keeps
+    it); a missing, unreadable or empty list stops the collector (fail closed)."""
+    return Allowlist(read_forge_file(forge_cache).modules)
+
+
+def serve(listen: str, db: str, settings: Any, forge_cache: Path, threads: int = 32, workers: int = 1) -> None:
     """Serve until interrupted, with waitress (a production WSGI server).
 
     Validation is CPU-bound Python, so one process uses one core: with
@@ -47,6 +55,7 @@ def serve(listen: str, db: str, settings: Any, threads: int = 32, workers: int =
     the parent.
     """
     parse_listen(listen)
+    allowlist = load_allowlist(forge_cache)
     columns = known_columns()
     open_store(db, list(columns))  # schema created once, before any worker exists
     host, _, port = listen.rpartition(":")
@@ -59,12 +68,12 @@ def serve(listen: str, db: str, settings: Any, threads: int = 32, workers: int =
         if pid == 0:
             _die_with_parent()
             try:
-                _serve_socket(sock, db, columns, settings, threads)
+                _serve_socket(sock, db, columns, settings, allowlist, threads)
             finally:
                 os._exit(0)
         children.append(pid)
     try:
-        _serve_socket(sock, db, columns, settings, threads)
+        _serve_socket(sock, db, columns, settings, allowlist, threads)
     finally:
         for pid in children:
             try:
@@ -74,14 +83,14 @@ def serve(listen: str, db: str, settings: Any, threads: int = 32, workers: int =
 
 
 def _serve_socket(sock: socket.socket, db: str, columns: Dict[str, Dict[str, Any]], settings: Any,
-                  threads: int) -> None:
+                  allowlist: Allowlist, threads: int) -> None:
     import waitress
 
     from dropsonde.collector.app import CollectorApp
 
     store = open_store(db, list(columns))
     store.start_writer()
-    app = CollectorApp(store, columns, settings)
+    app = CollectorApp(store, columns, settings, allowlist)
     # waitress warns at every request while its task queue is deeper than its
     # threads: normal under a burst, and one line per report is too many.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -14,6 +14,10 @@ from typing import List, Optional
 
 from tests.puppetdb_server import free_port
 
+# The collector's Forge list unless a test gives its own `--forge-cache`: the
+# modules of the example site and of the tests' reports.
+FORGE_MODULES = ["puppet-nginx", "puppetlabs-apache", "puppetlabs-concat", "puppetlabs-ntp", "puppetlabs-stdlib"]
+
 
 class CollectorProcess:
     def __init__(self, db: str, *extra: str) -> None:
@@ -21,6 +25,13 @@ class CollectorProcess:
         self.port = free_port()
         self.extra = list(extra)
         self.process: Optional[subprocess.Popen] = None
+        self.forge_dir: Optional[tempfile.TemporaryDirectory] = None
+        if "--forge-cache" not in self.extra:
+            self.forge_dir = tempfile.TemporaryDirectory()
+            forge = os.path.join(self.forge_dir.name, "forge.json")
+            with open(forge, "w", encoding="utf-8") as handle:
+                json.dump({"timestamp": "2026-11-27T00:00:00+00:00", "modules": FORGE_MODULES}, handle)
+            self.extra += ["--forge-cache", forge]
 
     @property
     def endpoint(self) -> str:
@@ -58,6 +69,8 @@ class CollectorProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+        if self.forge_dir is not None:
+            self.forge_dir.cleanup()
 
     def __enter__(self) -> "CollectorProcess":
         return self.start()

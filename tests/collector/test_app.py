@@ -17,6 +17,7 @@ from tests.collector.collector_process import CollectorProcess, envelope
 from tests.conftest import PuppetTree, make_module
 
 MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
+PHISH = "Visit http://phish.example to claim your Puppet license"
 
 
 def site(n: int) -> str:
@@ -88,11 +89,43 @@ def test_oversized_and_huge_array_bodies(collector):
     assert post(collector, envelope(site(3), MODULE))[0] == 200
 
 
-def test_sql_looking_values_are_stored_as_data(collector):
-    evil = [{"name": "x'); DROP TABLE reports; --", "slug": "a-b", "version": "1.0.0"}]
-    assert post(collector, envelope(site(4), evil))[0] == 200
-    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(4)}'") == [(1,)]
+def test_sql_looking_values_are_refused_and_the_table_survives(collector):
+    evil = [{"name": "x'); DROP TABLE reports; --", "slug": "puppetlabs-ntp", "version": "1.0.0"}]
+    assert post(collector, envelope(site(4), evil))[0] == 400
+    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(4)}'") == [(0,)]
     assert post(collector, envelope(site(5), MODULE))[0] == 200
+
+
+def test_a_phishing_module_from_five_invented_sites_is_refused(collector):
+    phish = [{"name": "x", "slug": PHISH, "version": "1.0.0"}]
+    answers = [post(collector, envelope(site(9000 + n), phish)) for n in range(5)]
+    assert [code for code, _ in answers] == [400] * 5
+    body = json.loads(answers[0][1])
+    assert body["column"] == "modules" and body["rule"] == "a module slug on the collector's Forge list"
+    assert PHISH[:40] in body["message"]
+    assert rows(collector.db, "SELECT COUNT(*) FROM reports WHERE modules LIKE '%phish%'") == [(0,)]
+
+
+@pytest.mark.parametrize("columns, column", [
+    ({"classes": [{"name": "Ntp", "count": -5}]}, "classes"),
+    ({"environment_count": int("9" * 4300)}, "environment_count"),
+    ({"class_platforms": [{"name": "ntp", "platform": "Debian", "count": 1.0}]}, "class_platforms"),
+])
+def test_counts_that_are_not_counts_are_refused(collector, columns, column):
+    code, answer = post(collector, envelope(site(9100), MODULE, **columns))
+    assert code == 400
+    assert json.loads(answer)["column"] == column and json.loads(answer)["rule"] == "an integer in 0..1000000000"
+    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(9100)}'") == [(0,)]
+
+
+def test_serve_needs_a_readable_forge_list(tmp_path):
+    from tests.conftest import run_dropsonde
+
+    missing = tmp_path / "forge.json"
+    result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(missing),
+                           "--listen", "127.0.0.1:1")
+    assert result.returncode != 0 and f"dropsonde: error: {missing}: cannot read" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r.db").exists()
 
 
 def test_other_methods_and_paths(collector):

@@ -1,0 +1,169 @@
+"""What the collector accepts: every value of a report must be one the probe
+could have sent, judged against the collector's own Forge list.
+
+The schema check (jsonschema) proves a report has the right shape; it does
+not stop a client from publishing text of its choosing through a string
+field ("Visit http://phish.example ...") or from storing counts that break
+the weekly job (negative, or 4,300 digits). So every string field has a
+rule naming what it may hold — a slug on the list, a class in the namespace
+of a listed module, a plain version, a version range, a Ruby method name, an
+OS family — and every integer is a count in 0..10^9. A field without a rule
+is refused: an allowlist, as Go's telemetry server keeps one.
+
+The shapes are the probe's own (``dropsonde.privacy``, ``dropsonde.vocabulary``),
+so what the probe sends and what the collector takes cannot drift apart.
+Pure functions: no I/O, no server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Tuple
+
+from dropsonde.privacy import PRIVATE, public_requirement, public_version, reportable_class
+from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_METHODS
+
+MAX_COUNT = 10**9
+# A class name as PuppetDB titles it ("Apache::Mod::Ssl") or as manifests
+# write it ("apache::mod::ssl"): ASCII segments, only the first letter of
+# each may be upper case.
+_CLASS_SEGMENT_RE = re.compile(r"[A-Za-z][a-z0-9_]*", re.ASCII)
+PLATFORMS = FACTER_OS_FAMILIES | {OTHER_FAMILY}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Why a report is refused: the column, the rule broken, and the value (shortened)."""
+
+    column: str
+    rule: str
+    value: str
+
+    def message(self) -> str:
+        return f"column {self.column}: {self.value} is not {self.rule}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A predicate on one field's value (given its record, for rules that
+    relate two fields) and the words that name it in a refusal."""
+
+    words: str
+    accepts: Callable[["Allowlist", Any, Dict[str, Any]], bool]
+
+
+def _is_count(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
+    # bool is an int to Python and 1.0 an integer to JSON Schema: neither is a count.
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _is_listed_slug(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:
+    return isinstance(value, str) and value in allowlist.slugs
+
+
+def _is_module_name(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) -> bool:
+    # An unlisted slug is refused by the slug's own rule, which names the real problem.
+    slug = record.get("slug")
+    return not _is_listed_slug(allowlist, slug, record) or value == slug.split("-", 1)[1]
+
+
+def _is_class_name(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:
+    if not isinstance(value, str) or not reportable_class(value):
+        return False
+    segments = value.split("::")
+    return (all(_CLASS_SEGMENT_RE.fullmatch(s) for s in segments)
+            and segments[0].lower() in allowlist.namespaces)
+
+
+def _is_version(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
+    return isinstance(value, str) and public_version(value) == value
+
+
+def _is_requirement(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
+    return isinstance(value, str) and public_requirement(value) == value
+
+
+def _is_ruby_method(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
+    return value == PRIVATE or value in RUBY_CORE_METHODS
+
+
+def _is_platform(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
+    return value in PLATFORMS
+
+
+COUNT = Rule(f"an integer in 0..{MAX_COUNT}", _is_count)
+SLUG = Rule("a module slug on the collector's Forge list", _is_listed_slug)
+MODULE_NAME = Rule("the name part of the slug beside it", _is_module_name)
+CLASS_NAME = Rule("a class in the namespace of a listed module (name or name::..., [a-z][a-z0-9_]* segments)",
+                  _is_class_name)
+VERSION = Rule(f"an X.Y.Z version or {PRIVATE}", _is_version)
+REQUIREMENT = Rule(f"a version range or {PRIVATE}", _is_requirement)
+RUBY_METHOD = Rule(f"a Ruby core or standard library method name or {PRIVATE}", _is_ruby_method)
+PLATFORM = Rule("an OS family as Facter names it, or 'other'", _is_platform)
+
+# The rule of every string field of the built-in metrics, by (column, field).
+STRING_RULES: Dict[Tuple[str, str], Rule] = {
+    ("modules", "name"): MODULE_NAME,
+    ("modules", "slug"): SLUG,
+    ("modules", "version"): VERSION,
+    ("unused_modules", "name"): MODULE_NAME,
+    ("unused_modules", "slug"): SLUG,
+    ("unused_modules", "version"): VERSION,
+    ("dependencies", "name"): SLUG,
+    ("dependencies", "version_requirement"): REQUIREMENT,
+    ("classes", "name"): CLASS_NAME,
+    ("unused_classes", "name"): CLASS_NAME,
+    ("class_platforms", "name"): CLASS_NAME,
+    ("class_platforms", "platform"): PLATFORM,
+    ("profile_classes", "name"): CLASS_NAME,
+    ("puppetfile_ruby_methods", "name"): RUBY_METHOD,
+}
+NO_RULE = Rule("accepted by the collector (no allowlist rule for this field)", lambda *_: False)
+
+
+class Allowlist:
+    """The collector's Forge list, and the rules that follow from it."""
+
+    def __init__(self, slugs: Iterable[str]) -> None:
+        self.slugs: FrozenSet[str] = frozenset(slugs)
+        self.namespaces: FrozenSet[str] = frozenset(s.split("-", 1)[1] for s in self.slugs)
+
+    def violation(self, columns: Dict[str, Dict[str, Any]], values: Dict[str, Any]) -> Optional[Violation]:
+        """The first value of ``values`` (schema-valid snapshot values by
+        column) that no rule accepts, or None when the report may be stored."""
+        for name, value in values.items():
+            for rule, field_value, record in _fields(columns[name], name, value):
+                if not rule.accepts(self, field_value, record):
+                    return Violation(name, rule.words, _shorten(field_value))
+        return None
+
+
+def _fields(column: Dict[str, Any], name: str, value: Any) -> Iterator[Tuple[Rule, Any, Dict[str, Any]]]:
+    """Each scalar of a column's value with the rule that judges it and its
+    record; a record nested in a record has no rule (no built-in metric has one)."""
+    items = value if str(column.get("mode", "NULLABLE")).upper() == "REPEATED" else [value]
+    for item in items:
+        if item is None:
+            continue
+        if not column.get("fields"):
+            yield _rule(name, column), item, {}
+            continue
+        for field in column["fields"]:
+            if field["name"] in item:
+                rule = NO_RULE if field.get("fields") else _rule(name, field)
+                yield rule, item[field["name"]], item
+
+
+def _rule(column: str, field: Dict[str, Any]) -> Rule:
+    """Integers are counts wherever they are; strings need a rule of their own."""
+    if str(field.get("type", "")).upper() in ("INTEGER", "INT64"):
+        return COUNT
+    return STRING_RULES.get((column, field["name"]), NO_RULE)
+
+
+def _shorten(value: Any) -> str:
+    """The refused value as the refusal shows it: bounded, so the answer never
+    echoes a large or hostile value back in full."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

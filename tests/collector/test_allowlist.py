@@ -1,0 +1,91 @@
+"""The allowlist on its own: what it refuses and why, and that it takes all the probe sends."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropsonde.collector.allowlist import Allowlist
+from dropsonde.collector.service import known_columns
+from dropsonde.plugins import load_plugins
+from dropsonde.report import example_rows
+
+SLUGS = ["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-stdlib", "puppet-nginx"]
+PHISH = "Visit http://phish.example to claim your Puppet license"
+
+
+@pytest.fixture(scope="module")
+def columns():
+    return known_columns()
+
+
+def judge(columns, **values):
+    return Allowlist(SLUGS).violation(columns, values)
+
+
+def test_what_the_probe_generates_is_accepted(columns):
+    plugins = load_plugins().enabled
+    for row in example_rows(plugins, SLUGS, 200, seed=7):
+        values = {name: row[name] for name in columns if name in row}
+        assert judge(columns, **values) is None, values
+
+
+@pytest.mark.parametrize("values", [
+    {"modules": [{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"},
+                 {"name": "ntp", "slug": "puppetlabs-ntp", "version": "(private)"}]},
+    {"classes": [{"name": "Apache::Mod::Ssl", "count": 0}, {"name": "ntp", "count": 10**9}]},
+    {"class_platforms": [{"name": "Nginx", "platform": "Debian", "count": 3},
+                         {"name": "apache", "platform": "other", "count": 1}]},
+    {"profile_classes": [{"name": "stdlib::stages", "count": 2}]},
+    {"unused_classes": [{"name": "apache::params"}]},
+    {"dependencies": [{"name": "puppetlabs-stdlib", "version_requirement": ">= 4.13.1 < 10.0.0"},
+                      {"name": "puppet-nginx", "version_requirement": "(private)"}]},
+    {"puppetfile_ruby_methods": [{"name": "require", "count": 1}, {"name": "(private)", "count": 4}]},
+    {"environment_count": 3},
+    {"environment_count": None},
+])
+def test_accepted(columns, values):
+    assert judge(columns, **values) is None
+
+
+@pytest.mark.parametrize("values, column, words", [
+    ({"modules": [{"name": "x", "slug": PHISH, "version": "1.0.0"}]}, "modules", "slug on the collector's Forge"),
+    ({"modules": [{"name": PHISH, "slug": "puppetlabs-ntp", "version": "1.0.0"}]}, "modules", "name part"),
+    ({"modules": [{"name": "ntp", "slug": "evil-ntp", "version": "1.0.0"}]}, "modules", "Forge list"),
+    ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "1.2.3-acme1"}]}, "modules", "X.Y.Z"),
+    ({"unused_modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "v1"}]}, "unused_modules", "X.Y.Z"),
+    ({"classes": [{"name": PHISH, "count": 1}]}, "classes", "namespace of a listed module"),
+    ({"classes": [{"name": "secretco::db", "count": 1}]}, "classes", "namespace"),
+    ({"classes": [{"name": "apache::Visit http", "count": 1}]}, "classes", "namespace"),
+    ({"classes": [{"name": "apache::mod\n", "count": 1}]}, "classes", "namespace"),
+    ({"classes": [{"name": "apachex", "count": 1}]}, "classes", "namespace"),
+    ({"classes": [{"name": "ntp", "count": -1}]}, "classes", "integer in 0..1000000000"),
+    ({"classes": [{"name": "ntp", "count": 10**9 + 1}]}, "classes", "integer"),
+    ({"classes": [{"name": "ntp", "count": int("9" * 4300)}]}, "classes", "integer"),
+    ({"classes": [{"name": "ntp", "count": 5.0}]}, "classes", "integer"),
+    ({"classes": [{"name": "ntp", "count": True}]}, "classes", "integer"),
+    ({"unused_classes": [{"name": "profile::base"}]}, "unused_classes", "namespace"),
+    ({"profile_classes": [{"name": "role::web", "count": 1}]}, "profile_classes", "namespace"),
+    ({"class_platforms": [{"name": "ntp", "platform": "AcmeOS", "count": 1}]}, "class_platforms", "OS family"),
+    ({"class_platforms": [{"name": "ntp", "platform": "Debian", "count": -3}]}, "class_platforms", "integer"),
+    ({"dependencies": [{"name": PHISH, "version_requirement": ">= 1.0.0"}]}, "dependencies", "Forge list"),
+    ({"dependencies": [{"name": "puppetlabs-stdlib", "version_requirement": "see acme.example"}]},
+     "dependencies", "version range"),
+    ({"puppetfile_ruby_methods": [{"name": "acme_secret_helper", "count": 1}]}, "puppetfile_ruby_methods",
+     "Ruby core"),
+    ({"environment_count": -1}, "environment_count", "integer"),
+    ({"environment_count": int("1" * 4300)}, "environment_count", "integer"),
+])
+def test_refused_naming_the_column_and_the_rule(columns, values, column, words):
+    violation = judge(columns, **values)
+    assert violation is not None
+    assert violation.column == column
+    assert words in violation.rule
+    assert len(violation.value) <= 60 and violation.message().startswith(f"column {column}: ")
+
+
+def test_an_unknown_string_field_is_refused():
+    columns = {"acme": {"name": "acme", "type": "RECORD", "mode": "REPEATED",
+                        "fields": [{"name": "label", "type": "STRING"}, {"name": "n", "type": "INTEGER"}]}}
+    assert Allowlist(SLUGS).violation(columns, {"acme": [{"n": 2}]}) is None
+    violation = Allowlist(SLUGS).violation(columns, {"acme": [{"label": "anything", "n": 2}]})
+    assert violation is not None and "no allowlist rule" in violation.rule
