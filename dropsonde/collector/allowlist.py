@@ -17,18 +17,13 @@ Pure functions: no I/O, no server.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Tuple
 
-from dropsonde.privacy import PRIVATE, public_requirement, public_version, reportable_class
+from dropsonde.privacy import PRIVATE, class_name, public_requirement, public_version, reportable_class
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_METHODS
 
 MAX_COUNT = 10**9
-# A class name as PuppetDB titles it ("Apache::Mod::Ssl") or as manifests
-# write it ("apache::mod::ssl"): ASCII segments, only the first letter of
-# each may be upper case.
-_CLASS_SEGMENT_RE = re.compile(r"[A-Za-z][a-z0-9_]*", re.ASCII)
 PLATFORMS = FACTER_OS_FAMILIES | {OTHER_FAMILY}
 
 
@@ -69,11 +64,8 @@ def _is_module_name(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) 
 
 
 def _is_class_name(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:
-    if not isinstance(value, str) or not reportable_class(value):
-        return False
-    segments = value.split("::")
-    return (all(_CLASS_SEGMENT_RE.fullmatch(s) for s in segments)
-            and segments[0].lower() in allowlist.namespaces)
+    canonical = class_name(value)
+    return canonical is not None and reportable_class(value) and canonical.split("::", 1)[0] in allowlist.namespaces
 
 
 def _is_version(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:

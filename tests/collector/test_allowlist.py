@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.service import known_columns
@@ -53,6 +57,8 @@ def test_accepted(columns, values):
     ({"modules": [{"name": "ntp", "slug": "evil-ntp", "version": "1.0.0"}]}, "modules", "Forge list"),
     ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "1.2.3-acme1"}]}, "modules", "X.Y.Z"),
     ({"unused_modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "v1"}]}, "unused_modules", "X.Y.Z"),
+    ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "1.2.3\n"}]}, "modules", "X.Y.Z"),
+    ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "\uff11.2.3"}]}, "modules", "X.Y.Z"),
     ({"classes": [{"name": PHISH, "count": 1}]}, "classes", "namespace of a listed module"),
     ({"classes": [{"name": "secretco::db", "count": 1}]}, "classes", "namespace"),
     ({"classes": [{"name": "apache::Visit http", "count": 1}]}, "classes", "namespace"),
@@ -89,3 +95,18 @@ def test_an_unknown_string_field_is_refused():
     assert Allowlist(SLUGS).violation(columns, {"acme": [{"n": 2}]}) is None
     violation = Allowlist(SLUGS).violation(columns, {"acme": [{"label": "anything", "n": 2}]})
     assert violation is not None and "no allowlist rule" in violation.rule
+
+
+COLUMNS = known_columns()
+SCALARS = st.one_of(st.text(max_size=80), st.integers(), st.floats(), st.booleans(), st.none())
+
+
+@settings(max_examples=300, deadline=500)
+@given(name=SCALARS, platform=SCALARS, count=SCALARS, version=SCALARS)
+def test_any_value_is_judged_and_only_the_allowed_shapes_pass(name, platform, count, version):
+    values = {"class_platforms": [{"name": name, "platform": platform, "count": count}],
+              "modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": version}]}
+    if judge(COLUMNS, **values) is None:
+        assert re.fullmatch(r"(::)?(apache|ntp|stdlib|nginx)(::[a-z][a-z0-9_]*)*", name.lower(), re.ASCII)
+        assert type(count) is int and 0 <= count <= 10**9
+        assert version == "(private)" or re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version, re.ASCII)
