@@ -1,6 +1,9 @@
 """Where the collector keeps reports: one row per report, in the BigQuery
 table layout of ``dev schema`` (skeleton columns, then one column per metric,
-list- and record-valued columns stored as JSON text).
+list- and record-valued columns stored as JSON text), and, in the same
+transaction, each site's latest report of each ISO week normalized into
+narrow tables (``site_weeks`` and the ``site_week_*`` tables of
+``normalize.py``) that the weekly SQL queries read.
 
 Embedded SQLite by default: it is in Python's standard library, a single file
 to back up, and with write-ahead logging and ``synchronous=FULL`` a commit is
@@ -17,10 +20,13 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows
 
 SKELETON = ("message_id", "site_id", "product", "version", "timestamp", "ip")
 BATCH_LIMIT = 500
@@ -33,10 +39,27 @@ class _Pending:
     error: Optional[BaseException] = None
 
 
+# Keep only a site's newest report of a week: the row is replaced when the new
+# report is newer, and RETURNING yields its id only then (no row: an older
+# report arrived late, and the narrow tables keep the newer one). The row lock
+# this takes serializes two collectors storing the same site and week.
+UPSERT_SITE_WEEK = (
+    "INSERT INTO site_weeks (week, site_id, message_id, received, environment_count) VALUES (:week, :site_id, "
+    ":message_id, :received, :environment_count) ON CONFLICT (week, site_id) DO UPDATE SET "
+    "message_id = excluded.message_id, received = excluded.received, environment_count = excluded.environment_count "
+    "WHERE excluded.received > site_weeks.received OR (excluded.received = site_weeks.received "
+    "AND excluded.message_id > site_weeks.message_id) RETURNING id"
+)
+NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
+
+
 class Store:
     """A report store: ``insert`` returns once the row is committed."""
 
     placeholder = "?"
+    text_type = "TEXT"
+    id_type = "INTEGER PRIMARY KEY"
+    reference_type = "INTEGER"
 
     def __init__(self, metric_columns: Sequence[str]) -> None:
         self.metric_columns = list(metric_columns)
@@ -50,6 +73,26 @@ class Store:
 
     def create_schema(self, connection: Any) -> None:
         raise NotImplementedError
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``:name`` parameters in this driver's style."""
+        return statement
+
+    def narrow_schema(self) -> List[str]:
+        """CREATE statements of the normalized tables, in this backend's types."""
+        text = self.text_type
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS site_weeks (id {self.id_type}, week {text} NOT NULL, "
+            f"site_id {text} NOT NULL, message_id {text} NOT NULL, received {text} NOT NULL, "
+            "environment_count INTEGER, UNIQUE (week, site_id))"
+        ]
+        for table in NARROW_TABLES:
+            columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
+                                for c in table.columns)
+            keys = ", ".join(("week", "site_week") + table.keys)
+            statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (week {text} NOT NULL, "
+                              f"site_week {self.reference_type} NOT NULL, {columns}, PRIMARY KEY ({keys}))")
+        return statements
 
     # -- shared --
     def open(self) -> "Store":
@@ -93,6 +136,27 @@ class Store:
         values = [tuple(_cell(row.get(column)) for column in self.columns) for row in rows]
         cursor = connection.cursor()
         cursor.executemany(statement, values)
+        for row in rows:
+            self._normalize(cursor, row)
+
+    def _normalize(self, cursor: Any, row: Dict[str, Any]) -> None:
+        """Make ``row`` its site's report of the week in the narrow tables, if it is the newest."""
+        week = iso_week(row["timestamp"])
+        cursor.execute(self.sql(UPSERT_SITE_WEEK), {
+            "week": week, "site_id": row["site_id"], "message_id": row["message_id"], "received": row["timestamp"],
+            "environment_count": environment_count(row)})
+        kept = cursor.fetchone()
+        if kept is None:
+            return
+        site_week = kept[0]
+        mark = self.placeholder
+        for name, values in narrow_rows(row).items():
+            cursor.execute(f"DELETE FROM {name} WHERE week = {mark} AND site_week = {mark}", (week, site_week))
+            if values:
+                marks = ", ".join([mark] * (len(values[0]) + 2))
+                columns = ", ".join(next(t for t in NARROW_TABLES if t.name == name).columns)
+                cursor.executemany(f"INSERT INTO {name} (week, site_week, {columns}) VALUES ({marks})",
+                                   [(week, site_week, *value) for value in values])
 
     def _write_loop(self) -> None:
         connection = self.connect()
@@ -129,25 +193,20 @@ class Store:
             connection.rollback()
             pending.error = exc
 
-    def latest_per_site(self, start: str, end: str) -> Iterator[Dict[str, Any]]:
-        """Each site's latest report received in [start, end), metric columns decoded."""
-        names = ", ".join(f'"{c}"' for c in ["site_id"] + self.metric_columns)
-        statement = (
-            f"SELECT {names} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY site_id "
-            f"ORDER BY timestamp DESC, message_id DESC) AS rank FROM reports "
-            f"WHERE timestamp >= {self.placeholder} AND timestamp < {self.placeholder}) AS ranked WHERE rank = 1"
-        )
+    def query(self, statement: str, parameters: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
+        """Rows of a SELECT with ``:name`` parameters, streamed: memory does not grow with the result."""
         connection = self.connect()
         try:
-            cursor = connection.cursor()
-            cursor.execute(statement, (start, end))
+            cursor = self._streaming_cursor(connection)
+            cursor.execute(self.sql(statement), parameters)
+            names = [column[0] for column in cursor.description]
             for record in cursor:
-                row = {"site_id": record[0]}
-                for column, value in zip(self.metric_columns, record[1:]):
-                    row[column] = json.loads(value) if value is not None else None
-                yield row
+                yield dict(zip(names, record))
         finally:
             connection.close()
+
+    def _streaming_cursor(self, connection: Any) -> Any:
+        return connection.cursor()
 
     def count(self) -> Tuple[int, int]:
         """(reports, distinct message ids): equal unless something was stored twice."""
@@ -193,6 +252,8 @@ class SQLiteStore(Store):
             if column not in existing:
                 connection.execute(f'ALTER TABLE reports ADD COLUMN "{column}" TEXT')
         connection.execute("CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)")
+        for statement in self.narrow_schema():
+            connection.execute(statement)
         connection.commit()
 
 
@@ -213,6 +274,11 @@ def _make_private(path: str) -> None:
 
 class PostgresStore(Store):
     placeholder = "%s"
+    # Byte order, as SQLite compares text: the queries' ORDER BY and slug_a < slug_b
+    # then give the same rows on both, whatever the database's locale.
+    text_type = 'TEXT COLLATE "C"'
+    id_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    reference_type = "BIGINT"
 
     def __init__(self, url: str, metric_columns: Sequence[str]) -> None:
         super().__init__(metric_columns)
@@ -232,7 +298,18 @@ class PostgresStore(Store):
             for column in self.metric_columns:
                 cursor.execute(f'ALTER TABLE reports ADD COLUMN IF NOT EXISTS "{column}" TEXT')
             cursor.execute("CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)")
+            for statement in self.narrow_schema():
+                cursor.execute(statement)
         connection.commit()
+
+    def sql(self, statement: str) -> str:
+        return NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+
+    def _streaming_cursor(self, connection: Any) -> Any:
+        """A server-side cursor: PostgreSQL sends the rows in batches as they are read."""
+        cursor = connection.cursor(name="dropsonde_query")
+        cursor.itersize = 2000
+        return cursor
 
 
 def open_store(db: str, metric_columns: Sequence[str]) -> Store:

@@ -18,17 +18,7 @@ def row(n: int, when: str, version: str = "1.0.0", message: int = 0):
             "modules": [{"name": "x", "slug": "a-x", "version": version}]}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        return str(tmp_path / "reports.db")
-    postgres = request.getfixturevalue("postgres")
-    name = f"collector_{abs(hash(str(tmp_path))) % 10**8}"
-    postgres.psql(f"CREATE DATABASE {name}")
-    return postgres.url(name)
-
-
-def test_group_commit_from_many_threads_and_latest_per_site(db):
+def test_group_commit_from_many_threads_keeps_each_sites_latest_report_of_the_week(db):
     store = open_store(db, COLUMNS)
     store.start_writer()
     errors = []
@@ -47,9 +37,13 @@ def test_group_commit_from_many_threads_and_latest_per_site(db):
     store.close()
     assert errors == []
     assert store.count() == (200, 200)
-    latest = list(store.latest_per_site("2026-11-23T00:00:00.000000+00:00", "2026-11-30T00:00:00.000000+00:00"))
-    assert len(latest) == 20
-    assert all(isinstance(r["modules"], list) and r["environment_count"] < 20 for r in latest)
+    newest = {}
+    for n in range(200):
+        when = f"2026-11-2{n % 3 + 3}T10:00:{n % 60:02d}.000000+00:00"
+        newest[f"{n % 20:0128x}"] = max(newest.get(f"{n % 20:0128x}", ("", "")), (when, f"1.0.{n}"))
+    kept = list(store.query("SELECT w.site_id, w.received, m.version FROM site_weeks AS w JOIN site_week_modules "
+                            "AS m ON m.site_week = w.id WHERE w.week = :week", {"week": "2026-W48"}))
+    assert {r["site_id"]: (r["received"], r["version"]) for r in kept} == newest and len(kept) == 20
 
 
 def test_a_duplicate_message_id_fails_only_itself(db):
@@ -67,10 +61,25 @@ def test_new_plugin_columns_are_added_to_an_existing_store(db):
     open_store(db, ["modules"]).insert_many([{**row(1, "2026-11-25T10:00:00.000000+00:00"), "environment_count": None}])
     store = open_store(db, COLUMNS)
     store.insert_many([row(2, "2026-11-25T11:00:00.000000+00:00")])
-    latest = {r["site_id"]: r for r in store.latest_per_site("2026-11-23", "2026-11-30")}
+    latest = {r["site_id"]: r for r in store.query("SELECT * FROM site_weeks", {})}
     assert latest[f"{2:0128x}"]["environment_count"] == 2
     assert latest[f"{1:0128x}"]["environment_count"] is None
-    assert json.dumps(latest[f"{1:0128x}"]["modules"])
+    stored = list(store.query("SELECT modules FROM reports WHERE site_id = :site", {"site": f"{1:0128x}"}))
+    assert json.loads(stored[0]["modules"])[0]["slug"] == "a-x"
+
+
+def test_a_late_older_report_does_not_replace_the_newer_one_and_counts_are_clamped(db):
+    store = open_store(db, ["modules", "classes", "environment_count"])
+    newer = {**row(1, "2026-11-26T10:00:00.000000+00:00", "2.0.0"), "environment_count": -4,
+             "classes": [{"name": "x", "count": 10**40}, {"name": "x", "count": 3}, {"name": "y", "count": -9}]}
+    store.insert_many([newer, row(1, "2026-11-25T10:00:00.000000+00:00", "1.0.0"),
+                       row(1, "2026-12-01T10:00:00.000000+00:00", "3.0.0")])  # the last one is next week's
+    versions = list(store.query("SELECT week, version FROM site_week_modules ORDER BY week", {}))
+    assert versions == [{"week": "2026-W48", "version": "2.0.0"}, {"week": "2026-W49", "version": "3.0.0"}]
+    classes = list(store.query("SELECT name, nodes FROM site_week_classes WHERE week = :week ORDER BY name",
+                               {"week": "2026-W48"}))
+    assert classes == [{"name": "x", "nodes": 10**9}, {"name": "y", "nodes": 0}]
+    assert [r["environment_count"] for r in store.query("SELECT * FROM site_weeks ORDER BY week", {})] == [0, 1]
 
 
 def test_the_sqlite_store_and_its_wal_are_private_to_the_collector(tmp_path):

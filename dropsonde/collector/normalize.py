@@ -1,0 +1,94 @@
+"""What one report contributes to the narrow tables the weekly queries read.
+
+A report's list columns become rows of tables keyed by (week, site): one
+row per distinct module version, class, platform and so on. The weekly
+aggregates are then plain GROUP BYs that the database runs where the data
+lives, on SQLite, PostgreSQL or a warehouse alike, instead of Python
+decoding every stored report.
+
+Counts are clamped to 0..10^9 here so that no value a client sent can make
+an aggregate overflow or fail: the weekly job must not crash on one report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+MAX_COUNT = 10**9
+
+
+@dataclass(frozen=True)
+class NarrowTable:
+    """A table of (week, site_week, *columns); ``counts`` are the integer columns."""
+
+    name: str
+    columns: Tuple[str, ...]
+    counts: Tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> Tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.counts)
+
+
+NARROW_TABLES = (
+    NarrowTable("site_week_modules", ("slug", "version")),
+    NarrowTable("site_week_classes", ("name", "nodes"), ("nodes",)),
+    NarrowTable("site_week_platforms", ("platform",)),
+    NarrowTable("site_week_dependencies", ("name",)),
+    NarrowTable("site_week_profile_classes", ("name",)),
+    NarrowTable("site_week_puppetfile_methods", ("name", "calls"), ("calls",)),
+)
+
+
+def iso_week(timestamp: str) -> str:
+    """The ISO week ``YYYY-Www`` (UTC) a stored timestamp falls in."""
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    year, week, _ = moment.astimezone(timezone.utc).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def clamp(value: Any) -> int:
+    """A count as the aggregates see it: an integer in 0..10^9 (anything else is 0)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return min(max(value, 0), MAX_COUNT)
+
+
+def environment_count(row: Dict[str, Any]) -> Optional[int]:
+    value = row.get("environment_count")
+    return None if value is None else clamp(value)
+
+
+def _records(value: Any) -> Iterable[Dict[str, Any]]:
+    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+
+def _texts(value: Any, field: str) -> List[Tuple[str]]:
+    return sorted({(r[field],) for r in _records(value) if isinstance(r.get(field), str)})
+
+
+def _summed(value: Any) -> List[Tuple[str, int]]:
+    """(name, count) with a name listed twice counted once, with the sum of its counts."""
+    totals: Dict[str, int] = {}
+    for record in _records(value):
+        if isinstance(record.get("name"), str):
+            totals[record["name"]] = clamp(totals.get(record["name"], 0) + clamp(record.get("count")))
+    return sorted(totals.items())
+
+
+def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple]]:
+    """The rows one report puts in each narrow table (without week and site_week)."""
+    modules = sorted({(r["slug"], r["version"]) for r in _records(row.get("modules"))
+                      if isinstance(r.get("slug"), str) and isinstance(r.get("version"), str)})
+    return {
+        "site_week_modules": modules,
+        "site_week_classes": _summed(row.get("classes")),
+        "site_week_platforms": _texts(row.get("class_platforms"), "platform"),
+        "site_week_dependencies": _texts(row.get("dependencies"), "name"),
+        "site_week_profile_classes": _texts(row.get("profile_classes"), "name"),
+        "site_week_puppetfile_methods": _summed(row.get("puppetfile_ruby_methods")),
+    }
