@@ -484,22 +484,24 @@ def collector_serve(
 @collector_app.command("aggregate")
 def collector_aggregate(
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
-    out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV and index.html."),
+    out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV and index.html (replaced whole)."),
     week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www. [default: the last complete week]"),
     k: int = typer.Option(5, "--k", help="Least number of distinct sites behind every published row."),
+    epsilon: float = typer.Option(1.0, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Fixed noise, for tests only: whoever knows it can remove the noise."),
 ) -> None:
-    """Publish one week's aggregates: every row backed by at least k sites, no per-site rows."""
-    from dropsonde.collector.aggregate import aggregate, week_bounds, write_outputs
+    """Publish one week's aggregates: every row backed by at least k sites, every number noised, no per-site rows."""
+    from dropsonde.collector.aggregate import publish_week, week_bounds
+    from dropsonde.collector.noise import GeometricNoise
     from dropsonde.collector.render import render_page
     from dropsonde.collector.service import store_for
 
-    label, start, end = week_bounds(week)
-    store = store_for(db)
-    result = aggregate(store.latest_per_site(start.isoformat(timespec="microseconds"),
-                                             end.isoformat(timespec="microseconds")), label, k)
-    files = write_outputs(result, Path(out), render_page)
-    sites = result.tables["sites"][0]["sites"] if result.tables["sites"] else f"fewer than {k}"
-    typer.echo(f"week {label}: {sites} sites; {len(files)} files written to {out}")
+    label, _, _ = week_bounds(week)
+    if not 0 < epsilon < float("inf"):
+        raise DropsondeError(f"--epsilon: expected a positive number, got {epsilon}")
+    result = publish_week(store_for(db), label, k, GeometricNoise(epsilon, seed), Path(out), render_page)
+    sites = result.sites if result.sites is not None else f"fewer than {k}"
+    typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out}")
 
 
 @collector_app.command("load")

@@ -1,8 +1,9 @@
 """The weekly page: a self-contained ``index.html`` with inline SVG charts (top
-modules, version adoption of the top modules, platform share) that works
-offline — no CDN, no script needed to draw. A few lines of script only
-record, as ``data-rendered`` on each chart, how many bars the browser laid
-out, which is what the headless-browser test checks.
+modules, version adoption of the top modules, platform share, the top
+modules' sites over the last published weeks) that works offline — no CDN,
+no script needed to draw. A few lines of script only record, as
+``data-rendered`` on each chart, how many marks (bars, points) the browser
+laid out, which is what the headless-browser test checks.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from html import escape
 from typing import Dict, List, Sequence, Tuple
 
-from dropsonde.collector.aggregate import Aggregates
+from dropsonde.collector.aggregate import PAGE_ROWS, Publication
 
 PALETTE = ["#3b6ea5", "#e07b39", "#5a9e4b", "#c8b23a", "#8e5ea2", "#d45087", "#2f9e9e", "#7a7a7a"]
 TOP_MODULES = 20
 ADOPTION_MODULES = 5
+TREND_MODULES = 8
 
 
 def _bar_chart(chart_id: str, title: str, rows: Sequence[Tuple[str, int]], unit: str) -> str:
@@ -29,19 +31,17 @@ def _bar_chart(chart_id: str, title: str, rows: Sequence[Tuple[str, int]], unit:
         y = 5 + index * (bar_height + 6)
         length = max(2, int((width - label_width - 80) * value / biggest))
         parts.append(f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(str(label))}</text>')
-        parts.append(f'<rect class="bar" x="{label_width}" y="{y}" width="{length}" height="{bar_height}" '
+        parts.append(f'<rect class="bar mark" x="{label_width}" y="{y}" width="{length}" height="{bar_height}" '
                      f'fill="{PALETTE[0]}"><title>{escape(str(label))}: {value} {unit}</title></rect>')
         parts.append(f'<text x="{label_width + length + 6}" y="{y + 16}">{value}</text>')
     parts.append("</svg></figure>")
     return "".join(parts)
 
 
-def _adoption_chart(result: Aggregates) -> str:
-    top = [row["slug"] for row in result.tables.get("modules", [])[:ADOPTION_MODULES]]
-    versions: Dict[str, List[Tuple[str, int]]] = {slug: [] for slug in top}
-    for row in result.tables.get("module_versions", []):
-        if row["slug"] in versions:
-            versions[row["slug"]].append((str(row["version"]), row["sites"]))
+def _adoption_chart(result: Publication) -> str:
+    top = [row["slug"] for row in result.top.get("modules", [])[:ADOPTION_MODULES]]
+    versions: Dict[str, List[Tuple[str, int]]] = {
+        slug: [(str(row["version"]), row["sites"]) for row in result.versions.get(slug, [])] for slug in top}
     width, label_width, bar_height = 760, 260, 22
     height = max(1, len(top)) * (bar_height + 6) + 10
     parts = ['<figure class="chart" id="adoption"><figcaption>Version adoption of the top modules '
@@ -57,7 +57,7 @@ def _adoption_chart(result: Aggregates) -> str:
         x = float(label_width)
         for number, (version, sites) in enumerate(rows):
             length = (width - label_width - 20) * sites / total
-            parts.append(f'<rect class="bar" x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" height="{bar_height}" '
+            parts.append(f'<rect class="bar mark" x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" height="{bar_height}" '
                          f'fill="{PALETTE[number % len(PALETTE)]}"><title>{escape(slug)} {escape(version)}: '
                          f'{sites} sites</title></rect>')
             if length > 48:  # label the segment when the version fits inside it
@@ -67,12 +67,49 @@ def _adoption_chart(result: Aggregates) -> str:
     return "".join(parts)
 
 
-def _table(name: str, rows: List[Dict]) -> str:
+def _trend_chart(result: Publication) -> str:
+    """Sites over the published weeks for this week's top modules: one line and
+    one point per week each, drawn from trends.json's rows."""
+    weeks = sorted({row["week"] for row in result.trends})
+    top = [row["slug"] for row in result.top.get("modules", [])[:TREND_MODULES]]
+    series: Dict[str, Dict[str, int]] = {slug: {} for slug in top}
+    for row in result.trends:
+        if row["slug"] in series:
+            series[row["slug"]][row["week"]] = row["sites"]
+    width, height, left, right, top_margin, bottom = 760, 300, 60, 200, 10, 40
+    biggest = max((v for points in series.values() for v in points.values()), default=1) or 1
+    step = (width - left - right) / max(1, len(weeks) - 1)
+    parts = [f'<figure class="chart" id="trends"><figcaption>Sites per week, top {TREND_MODULES} modules '
+             f'(last {len(weeks)} published weeks)</figcaption>',
+             f'<svg width="{width}" height="{height}" role="img" aria-label="Sites per week">']
+    if not top:
+        parts.append('<text x="10" y="20">No row reached the publication threshold this week.</text>')
+    for index, week in enumerate(weeks):
+        parts.append(f'<text x="{left + index * step:.1f}" y="{height - bottom + 18}" text-anchor="middle">'
+                     f'{escape(week[-3:])}</text>')
+    for number, slug in enumerate(top):
+        colour = PALETTE[number % len(PALETTE)]
+        points = [(left + weeks.index(week) * step, top_margin + (height - top_margin - bottom) * (1 - sites / biggest),
+                   week, sites) for week, sites in sorted(series[slug].items())]
+        if len(points) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, y, week, sites in points:
+            parts.append(f'<circle class="point mark" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
+                         f'<title>{escape(slug)} {escape(week)}: {sites} sites</title></circle>')
+        parts.append(f'<text x="{width - right + 10}" y="{top_margin + 14 + number * 18}" fill="{colour}" '
+                     f'style="fill:{colour}">{escape(slug)}</text>')
+    parts.append("</svg></figure>")
+    return "".join(parts)
+
+
+def _table(name: str, rows: List[Dict], total: int) -> str:
     if not rows:
         return f"<h3>{escape(name)}</h3><p>No row reached the publication threshold.</p>"
     head = "".join(f"<th>{escape(str(c))}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows[:50])
-    more = f"<p>{len(rows) - 50} more rows in {escape(name)}.csv</p>" if len(rows) > 50 else ""
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
+    more = (f"<p>The {len(rows)} rows with the most sites; all {total} are in {escape(name)}.csv</p>"
+            if total > len(rows) else "")
     return (f'<h3>{escape(name)} (<a href="{escape(name)}.json">json</a>, <a href="{escape(name)}.csv">csv</a>)</h3>'
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}")
 
@@ -80,7 +117,7 @@ def _table(name: str, rows: List[Dict]) -> str:
 MEASURE_SCRIPT = """
 document.querySelectorAll('figure.chart').forEach(function (figure) {
   var drawn = 0;
-  figure.querySelectorAll('rect.bar').forEach(function (bar) {
+  figure.querySelectorAll('.mark').forEach(function (bar) {
     var box = bar.getBBox();
     if (box.width > 0 && box.height > 0) { drawn += 1; }
   });
@@ -89,12 +126,11 @@ document.querySelectorAll('figure.chart').forEach(function (figure) {
 """
 
 
-def render_page(result: Aggregates) -> str:
-    sites = result.tables.get("sites") or []
-    count = sites[0]["sites"] if sites else f"fewer than {result.k}"
-    top = [(row["slug"], row["sites"]) for row in result.tables.get("modules", [])[:TOP_MODULES]]
-    platforms = [(row["platform"], row["sites"]) for row in result.tables.get("platforms", [])]
-    tables = "".join(_table(name, rows) for name, rows in sorted(result.tables.items()))
+def render_page(result: Publication) -> str:
+    count = result.sites if result.sites is not None else f"fewer than {result.k}"
+    top = [(row["slug"], row["sites"]) for row in result.top.get("modules", [])[:TOP_MODULES]]
+    platforms = [(row["platform"], row["sites"]) for row in result.top.get("platforms", [])]
+    tables = "".join(_table(name, rows, result.rows.get(name, 0)) for name, rows in sorted(result.top.items()))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Puppet module usage, week {escape(result.week)}</title>
@@ -107,10 +143,13 @@ table {{ border-collapse: collapse; margin-bottom: 1em; }} td, th {{ border: 1px
 <body>
 <h1>Puppet module usage, week {escape(result.week)}</h1>
 <p>Sites reporting: {escape(str(count))}. Every row below is backed by at least {result.k} distinct sites;
-rows with fewer are withheld. No site is listed individually.</p>
+rows with fewer are withheld. No site is listed individually. Every number carries random noise
+(two-sided geometric, &epsilon; = {result.epsilon:g} per number), so that no site's own figures can be
+recovered from them; tables are sorted by name in the files, by sites here (top {PAGE_ROWS}).</p>
 {_bar_chart("top-modules", f"Top {TOP_MODULES} modules by number of sites", top, "sites")}
 {_adoption_chart(result)}
 {_bar_chart("platforms", "Platform share (sites with nodes of each OS family)", platforms, "sites")}
+{_trend_chart(result)}
 <h2>All tables</h2>
 {tables}
 <script>{MEASURE_SCRIPT}</script>

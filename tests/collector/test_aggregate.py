@@ -1,29 +1,36 @@
-"""Weekly aggregates: latest report per site, k-anonymity, outputs, the page in a real browser."""
+"""Weekly aggregates: the SQL queries on both stores, k-anonymity, noise against
+crafted sites, module pairs, trends, all-or-nothing output, the page in a real browser."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
 import shutil
+import statistics
 import subprocess
 from datetime import date
 
 import pytest
 
-from dropsonde.collector.aggregate import aggregate, week_bounds
+from dropsonde.collector.aggregate import noisy_rows, publish_week, week_bounds
+from dropsonde.collector.noise import GeometricNoise
+from dropsonde.collector.queries import load_queries
+from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from dropsonde.errors import DropsondeError
-from tests.conftest import run_dropsonde
+from tests.conftest import EXAMPLE_SITE, run_dropsonde
 
 WEEK = "2026-W48"  # Monday 23 November 2026
+NO_NOISE = 1e9  # an epsilon so large that the noise is always 0: to check what the queries count
 
 
 def site(n: int) -> str:
     return hashlib.sha512(f"agg-site{n}".encode()).hexdigest()
 
 
-def report(n: int, modules, when="2026-11-25T10:00:00.000000+00:00", **columns):
+def report(n: int, modules=(), when="2026-11-25T10:00:00.000000+00:00", **columns):
     return {"message_id": f"m{n}-{when}", "site_id": site(n), "product": "popularity-module", "version": "1.0.0",
             "timestamp": when, "ip": None,
             "modules": [{"name": s.split("-")[1], "slug": s, "version": v} for s, v in modules], **columns}
@@ -33,6 +40,11 @@ def columns():
     from dropsonde.collector.service import known_columns
 
     return list(known_columns())
+
+
+def table(store, name, k=5, week=WEEK, epsilon=NO_NOISE, seed=0):
+    query = next(q for q in load_queries() if q.name == name)
+    return list(noisy_rows(store, query, {"week": week, "k": k, "top": 20}, GeometricNoise(epsilon, seed), k))
 
 
 def test_week_bounds():
@@ -55,32 +67,190 @@ def test_k_anonymity_latest_report_per_site_and_no_site_ids(tmp_path):
         rows.append(report(n, [("rare-module", "1.0.0"), ("puppetlabs-apache", "12.0.0")], environment_count=40))
     rows.append(report(99, [("puppetlabs-apache", "12.0.0")], when="2026-12-01T10:00:00.000000+00:00"))  # next week
     store.insert_many(rows)
+    assert table(store, "modules") == [{"slug": "puppetlabs-apache", "sites": 2 * k - 1}]  # rare-module withheld
+    assert table(store, "module_versions") == [{"slug": "puppetlabs-apache", "version": "12.0.0", "sites": 2 * k - 1}]
+    assert table(store, "sites") == [{"sites": 2 * k - 1}]
+    assert table(store, "environment_counts") == [{"environments": "2-5", "sites": k}]  # 26-50 has k-1: withheld
     out = tmp_path / "out"
     result = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
-                           "--week", WEEK, "--k", str(k))
+                           "--week", WEEK, "--k", str(k), "--seed", "7")
     assert result.returncode == 0, result.stderr
-    modules = json.loads((out / "modules.json").read_text())
-    assert modules == [{"slug": "puppetlabs-apache", "sites": 2 * k - 1}]  # rare-module (k-1 sites) withheld
-    versions = json.loads((out / "module_versions.json").read_text())
-    assert versions == [{"slug": "puppetlabs-apache", "version": "12.0.0", "sites": 2 * k - 1}]
-    assert json.loads((out / "sites.json").read_text()) == [{"sites": 2 * k - 1}]
-    assert json.loads((out / "environment_counts.json").read_text()) == [{"environments": "2-5", "sites": k}]
+    assert [row["slug"] for row in json.loads((out / "modules.json").read_text())] == ["puppetlabs-apache"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rows_withheld"]["modules"] == 1 and summary["week"] == WEEK
+    assert summary["week"] == WEEK and summary["epsilon"] == 1.0 and summary["k"] == k
     published = "".join(p.read_text() for p in out.iterdir())
     assert "agg-site" not in published and not re.search(r"[0-9a-f]{128}", published)
     assert "rare-module" not in published
-    csv_lines = (out / "modules.csv").read_text().splitlines()
-    assert csv_lines == ["slug,sites", f"puppetlabs-apache,{2 * k - 1}"]
+    assert (out / "modules.csv").read_text().splitlines()[0] == "slug,sites"
 
 
-def test_exactly_k_sites_is_published_and_k_minus_one_is_not():
-    def reports(count):
-        return [{"site_id": site(n), "modules": [{"name": "x", "slug": "a-x", "version": "1.0.0"}]} for n in range(count)]
+def test_exactly_k_sites_is_published_and_k_minus_one_is_not(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")]) for n in range(4)])
+    assert table(store, "modules") == [] and table(store, "sites") == []
+    store.insert_many([report(4, [("a-x", "1.0.0")])])
+    assert table(store, "modules") == [{"slug": "a-x", "sites": 5}] and table(store, "sites") == [{"sites": 5}]
 
-    assert aggregate(reports(5), WEEK, 5).tables["modules"] == [{"slug": "a-x", "sites": 5}]
-    below = aggregate(reports(4), WEEK, 5)
-    assert below.tables["modules"] == [] and below.tables["sites"] == []
+
+def test_every_query_gives_the_same_rows_on_sqlite_and_postgresql(tmp_path, postgres):
+    example = tmp_path / "example.jsonl"
+    made = run_dropsonde("--confdir", str(EXAMPLE_SITE / "puppet"), "--cachepath", str(EXAMPLE_SITE / "cache"),
+                         "dev", "example", "--size", "150", "--filename", str(example))
+    assert made.returncode == 0, made.stderr
+    rows = [json.loads(line) for line in example.read_text().splitlines()]
+    for n, row in enumerate(rows):  # all in one week, with slugs whose order depends on the collation
+        row["timestamp"] = f"2026-11-2{n % 5 + 3}T10:00:00.000000+00:00"
+        extra = [("a-b", "1.0.0"), ("ab-c", "2.0.0"), ("A-b", "1.0.0"), ("a_b-c", "1.0.0")][: n % 5]
+        row["modules"] = row["modules"] + [{"name": s.split("-")[1], "slug": s, "version": v} for s, v in extra]
+    postgres.psql("CREATE DATABASE same_results")
+    stores = [open_store(str(tmp_path / "same.db"), columns()), open_store(postgres.url("same_results"), columns())]
+    for store in stores:
+        store.insert_many(rows)
+    for query in load_queries():
+        results = [table(store, query.name) for store in stores]
+        assert results[0] == results[1], query.name
+        assert results[0], f"{query.name}: the example data should publish rows"
+        assert all(list(row) == list(query.keys) + list(query.sensitivity) for row in results[0]), query.name
+    pairs = table(stores[0], "module_pairs")
+    assert ("A-b", "a-b") in {(r["slug_a"], r["slug_b"]) for r in pairs}  # byte order: upper case first
+
+
+def test_module_pairs_count_sites_using_both_and_every_row_has_k_sites(db):
+    store = open_store(db, columns())
+    store.insert_many(
+        [report(n, [("a-one", "1.0.0"), ("b-two", "1.0.0"), ("c-three", "1.0.0")]) for n in range(5)]
+        + [report(n, [("a-one", "1.0.0"), ("a-one", "2.0.0"), ("b-two", "1.0.0")]) for n in range(5, 8)]
+        + [report(n, [("c-three", "1.0.0"), ("d-rare", "1.0.0")]) for n in range(8, 12)]
+    )
+    assert table(store, "module_pairs") == [
+        {"slug_a": "a-one", "slug_b": "b-two", "sites": 8},
+        {"slug_a": "a-one", "slug_b": "c-three", "sites": 5},
+        {"slug_a": "b-two", "slug_b": "c-three", "sites": 5},
+    ]  # c-three + d-rare: 4 sites, withheld
+    assert table(store, "module_triples") == [{"slug_a": "a-one", "slug_b": "b-two", "slug_c": "c-three", "sites": 5}]
+    assert table(store, "module_pairs", k=6) == [{"slug_a": "a-one", "slug_b": "b-two", "sites": 8}]
+
+
+def test_a_site_contributes_at_most_the_clipping_bound_bucketed(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    counts = [10**9, 1234, 37, 1, 0]
+    store.insert_many([report(n, classes=[{"name": "x", "count": c}], puppetfile_ruby_methods=[
+        {"name": "mod", "count": c}]) for n, c in enumerate(counts)])
+    assert table(store, "classes") == [{"name": "x", "sites": 5, "nodes": 1000 + 1000 + 20 + 1 + 0}]
+    assert table(store, "puppetfile_methods") == [{"name": "mod", "sites": 5, "calls": 100 + 100 + 20 + 1}]
+
+
+def sybil_store(tmp_path):
+    """The attack: one real site has rare::thing on 1,234 nodes; the attacker
+    invents four sites that report it on 0 nodes, to reach k = 5."""
+    store = open_store(str(tmp_path / "sybil.db"), columns())
+    victim = report(0, classes=[{"name": "rare::thing", "count": 1234}])
+    crafted = [report(n, classes=[{"name": "rare::thing", "count": 0}]) for n in range(1, 5)]
+    store.insert_many([victim] + crafted)
+    return store
+
+
+def test_crafted_sites_do_not_reveal_a_real_sites_count_through_the_cli(tmp_path):
+    sybil_store(tmp_path)
+    published = []
+    for seed in range(8):
+        out = tmp_path / f"out{seed}"
+        done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "sybil.db"), "--out", str(out),
+                             "--week", WEEK, "--seed", str(seed))
+        assert done.returncode == 0, done.stderr
+        published += [row["nodes"] for row in json.loads((out / "classes.json").read_text())]
+    assert published and 1234 not in published  # without noise: [1234] * 8, the victim's exact count
+
+
+def test_crafted_sites_learn_the_victims_count_only_up_to_the_documented_noise(tmp_path):
+    store = sybil_store(tmp_path)
+    epsilon, runs = 1.0, 2000
+    estimates, sites = [], []
+    for seed in range(runs):  # the attacker's estimate: the published sum minus its own sites' 0
+        rows = table(store, "classes", epsilon=epsilon, seed=seed)
+        estimates += [row["nodes"] for row in rows]
+        sites += [row["sites"] for row in rows]
+    assert 0.3 * runs < len(estimates) < 0.9 * runs  # the noisy site count decides: often withheld
+    assert estimates.count(1234) <= 2
+    assert sum(abs(e - 1234) <= 50 for e in estimates) / len(estimates) < 0.1
+    # What the attacker sees is max(0, 1000 + noise): the clipped contribution (1234 counts as 1000) plus
+    # two-sided geometric noise of the documented scale, P(x) ~ alpha^|x|, and no sum below 0.
+    alpha = GeometricNoise(epsilon).alpha(1000)
+    support = range(-60_000, 60_001)
+    weights = [(1 - alpha) / (1 + alpha) * alpha ** abs(x) for x in support]
+    mean = sum(w * max(0, 1000 + x) for w, x in zip(weights, support))
+    spread = sum(w * (max(0, 1000 + x) - mean) ** 2 for w, x in zip(weights, support)) ** 0.5
+    assert spread > 1000  # the noise is as wide as the largest contribution one site can make
+    assert 0.9 * spread < statistics.pstdev(estimates) < 1.1 * spread
+    assert abs(statistics.mean(estimates) - mean) < 0.1 * spread
+    assert set(sites) - {5}  # the site count is noisy too: the attacker cannot tell the victim is there
+
+
+def test_the_same_seed_publishes_the_same_numbers_and_no_seed_varies(tmp_path):
+    store = sybil_store(tmp_path)
+    assert table(store, "classes", epsilon=1.0, seed=3) == table(store, "classes", epsilon=1.0, seed=3)
+    unseeded = GeometricNoise(1.0)
+    assert len({unseeded.add(1000, 1000) for _ in range(20)}) > 1
+
+
+def publish(store, out, week=WEEK, render=render_page, seed=0, epsilon=NO_NOISE):
+    return publish_week(store, week, 5, GeometricNoise(epsilon, seed), out, render)
+
+
+def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_directory(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")]) for n in range(5)]
+                      + [report(n, [("b-y", "1.0.0")], when="2026-12-01T10:00:00.000000+00:00") for n in range(6)])
+    out = tmp_path / "www" / "telemetry"
+    publish(store, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken_render(result):
+        raise RuntimeError("the page could not be drawn")
+
+    with pytest.raises(RuntimeError):
+        publish(store, out, week="2026-W49", render=broken_render)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in out.parent.iterdir()] == ["telemetry"]  # no staging directory left behind
+    publish(store, out, week="2026-W49")
+    assert json.loads((out / "modules.json").read_text()) == [{"slug": "b-y", "sites": 6}]
+    assert [p.name for p in out.parent.iterdir()] == ["telemetry"] and out.stat().st_mode & 0o777 == 0o755
+
+
+def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    hostile = ["=HYPERLINK(\"http://x.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "plain"]
+    store.insert_many([report(n, classes=[{"name": name, "count": 1} for name in hostile]) for n in range(5)])
+    out = tmp_path / "out"
+    publish(store, out)
+    cells = [cell for line in csv.reader((out / "classes.csv").open()) for cell in line]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
+    assert "'=HYPERLINK(\"http://x.example\")" in cells and "plain" in cells
+    assert {row["name"] for row in json.loads((out / "classes.json").read_text())} == set(hostile)  # JSON as is
+
+
+def test_trends_show_the_last_twelve_published_weeks_from_the_published_output(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    out = tmp_path / "www"
+    weeks = [f"2026-W{n:02d}" for n in range(35, 49)]  # 14 weeks
+    for index, week in enumerate(weeks):
+        monday = date.fromisocalendar(2026, int(week[-2:]), 1)
+        store.insert_many([report(n, [("a-x", "1.0.0")], when=f"{monday.isoformat()}T10:00:00.{index:06d}+00:00")
+                           for n in range(5 + index)])
+        publication = publish(store, out, week=week, seed=index, epsilon=1.0)
+    trends = json.loads((out / "trends.json").read_text())
+    assert sorted({row["week"] for row in trends}) == weeks[-12:]
+    assert json.loads((out / "summary.json").read_text())["trend_weeks"] == weeks[-12:]
+    assert publication.trends == trends
+    # The earlier weeks come from what was published then, not from the private store: remove them from the store
+    # and publish the last week again: the trends are unchanged.
+    for week in weeks[:-1]:
+        with store.connect() as connection:
+            connection.execute("DELETE FROM site_week_modules WHERE week = ?", (week,))
+    publish(store, out, week=weeks[-1], seed=len(weeks) - 1, epsilon=1.0)
+    assert json.loads((out / "trends.json").read_text()) == trends
+    page = (out / "index.html").read_text()
+    assert 'id="trends"' in page and page.count('class="point mark"') == 12
 
 
 def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
@@ -88,8 +258,6 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
     if chromium is None:
         pytest.fail("needs Debian's chromium package: run tests/run (it installs it)")
     example = tmp_path / "example.jsonl"
-    from tests.conftest import EXAMPLE_SITE
-
     made = run_dropsonde("--confdir", str(EXAMPLE_SITE / "puppet"), "--cachepath", str(EXAMPLE_SITE / "cache"),
                          "dev", "example", "--size", "200", "--filename", str(example))
     assert made.returncode == 0, made.stderr
@@ -99,9 +267,9 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
     week = date.today().isocalendar()
     out = tmp_path / "out"
     done = run_dropsonde("collector", "aggregate", "--db", str(db), "--out", str(out),
-                         "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5")
+                         "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--seed", "1")
     assert done.returncode == 0, done.stderr
-    assert "200 sites" in done.stdout
+    assert 190 < int(re.search(r"(\d+) sites", done.stdout).group(1)) < 210  # 200, with noise
     page = out / "index.html"
     assert "http://" not in page.read_text() and "https://" not in page.read_text()  # nothing fetched: works offline
     dom = subprocess.run(
@@ -111,57 +279,8 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
         capture_output=True, text=True, timeout=120,
     ).stdout
     rendered = dict(re.findall(r'<figure class="chart" id="([\w-]+)" data-rendered="(\d+)"', dom))
-    assert set(rendered) == {"top-modules", "adoption", "platforms"}
+    assert set(rendered) == {"top-modules", "adoption", "platforms", "trends"}
     modules = json.loads((out / "modules.json").read_text())
     assert int(rendered["top-modules"]) == min(20, len(modules)) > 0
     assert int(rendered["adoption"]) > 0 and int(rendered["platforms"]) > 0
-
-
-def _modules(count, slug="a-x"):
-    return [{"site_id": site(n), "modules": [{"name": "x", "slug": slug, "version": "1.0.0"}]} for n in range(count)]
-
-
-def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_directory(tmp_path):
-    from dropsonde.collector.aggregate import write_outputs
-    from dropsonde.collector.render import render_page
-
-    out = tmp_path / "www" / "telemetry"
-    write_outputs(aggregate(_modules(5), "2026-W47", 5), out, render_page)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-
-    def broken_render(result):
-        raise RuntimeError("the page could not be drawn")
-
-    with pytest.raises(RuntimeError):
-        write_outputs(aggregate(_modules(6, "b-y"), WEEK, 5), out, broken_render)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in out.parent.iterdir()] == ["telemetry"]  # no staging directory left behind
-
-
-def test_a_second_publication_replaces_the_first_whole(tmp_path):
-    from dropsonde.collector.aggregate import write_outputs
-    from dropsonde.collector.render import render_page
-
-    out = tmp_path / "telemetry"
-    write_outputs(aggregate(_modules(5), "2026-W47", 5), out, render_page)
-    (out / "stale.json").write_text("[]")  # a file the new week does not write disappears with the old directory
-    write_outputs(aggregate(_modules(6, "b-y"), WEEK, 5), out, render_page)
-    assert json.loads((out / "modules.json").read_text()) == [{"slug": "b-y", "sites": 6}]
-    assert not (out / "stale.json").exists() and [p.name for p in tmp_path.iterdir()] == ["telemetry"]
-    assert out.stat().st_mode & 0o777 == 0o755
-
-
-def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
-    from dropsonde.collector.aggregate import write_outputs
-    from dropsonde.collector.render import render_page
-
-    hostile = ["=HYPERLINK(\"http://x.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "plain"]
-    reports = [{"site_id": site(n), "classes": [{"name": name, "count": 1} for name in hostile]} for n in range(5)]
-    out = tmp_path / "out"
-    write_outputs(aggregate(reports, WEEK, 5), out, render_page)
-    import csv
-
-    cells = [cell for line in csv.reader((out / "classes.csv").open()) for cell in line]
-    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
-    assert "'=HYPERLINK(\"http://x.example\")" in cells and "plain" in cells
-    assert json.loads((out / "classes.json").read_text())[0]["name"] in hostile  # JSON keeps the value as it is
+    assert int(rendered["trends"]) == min(8, len(modules))  # one point per module: the first published week
