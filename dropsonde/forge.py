@@ -7,6 +7,12 @@ the Ruby client's file, so an existing cache is reused; we add
 incremental refresh stops (the Ruby client ignores the extra key). Privacy rule 1 lives
 here: a module is public only if its slug is listed, and a missing, corrupt
 or empty cache makes nothing public (fail closed) and says why.
+
+Timestamps in the future are refused, in the cache as in an imported file:
+a ``9999-12-31`` watermark would stop every incremental refresh at once and
+an expiry that never comes would keep the list from ever being refreshed.
+``CLOCK_SKEW`` is tolerated, for a file made on a machine whose clock runs a
+little ahead; the current time is always a parameter, so tests set it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dropsonde.errors import DropsondeError
 from dropsonde.vocabulary import normalize_slug
 
 CACHE_FILENAME = "forge.json"
+CLOCK_SKEW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,18 @@ def parse_iso(value: Optional[str]) -> Optional[datetime]:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
 
-def load_forge_cache(cachepath: Path) -> ForgeCache:
-    """Read ``forge.json`` under ``cachepath``; never raises: a defect yields an empty list and a problem."""
+def future_timestamp(data: dict, now: datetime) -> Optional[str]:
+    """The first of ``timestamp`` / ``forge_updated_at`` later than ``now`` + CLOCK_SKEW, as "key value"."""
+    for key in ("timestamp", "forge_updated_at"):
+        stamp = parse_iso(data.get(key)) if isinstance(data.get(key), str) else None
+        if stamp is not None and stamp > now + CLOCK_SKEW:
+            return f"{key} {data[key]!r:.60}"
+    return None
+
+
+def load_forge_cache(cachepath: Path, now: Optional[datetime] = None) -> ForgeCache:
+    """Read ``forge.json`` under ``cachepath``; never raises: a defect yields an empty list and a problem.
+    ``now`` (default: the clock) decides which timestamps lie in the future."""
     path = Path(cachepath) / CACHE_FILENAME
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
@@ -81,6 +98,9 @@ def load_forge_cache(cachepath: Path) -> ForgeCache:
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list):
         return ForgeCache(path, frozenset(), problem="Forge module cache has no 'modules' list")
+    future = future_timestamp(data, now or datetime.now(timezone.utc))
+    if future is not None:
+        return ForgeCache(path, frozenset(), problem=f"Forge module cache is dated in the future ({future})")
     slugs = frozenset(s for s in (normalize_slug(m) for m in modules if isinstance(m, str)) if s)
     timestamp = data.get("timestamp")
     timestamp = str(timestamp) if timestamp is not None else None
@@ -132,6 +152,9 @@ def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
     way in), after checking it; DropsondeError naming the file and the first
     bad entry otherwise, and the current cache is left as it was."""
     imported = read_forge_file(source)
+    future = future_timestamp({"timestamp": imported.timestamp, "forge_updated_at": imported.forge_updated_at}, now)
+    if future is not None:
+        raise DropsondeError(f"{source}: {future} lies in the future (now {now.isoformat(timespec='seconds')})")
     save_forge_cache(cachepath, imported.modules, parse_iso(imported.timestamp) or now,
                      parse_iso(imported.forge_updated_at))
     return len(imported.modules)

@@ -6,10 +6,16 @@ stops at the first module whose ``updated_at`` is not newer than the cache's
 newest, so a week with no new module costs one request. Any failure (network,
 proxy, 429/5xx after bounded retries, a malformed or looping page) leaves the
 old cache untouched: a refresh can make a run slower, never wrong.
+
+The list decides what may leave the site, so where it comes from is fixed:
+the origin (scheme, host, port) of ``--forge-api``, over https unless that is
+a loopback address (a local mirror or a test). ``pagination.next`` and
+redirects that point elsewhere are refused, not followed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import sys
@@ -17,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Set
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -47,12 +53,26 @@ class ForgeError(DropsondeError):
 
 def forge_api_url(configured: Optional[str]) -> str:
     """The Forge API base URL: --forge-api / forge_api, else the public Forge; validated
-    (a usage error names it otherwise)."""
+    (a usage error names it otherwise). Plain http would let anyone on the path edit
+    the list of public modules, so it is accepted for loopback addresses only."""
     url = configured or DEFAULT_FORGE_API
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DropsondeError(f"--forge-api: not an http(s) URL: {url!r}")
+    base = http_client.origin(url)
+    if base is None:
+        raise DropsondeError(f"--forge-api: not an http(s) URL: {http_client.printable(repr(url))}")
+    if base[0] != "https" and not is_loopback(base[1]):
+        raise DropsondeError(f"--forge-api: {http_client.printable(url)}: https is required "
+                             "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
     return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_forge_time(value: Any) -> Optional[datetime]:
@@ -146,11 +166,26 @@ def crawl_forge(
         following = pagination.get("next")
         if not following:
             return result
-        url, params = urljoin(base_url + "/", following), None
+        url, params = _next_page_url(base_url, following), None
         if url in seen_urls:
             raise ForgeError(f"the Forge's pagination repeats a page ({following})")
         seen_urls.add(url)
     return result
+
+
+def _next_page_url(base_url: str, following: Any) -> str:
+    """``pagination.next`` (documented as relative) resolved against the base; ForgeError
+    when it leaves the base's origin, so a hostile page cannot steer the crawl elsewhere."""
+    if not isinstance(following, str):
+        raise ForgeError(f"{base_url}: pagination.next is not a URL: {following!r:.60}")
+    try:
+        url = urljoin(base_url + "/", following)
+    except ValueError:
+        url = following
+    if http_client.origin(url) != http_client.origin(base_url):
+        raise ForgeError(f"{base_url}: pagination.next leaves the Forge's origin "
+                         f"({http_client.printable(following)}): not followed")
+    return url
 
 
 def _progress_reporter() -> tuple:
@@ -173,7 +208,7 @@ def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> 
     """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was."""
     from dropsonde.forge import load_forge_cache, save_forge_cache
 
-    cache = load_forge_cache(cachepath)
+    cache = load_forge_cache(cachepath, now)
     incremental = not full and not cache.problem
     since = cache.watermark() if incremental else None
     update, stop = _progress_reporter()
@@ -185,6 +220,11 @@ def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> 
     if not slugs:
         raise ForgeError(f"{base_url}: the Forge listed no modules; keeping the current cache")
     newest = max((d for d in (crawl.newest, since) if d is not None), default=None)
+    if newest is not None and newest > now:
+        # a module "updated" in the future would freeze every later incremental refresh
+        log.warning("the Forge lists a module updated after now (%s); keeping now as the watermark",
+                    newest.isoformat())
+        newest = now
     save_forge_cache(cachepath, slugs, now, newest)
     kind = "incremental" if incremental else "full"
     return f"Forge module cache updated ({kind}): {len(slugs)} modules, {len(crawl.slugs)} new or changed, {crawl.requests} requests"

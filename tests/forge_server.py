@@ -21,7 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.loopback import LoopbackServer, QuietHandler
 
-EPOCH = datetime(2026, 11, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))
+# Early enough that 5,000 hourly updates still lie before the tests' fixed "now" (2026-11-27).
+EPOCH = datetime(2026, 4, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))
 
 
 def forge_time(moment: datetime) -> str:
@@ -65,13 +66,16 @@ def generate_modules(count: int, start: int = 0) -> List[ForgeModule]:
 
 @dataclass
 class Fault:
-    """What to do to the request for page ``offset``: 500, 429, slow, truncated, reset, repeat."""
+    """What to do to the request for page ``offset``: 500, 429, slow, truncated, reset, repeat,
+    redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``)."""
 
     kind: str
     offset: int = 0
     times: int = 10**9  # how many requests it affects before the server behaves
     retry_after: str = "1"
     delay: float = 3.0
+    target: str = ""
+    status: int = 302
 
 
 @dataclass
@@ -105,7 +109,7 @@ class ForgeHandler(QuietHandler):
         if not 1 <= limit <= 100:
             return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
         fault = self._fault(state, offset)
-        if fault is not None and fault.kind in ("500", "429", "slow", "reset", "truncated"):
+        if fault is not None and fault.kind in ("500", "429", "slow", "reset", "truncated", "redirect"):
             return self._inject(fault)
         groups = query.get("module_groups", "base").split()
         modules = [m for m in state.modules if m.group in groups]
@@ -119,6 +123,8 @@ class ForgeHandler(QuietHandler):
         next_url = f"/v3/modules?{urlencode(following)}" if offset + limit < len(modules) else None
         if fault is not None and fault.kind == "repeat":
             next_url = f"/v3/modules?{urlencode({**query, 'offset': str(offset)})}"
+        if fault is not None and fault.kind == "next":
+            next_url = fault.target
         body = {
             "pagination": {
                 "limit": limit, "offset": offset, "first": f"/v3/modules?{urlencode({**query, 'offset': '0'})}",
@@ -141,6 +147,8 @@ class ForgeHandler(QuietHandler):
         if fault.kind == "429":
             body = json.dumps({"message": "429 Too Many Requests", "errors": []}).encode()
             return self.send(429, body, "application/json", {"Retry-After": fault.retry_after})
+        if fault.kind == "redirect":
+            return self.send(fault.status, b"", "text/plain", {"Location": fault.target})
         if fault.kind == "slow":
             time.sleep(fault.delay)
             return self._json(200, {"pagination": {"next": None}, "results": []})

@@ -43,3 +43,23 @@ def test_missing_or_bad_cache_makes_nothing_public(tmp_path, content, problem):
     assert str(tmp_path) not in cache.problem  # shown in the preview: no paths
     assert not cache.is_public("puppetlabs-apache")
     assert cache.age(datetime.now(timezone.utc)) is None
+
+
+NOW = datetime(2026, 11, 27, 17, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("key", ["timestamp", "forge_updated_at"])
+def test_a_cache_dated_in_the_future_makes_nothing_public(tmp_path, key):
+    """It was either tampered with or written by a wrong clock; either way it would never expire."""
+    write(tmp_path / "forge.json", json.dumps({"timestamp": "2026-11-20T00:00:00+00:00", key: "9999-12-31T00:00:00+00:00",
+                                               "modules": ["puppetlabs-apache"]}))
+    cache = load_forge_cache(tmp_path, NOW)
+    assert "dated in the future" in cache.problem and key in cache.problem
+    assert not cache.is_public("puppetlabs-apache")
+    assert cache.age(NOW) is None  # so a refresh is due at once
+
+
+def test_a_little_clock_skew_is_tolerated(tmp_path):
+    for ahead, accepted in ((timedelta(minutes=50), True), (timedelta(minutes=70), False)):
+        write(tmp_path / "forge.json", json.dumps({"timestamp": (NOW + ahead).isoformat(), "modules": ["puppetlabs-apache"]}))
+        assert load_forge_cache(tmp_path, NOW).is_public("puppetlabs-apache") is accepted

@@ -12,16 +12,17 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from dropsonde import __version__
 from dropsonde.forge import load_forge_cache
-from dropsonde.forge_api import ForgeError, parse_forge_time, refresh_forge_cache
+from dropsonde.errors import DropsondeError
+from dropsonde.forge_api import ForgeError, forge_api_url, parse_forge_time, refresh_forge_cache
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
-from tests.forge_server import Fault, ForgeServer, generate_modules
+from tests.forge_server import Fault, ForgeModule, ForgeServer, generate_modules
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
@@ -229,9 +230,10 @@ def test_slow_forge_times_out(tmp_path):
 def test_proxies_come_from_the_environment(tmp_path):
     tree = site_with_module(tmp_path)
     with ForgeServer(generate_modules(30)) as proxy:
-        result = tree.run("--forge-api", "http://forge.invalid", "update", env={"http_proxy": proxy.url})
+        # plain http is for loopback addresses only; nothing listens on port 9: only the proxy answers
+        result = tree.run("--forge-api", "http://localhost:9", "update", env={"http_proxy": proxy.url, "no_proxy": ""})
     assert result.returncode == 0, result.stderr
-    assert proxy.state.paths[0].startswith("http://forge.invalid/v3/modules?")
+    assert proxy.state.paths[0].startswith("http://localhost:9/v3/modules?")
 
 
 def test_bad_forge_api_url_is_a_usage_error(tmp_path):
@@ -293,3 +295,107 @@ def test_kill_9_during_writes_never_leaves_a_partial_file(tmp_path):
         proc.wait()
         data = json.loads((tmp_path / "forge.json").read_text())
         assert len(data["modules"]) in (20000, 30000)
+
+
+# ---- where the list may come from ----
+
+
+def test_pagination_next_to_another_host_is_refused(tmp_path):
+    """A page may name any URL as next; the crawl stays on --forge-api's origin."""
+    write(tmp_path / "forge.json", json.dumps({"timestamp": "2020-01-01T00:00:00+00:00", "modules": ["old-module"]}))
+    before = (tmp_path / "forge.json").read_bytes()
+    with ForgeServer(generate_modules(300)) as elsewhere, ForgeServer(generate_modules(300)) as server:
+        for target in (f"http://localhost:{elsewhere.port}/v3/modules?offset=100", f"//localhost:{elsewhere.port}/v3/modules",
+                       f"https://127.0.0.1:{server.port}/v3/modules?offset=100"):
+            server.state.faults[:] = [Fault("next", offset=0, target=target)]
+            with pytest.raises(ForgeError, match="pagination.next leaves the Forge's origin"):
+                refresh(tmp_path, server, full=True)
+    assert elsewhere.state.requests == []
+    assert (tmp_path / "forge.json").read_bytes() == before
+
+
+def test_a_redirect_off_the_forge_origin_is_refused(tmp_path):
+    with ForgeServer(generate_modules(300)) as elsewhere, ForgeServer(generate_modules(300)) as server:
+        server.state.faults.append(Fault("redirect", offset=100, target=f"{elsewhere.url}/v3/modules?offset=100&limit=100"))
+        with pytest.raises(ForgeError, match="another origin: not followed"):
+            refresh(tmp_path, server, full=True)
+    assert elsewhere.state.requests == []
+    assert not (tmp_path / "forge.json").exists()
+
+
+def test_a_same_origin_redirect_is_followed(tmp_path):
+    with ForgeServer(generate_modules(150)) as server:
+        query = "limit=100&offset=100&sort_by=latest_release&module_groups=base+pe_only"
+        server.state.faults.append(Fault("redirect", offset=100, times=1, target=f"/v3/modules?{query}"))
+        refresh(tmp_path, server, full=True)
+    assert len(cached(tmp_path)["modules"]) == 150
+    assert len(server.state.requests) == 3
+
+
+@pytest.mark.parametrize("url", ["http://forgeapi.puppet.com", "http://10.0.0.1:8080", "http://localhost.example.test",
+                                 "http://[::ffff:8.8.8.8]", "ftp://127.0.0.1", "https://[::1"])
+def test_forge_api_must_be_https_unless_loopback(url):
+    with pytest.raises(DropsondeError, match="--forge-api"):
+        forge_api_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://forge.example.test/", "http://127.0.0.1:8080", "http://127.9.9.9",
+                                 "http://localhost:1234", "http://LOCALHOST", "http://[::1]:8080"])
+def test_forge_api_accepted(url):
+    assert forge_api_url(url) == url.rstrip("/")
+
+
+def test_plain_http_forge_api_is_a_usage_error_and_nothing_is_fetched(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(30)) as proxy:
+        result = tree.run("--forge-api", "http://forge.example.test", "update", env={"http_proxy": proxy.url, "no_proxy": ""})
+    assert_clean_error(result, "--forge-api", "https is required")
+    assert result.returncode == 2
+    assert proxy.state.requests == []
+
+
+# ---- timestamps in the future ----
+
+
+def test_a_future_watermark_no_longer_freezes_refreshes(tmp_path):
+    """A 9999-12-31 watermark made every incremental refresh stop at its first module."""
+    write(tmp_path / "forge.json", json.dumps(
+        {"timestamp": "9999-12-31T00:00:00+00:00", "forge_updated_at": "9999-12-31T00:00:00+00:00", "modules": ["old-module"]}))
+    with ForgeServer(generate_modules(150)) as server:
+        summary = refresh(tmp_path, server)
+    assert "full" in summary
+    data = cached(tmp_path)
+    assert len(data["modules"]) == 150
+    assert datetime.fromisoformat(data["forge_updated_at"]) <= NOW
+
+
+def test_a_module_updated_in_the_future_does_not_become_the_watermark(tmp_path):
+    modules = generate_modules(20) + [ForgeModule("evil-module", datetime(9999, 12, 31, tzinfo=timezone.utc))]
+    with ForgeServer(modules) as server:
+        refresh(tmp_path, server)
+        assert datetime.fromisoformat(cached(tmp_path)["forge_updated_at"]) == NOW
+        server.state.modules.append(ForgeModule("new-module", NOW + timedelta(hours=1)))
+        refresh_forge_cache(tmp_path, server.url, full=False, now=NOW + timedelta(days=1))
+    assert {"evil-module", "new-module"} <= set(cached(tmp_path)["modules"])
+
+
+def test_a_future_cache_is_refreshed_before_a_report(tmp_path):
+    tree = site_with_module(tmp_path)
+    write(tree.cachepath / "forge.json", json.dumps({"timestamp": "9999-12-31T00:00:00+00:00", "modules": ["author7-module7"]}))
+    with ForgeServer(generate_modules(120)) as server:
+        result = tree.run("--update", "--forge-api", server.url, "preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert len(server.state.requests) == 2
+    assert "Forge module cache updated (full): 120 modules" in result.stderr
+    assert load_forge_cache(tree.cachepath).timestamp < "9999"
+
+
+@pytest.mark.parametrize("key", ["timestamp", "forge_updated_at"])
+def test_import_refuses_a_file_dated_in_the_future(tmp_path, key):
+    tree = site_with_module(tmp_path)
+    tree.forge(["author7-module7"])
+    before = (tree.cachepath / "forge.json").read_bytes()
+    carried = write(tmp_path / "carried.json", json.dumps({key: "9999-12-31T00:00:00+00:00", "modules": ["puppetlabs-apache"]}))
+    result = tree.run("update", "--from-file", str(carried))
+    assert_clean_error(result, str(carried), f"{key} '9999-12-31T00:00:00+00:00' lies in the future")
+    assert (tree.cachepath / "forge.json").read_bytes() == before

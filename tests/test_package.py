@@ -69,7 +69,8 @@ def server_site():
     server_var = root / "server-var"
     (server_var / "dropsonde").mkdir(parents=True, mode=0o700)
     write(server_var / "dropsonde" / "forge.json", json.dumps(
-        {"timestamp": "2099-01-01T00:00:00+00:00", "modules": ["puppetlabs-ntp"]}))  # fresh: no Forge refresh
+        {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),  # fresh (a future date is refused)
+         "modules": ["puppetlabs-ntp"]}))
     confd = root / "conf.d"
     write(confd / "puppetserver.conf", "jruby-puppet: {\n"
           f"  server-conf-dir: {tree.confdir}\n  server-code-dir: {tree.codedir}\n  server-var-dir: {server_var}\n}}\n")
