@@ -96,10 +96,14 @@ class State:
                 self.given[name] = value
 
     def site(self) -> "Site":
+        """The site, once its cache directory is known to be ours alone (see cache_dir)."""
+        from dropsonde.cache_dir import check_cache_dir
         from dropsonde.site import Site
 
         if self._site is None:
-            self._site = Site.from_options(self.options(), self.layout())
+            site = Site.from_options(self.options(), self.layout())
+            check_cache_dir(site.cachepath)
+            self._site = site
         return self._site
 
     def plugins(self) -> "PluginSet":

@@ -10,13 +10,17 @@ when each site happened to submit.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, Optional
 
+from dropsonde.cache_dir import open_cache_dir
+from dropsonde.errors import DropsondeError
 from dropsonde.forge import parse_iso
 
 LOCK_FILENAME = "submit.lock"
@@ -37,9 +41,21 @@ def next_due(last_submitted_at: Optional[str], interval: int, now: datetime) -> 
 
 @contextmanager
 def submission_lock(cachepath: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock file: yields False when another run holds it."""
-    Path(cachepath).mkdir(parents=True, exist_ok=True)
-    fd = os.open(Path(cachepath) / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive, non-blocking lock file: yields False when another run holds it.
+    Opened inside the checked cache directory without following a link, so a planted
+    ``submit.lock -> /etc/nologin`` is refused instead of making us create that file."""
+    dir_fd = open_cache_dir(cachepath)
+    try:
+        fd = os.open(LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        reason = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise DropsondeError(f"{Path(cachepath) / LOCK_FILENAME}: refusing to use the lock: {reason}") from None
+    finally:
+        os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DropsondeError(f"{Path(cachepath) / LOCK_FILENAME}: refusing to use the lock: not a regular file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
