@@ -105,6 +105,29 @@ def test_inventory_is_local_and_does_show_private_things(canary_tree):
     assert os.fspath(canary_tree.root) in result.stdout
 
 
+def test_forge_listed_profile_and_role_modules_are_still_site_specific(tmp_path):
+    """Modules named ``profile`` and ``role`` exist on the Forge; a site that installs
+    one (or whose own module shares a Forge-listed slug) must still never have its
+    ``profile::``/``role::`` classes reported: those namespaces name a site's design."""
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-apache", "acme-profile", "acme-role"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", "12.0.0", manifests={"init.pp": "class apache { }"})
+    make_module(modules, "profile", "acme-profile", "1.0.0", manifests={
+        "init.pp": "class profile { }", "web.pp": "class profile::web { include apache }"})
+    make_module(modules, "role", "acme-role", "1.0.0", manifests={
+        "init.pp": "class role { }", "web.pp": "class role::web { include profile::web }"})
+    make_module(modules, "site", None, manifests={
+        "init.pp": "class site { include role, role::web, profile, profile::web, apache }"})
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
+    assert values["profile_classes"] == [{"name": "apache", "count": 1}]  # public classes still get through
+    assert {m["slug"] for m in values["modules"]} == {"puppetlabs-apache", "acme-profile", "acme-role"}
+    for column in ("profile_classes", "classes", "unused_classes", "class_platforms"):
+        assert not [row for row in values.get(column, []) if row["name"].split("::")[0] in ("profile", "role")]
+
+
 # ---- shapes: what a free-text value must look like to be sent ----
 
 from hypothesis import given, settings  # noqa: E402

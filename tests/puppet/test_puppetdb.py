@@ -84,7 +84,9 @@ def site_tree(tmp_path, puppetdb_conf: str, extra_conf: str = "") -> PuppetTree:
     tree = PuppetTree(tmp_path / "site")
     if extra_conf:
         write(tree.confdir / "puppet.conf", (tree.confdir / "puppet.conf").read_text() + extra_conf)
-    tree.forge(["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-unused"])
+    # profile and role are Forge-listed here, as modules of those names are on the
+    # Forge: their classes (declared on the nodes) must still never be reported.
+    tree.forge(["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-unused", "acme-profile", "acme-role"])
     modules = tree.environment("production") / "modules"
     apache = make_module(modules, "apache", "puppetlabs-apache", "12.0.0", manifests={
         # a class outside the module's namespace: not reported even as published
@@ -100,6 +102,7 @@ def site_tree(tmp_path, puppetdb_conf: str, extra_conf: str = "") -> PuppetTree:
     })
     make_module(modules, "unused", "puppetlabs-unused", "1.0.0", manifests={"init.pp": "class unused { }"})
     make_module(modules, "profile", "acme-profile", manifests={"web.pp": "class profile::web { include apache }"})
+    make_module(modules, "role", "acme-role", manifests={"webserver.pp": "class role::webserver { include profile::web }"})
     make_module(modules, "zzcanary", None, manifests={"init.pp": "class zzcanary::secret { }"})
     write(tree.confdir / "puppetdb.conf", puppetdb_conf)
     return tree
