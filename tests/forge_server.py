@@ -66,7 +66,8 @@ def generate_modules(count: int, start: int = 0) -> List[ForgeModule]:
 
 @dataclass
 class Fault:
-    """What to do to the request for page ``offset``: 500, 429, slow, truncated, reset, repeat,
+    """What to do to the request for page ``offset``: an HTTP status ("500", "429",
+    "404"...), slow, truncated, reset, repeat,
     redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``)."""
 
     kind: str
@@ -109,7 +110,7 @@ class ForgeHandler(QuietHandler):
         if not 1 <= limit <= 100:
             return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
         fault = self._fault(state, offset)
-        if fault is not None and fault.kind in ("500", "429", "slow", "reset", "truncated", "redirect"):
+        if fault is not None and (fault.kind.isdigit() or fault.kind in ("slow", "reset", "truncated", "redirect")):
             return self._inject(fault)
         groups = query.get("module_groups", "base").split()
         modules = [m for m in state.modules if m.group in groups]
@@ -147,6 +148,8 @@ class ForgeHandler(QuietHandler):
         if fault.kind == "429":
             body = json.dumps({"message": "429 Too Many Requests", "errors": []}).encode()
             return self.send(429, body, "application/json", {"Retry-After": fault.retry_after})
+        if fault.kind.isdigit():  # any other status, worded as the Forge words its errors
+            return self._json(int(fault.kind), {"message": f"{fault.kind} Refused", "errors": ["injected"]})
         if fault.kind == "redirect":
             return self.send(fault.status, b"", "text/plain", {"Location": fault.target})
         if fault.kind == "slow":

@@ -21,7 +21,7 @@ class Received:
 
 @dataclass
 class ReceiverState:
-    mode: str = "ok"  # ok, newer, 500, hang, redirect, notjson
+    mode: str = "ok"  # ok, newer, hang, redirect, notjson, or an HTTP status ("500", "413"...)
     received: List[Received] = field(default_factory=list)
     location: Optional[str] = None  # where "redirect" sends (default: the same path, forever)
     redirect_status: int = 307
@@ -38,6 +38,8 @@ class ReceiverHandler(QuietHandler):
             return
         if state.mode == "500":
             return self.send(500, b"internal error", "text/plain")
+        if state.mode.isdigit():  # any other status: "400", "404", "413"...
+            return self.send(int(state.mode), f"status {state.mode}".encode(), "text/plain")
         if state.mode == "redirect" and self.path != state.location:
             return self.send(state.redirect_status, b"", "text/plain", {"Location": state.location or self.path})
         if state.mode == "notjson":

@@ -399,3 +399,19 @@ def test_import_refuses_a_file_dated_in_the_future(tmp_path, key):
     result = tree.run("update", "--from-file", str(carried))
     assert_clean_error(result, str(carried), f"{key} '9999-12-31T00:00:00+00:00' lies in the future")
     assert (tree.cachepath / "forge.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("status", ["400", "404", "413"])
+@pytest.mark.parametrize("offset", [0, 100])
+def test_a_refusal_from_the_forge_is_asked_once_and_changes_nothing(tmp_path, status, offset):
+    """A 4xx (other than 429) will not change by asking again: one request for
+    that page, the crawl stops, the cache keeps its old bytes."""
+    write(tmp_path / "forge.json", json.dumps({"timestamp": "2020-01-01T00:00:00+00:00", "modules": ["old-module"]}))
+    before = (tmp_path / "forge.json").read_bytes()
+    with ForgeServer(generate_modules(250)) as server:
+        server.state.faults.append(Fault(status, offset=offset))
+        with pytest.raises(ForgeError, match=f"HTTP {status}"):
+            refresh(tmp_path, server, full=True)
+    assert [int(query.get("offset", "0")) for query in server.state.requests] == list(range(0, offset + 1, 100))
+    assert (tmp_path / "forge.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["forge.json"]

@@ -187,3 +187,14 @@ def test_a_redirect_that_would_turn_the_post_into_a_get_is_refused(tree, status)
     assert_clean_error(result, "Failed to submit report", f"HTTP {status} redirect would resend the POST as a GET")
     assert [r.path for r in receiver.state.received] == ["/"]
     assert not (tree.cachepath / "last-submission.json").exists()
+
+
+@pytest.mark.parametrize("status", ["400", "404", "413"])
+def test_a_refusal_is_sent_once_and_recorded_nowhere(tree, status):
+    """A 4xx says the request itself is wrong (malformed, wrong path, too large):
+    sending it again cannot succeed and only loads the collector."""
+    with Receiver(status) as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert_clean_error(result, "Failed to submit report", f"HTTP {status}")
+    assert len(receiver.state.received) == 1
+    assert not (tree.cachepath / "last-submission.json").exists()
