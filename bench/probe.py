@@ -7,7 +7,7 @@ of its own with manifests that declare public classes. Measures
 `dropsonde preview --format json` wall time and peak RSS, cold (no parse
 cache) and warm, for 30 and 300 environments, and `dropsonde --help`.
 
-Usage: bench/probe.py [--runs 3]   (needs the puppet-module-* packages: tests/run installs them)
+Usage: bench/probe.py [--runs 3] [--sizes 30,300]   (needs the puppet-module-* packages: tests/run installs them)
 """
 
 from __future__ import annotations
@@ -62,23 +62,38 @@ def build_tree(root: Path, environments: int, shared_private: bool = False) -> l
     return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
 
 
-def measure(args: list) -> tuple:
-    """Wall seconds and peak RSS (MiB) of one dropsonde run in a fresh process."""
+def dropsonde_command() -> list:
+    """The installed ``dropsonde`` (the venv's, when this runs in one), its bytecode compiled.
+
+    An installed package has its bytecode compiled at install time; an editable
+    checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run.
+    """
+    script = Path(sys.executable).parent / "dropsonde"
+    if not script.exists():
+        script = Path(shutil.which("dropsonde") or "dropsonde")
+    subprocess.run([str(script.parent / "python"), "-m", "compileall", "-q", str(Path(__file__).parent.parent / "dropsonde")],
+                   check=True)
+    return [str(script)]
+
+
+def measure(command: list) -> tuple:
+    """Wall seconds and peak RSS (MiB) of one run of ``command`` in a fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([shutil.which("dropsonde") or "dropsonde", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
-        sys.exit(f"dropsonde {' '.join(args)} failed: {proc.stderr.read().decode()}")
+        sys.exit(f"{' '.join(command)} failed: {proc.stderr.read().decode()}")
     return elapsed, usage.ru_maxrss / 1024
 
 
-def run(args: list, runs: int, cold_cache: Path = None) -> tuple:
+def run(command: list, runs: int, cold_cache: Path = None) -> tuple:
+    """Median wall seconds and largest peak RSS of ``runs`` runs; ``cold_cache`` is deleted before each."""
     times, rss = [], []
     for _ in range(runs):
         if cold_cache is not None and cold_cache.exists():
             cold_cache.unlink()
-        elapsed, peak = measure(args)
+        elapsed, peak = measure(command)
         times.append(elapsed)
         rss.append(peak)
     return statistics.median(times), max(rss)
@@ -87,24 +102,22 @@ def run(args: list, runs: int, cold_cache: Path = None) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="30,300", help="numbers of environments, comma-separated")
     options = parser.parse_args()
     if not MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
-    # An installed package has its bytecode compiled at install time; an editable
-    # checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run.
-    dropsonde_python = Path(shutil.which("dropsonde")).parent / "python"
-    subprocess.run([str(dropsonde_python), "-m", "compileall", "-q", str(Path(__file__).parent.parent / "dropsonde")],
-                   check=True)
-    help_time, help_rss = run(["--help"], options.runs)
+    command = dropsonde_command()
+    help_time, help_rss = run([*command, "--help"], options.runs)
     print(f"dropsonde --help: {help_time:.3f} s, {help_rss:.0f} MiB")
     module_count = len(list(MODULES.iterdir()))
-    for environments, shared in ((30, False), (300, False), (30, True), (300, True)):
+    sizes = [int(size) for size in options.sizes.split(",")]
+    for environments, shared in [(size, shared) for shared in (False, True) for size in sizes]:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             args = build_tree(root, environments, shared)
             manifests = root / "cache" / "manifests.json"
-            cold = run([*args, "preview", "--format", "json"], options.runs, cold_cache=manifests)
-            warm = run([*args, "preview", "--format", "json"], options.runs)
+            cold = run([*command, *args, "preview", "--format", "json"], options.runs, cold_cache=manifests)
+            warm = run([*command, *args, "preview", "--format", "json"], options.runs)
             directories = module_count + (5 if shared else environments * 5)
             print(
                 f"{environments:4d} environments, private modules {'shared' if shared else 'per environment'}: "
