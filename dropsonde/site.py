@@ -24,7 +24,8 @@ from dropsonde.puppet.environments import (
     ModuleStore,
     discover_environments,
 )
-from dropsonde.puppet.manifests import Definition, ManifestIndex, module_manifests
+from dropsonde.puppet.manifest_cache import ManifestCache, ManifestFile
+from dropsonde.puppet.manifests import Definition
 from dropsonde.puppet.module_checksums import PublishedFiles, read_published_files
 from dropsonde.puppet.puppetdb import (
     ClassUsage,
@@ -66,8 +67,8 @@ class Site:
         self.puppet = puppet
         self.cachepath = Path(options.cachepath) if options.cachepath else puppet.vardir / "dropsonde"
         self.store = ModuleStore()
-        self._manifests: Dict[str, List[Definition]] = {}
-        self._index: Optional[ManifestIndex] = None
+        self._manifests: Dict[str, List[ManifestFile]] = {}
+        self._manifest_cache: Optional[ManifestCache] = None
         self._class_lookups: Dict[str, bool] = {}
         self._published: Dict[str, PublishedFiles] = {}
         self._set_aside: Dict[str, Dict[str, str]] = {}
@@ -117,21 +118,27 @@ class Site:
     def is_public(self, module: Module) -> bool:
         return self.publicity(module).public
 
-    def _read(self, path: str) -> List[Definition]:
-        if self._index is None:
-            self._index = ManifestIndex(self.cachepath / MANIFEST_CACHE_FILENAME)
-        log.info("reading manifest %s", path)
-        info = self._index.read(path)
-        if info.error:
-            log.warning("manifest %s: %s", path, info.error)
-        return info.definitions
+    @property
+    def manifest_cache(self) -> ManifestCache:
+        """Parse results by content (md5), loaded from the cache directory on first use."""
+        if self._manifest_cache is None:
+            self._manifest_cache = ManifestCache(self.cachepath / MANIFEST_CACHE_FILENAME)
+        return self._manifest_cache
 
-    def definitions(self, module: Module) -> List[Definition]:
-        """Classes and defined types in the module's manifests (parsed once per run, cached on disk)."""
+    def manifest_files(self, module: Module) -> List[ManifestFile]:
+        """Every manifest of the module with its md5 and what it defines (each
+        distinct content parsed once per run, and cached on disk)."""
         key = str(module.path)
         if key not in self._manifests:
-            self._manifests[key] = [d for path in module_manifests(module.path) for d in self._read(path)]
+            log.info("reading the manifests of %s", module.path)
+            self._manifests[key] = self.manifest_cache.module(module.manifests_dir)
+            for found in self._manifests[key]:
+                _warn_if_unreadable(found)
         return self._manifests[key]
+
+    def definitions(self, module: Module) -> List[Definition]:
+        """Classes and defined types in the module's manifests."""
+        return [d for found in self.manifest_files(module) for d in found.info.definitions]
 
     @cached_property
     def _public_modules_by_name(self) -> Dict[str, List[Module]]:
@@ -146,21 +153,22 @@ class Site:
         or edited after install, by ``checksums.json``), with why; for ``dev inventory``."""
         return dict(self._set_aside.get(str(module.path), {}))
 
-    def _published_definitions(self, module: Module, relative: str) -> List[Definition]:
-        """What ``manifests/<relative>`` of a public module defines, or nothing when
-        the file is absent or is the site's own (privacy rule 3)."""
-        path = module.manifests_dir / relative
-        if not path.is_file():
+    def _published_definitions(self, module: Module, found: Optional[ManifestFile]) -> List[Definition]:
+        """What a manifest of a public module defines, or nothing when the file is
+        absent or is the site's own (privacy rule 3). Its MD5 comes with the parse
+        (the cache's content key), so the file is not read a second time."""
+        if found is None:
             return []
         key = str(module.path)
         if key not in self._published:
             self._published[key] = read_published_files(module.path)
-        reason = self._published[key].set_aside(module.path, f"manifests/{relative}")
+        relative = f"manifests/{found.relative}"
+        reason = self._published[key].set_aside(module.path, relative, found.md5)
         if reason is not None:
-            self._set_aside.setdefault(key, {})[f"manifests/{relative}"] = reason
-            log.info("%s: classes in manifests/%s are treated as private: %s", module.path, relative, reason)
+            self._set_aside.setdefault(key, {})[relative] = reason
+            log.info("%s: classes in %s are treated as private: %s", module.path, relative, reason)
             return []
-        return self._read(str(path))
+        return found.info.definitions
 
     def defines_public_class(self, name: str) -> bool:
         """Whether an installed public module defines class ``name`` (any case,
@@ -174,7 +182,7 @@ class Site:
                 d.kind == "class" and d.name == canonical
                 for module in self._public_modules_by_name.get(canonical.split("::", 1)[0], [])
                 for relative in autoload_files(canonical)
-                for d in self._published_definitions(module, relative)
+                for d in self._published_definitions(module, self._autoload_file(module, relative))
             )
         return self._class_lookups[canonical]
 
@@ -185,9 +193,9 @@ class Site:
         if not self.is_public(module):
             return set()
         classes: Set[str] = set()
-        for path in module_manifests(module.path):
-            relative = Path(path).relative_to(module.manifests_dir).as_posix()
-            for d in self._published_definitions(module, relative):
+        for found in self.manifest_files(module):
+            relative = found.relative
+            for d in self._published_definitions(module, found):
                 if (
                     d.kind == "class"
                     and reportable_class(d.name)
@@ -197,6 +205,14 @@ class Site:
                 ):
                     classes.add(d.name)
         return classes
+
+    def _autoload_file(self, module: Module, relative: str) -> Optional[ManifestFile]:
+        """One file of the module's ``manifests``, None when it has no such file."""
+        log.info("reading manifest %s", module.manifests_dir / relative)
+        found = self.manifest_cache.read(module.manifests_dir, relative)
+        if found is not None:
+            _warn_if_unreadable(found)
+        return found
 
     @cached_property
     def public_classes(self) -> Set[str]:
@@ -228,6 +244,11 @@ class Site:
             return None
 
     def close(self) -> None:
-        """Persist the manifest parse cache."""
-        if self._index is not None:
-            self._index.save()
+        """Persist the manifest parse cache, keeping only what installed modules hold."""
+        if self._manifest_cache is not None:
+            self._manifest_cache.save(module.manifests_dir for module in self.store.modules.values())
+
+
+def _warn_if_unreadable(found: ManifestFile) -> None:
+    if found.info.error:
+        log.warning("manifest %s: %s", found.path, found.info.error)

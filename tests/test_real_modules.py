@@ -81,3 +81,62 @@ def test_inventory_reads_every_module_directory_once(real_tree):
     assert len(paths) == len(set(paths)) == len(metadata) + 3 + 1  # linked + copied + profile
     public_classes = sum(len(m["classes"]) for m in inventory["modules"] if m["public"])
     assert public_classes > 1000
+
+
+def _report_and_inventory(tree: PuppetTree) -> tuple:
+    """The exact bytes `preview --format json` and `dev inventory --format json` would print, at a fixed time."""
+    from datetime import datetime, timezone
+
+    from dropsonde.inventory import build_inventory
+    from dropsonde.plugins import load_plugins
+    from dropsonde.report import build_report, report_body
+    from tests.conftest import site_for
+
+    site = site_for(tree)
+    try:
+        report = report_body(build_report(site, load_plugins(), now=datetime(2026, 11, 27, tzinfo=timezone.utc)))
+        inventory = json.dumps(build_inventory(site), sort_keys=True).encode()
+    finally:
+        site.close()
+    return report, inventory
+
+
+def test_report_and_inventory_are_byte_identical_with_a_cold_and_a_warm_cache(real_tree):
+    """The parse cache is a shortcut, never a change: cold, warm, and with every
+    file's stat changed (re-hashed, not re-parsed), the same bytes."""
+    tree, _ = real_tree
+    cache_file = tree.cachepath / "manifests.json"
+    cache_file.unlink(missing_ok=True)
+    cold = _report_and_inventory(tree)
+    assert cache_file.is_file()
+    warm = _report_and_inventory(tree)
+    for manifest in (tree.environments / "staging" / "modules").glob("*/manifests/**/*.pp"):
+        os.utime(manifest)  # as a fresh r10k checkout would leave them
+    touched = _report_and_inventory(tree)
+    assert cold == warm == touched
+    assert b'"profile_classes"' in cold[0] and b'"apache::mod::ssl"' in cold[0]
+
+
+def test_parse_cache_holds_one_record_per_installed_manifest_and_drops_removed_environments(tmp_path):
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-apache", "puppetlabs-concat"])
+    for env in ("production", "feature_a", "feature_b"):  # r10k: one full copy per branch
+        for name in ("apache", "concat"):
+            shutil.copytree(DEBIAN_MODULES / name, tree.environment(env) / "modules" / name, symlinks=False)
+    manifests = sorted(p.relative_to(DEBIAN_MODULES / "apache") for p in (DEBIAN_MODULES / "apache").glob("manifests/**/*.pp"))
+    _report_and_inventory(tree)
+    stored = json.loads((tree.cachepath / "manifests.json").read_text())
+    assert len(stored["paths"]) == 6
+    apache = stored["paths"][str(tree.environments / "production" / "modules" / "apache" / "manifests")]
+    assert len(apache) == len(manifests)
+    distinct = {record["md5"] for records in stored["paths"].values() for record in records.values()}
+    assert set(stored["contents"]) == distinct
+    assert len(distinct) == len({p.read_bytes() for p in (tree.environments / "production").glob("modules/*/manifests/**/*.pp")})
+    shutil.rmtree(tree.environments / "feature_b")  # r10k removed a branch; nothing else changed
+    _report_and_inventory(tree)
+    stored = json.loads((tree.cachepath / "manifests.json").read_text())
+    assert sorted(stored["paths"]) == sorted(
+        str(tree.environments / env / "modules" / name / "manifests")
+        for env in ("production", "feature_a")
+        for name in ("apache", "concat")
+    )

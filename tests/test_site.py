@@ -5,6 +5,7 @@ and in a file as published (checksums.json); names are checked before any lookup
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,8 +46,9 @@ def test_a_class_name_is_never_a_path(tree, tmp_path):
     })
     assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "apache", "count": 1}]
     assert tree.run("preview", "--format", "json").returncode == 0
-    parsed = json.loads((tree.cachepath / "manifests.json").read_text())["files"]
-    assert str(evil) not in parsed and all(path.startswith(str(tree.codedir)) for path in parsed)
+    stored = json.loads((tree.cachepath / "manifests.json").read_text())["paths"]
+    parsed = [os.path.join(directory, relative) for directory, records in stored.items() for relative in records]
+    assert parsed and str(evil) not in parsed and all(path.startswith(str(tree.codedir)) for path in parsed)
 
 
 @pytest.fixture
@@ -99,3 +101,25 @@ def test_a_broken_checksums_json_makes_the_module_s_classes_private(tree, modifi
     ntp = next(m for m in site.modules if m.name == "ntp")
     assert site.public_classes_of(ntp) == set()
     assert "checksums.json is unusable (not valid JSON)" in site.set_aside(ntp).values()
+
+
+def test_a_manifest_edited_after_a_warm_run_is_checked_against_its_new_md5(tree):
+    """The checksum rule takes the MD5 from the parse cache: an edit after the
+    cache was written must not be judged by the old content's MD5."""
+    tree.forge(["puppetlabs-ntp"])
+    ntp = tree.environment("production") / "modules" / "ntp"
+    shutil.copytree(DEBIAN_NTP, ntp)
+    forge_checksums(ntp)
+    make_module(tree.environment("production") / "modules", "profile", "acme-profile", manifests={
+        "init.pp": "class profile { include ntp, ntp::service }",
+    })
+    before = run_metric(Profiles, tree)["profile_classes"]
+    site = site_for(tree)
+    site.public_classes  # noqa: B018 - every public manifest parsed and its MD5 cached
+    site.close()
+    service = ntp / "manifests" / "service.pp"
+    service.write_text(service.read_text().replace("class ntp::service", "class ntp::service  "))
+    assert before == [{"name": "ntp", "count": 1}, {"name": "ntp::service", "count": 1}]
+    assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "ntp", "count": 1}]
+    inventory = next(m for m in build_inventory(site_for(tree))["modules"] if m["name"] == "ntp")
+    assert inventory["set_aside"] == {"manifests/service.pp": "differs from checksums.json (modified by the site)"}

@@ -13,15 +13,9 @@ gracefully on invalid input (what was found is returned, nothing raises).
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional
-
-from dropsonde.atomic_file import write_atomic
+from typing import Iterator, List, NamedTuple, Optional
 
 DECLARING_FUNCTIONS = frozenset({"include", "require", "contain"})
 ATTRIBUTE_ARROWS = frozenset({"=>", "+>"})
@@ -323,11 +317,7 @@ class _Reader:
         """`include a, 'b'`, `include(['a', 'b'])`, `contain $x` (dynamic: ignored)."""
         following = self._peek()
         if following is not None and following.kind == "OP" and following.value == "(":
-            end = self._matching_close()
-            for token in self.tokens[self.index + 1:end]:
-                if token.kind in ("STRING", "NAME"):
-                    self._declare(token.value)
-            self.index = end + 1
+            self._declare_bracketed()
             return
         while True:
             token = self._peek()
@@ -337,11 +327,7 @@ class _Reader:
                 self._declare(token.value)
                 self.index += 1
             elif token.kind == "OP" and token.value == "[":
-                end = self._matching_close()
-                for item in self.tokens[self.index + 1:end]:
-                    if item.kind in ("STRING", "NAME"):
-                        self._declare(item.value)
-                self.index = end + 1
+                self._declare_bracketed()
             elif token.kind == "VARIABLE":
                 self.index += 1
             else:
@@ -350,6 +336,15 @@ class _Reader:
             if separator is None or separator.kind != "OP" or separator.value != ",":
                 return
             self.index += 1
+
+    def _declare_bracketed(self) -> None:
+        """Every literal between the bracket at the current index and its match is
+        a declared class (``include(['a', 'b'])``); continue after the match."""
+        end = self._matching_close()
+        for token in self.tokens[self.index + 1:end]:
+            if token.kind in ("STRING", "NAME"):
+                self._declare(token.value)
+        self.index = end + 1
 
     def _matching_close(self) -> int:
         """Index of the bracket closing the one at the current index."""
@@ -375,18 +370,13 @@ def read_manifest_text(text: str) -> ManifestInfo:
     return _Reader(text).read()
 
 
-def read_manifest(path: str) -> ManifestInfo:
-    """Definitions and declarations in one ``.pp`` file; never raises for bad content.
+def read_manifest_data(data: bytes) -> ManifestInfo:
+    """Definitions and declarations in the bytes of a ``.pp`` file; never raises.
 
-    A file that cannot be read, or is binary, gives an empty result with the
-    reason in ``error``; one that is not UTF-8 is read with replacement
-    characters (Puppet would reject it) and says so.
+    Binary data gives an empty result with the reason in ``error``; text that
+    is not UTF-8 is read with replacement characters (Puppet would reject it)
+    and says so.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        return ManifestInfo(error=f"cannot read: {exc.strerror or exc}")
     if b"\0" in data:
         return ManifestInfo(error="binary file (contains NUL bytes)")
     try:
@@ -398,71 +388,3 @@ def read_manifest(path: str) -> ManifestInfo:
     info = read_manifest_text(text)
     info.error = error
     return info
-
-
-class ManifestIndex:
-    """Parse results per manifest, kept on disk between runs.
-
-    Keyed by real path with the file's size and modification time, so an
-    edited file is re-read and an unchanged one is not: a warm run costs a
-    ``stat`` per manifest instead of a parse.
-    """
-
-    VERSION = 1
-
-    def __init__(self, cache_file: Optional[Path] = None) -> None:
-        self.cache_file = cache_file
-        self.entries: Dict[str, list] = {}
-        self.dirty = False
-        if cache_file is not None:
-            self._load()
-
-    def _load(self) -> None:
-        try:
-            data = json.loads(self.cache_file.read_bytes())
-        except (OSError, ValueError):
-            return  # no cache yet, or a damaged one: start afresh
-        if isinstance(data, dict) and data.get("version") == self.VERSION and isinstance(data.get("files"), dict):
-            self.entries = data["files"]
-
-    def read(self, path: str) -> ManifestInfo:
-        """Parse results for ``path``, from the cache when the file is unchanged."""
-        try:
-            stat = os.stat(path)
-        except OSError as exc:
-            return ManifestInfo(error=f"cannot read: {exc.strerror or exc}")
-        key = [stat.st_mtime_ns, stat.st_size]
-        entry = self.entries.get(path)
-        if entry is not None and entry[0] == key:
-            return ManifestInfo(
-                definitions=[Definition(kind, name, line, list(declares)) for kind, name, line, declares in entry[1]],
-                error=entry[2],
-            )
-        info = read_manifest(path)
-        self.entries[path] = [
-            key,
-            [[d.kind, d.name, d.line, d.declares] for d in info.definitions],
-            info.error,
-        ]
-        self.dirty = True
-        return info
-
-    def save(self) -> None:
-        """Write the cache back if anything was parsed; a read-only cache directory is not an error."""
-        if self.cache_file is None or not self.dirty:
-            return
-        payload = json.dumps({"version": self.VERSION, "files": self.entries}, separators=(",", ":"))
-        try:
-            write_atomic(self.cache_file, payload.encode("utf-8"), mode=0o600)
-        except OSError as exc:
-            logging.getLogger(__name__).debug("not saving the manifest cache: %s", exc)
-        self.dirty = False
-
-
-def module_manifests(module_dir: Path) -> List[str]:
-    """Every ``.pp`` file under a module's ``manifests`` directory, sorted (what Puppet can autoload)."""
-    found: List[str] = []
-    for root, dirs, files in os.walk(Path(module_dir) / "manifests"):
-        dirs.sort()
-        found.extend(os.path.join(root, name) for name in sorted(files) if name.endswith(".pp"))
-    return found

@@ -28,11 +28,12 @@ class PublishedFiles:
     checksums: Optional[Dict[str, str]] = None
     problem: Optional[str] = None
 
-    def set_aside(self, module_dir: Path, relative: str) -> Optional[str]:
+    def set_aside(self, module_dir: Path, relative: str, md5: Optional[str] = None) -> Optional[str]:
         """Why ``relative`` (``manifests/x.pp``) is the site's own rather than the
         published module's, or None when it is as published or there is no
         ``checksums.json`` to tell. A broken ``checksums.json`` sets every file
-        aside: when in doubt, a class is private."""
+        aside: when in doubt, a class is private. ``md5`` is the file's, when the
+        caller has it already (the manifest cache keys parses by it)."""
         if self.problem is not None:
             return f"{CHECKSUMS_FILENAME} is unusable ({self.problem})"
         if self.checksums is None:
@@ -41,7 +42,7 @@ class PublishedFiles:
         if expected is None:
             return f"not listed in {CHECKSUMS_FILENAME} (added by the site)"
         try:
-            actual = hashlib.md5((module_dir / relative).read_bytes(), usedforsecurity=False).hexdigest()
+            actual = md5 or hashlib.md5((module_dir / relative).read_bytes(), usedforsecurity=False).hexdigest()
         except OSError as exc:
             return f"cannot be read ({exc.strerror or exc})"
         if actual != expected.lower():

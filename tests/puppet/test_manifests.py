@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dropsonde.puppet.manifests import ManifestIndex, module_manifests, read_manifest, read_manifest_text
+from dropsonde.puppet.manifest_cache import read_manifest
+from dropsonde.puppet.manifests import read_manifest_text
 
 DEBIAN_MODULES = Path("/usr/share/puppet/modules")
 HERE = Path(__file__).parent
@@ -135,48 +136,6 @@ def test_binary_and_non_utf8_files(tmp_path):
     latin1.write_bytes("class caf\u00e9_ok { }\nclass b { $s = 'caf\u00e9' }".encode("latin-1"))
     info = read_manifest(str(latin1))
     assert "b" in info.classes and info.error == "not valid UTF-8"
-
-
-def test_unreadable_file_is_reported_not_raised(tmp_path):
-    info = read_manifest(str(tmp_path / "missing.pp"))
-    assert info.classes == [] and info.error.startswith("cannot read")
-
-
-def test_index_reuses_unchanged_files_and_rereads_edited_ones(tmp_path):
-    manifest = tmp_path / "m" / "manifests" / "init.pp"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text("class m { }")
-    cache = tmp_path / "cache" / "manifests.json"
-    index = ManifestIndex(cache)
-    assert index.read(str(manifest)).classes == ["m"]
-    index.save()
-    assert cache.is_file()
-    fresh = ManifestIndex(cache)
-    assert fresh.read(str(manifest)).classes == ["m"]
-    assert not fresh.dirty  # served from the cache
-    manifest.write_text("class m { }\nclass m::edited { }")
-    assert fresh.read(str(manifest)).classes == ["m", "m::edited"]
-
-
-def test_damaged_cache_is_ignored(tmp_path):
-    cache = tmp_path / "manifests.json"
-    cache.write_text("{not json")
-    manifest = tmp_path / "a.pp"
-    manifest.write_text("class a {}")
-    assert ManifestIndex(cache).read(str(manifest)).classes == ["a"]
-
-
-def test_module_manifests_lists_only_pp_files_under_manifests(tmp_path):
-    (tmp_path / "manifests" / "sub").mkdir(parents=True)
-    (tmp_path / "manifests" / "init.pp").write_text("")
-    (tmp_path / "manifests" / "sub" / "x.pp").write_text("")
-    (tmp_path / "manifests" / "notes.txt").write_text("")
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "init.pp").write_text("")
-    assert [Path(p).relative_to(tmp_path).as_posix() for p in module_manifests(tmp_path)] == [
-        "manifests/init.pp",
-        "manifests/sub/x.pp",
-    ]
 
 
 def test_agrees_with_puppets_class_information_service_on_debian_modules():

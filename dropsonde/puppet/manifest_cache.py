@@ -1,0 +1,296 @@
+"""Manifest files on disk: finding them in a module, and reading each distinct
+content once, per run and across runs.
+
+r10k deploys a full copy of the control repository per environment, so the
+same manifest sits at dozens of paths. Parse results are therefore kept by
+content (the md5 of the file's bytes, which is also what a module's
+``checksums.json`` lists), and a path whose ``stat`` is unchanged since the
+last run is not even read: a warm run costs a ``stat`` per manifest, a cold
+one a read and a hash per file plus one parse per distinct content.
+
+The cache file stays bounded: it holds records only for the manifests
+directories of the modules installed now (a removed environment's go at the
+next run), a module read whole drops the records of files it no longer has, a
+file found missing drops its own, and a content no path refers to is dropped.
+It is written atomically, and a damaged one is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from stat import S_ISREG
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
+from dropsonde import __version__
+from dropsonde.atomic_file import write_atomic
+from dropsonde.puppet import manifests
+from dropsonde.puppet.manifests import Definition, ManifestInfo, read_manifest_data
+
+log = logging.getLogger(__name__)
+
+# A file changed within this long of being read could change again without its
+# stat changing (timestamps are coarse): its record is not trusted next time
+# (git's "racily clean" rule).
+RACY_WINDOW_NS = 2_000_000_000
+
+
+def module_manifests(manifests_dir: Path) -> List[str]:
+    """Every ``.pp`` file under a module's ``manifests`` directory relative to it,
+    sorted (what Puppet can autoload)."""
+    found: List[str] = []
+    top = str(manifests_dir)
+    for root, dirs, files in os.walk(top):
+        dirs.sort()
+        prefix = os.path.relpath(root, top)
+        found.extend(name if prefix == "." else os.path.join(prefix, name) for name in sorted(files) if name.endswith(".pp"))
+    return found
+
+
+def read_manifest(path: str) -> ManifestInfo:
+    """Definitions and declarations in one ``.pp`` file; never raises for bad content."""
+    data, error = _read_bytes(path)
+    return ManifestInfo(error=error) if data is None else read_manifest_data(data)
+
+
+def _read_bytes(path: str) -> Tuple[Optional[bytes], Optional[str]]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), None
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What ``stat`` says of a file; while all of it is unchanged the content is
+    taken to be unchanged (git's index makes the same bet)."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> "FileStamp":
+        return cls(stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+
+
+@dataclass(frozen=True)
+class PathRecord:
+    """The last content seen at a path; ``stamp`` is None when it was too fresh to trust."""
+
+    md5: str
+    stamp: Optional[FileStamp]
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    """What a manifest with some content defines (shared by every path holding it)."""
+
+    definitions: List[Definition]
+    error: Optional[str]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One manifest as read: where (``relative`` to the module's ``manifests``),
+    the MD5 of its bytes (None when unreadable) and what it defines."""
+
+    path: str
+    relative: str
+    md5: Optional[str]
+    info: ManifestInfo
+
+
+class ManifestCache:
+    """Parse results by content, and the content last seen at each path, kept on disk.
+
+    Records of a module's files are grouped under its ``manifests`` directory,
+    so forgetting a module that is gone is one dictionary removal. Records are
+    read from the file as plain JSON and turned into objects when first used.
+    """
+
+    VERSION = 2
+
+    def __init__(self, cache_file: Optional[Path] = None, clock: Callable[[], int] = time.time_ns) -> None:
+        self.cache_file = cache_file
+        self._now_ns = clock()
+        self._paths: Dict[str, Dict[str, Any]] = {}  # manifests dir -> relative path -> PathRecord (or its JSON)
+        self._contents: Dict[str, Any] = {}  # md5 -> ContentRecord (or its JSON)
+        self._seen: Dict[str, Set[str]] = {}  # manifests dir -> relative paths read this run
+        self._complete: Set[str] = set()  # manifests dirs read whole this run
+        self.dirty = False
+        if cache_file is not None:
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.cache_file.read_bytes())
+        except (OSError, ValueError):
+            return  # no cache yet, or a damaged one: start afresh
+        if (
+            isinstance(data, dict)
+            and data.get("version") == self.VERSION
+            and data.get("parser") == _PARSER_ID
+            and isinstance(data.get("paths"), dict)
+            and isinstance(data.get("contents"), dict)
+            and all(isinstance(records, dict) for records in data["paths"].values())
+        ):
+            self._paths, self._contents = data["paths"], data["contents"]
+
+    def module(self, manifests_dir: Path) -> List[ManifestFile]:
+        """Every manifest of a module's ``manifests`` directory, in autoload order."""
+        files = [self.read(manifests_dir, relative) for relative in module_manifests(manifests_dir)]
+        self._complete.add(str(manifests_dir))
+        return [found for found in files if found is not None]
+
+    def read(self, manifests_dir: Path, relative: str) -> Optional[ManifestFile]:
+        """One manifest of a module by its path under ``manifests``; None when there
+        is no such file (or the path would lead out of ``manifests``)."""
+        if os.path.isabs(relative) or ".." in relative.split("/"):
+            return None
+        key = str(manifests_dir)
+        path = os.path.join(key, relative)
+        records = self._paths.setdefault(key, {})
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            if records.pop(relative, None) is not None:
+                self.dirty = True
+            return None
+        except OSError as exc:
+            return ManifestFile(path, relative, None, ManifestInfo(error=f"cannot read: {exc.strerror or exc}"))
+        if not S_ISREG(stat.st_mode):
+            return None  # a directory or a device is no manifest (and a FIFO would block the read)
+        self._seen.setdefault(key, set()).add(relative)
+        stamp = FileStamp.of(stat)
+        known = self._record(records, relative)
+        if known is not None and known.stamp == stamp:
+            content = self._content(known.md5)
+            if content is not None:
+                return _manifest_file(path, relative, known.md5, content)
+        data, error = _read_bytes(path)
+        if data is None:
+            self.dirty = records.pop(relative, None) is not None or self.dirty
+            return ManifestFile(path, relative, None, ManifestInfo(error=error))
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        content = self._content(md5)
+        if content is None:
+            info = read_manifest_data(data)
+            content = self._contents[md5] = ContentRecord(info.definitions, info.error)
+        fresh = max(stat.st_mtime_ns, stat.st_ctime_ns) > self._now_ns - RACY_WINDOW_NS
+        record = records[relative] = PathRecord(md5, None if fresh else stamp)
+        self.dirty = self.dirty or record != known
+        return _manifest_file(path, relative, md5, content)
+
+    @staticmethod
+    def _record(records: Dict[str, Any], relative: str) -> Optional[PathRecord]:
+        raw = records.get(relative)
+        if isinstance(raw, PathRecord) or raw is None:
+            return raw
+        try:
+            stamp = raw["stamp"]
+            record = PathRecord(str(raw["md5"]), None if stamp is None else FileStamp(**stamp))
+        except (KeyError, TypeError):
+            return None  # a damaged record: the file is read again
+        records[relative] = record
+        return record
+
+    def _content(self, md5: str) -> Optional[ContentRecord]:
+        raw = self._contents.get(md5)
+        if isinstance(raw, ContentRecord) or raw is None:
+            return raw
+        try:
+            content = ContentRecord([Definition(**d) for d in raw["definitions"]], raw["error"])
+        except (KeyError, TypeError):
+            return None
+        if not all(_well_formed(d) for d in content.definitions):
+            return None
+        self._contents[md5] = content
+        return content
+
+    def save(self, installed: Iterable[Path]) -> None:
+        """Write the cache back when anything changed, keeping only the records of
+        the ``installed`` modules' ``manifests`` directories; a read-only cache
+        directory is not an error."""
+        self._forget_gone({str(directory) for directory in installed})
+        if self.cache_file is None or not self.dirty:
+            return
+        paths: Dict[str, Dict[str, Any]] = {}
+        contents: Dict[str, Any] = {}
+        for key, records in sorted(self._paths.items()):
+            kept = paths[key] = {}
+            for relative in sorted(records):
+                record = self._record(records, relative)
+                content = None if record is None else self._content(record.md5)
+                if content is None:
+                    continue  # a damaged record: the file is read again next time
+                kept[relative] = _path_json(record)
+                if record.md5 not in contents:
+                    contents[record.md5] = _content_json(content)
+        payload = {"version": self.VERSION, "parser": _PARSER_ID, "paths": paths, "contents": contents}
+        try:
+            write_atomic(self.cache_file, json.dumps(payload, separators=(",", ":")).encode("utf-8"), mode=0o600)
+        except OSError as exc:
+            log.debug("not saving the manifest cache: %s", exc)
+        self.dirty = False
+
+    def _forget_gone(self, installed: Set[str]) -> None:
+        """Drop the records of modules no longer installed and of files a module
+        read whole no longer has."""
+        for key in list(self._paths):
+            records = self._paths[key]
+            if key not in installed:
+                del self._paths[key]
+                self.dirty = self.dirty or bool(records)
+            elif key in self._complete and len(records) != len(self._seen.get(key, ())):
+                seen = self._seen.get(key, set())
+                for relative in [relative for relative in records if relative not in seen]:
+                    del records[relative]
+                self.dirty = True
+
+
+def _well_formed(definition: Definition) -> bool:
+    """A definition read back from the file has the types the reader gives (a damaged one is re-read)."""
+    return (
+        definition.kind in ("class", "define")
+        and isinstance(definition.name, str)
+        and isinstance(definition.line, int)
+        and isinstance(definition.declares, list)
+        and all(isinstance(name, str) for name in definition.declares)
+    )
+
+
+def _manifest_file(path: str, relative: str, md5: str, content: ContentRecord) -> ManifestFile:
+    return ManifestFile(path, relative, md5, ManifestInfo(definitions=content.definitions, error=content.error))
+
+
+def _path_json(record: PathRecord) -> Dict[str, Any]:
+    stamp = record.stamp
+    return {
+        "md5": record.md5,
+        "stamp": None if stamp is None else {
+            "size": stamp.size, "mtime_ns": stamp.mtime_ns, "ctime_ns": stamp.ctime_ns, "inode": stamp.inode
+        },
+    }
+
+
+def _content_json(content: ContentRecord) -> Dict[str, Any]:
+    return {"definitions": [asdict(d) for d in content.definitions], "error": content.error}
+
+
+def _parser_id() -> str:
+    """Identifies the manifest reader's code, so results of an older reader are not reused."""
+    try:
+        return hashlib.md5(Path(manifests.__file__).read_bytes()).hexdigest()
+    except OSError:
+        return __version__
+
+
+_PARSER_ID = _parser_id()

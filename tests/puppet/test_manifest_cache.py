@@ -1,0 +1,198 @@
+"""Manifest files on disk: the walk, and the parse cache keyed by content
+(each distinct manifest parsed once, per run and across runs, the file kept
+bounded and damaged ones ignored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests, read_manifest
+from tests.conftest import write
+
+LATER = 10 ** 20  # a clock far past every file's timestamps: no record is too fresh to trust
+
+
+def later() -> int:
+    return LATER
+
+
+def cache_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_unreadable_file_is_reported_not_raised(tmp_path):
+    info = read_manifest(str(tmp_path / "missing.pp"))
+    assert info.classes == [] and info.error.startswith("cannot read")
+
+
+def test_module_manifests_lists_only_pp_files_under_manifests(tmp_path):
+    write(tmp_path / "manifests" / "init.pp", "")
+    write(tmp_path / "manifests" / "sub" / "x.pp", "")
+    write(tmp_path / "manifests" / "notes.txt", "")
+    write(tmp_path / "examples" / "init.pp", "")
+    assert module_manifests(tmp_path / "manifests") == ["init.pp", os.path.join("sub", "x.pp")]
+
+
+def test_identical_copies_are_parsed_once_and_stored_once(tmp_path):
+    for env in ("production", "staging"):
+        write(tmp_path / env / "apache" / "manifests" / "init.pp", "class apache { include apache::params }")
+    cache_file = tmp_path / "cache.json"
+    cache = ManifestCache(cache_file, clock=later)
+    first = cache.read(tmp_path / "production" / "apache" / "manifests", "init.pp")
+    second = cache.read(tmp_path / "staging" / "apache" / "manifests", "init.pp")
+    assert first.info.classes == second.info.classes == ["apache"]
+    assert first.md5 == second.md5
+    assert first.info.definitions is second.info.definitions  # one parse, shared
+    cache.save([tmp_path / env / "apache" / "manifests" for env in ("production", "staging")])
+    stored = cache_json(cache_file)
+    assert len(stored["contents"]) == 1
+    assert [stored["paths"][str(tmp_path / env / "apache" / "manifests")]["init.pp"]["md5"]
+            for env in ("production", "staging")] == [first.md5, first.md5]
+
+
+def test_md5_is_that_of_the_file_bytes_as_checksums_json_lists_it(tmp_path):
+    import hashlib
+
+    data = b"class ntp {\n  include ntp::config\n}\n"
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "init.pp").write_bytes(data)
+    found = ManifestCache(None).read(tmp_path / "manifests", "init.pp")
+    assert found.md5 == hashlib.md5(data).hexdigest()
+
+
+def test_unchanged_files_come_from_the_cache_and_edited_ones_are_read_again(tmp_path):
+    manifests = tmp_path / "m" / "manifests"
+    manifest = write(manifests / "init.pp", "class m { }")
+    cache_file = tmp_path / "cache" / "manifests.json"
+    cache = ManifestCache(cache_file, clock=later)
+    assert cache.read(manifests, "init.pp").info.classes == ["m"]
+    cache.save([manifests])
+    assert cache_file.is_file() and (cache_file.stat().st_mode & 0o777) == 0o600
+    warm = ManifestCache(cache_file, clock=later)
+    assert warm.read(manifests, "init.pp").info.classes == ["m"]
+    assert not warm.dirty  # served from the cache
+    before = manifest.stat()
+    manifest.write_text("class n { }")  # same size, and the same mtime put back: the ctime still differs
+    os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert warm.read(manifests, "init.pp").info.classes == ["n"]
+    assert warm.dirty
+
+
+def test_a_file_written_just_before_the_run_is_hashed_again_next_time(tmp_path):
+    """Timestamps are coarse: a file edited within the same tick as it was read
+    keeps its stat, so a fresh file's stat is not trusted (git's racy rule)."""
+    manifests = tmp_path / "manifests"
+    manifest = write(manifests / "init.pp", "class m { }")
+    written = max(manifest.stat().st_mtime_ns, manifest.stat().st_ctime_ns)
+    cache_file = tmp_path / "cache.json"
+    cache = ManifestCache(cache_file, clock=lambda: written + RACY_WINDOW_NS // 2)
+    cache.read(manifests, "init.pp")
+    cache.save([manifests])
+    assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["stamp"] is None
+    trusted = ManifestCache(cache_file, clock=lambda: written + 2 * RACY_WINDOW_NS)
+    trusted.read(manifests, "init.pp")
+    trusted.save([manifests])
+    assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["stamp"]["size"] == len("class m { }")
+
+
+def test_cache_keeps_only_what_installed_modules_hold(tmp_path):
+    """Bounded: records of a removed environment, of a deleted file and of a
+    content no longer anywhere are dropped."""
+    apache = write(tmp_path / "production" / "apache" / "manifests" / "init.pp", "class apache { }").parent
+    write(apache / "old.pp", "class apache::old { }")
+    staging = tmp_path / "staging" / "apache" / "manifests"
+    shutil.copytree(apache, staging)
+    cache_file = tmp_path / "cache.json"
+    cache = ManifestCache(cache_file, clock=later)
+    cache.module(apache)
+    cache.module(staging)
+    cache.save([apache, staging])
+    assert set(cache_json(cache_file)["paths"]) == {str(apache), str(staging)}
+    assert len(cache_json(cache_file)["contents"]) == 2
+    shutil.rmtree(tmp_path / "staging")  # r10k removed a branch
+    (apache / "old.pp").unlink()
+    write(apache / "init.pp", "class apache { include apache::params }")
+    later_run = ManifestCache(cache_file, clock=later)
+    assert [f.info.classes for f in later_run.module(apache)] == [["apache"]]
+    later_run.save([apache])
+    stored = cache_json(cache_file)
+    assert list(stored["paths"]) == [str(apache)]
+    assert list(stored["paths"][str(apache)]) == ["init.pp"]
+    assert list(stored["contents"]) == [stored["paths"][str(apache)]["init.pp"]["md5"]]
+
+
+def test_cache_of_a_module_left_out_is_dropped_even_when_nothing_else_changed(tmp_path):
+    kept = write(tmp_path / "a" / "manifests" / "init.pp", "class a { }").parent
+    gone = write(tmp_path / "b" / "manifests" / "init.pp", "class b { }").parent
+    cache_file = tmp_path / "cache.json"
+    cache = ManifestCache(cache_file, clock=later)
+    cache.module(kept)
+    cache.module(gone)
+    cache.save([kept, gone])
+    warm = ManifestCache(cache_file, clock=later)
+    warm.module(kept)
+    warm.save([kept])
+    assert list(cache_json(cache_file)["paths"]) == [str(kept)]
+
+
+def test_a_file_looked_up_and_missing_loses_its_record(tmp_path):
+    manifests = tmp_path / "manifests"
+    write(manifests / "init.pp", "class m { }")
+    write(manifests / "extra.pp", "class m::extra { }")
+    cache_file = tmp_path / "cache.json"
+    cache = ManifestCache(cache_file, clock=later)
+    cache.module(manifests)
+    cache.save([manifests])
+    (manifests / "extra.pp").unlink()
+    warm = ManifestCache(cache_file, clock=later)
+    assert warm.read(manifests, "extra.pp") is None
+    warm.save([manifests])
+    assert list(cache_json(cache_file)["paths"][str(manifests)]) == ["init.pp"]
+
+
+def test_directories_and_fifos_named_pp_are_not_manifests(tmp_path):
+    manifests = tmp_path / "manifests"
+    (manifests / "dir.pp").mkdir(parents=True)
+    os.mkfifo(manifests / "pipe.pp")  # reading it would block forever
+    cache = ManifestCache(None)
+    assert cache.read(manifests, "dir.pp") is None
+    assert cache.module(manifests) == []
+
+
+def test_damaged_cache_is_ignored(tmp_path):
+    manifests = tmp_path / "manifests"
+    write(manifests / "a.pp", "class a {}")
+    cache_file = tmp_path / "manifests.json"
+    cache_file.write_text("{not json")
+    assert ManifestCache(cache_file).read(manifests, "a.pp").info.classes == ["a"]
+
+
+def test_damaged_records_are_read_again(tmp_path):
+    manifests = tmp_path / "manifests"
+    write(manifests / "a.pp", "class a {}")
+    write(manifests / "b.pp", "class b {}")
+    cache_file = tmp_path / "manifests.json"
+    cache = ManifestCache(cache_file, clock=later)
+    cache.module(manifests)
+    cache.save([manifests])
+    stored = cache_json(cache_file)
+    records = stored["paths"][str(manifests)]
+    records["a.pp"]["stamp"] = "garbage"
+    stored["contents"][records["b.pp"]["md5"]]["definitions"] = [{"kind": "class", "name": 7, "line": 1, "declares": []}]
+    cache_file.write_text(json.dumps(stored))
+    warm = ManifestCache(cache_file, clock=later)
+    assert [f.info.classes for f in warm.module(manifests)] == [["a"], ["b"]]
+
+
+def test_unwritable_cache_directory_is_not_an_error(tmp_path):
+    manifests = tmp_path / "manifests"
+    write(manifests / "a.pp", "class a {}")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    cache = ManifestCache(blocker / "manifests.json", clock=later)
+    cache.read(manifests, "a.pp")
+    cache.save([manifests])  # no exception
+    assert blocker.read_text() == ""
