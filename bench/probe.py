@@ -7,7 +7,7 @@ of its own with manifests that declare public classes. Measures
 `dropsonde preview --format json` wall time and peak RSS, cold (no parse
 cache) and warm, for 30 and 300 environments, and `dropsonde --help`.
 
-Usage: bench/probe.py [--runs 3] [--sizes 30,300]   (needs the puppet-module-* packages: tests/run installs them)
+Usage: bench/probe.py [--runs 3] [--sizes 30,300] [--source CHECKOUT]   (needs the puppet-module-* packages: tests/run installs them)
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 MODULES = Path("/usr/share/puppet/modules")
 
@@ -62,8 +64,9 @@ def build_tree(root: Path, environments: int, shared_private: bool = False) -> l
     return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
 
 
-def dropsonde_command() -> list:
-    """The installed ``dropsonde`` (the venv's, when this runs in one), its bytecode compiled.
+def dropsonde_command(source: Optional[str] = None) -> list:
+    """The installed ``dropsonde`` (the venv's, when this runs in one), its bytecode compiled;
+    with ``source``, the package of that checkout instead (to measure another revision).
 
     An installed package has its bytecode compiled at install time; an editable
     checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run.
@@ -71,44 +74,61 @@ def dropsonde_command() -> list:
     script = Path(sys.executable).parent / "dropsonde"
     if not script.exists():
         script = Path(shutil.which("dropsonde") or "dropsonde")
-    subprocess.run([str(script.parent / "python"), "-m", "compileall", "-q", str(Path(__file__).parent.parent / "dropsonde")],
-                   check=True)
+    package = Path(source or Path(__file__).parent.parent) / "dropsonde"
+    if source:
+        os.environ["PYTHONPATH"] = str(Path(source).resolve())  # found before the installed one
+    subprocess.run([str(script.parent / "python"), "-m", "compileall", "-q", str(package)], check=True)
     return [str(script)]
 
 
+@dataclass
+class Figures:
+    """Medians of wall and CPU (user + system) seconds, and the largest peak RSS."""
+
+    wall: float
+    cpu: float
+    rss_mib: float
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s (cpu {self.cpu:.2f} s)"
+
+
 def measure(command: list) -> tuple:
-    """Wall seconds and peak RSS (MiB) of one run of ``command`` in a fresh process."""
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one run of ``command`` in a fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"{' '.join(command)} failed: {proc.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if status != 0:
+            errors.seek(0)
+            sys.exit(f"{' '.join(command)} failed: {errors.read().decode()}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def run(command: list, runs: int, cold_cache: Path = None) -> tuple:
-    """Median wall seconds and largest peak RSS of ``runs`` runs; ``cold_cache`` is deleted before each."""
-    times, rss = [], []
+def run(command: list, runs: int, cold_cache: Optional[Path] = None) -> Figures:
+    """Figures over ``runs`` runs; ``cold_cache`` is deleted before each. CPU time
+    is the steadier figure on a shared machine; wall time is what an admin waits."""
+    samples = []
     for _ in range(runs):
         if cold_cache is not None and cold_cache.exists():
             cold_cache.unlink()
-        elapsed, peak = measure(command)
-        times.append(elapsed)
-        rss.append(peak)
-    return statistics.median(times), max(rss)
+        samples.append(measure(command))
+    wall, cpu, rss = zip(*samples)
+    return Figures(statistics.median(wall), statistics.median(cpu), max(rss))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="30,300", help="numbers of environments, comma-separated")
+    parser.add_argument("--source", help="a checkout whose dropsonde package to measure (default: this one)")
     options = parser.parse_args()
     if not MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
-    command = dropsonde_command()
-    help_time, help_rss = run([*command, "--help"], options.runs)
-    print(f"dropsonde --help: {help_time:.3f} s, {help_rss:.0f} MiB")
+    command = dropsonde_command(options.source)
+    help_run = run([*command, "--help"], options.runs)
+    print(f"dropsonde --help: {help_run.wall:.3f} s (cpu {help_run.cpu:.3f} s), {help_run.rss_mib:.0f} MiB")
     module_count = len(list(MODULES.iterdir()))
     sizes = [int(size) for size in options.sizes.split(",")]
     for environments, shared in [(size, shared) for shared in (False, True) for size in sizes]:
@@ -122,7 +142,7 @@ def main() -> None:
             print(
                 f"{environments:4d} environments, private modules {'shared' if shared else 'per environment'}: "
                 f"{directories} distinct module directories, {environments * (module_count + 5)} links: "
-                f"cold {cold[0]:.2f} s / {cold[1]:.0f} MiB, warm {warm[0]:.2f} s / {warm[1]:.0f} MiB"
+                f"cold {cold} / {cold.rss_mib:.0f} MiB, warm {warm} / {warm.rss_mib:.0f} MiB"
             )
 
 if __name__ == "__main__":

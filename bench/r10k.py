@@ -14,7 +14,7 @@ Measured per size (10, 40 and 160 environments): `preview --format json`
 cold (no parse cache) and warm, `dev inventory --format json` cold, wall time
 as the median of ``--runs`` runs and the largest peak RSS seen.
 
-Usage: bench/r10k.py [--runs 5] [--sizes 10,40,160] [--edits 2]
+Usage: bench/r10k.py [--runs 5] [--sizes 10,40,160] [--edits 2] [--source CHECKOUT]
 (needs the puppet-module-* packages: tests/run installs them)
 """
 
@@ -137,10 +137,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="10,40,160", help="numbers of environments, comma-separated")
     parser.add_argument("--edits", type=int, default=2, help="profile manifests each environment edits")
+    parser.add_argument("--source", help="a checkout whose dropsonde package to measure (default: this one)")
     options = parser.parse_args()
     if not MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
-    command = dropsonde_command()
+    command = dropsonde_command(options.source)
     for environments in (int(size) for size in options.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -154,8 +155,8 @@ def main() -> None:
             inventory_cold = run(inventory, options.runs, cold_cache=cache)
             print(
                 f"{environments:4d} environments, {files} manifests, {distinct} distinct: "
-                f"preview cold {cold[0]:.2f} s, warm {warm[0]:.2f} s; dev inventory cold {inventory_cold[0]:.2f} s; "
-                f"peak RSS {max(cold[1], warm[1], inventory_cold[1]):.0f} MiB"
+                f"preview cold {cold}, warm {warm}; dev inventory cold {inventory_cold}; "
+                f"peak RSS {max(cold.rss_mib, warm.rss_mib, inventory_cold.rss_mib):.0f} MiB"
             )
 
 
