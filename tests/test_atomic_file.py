@@ -1,0 +1,67 @@
+"""write_atomic: a failed write leaves the old file, a successful one a new file.
+
+Deterministic counterparts of the kill -9 test in test_forge_update.py, which
+catches a write straight to the target only when the kill lands mid-write.
+(The symbolic-link rules are tested in test_cache_dir.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dropsonde.atomic_file import write_atomic
+
+OLD = b'{"modules": ["old-module"]}\n'
+
+
+@pytest.fixture
+def target(tmp_path):
+    path = tmp_path / "cache" / "forge.json"
+    path.parent.mkdir()
+    path.write_bytes(OLD)
+    return path
+
+
+def test_data_that_cannot_be_written_leaves_the_old_bytes_and_no_temporary_file(target):
+    with pytest.raises(TypeError):
+        write_atomic(target, "text, not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == OLD
+    assert sorted(os.listdir(target.parent)) == ["forge.json"]
+
+
+def test_a_file_system_refusing_the_write_midway_leaves_the_old_bytes(target):
+    """The file size limit stands for a full disk: the first 4 KiB are written, then
+    EFBIG. A subprocess, so the limit cannot touch the test run's own files."""
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        from dropsonde.atomic_file import write_atomic
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+        try:
+            write_atomic({str(target)!r}, b"x" * 100_000)
+        except OSError as exc:
+            sys.exit(f"refused: {{exc.strerror}}")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "refused: File too large" in result.stderr, result.stderr
+    assert target.read_bytes() == OLD
+    assert sorted(os.listdir(target.parent)) == ["forge.json"]
+
+
+def test_a_successful_write_puts_a_new_file_in_place(target):
+    """A new inode, not the old one rewritten: a reader holding the old file open
+    (or a crash mid-write) never sees a mix of old and new bytes."""
+    old_inode = target.stat().st_ino
+    with open(target, "rb") as reader:
+        write_atomic(target, b'{"modules": []}\n', mode=0o600)
+        assert reader.read() == OLD
+    assert target.read_bytes() == b'{"modules": []}\n'
+    assert target.stat().st_ino != old_inode
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(os.listdir(target.parent)) == ["forge.json"]
