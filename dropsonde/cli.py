@@ -27,6 +27,7 @@ from dropsonde.config import (
     split_names,
 )
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.terminal import PrintableFormatter, printable, printable_lines
 
 if TYPE_CHECKING:
     from dropsonde.plugins import PluginSet
@@ -245,7 +246,7 @@ def submit(
     if scheduled:
         _scheduled_submit(state, url)
     else:
-        typer.echo(_submit(state, url))
+        typer.echo(printable_lines(_submit(state, url)))
 
 
 def _submit(state: State, url: str) -> str:
@@ -261,7 +262,8 @@ def _submit(state: State, url: str) -> str:
         answer = post_report(url, body)
     except SubmitError as exc:
         if state.options().verbose and exc.body:
-            print(exc.body, file=sys.stderr)
+            # indented, so no line of it can pass for one of ours
+            print("\n".join(f"  | {printable(line)}" for line in exc.body.split("\n")), file=sys.stderr)
         raise SubmitError(f"Failed to submit report: {exc}") from None
     record_submission(site.cachepath, url, body, datetime.now(timezone.utc))
     return answer.text()
@@ -294,7 +296,7 @@ def _scheduled_submit(state: State, url: str) -> None:
 
 def notice(message: str) -> None:
     """A line for the journal or cron mail: what a run did, without --verbose."""
-    print(f"dropsonde: {message}", file=sys.stderr)
+    print(f"dropsonde: {printable(message)}", file=sys.stderr)
 
 
 @app.command()
@@ -313,9 +315,9 @@ def last(
     if output == "json":
         typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
         return
-    typer.echo(f"Last submitted: {record['submitted_at']}")
-    typer.echo(f"To: {record.get('endpoint', '(unknown)')}")
-    typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
+    typer.echo(f"Last submitted: {printable(record['submitted_at'])}")
+    typer.echo(f"To: {printable(record.get('endpoint', '(unknown)'))}")
+    typer.echo(printable_lines(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False)))
 
 
 def _refresh_forge_if_expired(site: "Site") -> None:
@@ -350,10 +352,11 @@ def list_plugins(ctx: typer.Context) -> None:
     plugins = ctx.obj.plugins()
     typer.echo("Loaded plugins:")
     for plugin in plugins.enabled:
-        typer.echo(f"  {plugin.name}")
-        typer.echo(textwrap.fill(plugin.description, 76, initial_indent="      ", subsequent_indent="      "))
+        typer.echo(f"  {printable(plugin.name)}")
+        typer.echo(printable_lines(
+            textwrap.fill(plugin.description, 76, initial_indent="      ", subsequent_indent="      ")))
     for name, reason in plugins.broken.items():
-        typer.echo(f"  {name} (could not be loaded: {reason})")
+        typer.echo(f"  {printable(name)} (could not be loaded: {printable(reason)})")
     typer.echo("Disabled plugins:")
     for name in plugins.disabled:
         typer.echo(f"  {name}")
@@ -381,7 +384,7 @@ def update(
     now = datetime.now(timezone.utc)
     if from_file:
         count = import_forge_file(Path(from_file), site.cachepath, now)
-        typer.echo(f"Forge module cache imported from {from_file}: {count} modules")
+        typer.echo(f"Forge module cache imported from {printable(from_file)}: {count} modules")
         return
     base_url = forge_api_url(options.forge_api)
     full = bool(options.command_option("update", "full", full, False))
@@ -457,7 +460,7 @@ def dev_inventory(
     if output == "json":
         typer.echo(json.dumps(inventory, indent=2, sort_keys=True))
     else:
-        typer.echo(render_inventory(inventory), nl=False)
+        typer.echo(printable_lines(render_inventory(inventory)), nl=False)
 
 
 @collector_app.command("serve")
@@ -521,7 +524,9 @@ def collector_load(
 
 def main() -> None:
     """Entry point: one line on stderr and an exit status for expected failures, never a traceback."""
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="dropsonde: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("dropsonde: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.INFO, "info")
     # urllib3 logs each retry as a warning; our own message says what finally happened.
@@ -529,12 +534,13 @@ def main() -> None:
     try:
         app(prog_name="dropsonde")
     except DropsondeError as exc:
-        print(f"dropsonde: error: {exc}", file=sys.stderr)
+        print(f"dropsonde: error: {printable(exc)}", file=sys.stderr)
         sys.exit(exc.status)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if "-v" in sys.argv or "--verbose" in sys.argv:
             traceback.print_exc()
-        print(f"dropsonde: internal error: {type(exc).__name__}: {exc} (run with --verbose for details)", file=sys.stderr)
+        print(f"dropsonde: internal error: {type(exc).__name__}: {printable(exc)} (run with --verbose for details)",
+              file=sys.stderr)
         sys.exit(ExitStatus.FAILURE)

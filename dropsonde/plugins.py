@@ -102,8 +102,8 @@ def load_plugins(enable: Optional[Sequence[str]] = None, disable: Optional[Seque
         try:
             plugins.enabled.append(_load(found[name]))
         except Exception as exc:  # a third-party plugin must not break the run
-            log.warning("plugin %s could not be loaded: %s", name, exc)
-            plugins.broken[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s could not be loaded: %s: %s", name, type(exc).__name__, exc)
+            plugins.broken[name] = type(exc).__name__  # shown by preview and list: no exception text
     if not plugins.enabled:
         raise DropsondeError(f"no metrics plugin could be loaded ({', '.join(plugins.broken)})", ExitStatus.FAILURE)
     return plugins

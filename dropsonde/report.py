@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import textwrap
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from dropsonde.schema import (
 )
 from dropsonde.site import Site
 from dropsonde.siteid import SiteId, compute_site_id
+from dropsonde.terminal import printable_lines
 
 PRODUCT = "popularity-module"
 REPORT_VERSION = "1.0.0"
@@ -37,11 +39,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PluginResult:
-    """One plugin's validated data, or why it has none."""
+    """One plugin's validated data, or why it has none. ``error`` is shown in the
+    preview, so it never holds an exception's text or a value (either can carry a
+    secret: a path, a password in a URL); the detail goes to stderr."""
 
     plugin: MetricPlugin
     data: Dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None
+
+
+class PluginOutputError(DropsondeError):
+    """A plugin's schema or data is invalid. ``summary`` says where without
+    quoting any value, for the preview; the message has the full detail."""
+
+    def __init__(self, plugin: MetricPlugin, summary: str, detail: str = "") -> None:
+        super().__init__(f"plugin {plugin.name}: {summary}{': ' + detail if detail else ''}")
+        self.summary = summary
 
 
 @dataclass
@@ -85,33 +98,38 @@ def validate_plugin_data(plugin: MetricPlugin, data: Any) -> Dict[str, Any]:
     try:
         json_schema = record_json_schema(plugin_schema(plugin))
     except SchemaError as exc:
-        raise DropsondeError(f"plugin {plugin.name}: invalid schema: {exc}") from None
+        raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
     if not isinstance(data, dict):
-        raise DropsondeError(f"plugin {plugin.name}: run() returned {type(data).__name__}, not a mapping of columns")
+        raise PluginOutputError(plugin, f"run() returned {type(data).__name__}, not a mapping of columns")
     errors = sorted(jsonschema.Draft7Validator(json_schema).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        raise DropsondeError(f"plugin {plugin.name}: column {validation_message(errors[0])}")
+        where = ".".join(str(part) for part in errors[0].absolute_path) or "data"
+        raise PluginOutputError(plugin, f"column {where}", errors[0].message)
     return data
 
 
 def run_plugin(plugin: MetricPlugin, site: Site) -> PluginResult:
     """Run one plugin through setup, run, validation and cleanup; a failure is
-    recorded on the result (its columns are left out), never raised."""
+    recorded on the result (its columns are left out), never raised. The preview
+    gets the plugin's name and the exception's type; the text goes to stderr."""
+    started = time.perf_counter()
     try:
         plugin.setup(site)
         data = validate_plugin_data(plugin, plugin.run(site))
-        return PluginResult(plugin, data=data)
-    except DropsondeError as exc:
+        result = PluginResult(plugin, data=data)
+    except PluginOutputError as exc:
         log.warning("%s; its columns are left out", exc)
-        return PluginResult(plugin, error=str(exc))
+        result = PluginResult(plugin, error=f"invalid output ({exc.summary})")
     except Exception as exc:  # noqa: BLE001 - one bad plugin must not sink the report
         log.warning("plugin %s failed: %s: %s; its columns are left out", plugin.name, type(exc).__name__, exc)
-        return PluginResult(plugin, error=f"{type(exc).__name__}: {exc}")
+        result = PluginResult(plugin, error=f"raised {type(exc).__name__}")
     finally:
         try:
             plugin.cleanup()
         except Exception as exc:  # noqa: BLE001
-            log.warning("plugin %s cleanup failed: %s", plugin.name, exc)
+            log.warning("plugin %s cleanup failed: %s: %s", plugin.name, type(exc).__name__, exc)
+    log.info("plugin %s %s in %.2f s", plugin.name, "failed" if result.error else "ran", time.perf_counter() - started)
+    return result
 
 
 def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
@@ -123,7 +141,7 @@ def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
             schema = plugin_schema(plugin)
             record_json_schema(schema)
         except SchemaError as exc:
-            raise DropsondeError(f"plugin {plugin.name}: invalid schema: {exc}") from None
+            raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
         for column in schema:
             if column["name"] in owner:
                 raise DropsondeError(
@@ -140,16 +158,13 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     now = now or datetime.now(timezone.utc)
     settings = site.puppet
     site_id = compute_site_id(
-        settings.values.get("localcacert", ""),
-        settings.values.get("certname", ""),
-        settings.values.get("cacert", ""),
-        site.options.seed,
-        site.options.siteid,
+        settings.values.get("localcacert", ""), site.options.seed, site.options.siteid, site.cachepath
     )
+    log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
     results = [run_plugin(plugin, site) for plugin in plugins.enabled]
     for name, reason in plugins.broken.items():
-        results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded: {reason}"))
+        results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded ({reason})"))
     results.sort(key=lambda result: result.plugin.name)
     notes = []
     if site.forge.problem:
@@ -195,7 +210,8 @@ def render_human(report: Report) -> str:
         plugin = result.plugin
         lines += [plugin.name, "-" * len(plugin.name), _wrap(plugin.description), ""]
         if result.error:
-            lines += [_wrap(f"FAILED, nothing from this plugin is included: {result.error}", "  "), ""]
+            lines += [_wrap(f"FAILED, nothing from this plugin is included: {result.error}; "
+                            "the warning on stderr says why", "  "), ""]
             continue
         for column in plugin_schema(plugin):
             value = result.data.get(column["name"])
@@ -204,8 +220,8 @@ def render_human(report: Report) -> str:
             lines.append("")
     for note in report.notes:
         lines += [_wrap(f"Note: {note}"), ""]
-    lines += ["Site ID:", report.site_id.value]
-    return "\n".join(lines) + "\n"
+    lines += [f"Site ID (from {report.site_id.described_source}):", report.site_id.value]
+    return printable_lines("\n".join(lines)) + "\n"
 
 
 def _render_value(value: Any) -> Iterator[str]:

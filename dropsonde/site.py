@@ -80,11 +80,21 @@ class Site:
         """Load Puppet's settings for these options (command line and telemetry.yaml merged);
         ``layout`` None means detected from this process's user and the filesystem."""
         overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
-        return cls(options, load_puppet_settings(overrides, layout=layout))
+        puppet = load_puppet_settings(overrides, layout=layout)
+        log.info("Puppet settings (%s layout) from %s: confdir %s, codedir %s, vardir %s", puppet.layout,
+                 puppet.puppet_conf or "built-in defaults (no puppet.conf)", puppet.confdir, puppet.codedir,
+                 puppet.vardir)
+        return cls(options, puppet)
 
     @cached_property
     def forge(self) -> ForgeCache:
-        return load_forge_cache(self.cachepath)
+        forge = load_forge_cache(self.cachepath)
+        if forge.problem:
+            log.info("Forge module cache %s: %s", forge.path, forge.problem)
+        else:
+            log.info("Forge module cache %s: %d public modules, updated %s", forge.path, len(forge.modules),
+                     forge.timestamp or "(unknown)")
+        return forge
 
     def reload_forge(self) -> None:
         """Forget the loaded Forge list (after a refresh), so the next use reads the new file."""
@@ -94,7 +104,10 @@ class Site:
 
     @cached_property
     def environments(self) -> List[Environment]:
-        return discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store)
+        environments = discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store)
+        log.info("%d environments in %s; %d distinct module directories", len(environments),
+                 ":".join(str(p) for p in self.puppet.environmentpath), len(self.store.modules))
+        return environments
 
     @property
     def modules(self) -> List[Module]:
@@ -235,13 +248,17 @@ class Site:
         is not configured or cannot answer (one warning says which server and why)."""
         if self.puppetdb is None:
             self.puppetdb_problem = "PuppetDB is not configured (no puppetdb.conf)"
+            log.info("PuppetDB: not configured (no %s)", self.puppet.confdir / "puppetdb.conf")
             return None
         try:
-            return fetch_class_usage(self.puppetdb)
+            usage = fetch_class_usage(self.puppetdb)
         except PuppetDBError as exc:
             log.warning("%s; PuppetDB metrics are left empty", exc)
             self.puppetdb_problem = "PuppetDB could not be queried (the warning on stderr says why)"
             return None
+        log.info("PuppetDB %s answered: %d classes declared, %d (class, OS family) pairs",
+                 self.puppetdb.answered_by, len(usage.classes), len(usage.platforms))
+        return usage
 
     def close(self) -> None:
         """Persist the manifest parse cache, keeping only what installed modules hold."""

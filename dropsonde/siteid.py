@@ -3,24 +3,41 @@
 We hash the DER bytes of the site's CA certificate (the first certificate in
 Puppet's ``localcacert``), which every server of a site shares and no two
 sites share. The Ruby client hashed certname + the ``cacert`` setting's value
-(a path) instead, so default installs with the same certname collided and
-compile servers of one site got different ids; we fall back to that formula
-only when no CA certificate can be read, and say so.
+(a path): anyone who guesses the host name can recompute that. So when no CA
+certificate can be read we hash instead a random 256-bit secret created once
+in the state directory, and the human preview says which source was used.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
+import os
 import re
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from dropsonde.cache_dir import open_cache_dir
+from dropsonde.errors import DropsondeError, ExitStatus
+
+SECRET_FILENAME = "siteid.secret"
+
 _PEM_CERT_RE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s*(.*?)\s*-----END CERTIFICATE-----", re.DOTALL
 )
+_SECRET_RE = re.compile(rb"[0-9a-f]{64}\n?", re.ASCII)
+
+#: what the human preview says about each source
+SOURCES = {
+    "ca-certificate": "the site's CA certificate (Puppet's localcacert)",
+    "local-secret": "a random secret kept on this server (no CA certificate could be read)",
+    "override": "the --siteid option",
+}
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,12 @@ class SiteId:
     """The id and how it was derived (shown in the human preview)."""
 
     value: str
-    source: str  # "ca-certificate", "certname-fallback" or "override"
+    source: str  # a key of SOURCES
     note: Optional[str] = None
+
+    @property
+    def described_source(self) -> str:
+        return SOURCES[self.source]
 
 
 def first_certificate_der(path: Path) -> bytes:
@@ -43,21 +64,89 @@ def first_certificate_der(path: Path) -> bytes:
         raise ValueError("malformed PEM certificate") from None
 
 
-def site_id_from_ca(der: bytes, seed: str = "") -> str:
-    """SHA-512 hex of the CA certificate's DER bytes followed by the seed."""
-    return hashlib.sha512(der + seed.encode("utf-8")).hexdigest()
+def site_id_from(material: bytes, seed: str = "") -> str:
+    """SHA-512 hex of the material (CA certificate DER bytes, or the local secret) followed by the seed."""
+    return hashlib.sha512(material + seed.encode("utf-8")).hexdigest()
 
 
-def ruby_site_id(certname: str, cacert_setting: str, seed: str = "") -> str:
-    """The Ruby client's formula: SHA-512 hex of certname + cacert path + seed, no separator."""
-    return hashlib.sha512((certname + cacert_setting + seed).encode("utf-8")).hexdigest()
+def local_secret(state_dir: Path) -> bytes:
+    """The 32 random bytes kept in ``state_dir/siteid.secret``, created on first use.
+
+    Everything happens relative to the checked cache directory (opened without
+    following a link, ours alone). The secret is written under a temporary name
+    opened O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, and hard-linked into place,
+    which never replaces or follows an existing entry: two runs racing agree on
+    one secret, and a planted symlink is refused, never written through.
+    DropsondeError names the file when it is unusable.
+    """
+    path = Path(state_dir) / SECRET_FILENAME
+    dir_fd = open_cache_dir(Path(state_dir))
+    try:
+        try:
+            return _read_secret(dir_fd, path)
+        except FileNotFoundError:
+            pass
+        try:
+            _create_secret(dir_fd)
+        except OSError as exc:
+            raise DropsondeError(
+                f"{path}: cannot create the site id secret ({exc.strerror or exc}); "
+                "make the cache directory writable, or pass --siteid",
+                ExitStatus.FAILURE,
+            ) from None
+        return _read_secret(dir_fd, path)
+    finally:
+        os.close(dir_fd)
 
 
-def compute_site_id(
-    localcacert: Path, certname: str, cacert_setting: str, seed: Optional[str], override: Optional[str]
-) -> SiteId:
+def _read_secret(dir_fd: int, path: Path) -> bytes:
+    """The secret in ``path`` (opened in ``dir_fd``); FileNotFoundError when absent,
+    DropsondeError when it is not one."""
+    try:
+        fd = os.open(SECRET_FILENAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        why = "a symbolic link, not followed" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise DropsondeError(f"{path}: cannot read the site id secret: {why}", ExitStatus.FAILURE) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DropsondeError(f"{path}: the site id secret is not a regular file", ExitStatus.FAILURE)
+        data = os.read(fd, 128)
+    finally:
+        os.close(fd)
+    if not _SECRET_RE.fullmatch(data):
+        raise DropsondeError(
+            f"{path}: not a site id secret (expected 64 hex digits); remove it to make a new one "
+            "(the site id will change)",
+            ExitStatus.FAILURE,
+        )
+    return bytes.fromhex(data.decode("ascii").strip())
+
+
+def _create_secret(dir_fd: int) -> None:
+    """Write a new secret in ``dir_fd`` and link it into place unless one appeared meanwhile."""
+    temporary = f".{SECRET_FILENAME}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, SECRET_FILENAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.fsync(dir_fd)
+        except FileExistsError:
+            pass  # another run, or a planted entry: reading it decides
+    finally:
+        os.unlink(temporary, dir_fd=dir_fd)
+
+
+def compute_site_id(localcacert: Path, seed: Optional[str], override: Optional[str], state_dir: Path) -> SiteId:
     """The site id for this run: ``--siteid`` if given, else from the CA certificate,
-    else the Ruby formula with a note explaining why."""
+    else from the local secret (created on first use) with a note saying why."""
     if override:
         return SiteId(override, "override")
     seed = seed or ""
@@ -66,8 +155,9 @@ def compute_site_id(
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         note = (
-            f"no CA certificate readable at the localcacert setting ({reason}); "
-            "site id computed from certname and the cacert setting, as the Ruby client does"
+            f"no CA certificate readable at the localcacert setting ({reason}); the site id is derived "
+            "from a random secret kept in the cache directory, so other servers of this site get "
+            "other ids (give them all the same --siteid, or the CA certificate, to share one)"
         )
-        return SiteId(ruby_site_id(certname, cacert_setting, seed), "certname-fallback", note)
-    return SiteId(site_id_from_ca(der, seed), "ca-certificate")
+        return SiteId(site_id_from(local_secret(state_dir), seed), "local-secret", note)
+    return SiteId(site_id_from(der, seed), "ca-certificate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import jsonschema
@@ -53,7 +54,7 @@ def test_human_preview_of_the_example_site(example):
     assert "PuppetDB is not configured (no puppetdb.conf)" in " ".join(out.split())
     assert '{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"}' in out
     assert "- environment_count: The number of directory environments\n    2\n" in out
-    assert out.rstrip().splitlines()[-2] == "Site ID:"
+    assert out.rstrip().splitlines()[-2] == "Site ID (from the site's CA certificate (Puppet's localcacert)):"
     assert len(out.rstrip().splitlines()[-1]) == 128
 
 
@@ -225,3 +226,25 @@ def test_bad_modules_and_manifests_are_warnings_not_failures(tmp_path):
     assert "binary file" in result.stderr and "not valid UTF-8" in result.stderr and "loop" in result.stderr
     snapshots = result.json()["self-service-analytics"]["snapshots"]
     assert snapshots["profile_classes"]["value"] == [{"name": "apache", "count": 1}]
+
+
+def test_verbose_logs_what_is_read_and_what_ran_to_stderr_only(tmp_path):
+    tree = PuppetTree(tmp_path / "t")
+    tree.forge(["puppetlabs-apache"])
+    env = tree.environment("production")
+    make_module(env / "modules", "apache", "puppetlabs-apache", manifests={"init.pp": "class apache {}"})
+    make_module(env / "modules", "profile", "acme-profile", manifests={"init.pp": "class profile { include apache }"})
+    write(env / "Puppetfile", "mod 'puppetlabs-apache'\n")
+    quiet, verbose = tree.run("preview"), tree.run("-v", "preview")
+    assert quiet.returncode == verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout == quiet.stdout and "info:" not in quiet.stderr
+    log = verbose.stderr
+    assert f"reading manifest {env / 'modules' / 'profile' / 'manifests' / 'init.pp'}" in log
+    assert f"reading Puppetfile {env / 'Puppetfile'}" in log
+    assert "Puppet settings (" in log and f"from {tree.confdir / 'puppet.conf'}" in log
+    assert "1 environments in" in log and "2 distinct module directories" in log
+    assert f"Forge module cache {tree.cachepath / 'forge.json'}: 1 public modules, updated 2026-11-01" in log
+    assert "PuppetDB: not configured" in log
+    assert "site id from a random secret" in log
+    for plugin in ("dependencies", "environments", "modules", "platforms", "profiles", "puppetfiles"):
+        assert re.search(rf"info: plugin {plugin} ran in \d+\.\d\d s", log), plugin

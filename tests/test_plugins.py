@@ -66,8 +66,13 @@ def test_working_plugin_reports_and_faulty_ones_are_left_out(plugin_env):
     human = run_dropsonde(*EXAMPLE_ARGS, *cache, "preview", env=env)
     assert human.returncode == 0
     broken_section = " ".join(human.stdout.split("sample_broken\n")[1].split("\n\n")[1].split())
-    assert "FAILED" in broken_section and "sample plugin exploded" in broken_section
-    assert "should never be sent" not in human.stdout
+    assert "FAILED" in broken_section and "raised RuntimeError" in broken_section
+    # the preview names the plugin and the exception type; the text (a path, a password) and an
+    # invalid value go to stderr only, with control characters escaped
+    for detail in ("exploded", "hunter2", "/etc/secret", "twelve", "should never be sent"):
+        assert detail not in human.stdout
+    assert "invalid output (column sample_wrong)" in " ".join(human.stdout.split())
+    assert "password=hunter2\\e[2J" in human.stderr and "\x1b" not in human.stderr
 
 
 def test_enable_selects_only_the_named_plugins(plugin_env):

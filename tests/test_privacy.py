@@ -3,6 +3,7 @@ has them and assert that none reaches the preview, in either format."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import os
@@ -79,10 +80,17 @@ def test_no_private_string_reaches_the_preview(canary_tree):
     assert {"name": "require", "count": 1} in values["puppetfile_ruby_methods"]
 
 
-def test_the_fallback_site_id_does_not_reveal_the_certname(canary_tree):
+def test_the_fallback_site_id_is_not_derived_from_the_certname(canary_tree):
+    """No CA certificate: the id comes from a random secret in the cache
+    directory (so a guessed host name gives nothing), and the preview says so."""
     human = canary_tree.run("preview").stdout
-    assert "certname" in human  # the note explains the fallback...
-    assert CANARY not in human  # ...without naming the host or a path
+    assert "Site ID (from a random secret kept on this server (no CA certificate could be read)):" in human
+    assert CANARY not in human  # no host name or path in the explanation
+    site_id = human.rstrip().splitlines()[-1]
+    secret = bytes.fromhex((canary_tree.cachepath / "siteid.secret").read_text())
+    assert site_id == hashlib.sha512(secret).hexdigest()
+    assert canary_tree.run("--siteid", "given", "preview").stdout.rstrip().splitlines()[-2:] == [
+        "Site ID (from the --siteid option):", "given"]
 
 
 def test_dev_example_draws_only_on_the_forge_cache(canary_tree):

@@ -42,6 +42,7 @@ class Puppetfiles(MetricPlugin):
             path = environment.puppetfile
             if not path.is_file():
                 continue
+            log.info("reading Puppetfile %s", path)
             try:
                 calls = read_puppetfile(path)
             except (OSError, PuppetfileSyntaxError) as exc:
