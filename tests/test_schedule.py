@@ -90,9 +90,11 @@ def test_next_due_is_a_pure_function_of_the_clock(last, due):
 def test_a_failed_scheduled_run_is_one_line_and_retried_next_tick(server_tree):
     tree, confd = server_tree
     write(confd / "dropsonde.conf", "dropsonde { enabled: true }\n")
-    with Receiver("500") as receiver:
+    # A refusal, not a 5xx: any failure will do here, and a 5xx's retries wait
+    # seconds of backoff (retries are test_submit.py's subject).
+    with Receiver("413") as receiver:
         failed = scheduled(tree, confd, receiver)
-    assert_clean_error(failed, "Failed to submit report", "HTTP 500")
+    assert_clean_error(failed, "Failed to submit report", "HTTP 413")
     assert not (tree.cachepath / "last-submission.json").exists()
     with Receiver() as receiver:
         retried = scheduled(tree, confd, receiver)
