@@ -10,10 +10,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import posixpath
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dropsonde.inventory import build_inventory
 from dropsonde.metrics.profiles import Profiles
+from dropsonde.privacy import class_name
+from dropsonde.site import autoload_files
 from tests.conftest import forge_checksums, make_module, run_metric, site_for, write
 
 DEBIAN_NTP = Path("/usr/share/puppet/modules/ntp")
@@ -49,6 +55,18 @@ def test_a_class_name_is_never_a_path(tree, tmp_path):
     stored = json.loads((tree.cachepath / "manifests.json").read_text())["paths"]
     parsed = [os.path.join(directory, relative) for directory, records in stored.items() for relative in records]
     assert parsed and str(evil) not in parsed and all(path.startswith(str(tree.codedir)) for path in parsed)
+
+
+@settings(max_examples=500, deadline=200)
+@given(st.one_of(st.text(max_size=40), st.text(alphabet="apche:/._-~\\\0 A\u212a", max_size=40)))
+def test_whatever_is_declared_only_files_under_the_manifests_directory_are_looked_up(name):
+    canonical = class_name(name)
+    if canonical is None:
+        return
+    for relative in autoload_files(canonical):
+        assert relative.endswith(".pp") and relative.isascii()
+        assert not posixpath.isabs(relative) and posixpath.normpath(relative) == relative
+        assert ".." not in relative.split("/") and "\\" not in relative and "\0" not in relative
 
 
 @pytest.fixture
@@ -123,3 +141,19 @@ def test_a_manifest_edited_after_a_warm_run_is_checked_against_its_new_md5(tree)
     assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "ntp", "count": 1}]
     inventory = next(m for m in build_inventory(site_for(tree))["modules"] if m["name"] == "ntp")
     assert inventory["set_aside"] == {"manifests/service.pp": "differs from checksums.json (modified by the site)"}
+
+
+def test_debians_sssd_package_ships_checksums_json_and_its_manifests_match(tree):
+    """puppet-module-asciiduck-sssd ships the Forge's checksums.json; Debian edited
+    other files (README, metadata.json) but no manifest, so its classes stay public."""
+    sssd_source = Path("/usr/share/puppet/modules/sssd")
+    if not (sssd_source / "checksums.json").is_file():
+        pytest.fail("needs Debian's puppet-module-asciiduck-sssd: run tests/run (it installs it)")
+    tree.forge(["asciiduck-sssd"])
+    sssd = tree.environment("production") / "modules" / "sssd"
+    shutil.copytree(sssd_source, sssd)
+    write(sssd / "manifests" / "secret.pp", "class sssd::secret { }\n")
+    site = site_for(tree)
+    module = next(m for m in site.modules if m.name == "sssd")
+    assert site.public_classes_of(module) == {"sssd", "sssd::config", "sssd::install", "sssd::params", "sssd::service"}
+    assert site.set_aside(module) == {"manifests/secret.pp": "not listed in checksums.json (added by the site)"}
