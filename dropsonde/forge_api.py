@@ -27,6 +27,7 @@ from urllib.parse import urljoin
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.terminal import printable
 from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,9 @@ def forge_api_url(configured: Optional[str]) -> str:
     url = configured or DEFAULT_FORGE_API
     base = http_client.origin(url)
     if base is None:
-        raise DropsondeError(f"--forge-api: not an http(s) URL: {http_client.printable(repr(url))}")
+        raise DropsondeError(f"--forge-api: not an http(s) URL: {printable(repr(url))}")
     if base[0] != "https" and not is_loopback(base[1]):
-        raise DropsondeError(f"--forge-api: {http_client.printable(url)}: https is required "
+        raise DropsondeError(f"--forge-api: {printable(url)}: https is required "
                              "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
     return url.rstrip("/")
 
@@ -184,7 +185,7 @@ def _next_page_url(base_url: str, following: Any) -> str:
         url = following
     if http_client.origin(url) != http_client.origin(base_url):
         raise ForgeError(f"{base_url}: pagination.next leaves the Forge's origin "
-                         f"({http_client.printable(following)}): not followed")
+                         f"({printable(following)[:200]}): not followed")
     return url
 
 

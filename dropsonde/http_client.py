@@ -22,6 +22,7 @@ from typing import Any, FrozenSet, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 from dropsonde import __version__
+from dropsonde.terminal import printable
 
 RETRIES = 3
 MAX_RETRY_AFTER = 60.0
@@ -52,12 +53,6 @@ def origin(url: str) -> Optional[Tuple[str, str, int]]:
     return scheme, parts.hostname.lower(), port
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """``text`` safe for a terminal: control and other unprintable characters escaped, length bounded."""
-    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return escaped[:limit]
-
-
 def check_redirect(from_url: str, method: str, status: int, location: str) -> None:
     """RedirectRefused unless following ``status`` from ``from_url`` to ``location``
     (absolute or relative) stays on the same origin and keeps ``method``."""
@@ -66,7 +61,7 @@ def check_redirect(from_url: str, method: str, status: int, location: str) -> No
     except ValueError:
         target = location
     if origin(target) is None or origin(target) != origin(from_url):
-        raise RedirectRefused(f"redirected to {printable(target)}, another origin: not followed")
+        raise RedirectRefused(f"redirected to {printable(target)[:200]}, another origin: not followed")
     if method not in ("GET", "HEAD") and status not in METHOD_KEEPING_REDIRECTS:
         raise RedirectRefused(f"HTTP {status} redirect would resend the {method} as a GET: not followed")
 
