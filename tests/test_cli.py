@@ -239,7 +239,8 @@ def test_verbose_logs_what_is_read_and_what_ran_to_stderr_only(tmp_path):
     assert quiet.returncode == verbose.returncode == 0, verbose.stderr
     assert verbose.stdout == quiet.stdout and "info:" not in quiet.stderr
     log = verbose.stderr
-    assert f"reading manifest {env / 'modules' / 'profile' / 'manifests' / 'init.pp'}" in log
+    assert f"reading the manifests of {env / 'modules' / 'profile'}" in log
+    assert f"reading manifest {env / 'modules' / 'apache' / 'manifests' / 'init.pp'}" in log
     assert f"reading Puppetfile {env / 'Puppetfile'}" in log
     assert "Puppet settings (" in log and f"from {tree.confdir / 'puppet.conf'}" in log
     assert "1 environments in" in log and "2 distinct module directories" in log
