@@ -99,7 +99,29 @@ class Store:
         connection = self.connect()
         self.create_schema(connection)
         connection.close()
+        self._normalize_earlier_reports()
         return self
+
+    def _normalize_earlier_reports(self) -> None:
+        """A store written before the narrow tables existed gets them filled
+        once, from its reports, so its weeks can still be published. Two
+        collectors doing it at once store nothing twice (the upsert keeps one)."""
+        empty = list(self.query("SELECT COUNT(*) AS n FROM site_weeks", {}))[0]["n"] == 0
+        if not empty or list(self.query("SELECT COUNT(*) AS n FROM reports", {}))[0]["n"] == 0:
+            return
+        connection = self.connect()
+        try:
+            cursor = connection.cursor()
+            for number, row in enumerate(self.query("SELECT * FROM reports", {}), start=1):
+                for column in self.metric_columns:
+                    if row.get(column) is not None:
+                        row[column] = json.loads(row[column])
+                self._normalize(cursor, row)
+                if number % BATCH_LIMIT == 0:
+                    connection.commit()
+            connection.commit()
+        finally:
+            connection.close()
 
     def start_writer(self) -> None:
         """Start the group-commit writer (the server calls this; loading does not need it)."""

@@ -100,3 +100,17 @@ def test_an_existing_store_readable_by_others_is_made_private(tmp_path):
     path.chmod(0o644)
     open_store(str(path), COLUMNS)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_store_from_before_the_narrow_tables_gets_them_filled_on_open(db):
+    store = open_store(db, COLUMNS)
+    store.insert_many([row(n, "2026-11-25T10:00:00.000000+00:00", f"1.0.{n}") for n in range(3)])
+    connection = store.connect()
+    for table in ("site_weeks", "site_week_modules"):
+        connection.cursor().execute(f"DELETE FROM {table}")  # as a store written by the previous release
+    connection.commit()
+    connection.close()
+    reopened = open_store(db, COLUMNS)
+    versions = list(reopened.query("SELECT version FROM site_week_modules ORDER BY version", {}))
+    assert versions == [{"version": "1.0.0"}, {"version": "1.0.1"}, {"version": "1.0.2"}]
+    assert [r["environment_count"] for r in reopened.query("SELECT * FROM site_weeks ORDER BY id", {})] == [0, 1, 2]
