@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, Sequence
 
+from dropsonde.errors import DropsondeError
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -75,8 +77,11 @@ def staging(out: Path) -> Iterator[Path]:
     """A fresh directory beside ``out``, renamed to ``out`` when the block
     succeeds and removed when it fails: the previous output is never half
     replaced and no partial directory is left behind."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise DropsondeError(f"--out {out}: cannot write beside it: {exc.strerror or exc}") from None
     try:
         yield directory
         directory.chmod(0o755)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows
+from dropsonde.errors import DropsondeError
 
 SKELETON = ("message_id", "site_id", "product", "version", "timestamp", "ip")
 BATCH_LIMIT = 500
@@ -335,7 +336,18 @@ class PostgresStore(Store):
 
 
 def open_store(db: str, metric_columns: Sequence[str]) -> Store:
-    """The store named by ``--db``: a PostgreSQL URL, or a SQLite file path."""
+    """The store named by ``--db``: a PostgreSQL URL, or a SQLite file path.
+    A store that cannot be opened is one clear line naming it (without a
+    password the URL may hold), not a driver's traceback."""
     if db.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(db, metric_columns).open()
-    return SQLiteStore(db, metric_columns).open()
+        import psycopg
+
+        try:
+            return PostgresStore(db, metric_columns).open()
+        except psycopg.Error as exc:
+            shown = db.split("://", 1)[0] + "://" + db.rsplit("@", 1)[-1]
+            raise DropsondeError(f"--db {shown}: {str(exc).splitlines()[0][:200]}") from None
+    try:
+        return SQLiteStore(db, metric_columns).open()
+    except (OSError, sqlite3.Error) as exc:
+        raise DropsondeError(f"--db {db}: cannot open the store: {getattr(exc, 'strerror', None) or exc}") from None

@@ -284,3 +284,19 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
     assert int(rendered["top-modules"]) == min(20, len(modules)) > 0
     assert int(rendered["adoption"]) > 0 and int(rendered["platforms"]) > 0
     assert int(rendered["trends"]) == min(8, len(modules))  # one point per module: the first published week
+
+
+def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, postgres):
+    from tests.conftest import assert_clean_error
+
+    out = str(tmp_path / "out")
+    assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "no" / "such.db"), "--out", out),
+                       "--db", "no/such.db")
+    refused = run_dropsonde("collector", "aggregate", "--db", "postgresql://u:secret@127.0.0.1:1/db", "--out", out)
+    assert_clean_error(refused, "--db postgresql://127.0.0.1:1/db")
+    assert "secret" not in refused.stderr
+    (tmp_path / "file").write_text("")
+    assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out",
+                                     str(tmp_path / "file" / "out")), "--out", "file/out")
+    assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", out,
+                                     "--epsilon", "0"), "--epsilon")
