@@ -14,7 +14,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import typer
 
@@ -470,22 +470,32 @@ def collector_serve(
     forge_cache: Path = typer.Option(..., "--forge-cache", help="forge.json (as `dropsonde update` keeps it): "
                                      "the only modules a report may name."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
-    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address, per worker."),
+    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
+    trusted_proxy: List[str] = typer.Option([], "--trusted-proxy", help="CIDR of a reverse proxy whose "
+                                            "X-Forwarded-For names the client (repeatable)."),
+    read_timeout: int = typer.Option(10, "--read-timeout", min=1, help="Seconds a client has to send "
+                                     "a request's headers, and again its body."),
+    connections: int = typer.Option(1000, "--connections", min=1, help="Connections served at once per worker."),
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
     link: str = typer.Option("https://pypi.org/project/dropsonde/", "--download-link", help="Where a newer client is."),
     store_ip: bool = typer.Option(False, "--store-ip", help="Keep client addresses (not stored by default)."),
-    threads: int = typer.Option(32, "--threads", min=1, help="Threads per worker process."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes. [default: one per CPU]"),
 ) -> None:
     """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
     from dropsonde.collector.app import CollectorSettings
+    from dropsonde.collector.limits import parse_networks
     from dropsonde.collector.service import serve
 
     if latest is not None and not re.match(r"^\d+\.\d+\.\d+$", latest):
         raise DropsondeError(f"--latest-version: expected X.Y.Z, got {latest!r}")
+    try:
+        proxies = parse_networks(trusted_proxy)
+    except ValueError as exc:
+        raise DropsondeError(str(exc)) from None
     settings = CollectorSettings(max_body=max_body, rate_per_minute=rate, latest_version=latest,
-                                 download_link=link, store_ip=store_ip)
-    serve(listen, db, settings, forge_cache, threads, workers or os.cpu_count() or 1)
+                                 download_link=link, store_ip=store_ip, trusted_proxies=proxies,
+                                 read_timeout=read_timeout)
+    serve(listen, db, settings, forge_cache, connections, workers or os.cpu_count() or 1)
 
 
 @collector_app.command("aggregate")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
+from dropsonde.collector.limits import Network, RateLimiter, client_address, read_body
 from dropsonde.collector.storage import Store
 from dropsonde.report import PRODUCT, REPORT_VERSION
 from dropsonde.schema import column_json_schema, validation_message
@@ -46,28 +46,8 @@ class CollectorSettings:
     latest_version: Optional[str] = None
     download_link: str = "https://pypi.org/project/dropsonde/"
     store_ip: bool = False
-
-
-class RateLimiter:
-    """A token bucket per client address: ``rate`` requests a minute, bursts up to ``rate``."""
-
-    def __init__(self, rate_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate_per_minute / 60.0
-        self.capacity = float(rate_per_minute)
-        self.clock = clock
-        self.buckets: Dict[str, Tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def allow(self, address: str) -> bool:
-        now = self.clock()
-        with self.lock:
-            tokens, last = self.buckets.get(address, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            allowed = tokens >= 1
-            self.buckets[address] = (tokens - 1 if allowed else tokens, now)
-            if len(self.buckets) > 100_000:  # forget idle addresses rather than grow without bound
-                self.buckets = {a: b for a, b in self.buckets.items() if now - b[1] < 120}
-            return allowed
+    trusted_proxies: Tuple[Network, ...] = ()
+    read_timeout: int = 10
 
 
 def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
@@ -171,13 +151,13 @@ class CollectorApp:
     """The WSGI application."""
 
     def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], settings: CollectorSettings,
-                 allowlist: Allowlist) -> None:
+                 allowlist: Allowlist, limiter: RateLimiter) -> None:
         self.store = store
         self.columns = columns
         self.validator = ReportValidator(columns)
         self.allowlist = allowlist
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_per_minute)
+        self.limiter = limiter
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         try:
@@ -185,10 +165,7 @@ class CollectorApp:
         except Rejected as exc:
             status, body = exc.status, {"message": str(exc), "newer": False, "link": None, **exc.detail}
         payload = json.dumps(body).encode("utf-8")
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
-                  413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
-                  503: "Service Unavailable"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
 
     def handle(self, environ: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
@@ -196,8 +173,8 @@ class CollectorApp:
             raise Rejected(404, "reports are POSTed to /")
         if environ.get("REQUEST_METHOD") != "POST":
             raise Rejected(405, "reports are POSTed to /")
-        address = environ.get("REMOTE_ADDR", "")
-        if not self.limiter.allow(address):
+        address = client_address(environ, self.settings.trusted_proxies)
+        if not self._allow(address):
             raise Rejected(429, "too many reports from this address; try again later")
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if content_type != "application/json":
@@ -208,7 +185,10 @@ class CollectorApp:
             raise Rejected(411, "a Content-Length is required") from None
         if length > self.settings.max_body:
             raise Rejected(413, f"the report is larger than {self.settings.max_body} bytes")
-        body = environ["wsgi.input"].read(length)
+        try:
+            body = read_body(environ, length, self.settings.read_timeout)
+        except TimeoutError:
+            raise Rejected(408, f"the report was not sent within {self.settings.read_timeout:g} s") from None
         site_id, values = self.validator.check(parse_body(body))
         violation = self.allowlist.violation(self.columns, values)
         if violation is not None:
@@ -229,3 +209,9 @@ class CollectorApp:
         newer = _newer(environ.get("HTTP_USER_AGENT", ""), self.settings.latest_version)
         message = "Report received, thank you." if not newer else "Report received."
         return 200, {"message": message, "newer": newer, "link": self.settings.download_link if newer else None}
+
+    def _allow(self, address: str) -> bool:
+        try:
+            return self.limiter.allow(address)
+        except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in
+            raise Rejected(503, "the server is busy; try again later") from None

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import socket
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
 from dropsonde.collector.allowlist import Allowlist
+from dropsonde.collector.limits import RateLimiter
 from dropsonde.collector.storage import SKELETON, Store, open_store
 from dropsonde.errors import DropsondeError
 from dropsonde.forge import read_forge_file
 
 log = logging.getLogger(__name__)
 LOAD_BATCH = 1000
+WORKER_TIMEOUT = 30  # seconds: a worker silent this long is replaced; a stopping one gets as long to finish
 
 
 def known_columns() -> Dict[str, Dict[str, Any]]:
@@ -45,70 +47,79 @@ def load_allowlist(forge_cache: Path) -> Allowlist:
     return Allowlist(read_forge_file(forge_cache).modules)
 
 
-def serve(listen: str, db: str, settings: Any, forge_cache: Path, threads: int = 32, workers: int = 1) -> None:
-    """Serve until interrupted, with waitress (a production WSGI server).
+def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: int = 1000, workers: int = 1) -> None:
+    """Serve until SIGTERM (graceful) or SIGINT, on gunicorn with gevent workers.
 
-    Validation is CPU-bound Python, so one process uses one core: with
-    ``workers`` > 1 the listening socket is bound once and shared by that many
-    forked processes (the kernel spreads connections), each with its own
-    group-commit writer; the store serializes their commits. Workers die with
-    the parent.
+    gunicorn's master keeps ``workers`` processes (validation is CPU-bound
+    Python: one process per core), restarts one that dies or stops answering
+    its heartbeat (30 s), and on SIGHUP replaces them gracefully (re-reading
+    ``forge_cache``). Its gevent worker serves each connection in a greenlet,
+    so a slow client holds a greenlet, not a thread; reading a request's
+    headers is bounded by ``settings.read_timeout`` (gunicorn's keep-alive
+    timeout wraps it) and its body by the application, and at most
+    ``connections`` are served per worker (the rest wait in the backlog).
     """
+    from gunicorn.app.base import BaseApplication
+
     parse_listen(listen)
-    allowlist = load_allowlist(forge_cache)
+    load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
     columns = known_columns()
     open_store(db, list(columns))  # schema created once, before any worker exists
-    host, _, port = listen.rpartition(":")
-    sock = socket.create_server((host.strip("[]"), int(port)), reuse_port=False, backlog=1024)
+    scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
+    limiter = RateLimiter(os.path.join(scratch, "rate.db"), settings.rate_per_minute)
+    master = os.getpid()
+
+    def load_app() -> Any:
+        """In each worker, after the fork: its own store connection and group-commit writer."""
+        from dropsonde.collector.app import CollectorApp
+
+        store = open_store(db, list(columns))
+        store.start_writer()
+        # Read again here, so a SIGHUP after `dropsonde update` takes the new list; a list
+        # that has become unreadable stops the workers (fail closed) rather than accept anything.
+        return CollectorApp(store, columns, settings, load_allowlist(forge_cache), limiter)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in _gunicorn_options(listen, settings, connections, workers).items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return load_app()
+
     log.warning("collector listening on %s with %d worker(s), storing in %s", listen, workers,
                 db if "://" not in db else db.split("@")[-1])
-    children = []
-    for _ in range(workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            _die_with_parent()
-            try:
-                _serve_socket(sock, db, columns, settings, allowlist, threads)
-            finally:
-                os._exit(0)
-        children.append(pid)
     try:
-        _serve_socket(sock, db, columns, settings, allowlist, threads)
+        Server().run()
     finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if os.getpid() == master:  # gunicorn's workers leave through here too
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _serve_socket(sock: socket.socket, db: str, columns: Dict[str, Dict[str, Any]], settings: Any,
-                  allowlist: Allowlist, threads: int) -> None:
-    import waitress
+def _gunicorn_options(listen: str, settings: Any, connections: int, workers: int) -> Dict[str, Any]:
+    return {
+        "bind": listen,
+        "workers": workers,
+        "worker_class": "gevent",
+        "worker_connections": connections,
+        "keepalive": settings.read_timeout,  # bounds reading each request's line and headers
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": WORKER_TIMEOUT,
+        "backlog": 1024,
+        "forwarded_allow_ips": "",  # X-Forwarded-For is the application's business (--trusted-proxy)
+        "proc_name": "dropsonde-collector",
+        "loglevel": "warning",
+        "accesslog": None,
+        "errorlog": "-",
+        "worker_exit": _close_store,
+    }
 
-    from dropsonde.collector.app import CollectorApp
 
-    store = open_store(db, list(columns))
-    store.start_writer()
-    app = CollectorApp(store, columns, settings, allowlist)
-    # waitress warns at every request while its task queue is deeper than its
-    # threads: normal under a burst, and one line per report is too many.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    try:
-        waitress.serve(app, sockets=[sock], threads=threads, ident="dropsonde-collector",
-                       max_request_body_size=settings.max_body + 1, clear_untrusted_proxy_headers=True)
-    finally:
-        store.close()
-
-
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the parent dies, however it dies."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def _close_store(server: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook: commit what the writer holds before the worker goes."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "store"):
+        app.store.close()
 
 
 def load_jsonl(path: Path, db: str) -> int:

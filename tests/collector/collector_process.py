@@ -25,10 +25,10 @@ class CollectorProcess:
         self.port = free_port()
         self.extra = list(extra)
         self.process: Optional[subprocess.Popen] = None
-        self.forge_dir: Optional[tempfile.TemporaryDirectory] = None
+        # The collector's scratch files (TMPDIR) and the default Forge list live here.
+        self.scratch = tempfile.TemporaryDirectory()
         if "--forge-cache" not in self.extra:
-            self.forge_dir = tempfile.TemporaryDirectory()
-            forge = os.path.join(self.forge_dir.name, "forge.json")
+            forge = os.path.join(self.scratch.name, "forge.json")
             with open(forge, "w", encoding="utf-8") as handle:
                 json.dump({"timestamp": "2026-11-27T00:00:00+00:00", "modules": FORGE_MODULES}, handle)
             self.extra += ["--forge-cache", forge]
@@ -47,7 +47,7 @@ class CollectorProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dropsonde", "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--db", self.db, *self.extra],
-            stdout=subprocess.DEVNULL, stderr=self.log,
+            stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, "TMPDIR": self.scratch.name},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -69,8 +69,7 @@ class CollectorProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
-        if self.forge_dir is not None:
-            self.forge_dir.cleanup()
+        self.scratch.cleanup()
 
     def __enter__(self) -> "CollectorProcess":
         return self.start()
