@@ -77,15 +77,24 @@ class RateLimiter:
         self._pid = 0
         self._calls = 0
 
+    def create(self) -> "RateLimiter":
+        """Create the file and its table once, before the workers exist, so they
+        never race to switch it to WAL; the connection is closed before any fork."""
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS buckets "
+                               "(address TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)")
+        finally:
+            connection.close()
+        return self
+
     def _connect(self) -> sqlite3.Connection:
         """One connection per process, opened after the fork (an SQLite
         connection must not cross a fork)."""
         if self._connection is None or self._pid != os.getpid():
             connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=OFF")
-            connection.execute("CREATE TABLE IF NOT EXISTS buckets "
-                               "(address TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)")
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 

@@ -66,7 +66,7 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
     columns = known_columns()
     open_store(db, list(columns))  # schema created once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
-    limiter = RateLimiter(os.path.join(scratch, "rate.db"), settings.rate_per_minute)
+    limiter = RateLimiter(os.path.join(scratch, "rate.db"), settings.rate_per_minute).create()
     master = os.getpid()
 
     def load_app() -> Any:
