@@ -69,6 +69,9 @@ class State:
             if self._options.verbose:
                 logging.getLogger().setLevel(logging.INFO)
                 logging.getLogger("urllib3").setLevel(logging.WARNING)
+                config_file = config_file_for(self.given)
+                log.info("options from the command line and %s%s", config_file,
+                         "" if config_file.is_file() else " (absent)")
         return self._options
 
     def layout(self) -> str:
@@ -114,12 +117,16 @@ class State:
         return load_plugins(options.enable, options.disable)
 
 
-def load_options(given: Dict[str, Any]) -> Options:
-    """Merge the command line with ``telemetry.yaml`` (in the parent of confdir)."""
+def config_file_for(given: Dict[str, Any]) -> Path:
+    """``telemetry.yaml``: in the parent of Puppet's confdir, as the Ruby client reads it."""
     from dropsonde.puppet.settings import resolve_confdir
 
-    confdir = Path(resolve_confdir(given.get("confdir")))
-    config_file = confdir.parent / CONFIG_FILENAME
+    return Path(resolve_confdir(given.get("confdir"))).parent / CONFIG_FILENAME
+
+
+def load_options(given: Dict[str, Any]) -> Options:
+    """Merge the command line with ``telemetry.yaml``."""
+    config_file = config_file_for(given)
     return merge_options(given, read_config_file(config_file), config_file)
 
 

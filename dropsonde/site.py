@@ -235,7 +235,11 @@ class Site:
     @cached_property
     def puppetdb_config(self) -> Optional[PuppetDBConfig]:
         """``$confdir/puppetdb.conf`` with Puppet's certificate settings, or None when absent."""
-        return read_puppetdb_conf(self.puppet.confdir / "puppetdb.conf", self.puppet.values)
+        path = self.puppet.confdir / "puppetdb.conf"
+        config = read_puppetdb_conf(path, self.puppet.values)
+        if config is not None:
+            log.info("PuppetDB settings from %s: %s", path, ", ".join(config.server_urls))
+        return config
 
     @cached_property
     def puppetdb(self) -> Optional[PuppetDBClient]:

@@ -243,6 +243,7 @@ def test_verbose_logs_what_is_read_and_what_ran_to_stderr_only(tmp_path):
     assert f"reading manifest {env / 'modules' / 'apache' / 'manifests' / 'init.pp'}" in log
     assert f"reading Puppetfile {env / 'Puppetfile'}" in log
     assert "Puppet settings (" in log and f"from {tree.confdir / 'puppet.conf'}" in log
+    assert f"options from the command line and {tree.confdir.parent / 'telemetry.yaml'}\n" in log
     assert "1 environments in" in log and "2 distinct module directories" in log
     assert f"Forge module cache {tree.cachepath / 'forge.json'}: 1 public modules, updated 2026-11-01" in log
     assert "PuppetDB: not configured" in log

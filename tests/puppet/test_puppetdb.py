@@ -112,6 +112,7 @@ def test_report_matches_ground_truth(tmp_path, puppetdb, loaded):
     tree = site_tree(tmp_path, f"[main]\nserver_urls = {puppetdb.http_url}\n")
     result = tree.run("-v", "preview", "--format", "json")
     assert result.returncode == 0, result.stderr
+    assert f"PuppetDB settings from {tree.confdir / 'puppetdb.conf'}: {puppetdb.http_url}" in result.stderr
     assert f"PuppetDB {puppetdb.http_url} answered: {len(PUBLIC) + len(PRIVATE)} classes declared" in result.stderr
     assert CANARY not in result.stdout.lower() and "Odd" not in result.stdout
     values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
