@@ -17,6 +17,7 @@ import errno
 import os
 import secrets
 from pathlib import Path
+from typing import Iterable, Union
 
 DIRECTORY_MODE = 0o700
 
@@ -32,9 +33,10 @@ def open_directory(path: Path) -> int:
         raise
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: Union[bytes, Iterable[bytes]], mode: int = 0o644) -> None:
     """Write ``data`` to a new temporary file beside ``path``, fsync it, then rename it
-    over ``path``. A missing directory is created private (0700)."""
+    over ``path``. A missing directory is created private (0700). ``data`` may be
+    chunks, written in order, so that a large file is never held whole in memory."""
     path = Path(path)
     path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
     dir_fd = open_directory(path.parent)
@@ -44,7 +46,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.close(dir_fd)
 
 
-def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+def write_atomic_at(dir_fd: int, name: str, data: Union[bytes, Iterable[bytes]], mode: int = 0o644) -> None:
     """``write_atomic`` relative to an open directory, so that the directory
     cannot be swapped for another between the checks and the write."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -59,7 +61,8 @@ def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> N
         raise FileExistsError(errno.EEXIST, "cannot create a temporary file beside it", name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
             os.fchmod(handle.fileno(), mode)

@@ -151,7 +151,7 @@ class Site:
 
     def definitions(self, module: Module) -> List[Definition]:
         """Classes and defined types in the module's manifests."""
-        return [d for found in self.manifest_files(module) for d in found.info.definitions]
+        return [d for found in self.manifest_files(module) for d in found.definitions]
 
     @cached_property
     def _public_modules_by_name(self) -> Dict[str, List[Module]]:
@@ -181,7 +181,7 @@ class Site:
             self._set_aside.setdefault(key, {})[relative] = reason
             log.info("%s: classes in %s are treated as private: %s", module.path, relative, reason)
             return []
-        return found.info.definitions
+        return found.definitions
 
     def defines_public_class(self, name: str) -> bool:
         """Whether an installed public module defines class ``name`` (any case,
@@ -271,5 +271,5 @@ class Site:
 
 
 def _warn_if_unreadable(found: ManifestFile) -> None:
-    if found.info.error:
-        log.warning("manifest %s: %s", found.path, found.info.error)
+    if found.error:
+        log.warning("manifest %s: %s", found.path, found.error)

@@ -65,3 +65,18 @@ def test_a_successful_write_puts_a_new_file_in_place(target):
     assert target.stat().st_ino != old_inode
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert sorted(os.listdir(target.parent)) == ["forge.json"]
+
+
+def test_chunks_are_written_in_order_and_a_failing_producer_leaves_the_old_bytes(target):
+    """The manifest cache is written a module at a time, never held whole in memory."""
+    write_atomic(target, (part for part in (b'{"modules": ', b'["a", ', b'"b"]}\n')))
+    assert target.read_bytes() == b'{"modules": ["a", "b"]}\n'
+
+    def failing():
+        yield b'{"modules": '
+        raise RuntimeError("the producer failed midway")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, failing())
+    assert target.read_bytes() == b'{"modules": ["a", "b"]}\n'
+    assert sorted(os.listdir(target.parent)) == ["forge.json"]

@@ -23,9 +23,9 @@ import logging
 import os
 import time
 from stat import S_ISREG
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
 from dropsonde.atomic_file import write_atomic
@@ -66,8 +66,7 @@ def _read_bytes(path: str) -> Tuple[Optional[bytes], Optional[str]]:
         return None, f"cannot read: {exc.strerror or exc}"
 
 
-@dataclass(frozen=True)
-class FileStamp:
+class FileStamp(NamedTuple):
     """What ``stat`` says of a file; while all of it is unchanged the content is
     taken to be unchanged (git's index makes the same bet)."""
 
@@ -81,31 +80,84 @@ class FileStamp:
         return cls(stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
 
 
-@dataclass(frozen=True)
-class PathRecord:
-    """The last content seen at a path; ``stamp`` is None when it was too fresh to trust."""
+class PathRecord(NamedTuple):
+    """The last content seen at a path; ``stamp`` is None when it was too fresh to trust.
+
+    Stored as one JSON object per path: ``{"md5": ..., "size": ..., "mtime_ns": ...,
+    "ctime_ns": ..., "inode": ...}`` (only ``md5`` for an untrusted stamp).
+    """
 
     md5: str
     stamp: Optional[FileStamp]
 
+    @classmethod
+    def from_json(cls, raw: Any) -> Optional["PathRecord"]:
+        """The record, or None when it is damaged (the file is then read again)."""
+        try:
+            md5 = raw["md5"]
+            if "size" not in raw:
+                return cls(md5, None)
+            return cls(md5, FileStamp(raw["size"], raw["mtime_ns"], raw["ctime_ns"], raw["inode"]))
+        except (KeyError, TypeError):
+            return None
 
-@dataclass(frozen=True)
-class ContentRecord:
+    def to_json(self) -> Dict[str, Any]:
+        stamp = self.stamp
+        if stamp is None:
+            return {"md5": self.md5}
+        return {"md5": self.md5, "size": stamp.size, "mtime_ns": stamp.mtime_ns, "ctime_ns": stamp.ctime_ns,
+                "inode": stamp.inode}
+
+
+class ContentRecord(NamedTuple):
     """What a manifest with some content defines (shared by every path holding it)."""
 
     definitions: List[Definition]
     error: Optional[str]
 
+    @classmethod
+    def from_json(cls, raw: Any) -> Optional["ContentRecord"]:
+        """The record, or None when it is damaged (the file is then parsed again)."""
+        try:
+            content = cls([Definition(**d) for d in raw["definitions"]], raw["error"])
+        except (KeyError, TypeError):
+            return None
+        return content if all(_well_formed(d) for d in content.definitions) else None
 
-@dataclass(frozen=True)
+    def to_json(self) -> Dict[str, Any]:
+        return {"definitions": [asdict(d) for d in self.definitions], "error": self.error}
+
+
 class ManifestFile:
-    """One manifest as read: where (``relative`` to the module's ``manifests``),
-    the MD5 of its bytes (None when unreadable) and what it defines."""
+    """One manifest as read: where (``relative`` to its module's ``manifests``), the
+    MD5 of its bytes (None when unreadable) and what it defines. Small, as there
+    is one per manifest of every environment: what it defines is shared by all
+    files with the same content."""
 
-    path: str
-    relative: str
-    md5: Optional[str]
-    info: ManifestInfo
+    __slots__ = ("manifests_dir", "relative", "md5", "content")
+
+    def __init__(self, manifests_dir: str, relative: str, md5: Optional[str], content: ContentRecord) -> None:
+        self.manifests_dir = manifests_dir
+        self.relative = relative
+        self.md5 = md5
+        self.content = content
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.manifests_dir, self.relative)
+
+    @property
+    def definitions(self) -> List[Definition]:
+        return self.content.definitions
+
+    @property
+    def error(self) -> Optional[str]:
+        return self.content.error
+
+    @property
+    def classes(self) -> List[str]:
+        """Names of the classes defined, in file order."""
+        return [d.name for d in self.definitions if d.kind == "class"]
 
 
 class ManifestCache:
@@ -121,17 +173,19 @@ class ManifestCache:
     def __init__(self, cache_file: Optional[Path] = None, clock: Callable[[], int] = time.time_ns) -> None:
         self.cache_file = cache_file
         self._now_ns = clock()
-        self._paths: Dict[str, Dict[str, Any]] = {}  # manifests dir -> relative path -> PathRecord (or its JSON)
+        self._paths: Dict[str, Dict[str, Optional[PathRecord]]] = {}  # manifests dir -> relative path -> record
         self._contents: Dict[str, Any] = {}  # md5 -> ContentRecord (or its JSON)
         self._seen: Dict[str, Set[str]] = {}  # manifests dir -> relative paths read this run
         self._complete: Set[str] = set()  # manifests dirs read whole this run
+        self._md5s: Dict[str, str] = {}
+        self._names: Dict[str, str] = {}
         self.dirty = False
         if cache_file is not None:
             self._load()
 
     def _load(self) -> None:
         try:
-            data = json.loads(self.cache_file.read_bytes())
+            data = json.loads(self.cache_file.read_bytes(), object_hook=self._decode)
         except (OSError, ValueError):
             return  # no cache yet, or a damaged one: start afresh
         if (
@@ -144,9 +198,21 @@ class ManifestCache:
         ):
             self._paths, self._contents = data["paths"], data["contents"]
 
+    def _decode(self, raw: Dict[str, Any]) -> Any:
+        """Path records become objects as they are decoded (a dict each would take
+        twice the memory: there is one per manifest of every environment); a
+        damaged one becomes None, so its file is read again."""
+        if "md5" not in raw:
+            return raw
+        record = PathRecord.from_json(raw)
+        if record is None or not isinstance(record.md5, str):
+            return None
+        return record._replace(md5=self._md5s.setdefault(record.md5, record.md5))
+
     def module(self, manifests_dir: Path) -> List[ManifestFile]:
         """Every manifest of a module's ``manifests`` directory, in autoload order."""
-        files = [self.read(manifests_dir, relative) for relative in module_manifests(manifests_dir)]
+        names = self._names  # one string per relative path, however many copies of the module there are
+        files = [self.read(manifests_dir, names.setdefault(relative, relative)) for relative in module_manifests(manifests_dir)]
         self._complete.add(str(manifests_dir))
         return [found for found in files if found is not None]
 
@@ -165,7 +231,7 @@ class ManifestCache:
                 self.dirty = True
             return None
         except OSError as exc:
-            return ManifestFile(path, relative, None, ManifestInfo(error=f"cannot read: {exc.strerror or exc}"))
+            return ManifestFile(key, relative, None, ContentRecord([], f"cannot read: {exc.strerror or exc}"))
         if not S_ISREG(stat.st_mode):
             return None  # a directory or a device is no manifest (and a FIFO would block the read)
         self._seen.setdefault(key, set()).add(relative)
@@ -174,12 +240,13 @@ class ManifestCache:
         if known is not None and known.stamp == stamp:
             content = self._content(known.md5)
             if content is not None:
-                return _manifest_file(path, relative, known.md5, content)
+                return ManifestFile(key, relative, known.md5, content)
         data, error = _read_bytes(path)
         if data is None:
             self.dirty = records.pop(relative, None) is not None or self.dirty
-            return ManifestFile(path, relative, None, ManifestInfo(error=error))
+            return ManifestFile(key, relative, None, ContentRecord([], error))
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        md5 = self._md5s.setdefault(md5, md5)
         content = self._content(md5)
         if content is None:
             info = read_manifest_data(data)
@@ -187,32 +254,18 @@ class ManifestCache:
         fresh = max(stat.st_mtime_ns, stat.st_ctime_ns) > self._now_ns - RACY_WINDOW_NS
         record = records[relative] = PathRecord(md5, None if fresh else stamp)
         self.dirty = self.dirty or record != known
-        return _manifest_file(path, relative, md5, content)
+        return ManifestFile(key, relative, md5, content)
 
     @staticmethod
     def _record(records: Dict[str, Any], relative: str) -> Optional[PathRecord]:
-        raw = records.get(relative)
-        if isinstance(raw, PathRecord) or raw is None:
-            return raw
-        try:
-            stamp = raw["stamp"]
-            record = PathRecord(str(raw["md5"]), None if stamp is None else FileStamp(**stamp))
-        except (KeyError, TypeError):
-            return None  # a damaged record: the file is read again
-        records[relative] = record
-        return record
+        record = records.get(relative)
+        return record if isinstance(record, PathRecord) else None
 
     def _content(self, md5: str) -> Optional[ContentRecord]:
         raw = self._contents.get(md5)
-        if isinstance(raw, ContentRecord) or raw is None:
+        if raw is None or isinstance(raw, ContentRecord):
             return raw
-        try:
-            content = ContentRecord([Definition(**d) for d in raw["definitions"]], raw["error"])
-        except (KeyError, TypeError):
-            return None
-        if not all(_well_formed(d) for d in content.definitions):
-            return None
-        self._contents[md5] = content
+        content = self._contents[md5] = ContentRecord.from_json(raw)
         return content
 
     def save(self, installed: Iterable[Path]) -> None:
@@ -222,24 +275,29 @@ class ManifestCache:
         self._forget_gone({str(directory) for directory in installed})
         if self.cache_file is None or not self.dirty:
             return
-        paths: Dict[str, Dict[str, Any]] = {}
-        contents: Dict[str, Any] = {}
-        for key, records in sorted(self._paths.items()):
-            kept = paths[key] = {}
-            for relative in sorted(records):
-                record = self._record(records, relative)
-                content = None if record is None else self._content(record.md5)
-                if content is None:
-                    continue  # a damaged record: the file is read again next time
-                kept[relative] = _path_json(record)
-                if record.md5 not in contents:
-                    contents[record.md5] = _content_json(content)
-        payload = {"version": self.VERSION, "parser": _PARSER_ID, "paths": paths, "contents": contents}
         try:
-            write_atomic(self.cache_file, json.dumps(payload, separators=(",", ":")).encode("utf-8"), mode=0o600)
+            write_atomic(self.cache_file, self._serialized(), mode=0o600)
         except OSError as exc:
             log.debug("not saving the manifest cache: %s", exc)
         self.dirty = False
+
+    def _serialized(self) -> Iterator[bytes]:
+        """The cache as JSON, one module's records at a time, so that no second copy
+        of every record is held in memory; damaged records are left out."""
+        head = {"version": self.VERSION, "parser": _PARSER_ID}
+        yield json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"paths":{'
+        used: Set[str] = set()
+        for index, (key, records) in enumerate(sorted(self._paths.items())):
+            kept: Dict[str, Any] = {}
+            for relative in sorted(records):
+                record = self._record(records, relative)
+                if record is not None and self._content(record.md5) is not None:
+                    kept[relative] = record.to_json()
+                    used.add(record.md5)
+            separator = b"," if index else b""
+            yield separator + f"{json.dumps(key)}:{json.dumps(kept, separators=(',', ':'))}".encode()
+        contents = {md5: self._content(md5).to_json() for md5 in sorted(used)}
+        yield b'},"contents":' + json.dumps(contents, separators=(",", ":")).encode() + b"}"
 
     def _forget_gone(self, installed: Set[str]) -> None:
         """Drop the records of modules no longer installed and of files a module
@@ -267,28 +325,10 @@ def _well_formed(definition: Definition) -> bool:
     )
 
 
-def _manifest_file(path: str, relative: str, md5: str, content: ContentRecord) -> ManifestFile:
-    return ManifestFile(path, relative, md5, ManifestInfo(definitions=content.definitions, error=content.error))
-
-
-def _path_json(record: PathRecord) -> Dict[str, Any]:
-    stamp = record.stamp
-    return {
-        "md5": record.md5,
-        "stamp": None if stamp is None else {
-            "size": stamp.size, "mtime_ns": stamp.mtime_ns, "ctime_ns": stamp.ctime_ns, "inode": stamp.inode
-        },
-    }
-
-
-def _content_json(content: ContentRecord) -> Dict[str, Any]:
-    return {"definitions": [asdict(d) for d in content.definitions], "error": content.error}
-
-
 def _parser_id() -> str:
     """Identifies the manifest reader's code, so results of an older reader are not reused."""
     try:
-        return hashlib.md5(Path(manifests.__file__).read_bytes()).hexdigest()
+        return hashlib.md5(Path(manifests.__file__).read_bytes(), usedforsecurity=False).hexdigest()
     except OSError:
         return __version__
 

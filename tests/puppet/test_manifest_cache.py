@@ -43,9 +43,9 @@ def test_identical_copies_are_parsed_once_and_stored_once(tmp_path):
     cache = ManifestCache(cache_file, clock=later)
     first = cache.read(tmp_path / "production" / "apache" / "manifests", "init.pp")
     second = cache.read(tmp_path / "staging" / "apache" / "manifests", "init.pp")
-    assert first.info.classes == second.info.classes == ["apache"]
+    assert first.classes == second.classes == ["apache"]
     assert first.md5 == second.md5
-    assert first.info.definitions is second.info.definitions  # one parse, shared
+    assert first.definitions is second.definitions  # one parse, shared
     cache.save([tmp_path / env / "apache" / "manifests" for env in ("production", "staging")])
     stored = cache_json(cache_file)
     assert len(stored["contents"]) == 1
@@ -68,16 +68,16 @@ def test_unchanged_files_come_from_the_cache_and_edited_ones_are_read_again(tmp_
     manifest = write(manifests / "init.pp", "class m { }")
     cache_file = tmp_path / "cache" / "manifests.json"
     cache = ManifestCache(cache_file, clock=later)
-    assert cache.read(manifests, "init.pp").info.classes == ["m"]
+    assert cache.read(manifests, "init.pp").classes == ["m"]
     cache.save([manifests])
     assert cache_file.is_file() and (cache_file.stat().st_mode & 0o777) == 0o600
     warm = ManifestCache(cache_file, clock=later)
-    assert warm.read(manifests, "init.pp").info.classes == ["m"]
+    assert warm.read(manifests, "init.pp").classes == ["m"]
     assert not warm.dirty  # served from the cache
     before = manifest.stat()
     manifest.write_text("class n { }")  # same size, and the same mtime put back: the ctime still differs
     os.utime(manifest, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert warm.read(manifests, "init.pp").info.classes == ["n"]
+    assert warm.read(manifests, "init.pp").classes == ["n"]
     assert warm.dirty
 
 
@@ -91,11 +91,11 @@ def test_a_file_written_just_before_the_run_is_hashed_again_next_time(tmp_path):
     cache = ManifestCache(cache_file, clock=lambda: written + RACY_WINDOW_NS // 2)
     cache.read(manifests, "init.pp")
     cache.save([manifests])
-    assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["stamp"] is None
+    assert set(cache_json(cache_file)["paths"][str(manifests)]["init.pp"]) == {"md5"}  # no stamp to trust
     trusted = ManifestCache(cache_file, clock=lambda: written + 2 * RACY_WINDOW_NS)
     trusted.read(manifests, "init.pp")
     trusted.save([manifests])
-    assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["stamp"]["size"] == len("class m { }")
+    assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["size"] == len("class m { }")
 
 
 def test_cache_keeps_only_what_installed_modules_hold(tmp_path):
@@ -116,7 +116,7 @@ def test_cache_keeps_only_what_installed_modules_hold(tmp_path):
     (apache / "old.pp").unlink()
     write(apache / "init.pp", "class apache { include apache::params }")
     later_run = ManifestCache(cache_file, clock=later)
-    assert [f.info.classes for f in later_run.module(apache)] == [["apache"]]
+    assert [f.classes for f in later_run.module(apache)] == [["apache"]]
     later_run.save([apache])
     stored = cache_json(cache_file)
     assert list(stored["paths"]) == [str(apache)]
@@ -167,7 +167,7 @@ def test_damaged_cache_is_ignored(tmp_path):
     write(manifests / "a.pp", "class a {}")
     cache_file = tmp_path / "manifests.json"
     cache_file.write_text("{not json")
-    assert ManifestCache(cache_file).read(manifests, "a.pp").info.classes == ["a"]
+    assert ManifestCache(cache_file).read(manifests, "a.pp").classes == ["a"]
 
 
 def test_damaged_records_are_read_again(tmp_path):
@@ -180,11 +180,11 @@ def test_damaged_records_are_read_again(tmp_path):
     cache.save([manifests])
     stored = cache_json(cache_file)
     records = stored["paths"][str(manifests)]
-    records["a.pp"]["stamp"] = "garbage"
+    del records["a.pp"]["inode"]
     stored["contents"][records["b.pp"]["md5"]]["definitions"] = [{"kind": "class", "name": 7, "line": 1, "declares": []}]
     cache_file.write_text(json.dumps(stored))
     warm = ManifestCache(cache_file, clock=later)
-    assert [f.info.classes for f in warm.module(manifests)] == [["a"], ["b"]]
+    assert [f.classes for f in warm.module(manifests)] == [["a"], ["b"]]
 
 
 def test_unwritable_cache_directory_is_not_an_error(tmp_path):
