@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
@@ -24,12 +24,15 @@ from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
     SKELETON_COLUMNS,
     SchemaError,
+    SchemaValidator,
     record_json_schema,
     validation_message,
 )
-from dropsonde.site import Site
 from dropsonde.siteid import SiteId, compute_site_id
 from dropsonde.terminal import printable_lines
+
+if TYPE_CHECKING:  # the site (and every Puppet reader) is loaded only by commands that read one
+    from dropsonde.site import Site
 
 PRODUCT = "popularity-module"
 REPORT_VERSION = "1.0.0"
@@ -91,31 +94,35 @@ def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:
     return schema
 
 
-def validate_plugin_data(plugin: MetricPlugin, data: Any) -> Dict[str, Any]:
-    """Check ``data`` against the plugin's schema; DropsondeError naming plugin and column."""
-    import jsonschema
-
+def plugin_validator(plugin: MetricPlugin) -> SchemaValidator:
+    """The validator of a plugin's columns, its schema checked on the way: built
+    once per run (:func:`report_schema`), used for every check of its data."""
     try:
-        json_schema = record_json_schema(plugin_schema(plugin))
+        return SchemaValidator(record_json_schema(plugin_schema(plugin)))
     except SchemaError as exc:
         raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
+
+
+def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[SchemaValidator] = None) -> Dict[str, Any]:
+    """Check ``data`` against the plugin's schema; DropsondeError naming plugin and column."""
+    validator = validator or plugin_validator(plugin)
     if not isinstance(data, dict):
         raise PluginOutputError(plugin, f"run() returned {type(data).__name__}, not a mapping of columns")
-    errors = sorted(jsonschema.Draft7Validator(json_schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         where = ".".join(str(part) for part in errors[0].absolute_path) or "data"
         raise PluginOutputError(plugin, f"column {where}", errors[0].message)
     return data
 
 
-def run_plugin(plugin: MetricPlugin, site: Site) -> PluginResult:
+def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[SchemaValidator] = None) -> PluginResult:
     """Run one plugin through setup, run, validation and cleanup; a failure is
     recorded on the result (its columns are left out), never raised. The preview
     gets the plugin's name and the exception's type; the text goes to stderr."""
     started = time.perf_counter()
     try:
         plugin.setup(site)
-        data = validate_plugin_data(plugin, plugin.run(site))
+        data = validate_plugin_data(plugin, plugin.run(site), validator)
         result = PluginResult(plugin, data=data)
     except PluginOutputError as exc:
         log.warning("%s; its columns are left out", exc)
@@ -132,29 +139,40 @@ def run_plugin(plugin: MetricPlugin, site: Site) -> PluginResult:
     return result
 
 
-def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
-    """Skeleton columns then every plugin's columns; a name used twice is an error."""
+@dataclass
+class ReportSchema:
+    """The report's columns (the skeleton's, then each plugin's) and each plugin's
+    validator, in the order of the plugins given: checked and built once per run."""
+
+    columns: List[Dict[str, Any]]
+    validators: List[SchemaValidator]
+
+
+def report_schema(plugins: List[MetricPlugin]) -> ReportSchema:
+    """Every plugin's schema checked, and a column name used twice is an error."""
     columns = [dict(column) for column in SKELETON_COLUMNS]
+    validators = []
     owner = {column["name"]: "the report skeleton" for column in columns}
     for plugin in plugins:
-        try:
-            schema = plugin_schema(plugin)
-            record_json_schema(schema)
-        except SchemaError as exc:
-            raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
-        for column in schema:
+        validators.append(plugin_validator(plugin))
+        for column in plugin_schema(plugin):
             if column["name"] in owner:
                 raise DropsondeError(
                     f"plugin {plugin.name}: column '{column['name']}' is already defined by {owner[column['name']]}"
                 )
             owner[column["name"]] = f"plugin {plugin.name}"
             columns.append(column)
-    return columns
+    return ReportSchema(columns, validators)
+
+
+def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
+    """Skeleton columns then every plugin's columns (the ``dev schema`` table)."""
+    return report_schema(plugins).columns
 
 
 def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None) -> Report:
     """Run every enabled plugin and assemble the report."""
-    check_columns(plugins.enabled)
+    schema = report_schema(plugins.enabled)
     now = now or datetime.now(timezone.utc)
     settings = site.puppet
     site_id = compute_site_id(
@@ -162,7 +180,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
-    results = [run_plugin(plugin, site) for plugin in plugins.enabled]
+    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, schema.validators)]
     for name, reason in plugins.broken.items():
         results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded ({reason})"))
     results.sort(key=lambda result: result.plugin.name)
@@ -236,10 +254,8 @@ def _render_value(value: Any) -> Iterator[str]:
 
 def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
     """Random rows in the BigQuery table layout of ``dev schema``, each validated against it."""
-    import jsonschema
-
-    columns = check_columns(plugins)
-    validator = jsonschema.Draft7Validator(record_json_schema(columns))
+    schema = report_schema(plugins)
+    validator = SchemaValidator(record_json_schema(schema.columns))
     rng = random.Random(seed)
     modules = sorted(public_modules)
     for _ in range(size):
@@ -251,9 +267,9 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         }
-        for plugin in plugins:
+        for plugin, plugin_check in zip(plugins, schema.validators):
             data = plugin.example(rng, modules)
-            validate_plugin_data(plugin, data)
+            validate_plugin_data(plugin, data, plugin_check)
             row.update(data)
         error = next(iter(validator.iter_errors(row)), None)
         if error is not None:
