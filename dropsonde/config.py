@@ -10,6 +10,7 @@ what is sent.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -25,9 +26,12 @@ def _bool(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+_MAX_INT = 10**9  # more than any count, port or number of days needs; YAML's 0x... has no size limit
+
+
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("expected a whole number >= 0")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT:
+        raise ValueError(f"expected a whole number from 0 to {_MAX_INT}")
     return value
 
 
@@ -125,11 +129,23 @@ def _key(raw: Any) -> str:
     return str(raw).lstrip(":")
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short: YAML aliases can make a small
+    file hold a structure too large to print (a "billion laughs")."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxlong = 2, 60, 60, 60
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 4
+    try:
+        return short.repr(value)
+    except ValueError:  # an integer too long to convert to text
+        return f"{type(value).__name__} too large to show"
+
+
 def _check(path: Path, dotted: str, check: Callable[[Any], Any], value: Any) -> Any:
     try:
         return check(value)
     except ValueError as exc:
-        raise DropsondeError(f"{path}: key '{dotted}': {exc}, got {value!r}") from None
+        raise DropsondeError(f"{path}: key '{dotted}': {exc}, got {_shown(value)}") from None
 
 
 def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[str, Any]]) -> None:
@@ -184,6 +200,10 @@ def read_config_file(path: Path) -> Dict[str, Any]:
         raise DropsondeError(f"{path}{line}: YAML syntax error: {exc.problem or exc.context}") from None
     except YAMLError as exc:
         raise DropsondeError(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # the parser nests one Python call per level
+        raise DropsondeError(f"{path}: YAML nested too deeply") from None
+    except ValueError as exc:  # from the constructors, e.g. an integer of 5,000 digits
+        raise DropsondeError(f"{path}: YAML value not accepted: {str(exc).splitlines()[0][:160]}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

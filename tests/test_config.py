@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dropsonde.config import merge_options, read_config_file
 from dropsonde.errors import DropsondeError
 from tests.conftest import write
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
 
 
 def test_symbol_and_plain_keys_lists_and_commands(tmp_path):
@@ -72,3 +76,44 @@ def test_bad_files_name_file_and_key(tmp_path, content, needle):
         read_config_file(path)
     assert str(path) in str(error.value)
     assert needle in str(error.value)
+
+
+YAML_VOCABULARY = [
+    "---\n", ":update: ", "update: ", "verbose: ", "true", "false", "ttl: ", "7", "disable: ", "a, b", "- x\n",
+    "commands:\n", "  preview:\n", "    :format: ", "json", "dev:\n", "  commands:\n", "&a ", "*a", "!!python/object ",
+    "!!binary ", "{", "}", "[", "]", ": ", "\n", "  ", "\t", "#", "'", '"', "? ", "|\n", ">\n", "%YAML 1.2\n", "0x",
+]
+# a billion laughs: each level refers to the one before it ten times
+BILLION_LAUGHS = "disable:\n  - &a0 [x]\n" + "".join(
+    f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 30)
+)
+
+
+@FUZZ
+@given(source_bytes(YAML_VOCABULARY, run_size=3_000) | st.just(BILLION_LAUGHS.encode()))
+def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
+    path = tmp_path_factory.getbasetemp() / "telemetry.yaml"
+    path.write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            settings = read_config_file(path)
+        except DropsondeError as exc:
+            assert str(path) in str(exc) and len(str(exc)) < len(str(path)) + 400
+            return
+    assert isinstance(settings, dict)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("9" * 5000 + "\n", "YAML value not accepted"),
+        ("ttl: 0x" + "f" * 5000 + "\n", "key 'ttl': expected a whole number"),
+        ("[" * 2000 + "\n", "YAML nested too deeply"),
+        (BILLION_LAUGHS, "key 'disable'"),
+    ],
+)
+def test_hostile_telemetry_yaml_is_a_short_clear_error(tmp_path, text, needle):
+    path = write(tmp_path / "telemetry.yaml", text)
+    with cpu_limit(2.0), pytest.raises(DropsondeError, match=needle) as error:
+        read_config_file(path)
+    assert len(str(error.value)) < len(str(path)) + 200

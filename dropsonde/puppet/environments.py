@@ -93,6 +93,9 @@ def read_metadata(module: Module) -> None:
     except (UnicodeDecodeError, ValueError) as exc:
         module.problem = f"metadata.json is not valid JSON ({str(exc).splitlines()[0][:80]})"
         return
+    except RecursionError:  # json nests one Python call per level
+        module.problem = "metadata.json is nested too deeply"
+        return
     if not isinstance(data, dict):
         module.problem = "metadata.json is not a JSON object"
         return
@@ -165,6 +168,8 @@ def read_environment_conf(path: Path) -> Dict[str, str]:
         key = key.strip()
         if not sep or key not in ENVIRONMENT_CONF_KEYS:
             raise DropsondeError(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
+        if "\0" in value:
+            raise DropsondeError(f"{path}:{number}: contains a NUL character")
         settings[key] = value.strip()
     return settings
 

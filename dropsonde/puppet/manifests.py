@@ -15,36 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterator, List, NamedTuple, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 DECLARING_FUNCTIONS = frozenset({"include", "require", "contain"})
 ATTRIBUTE_ARROWS = frozenset({"=>", "+>"})
-
-# After these token kinds a '/' is a division, otherwise it starts a regex
-# (mirrors Puppet's Lexer2#regexp_acceptable?).
-_OPERAND_KINDS = frozenset({"NAME", "CLASSREF", "NUMBER", "STRING", "VARIABLE", "HEREDOC", "REGEX"})
-_CLOSING_OPS = frozenset({")", "]", "|>", "|>>"})
-
-_TOKEN_BODY = r"""
-    (?P<sq>'(?:[^'\\]|\\.)*(?:'|\Z))
-  | (?P<dq>")
-  | (?P<heredoc>@\()
-  | (?P<var>\$(?:::)?\w+(?:::\w+)*)
-  | (?P<name>(?:::)?[A-Za-z_][\w]*(?:-\w+)*(?:::[A-Za-z_]\w*)*)
-  | (?P<number>(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?(?:[eE]-?\d+)?)\w*)
-  | (?P<op>=>|\+>|->|~>|<-|<~|==|!=|=~|!~|<=|>=|<<\||\|>>|<\||\|>|\+=|-=|<<|>>|@@|[^\s\w])
-"""
-# Blanks and comments are skipped by the same match as the token after them
-# (one regex call per token); the "on line" form stops at a newline, where a
-# pending heredoc body has to be skipped.
-_SKIP = r"(?:\s+|\#[^\n]*|/\*.*?(?:\*/|\Z))*"
-_SKIP_ON_LINE_RE = re.compile(r"(?:[ \t\r\f\v]+|\#[^\n]*|/\*[^\n]*?\*/)*")
-_REGEX = r"(?P<regex>/(?:[^/\\\n]|\\.)*/)|"
-_TOKEN_RE = re.compile(_SKIP + "(?:" + _TOKEN_BODY + ")", re.VERBOSE | re.DOTALL)
-_TOKEN_OR_REGEX_RE = re.compile(_SKIP + "(?:" + _REGEX + _TOKEN_BODY + ")", re.VERBOSE | re.DOTALL)
-_TRAILING_SKIP_RE = re.compile(_SKIP + r"\Z", re.DOTALL)
-_HEREDOC_TAG_RE = re.compile(r'\s*("?)([^"\r\n:/)]+?)\1\s*(?::\s*[\w+]+\s*)?(?:/\s*[\w$]*\s*)?\)')
-_SQ_ESCAPE_RE = re.compile(r"\\([\\'])")
 
 
 class Token(NamedTuple):
@@ -78,41 +52,140 @@ class ManifestInfo:
         return [d.name for d in self.definitions if d.kind == "class"]
 
 
+# After these token kinds a '/' is a division, otherwise it starts a regex
+# (mirrors Puppet's Lexer2#regexp_acceptable?).
+_OPERAND_KINDS = frozenset({"NAME", "CLASSREF", "NUMBER", "STRING", "VARIABLE", "HEREDOC", "REGEX"})
+_CLOSING_OPS = frozenset({")", "]", "|>", "|>>"})
+
+# The cost of lexing must stay linear in the input, whatever it holds (a
+# manifest is untrusted input). So no pattern below nests a quantifier in
+# another that can match the same text, none is asked to fail after
+# consuming blanks or comments (which made the former single-regex lexer
+# backtrack exponentially), and text whose end has to be searched for
+# (comments, strings, regexes, heredocs) is delimited by code that never
+# scans the same stretch twice (see _Scan).
+# Blanks before a token are matched with it: one regex call per token in the
+# usual case. A single \s* cannot backtrack more than once over its blanks,
+# and the match fails (leaving comments and the rest to _Lexer._skip) only
+# before a comment or a character no rule knows.
+_TOKEN_RE = re.compile(
+    r"""
+    \s*(?!\#|/\*)
+    (?:
+    (?P<sq>')
+  | (?P<dq>")
+  | (?P<heredoc>@\()
+  | (?P<var>\$(?:::)?\w+(?:::\w+)*)
+  | (?P<name>(?:::)?[A-Za-z_]\w*(?:-\w+)*(?:::[A-Za-z_]\w*)*)
+  | (?P<number>(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?(?:[eE]-?\d+)?)\w*)
+  | (?P<op>=>|\+>|->|~>|<-|<~|==|!=|=~|!~|<=|>=|<<\||\|>>|<\||\|>|\+=|-=|<<|>>|@@|[^\s\w])
+    )
+    """,
+    re.VERBOSE,
+)
+_BLANKS_RE = re.compile(r"\s+")
+_BLANKS_ON_LINE_RE = re.compile(r"[^\S\n]+")
+_SQ_BODY_RE = re.compile(r"[^'\\]*(?:\\.[^'\\]*)*", re.DOTALL)
+_SQ_ESCAPE_RE = re.compile(r"\\([\\'])")
+_DQ_PLAIN_RE = re.compile(r'[^"\\$]+')
+_DQ_VARIABLE_RE = re.compile(r"\$(?:::)?\w")
+_REGEX_BODY_RE = re.compile(r"[^/\\\n]*(?:\\.[^/\\\n]*)*", re.DOTALL)
+# Puppet's HeredocSupport::PATTERN_HEREDOC after the "@(": tag, :syntax, /escapes.
+_HEREDOC_SPEC_RE = re.compile(r"([^:/\r\n)]+)(?::[ \t]*[a-z][a-zA-Z0-9_+]+[ \t]*)?(?:/[\w$]*[ \t]*)?\)")
+_HEREDOC_TAG_RUN_RE = re.compile(r"[^:/\r\n)]*")
+_RUBY_STRIP = " \t\n\v\f\r\0"  # what Ruby's String#strip removes
+# Deeper "${ "${ ... } " }" nesting than this is taken to run to the end of the
+# text: no real manifest comes near, and it bounds the recursion.
+_MAX_INTERPOLATION_DEPTH = 64
+
+
+class _Scan:
+    """What searches over one text found, shared by every lexer reading it.
+
+    Each answer stays valid for later starting points up to where it was
+    found, so thousands of unterminated ``/*``, regexes or heredoc tags cost
+    one scan of the text instead of one each.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._found: Dict[str, Tuple[int, int]] = {}
+        self.no_regex = (0, 0)  # a '/' in [start, end) cannot open a regex
+        self.no_heredoc = (0, 0)  # an '@(' followed by text in [start, end) is no heredoc
+
+    def find(self, needle: str, pos: int) -> int:
+        """``text.find(needle, pos)``, answered from an earlier search when it covers ``pos``."""
+        known = self._found.get(needle)
+        if known is not None and known[0] <= pos and (known[1] < 0 or pos <= known[1]):
+            return known[1]
+        found = self.text.find(needle, pos)
+        self._found[needle] = (pos, found)
+        return found
+
+
 class _Lexer:
     """Turns Puppet source into tokens, skipping comments, heredoc bodies and
     string interpolations (none of which can define or declare a class)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, scan: Optional[_Scan] = None, depth: int = 0) -> None:
         self.text = text
+        self.scan = scan or _Scan(text)
+        self.depth = depth  # of string interpolation
         self.pos = 0
         self.resume_after_line: Optional[int] = None  # where heredoc bodies on this line end
-        self.last_kind = ""
-        self.last_value = ""
 
     def tokens(self) -> Iterator[Token]:
         """Yield every significant token until end of input."""
         text, size = self.text, len(self.text)
         last_kind, last_value = "", ""
-        while self.pos < size:
-            if self.resume_after_line is not None:
-                start = _SKIP_ON_LINE_RE.match(text, self.pos).end()
-                if start >= size or text[start] == "\n":
-                    self.pos, self.resume_after_line = self.resume_after_line, None
-                    continue
-                self.pos = start
-            regex_acceptable = not (
-                last_kind in _OPERAND_KINDS or (last_kind == "OP" and last_value in _CLOSING_OPS)
-            )
-            match = (_TOKEN_OR_REGEX_RE if regex_acceptable else _TOKEN_RE).match(text, self.pos)
+        while True:
+            heredoc_pending = self.resume_after_line is not None
+            match = None if heredoc_pending else _TOKEN_RE.match(text, self.pos)
             if match is None:
-                skipped = _TRAILING_SKIP_RE.match(text, self.pos)
-                # only blanks and comments left, or a character no rule knows
-                self.pos = size if skipped else self.pos + 1
-                continue
-            token = self._token(match)
+                start = self._skip(self.pos, keep_newline=heredoc_pending)
+                if heredoc_pending and (start >= size or text[start] == "\n"):
+                    # never backwards, even if a string ran on into the heredoc body
+                    self.pos, self.resume_after_line = max(start, self.resume_after_line), None
+                    continue
+                if start >= size:
+                    self.pos = size
+                    return
+                match = _TOKEN_RE.match(text, start)
+                if match is None:  # a character no rule knows
+                    self.pos = start + 1
+                    continue
+            token = None
+            if match.lastgroup == "op" and match.group("op") == "/" and not (
+                last_kind in _OPERAND_KINDS or (last_kind == "OP" and last_value in _CLOSING_OPS)
+            ):
+                token = self._regex(match.start("op"))
+            if token is None:
+                token = self._token(match)
             if token is not None:
                 last_kind, last_value = token.kind, token.value
                 yield token
+
+    def _skip(self, pos: int, keep_newline: bool) -> int:
+        """Offset of the next significant character: past blanks and comments, and
+        not past a newline when ``keep_newline`` (a heredoc body may start there).
+
+        An unterminated ``/*`` runs to the end of the text (Puppet rejects the file).
+        """
+        text, size = self.text, len(self.text)
+        blanks = _BLANKS_ON_LINE_RE if keep_newline else _BLANKS_RE
+        while pos < size:
+            char = text[pos]
+            if char == "#":
+                newline = self.scan.find("\n", pos)
+                pos = size if newline < 0 else newline
+            elif char == "/" and text.startswith("/*", pos):
+                close = self.scan.find("*/", pos + 2)
+                pos = size if close < 0 else close + 2
+            elif char.isspace() and not (keep_newline and char == "\n"):
+                pos = blanks.match(text, pos).end()
+            else:
+                break
+        return pos
 
     def _token(self, match: "re.Match[str]") -> Optional[Token]:
         kind = match.lastgroup
@@ -124,36 +197,63 @@ class _Lexer:
         if kind == "op":
             return Token("OP", value, start)
         if kind == "sq":
-            body = value[1:-1] if len(value) > 1 and value.endswith("'") else value[1:]
-            return Token("STRING", _SQ_ESCAPE_RE.sub(r"\1", body) if "\\" in body else body, start)
+            return self._single_quoted(start)
         if kind == "dq":
             return self._double_quoted(start)
         if kind == "heredoc":
             return self._heredoc(start)
         if kind == "var":
             return Token("VARIABLE", value, start)
-        if kind == "regex":
-            return Token("REGEX", value[1:-1], start)
         return Token("NUMBER", value, start)
+
+    def _regex(self, start: int) -> Optional[Token]:
+        """A ``/regex/`` at ``start``, or None when the line holds no closing ``/``.
+
+        A failed scan stops where every later ``/`` it passed would stop too
+        (each was escaped), so that stretch is remembered as holding no regex.
+        """
+        low, high = self.scan.no_regex
+        if low <= start < high:
+            return None
+        end = _REGEX_BODY_RE.match(self.text, start + 1).end()
+        if end < len(self.text) and self.text[end] == "/":
+            self.pos = end + 1
+            return Token("REGEX", self.text[start + 1:end], start)
+        self.scan.no_regex = (start, end)
+        return None
+
+    def _single_quoted(self, start: int) -> Token:
+        """A single-quoted string; unterminated, it runs to the end of the text."""
+        text = self.text
+        end = _SQ_BODY_RE.match(text, start + 1).end()
+        closed = end < len(text) and text[end] == "'"
+        self.pos = end + 1 if closed else len(text)
+        body = text[start + 1:end]
+        return Token("STRING", _SQ_ESCAPE_RE.sub(r"\1", body) if "\\" in body else body, start)
 
     def _double_quoted(self, start: int) -> Token:
         """Scan a double-quoted string. Its value is the text when it holds no
         interpolation, else "" (a computed name cannot be matched)."""
-        text, pos = self.text, start + 1
+        text, size, pos = self.text, len(self.text), start + 1
         chunks: List[str] = []
         interpolated = False
-        while pos < len(text):
+        while pos < size:
+            plain = _DQ_PLAIN_RE.match(text, pos)
+            if plain is not None:
+                chunks.append(plain.group())
+                pos = plain.end()
+                continue
             char = text[pos]
-            if char == "\\" and pos + 1 < len(text):
-                chunks.append(text[pos + 1])
-                pos += 2
-            elif char == '"':
+            if char == '"':
                 pos += 1
                 break
-            elif char == "$" and text.startswith("${", pos):
+            if char == "\\" and pos + 1 < size:
+                chunks.append(text[pos + 1])
+                pos += 2
+            elif text.startswith("${", pos):
                 interpolated = True
                 pos = self._skip_interpolation(pos + 2)
-            elif char == "$" and re.match(r"\$(?:::)?\w", text[pos:pos + 4]):
+            elif _DQ_VARIABLE_RE.match(text, pos):
                 interpolated = True
                 pos += 1
             else:
@@ -164,7 +264,9 @@ class _Lexer:
 
     def _skip_interpolation(self, pos: int) -> int:
         """Return the offset just past the ``}`` closing a ``${`` at ``pos``."""
-        inner = _Lexer(self.text)
+        if self.depth >= _MAX_INTERPOLATION_DEPTH:
+            return len(self.text)
+        inner = _Lexer(self.text, self.scan, self.depth + 1)
         inner.pos = pos
         depth = 1
         for token in inner.tokens():
@@ -178,33 +280,65 @@ class _Lexer:
 
     def _heredoc(self, start: int) -> Token:
         """Skip a heredoc: its text starts on the line after the ``@(TAG)`` (or after
-        the previous heredoc of that line) and ends at the ``|- TAG`` line."""
-        match = _HEREDOC_TAG_RE.match(self.text, self.pos)
-        if match is None:
+        the previous heredoc of that line) and ends at a line ending in the tag,
+        as Puppet's HeredocSupport reads it."""
+        low, high = self.scan.no_heredoc
+        if low <= self.pos < high:
             return Token("OP", "@(", start)
-        self.pos = match.end()
-        tag = match.group(2).strip()
+        spec = _HEREDOC_SPEC_RE.match(self.text, self.pos)
+        if spec is None:
+            # every '@(' up to where this tag's text stops fails the same way
+            self.scan.no_heredoc = (self.pos, _HEREDOC_TAG_RUN_RE.match(self.text, self.pos).end())
+            return Token("OP", "@(", start)
+        tag = spec.group(1).strip(_RUBY_STRIP)
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tag = tag[1:-1].strip(_RUBY_STRIP)
+        if not tag:
+            return Token("OP", "@(", start)
+        self.pos = spec.end()
         body_start = self.resume_after_line
         if body_start is None:
-            newline = self.text.find("\n", self.pos)
+            newline = self.scan.find("\n", self.pos)
             body_start = len(self.text) if newline < 0 else newline + 1
-        end_re = re.compile(r"^[ \t]*(?:\|[ \t]*)?(?:-[ \t]*)?" + re.escape(tag) + r"[ \t]*\r?$", re.MULTILINE)
-        end = end_re.search(self.text, body_start)
-        if end is None:
-            self.resume_after_line = len(self.text)
-        else:
-            after = self.text.find("\n", end.end())
-            self.resume_after_line = len(self.text) if after < 0 else after + 1
+        self.resume_after_line = self._heredoc_end(tag, body_start)
         return Token("HEREDOC", "", start)
+
+    def _heredoc_end(self, tag: str, pos: int) -> int:
+        """Offset just past the first line from ``pos`` that ends in ``tag`` (then
+        blanks and an optional CR), or the end of the text."""
+        text, size = self.text, len(self.text)
+        while pos < size:
+            newline = text.find("\n", pos)
+            line_end = size if newline < 0 else newline
+            line = text[pos:line_end]
+            if line.endswith("\r"):
+                line = line[:-1]
+            if line.rstrip(" \t").endswith(tag):
+                return min(line_end + 1, size)
+            pos = line_end + 1
+        return size
+
+
+# A nested class is named after every class around it. Past this length a
+# name is not recorded (nor anything nested in it): no real class comes near,
+# and deep nesting would otherwise build names quadratic in the file's size.
+_MAX_NAME_LENGTH = 1024
 
 
 @dataclass
 class _Frame:
-    """One level of brace nesting and what opened it."""
+    """One level of brace nesting: what opened it, and what it lies in (kept
+    here, not looked up through the stack, so deep nesting costs nothing)."""
 
-    definition: Optional[Definition] = None
+    owner: Optional[Definition] = None  # the innermost class or define around
+    enclosing_class: str = ""  # the innermost class around, "" at top level
+    overlong: bool = False  # inside a definition whose name was too long to record
     class_resource: bool = False  # the body of `class { 'title': ... }`
     expect_title: bool = False
+
+    def child(self, **opened_by: bool) -> "_Frame":
+        """A frame nested in this one, in the same definition."""
+        return _Frame(self.owner, self.enclosing_class, self.overlong, **opened_by)
 
 
 class _Reader:
@@ -217,6 +351,9 @@ class _Reader:
         self.index = 0
         self.stack: List[_Frame] = [_Frame()]
         self.info = ManifestInfo()
+        self.declared: Dict[int, Set[str]] = {}  # by id() of the Definition
+        self.lines_before = 0  # newlines before line_pos: line numbers without rescanning
+        self.line_pos = 0
 
     def read(self) -> ManifestInfo:
         while self.index < len(self.tokens):
@@ -227,22 +364,22 @@ class _Reader:
         index = self.index + offset
         return self.tokens[index] if index < len(self.tokens) else None
 
-    def _owner(self) -> Optional[Definition]:
-        for frame in reversed(self.stack):
-            if frame.definition is not None:
-                return frame.definition
-        return None
-
-    def _enclosing_class(self) -> Optional[str]:
-        for frame in reversed(self.stack):
-            if frame.definition is not None and frame.definition.kind == "class":
-                return frame.definition.name
-        return None
+    def _line(self, pos: int) -> int:
+        """Line number of offset ``pos``; offsets come in increasing order."""
+        if pos < self.line_pos:
+            self.lines_before, self.line_pos = 0, 0
+        self.lines_before += self.text.count("\n", self.line_pos, pos)
+        self.line_pos = pos
+        return self.lines_before + 1
 
     def _declare(self, name: str) -> None:
-        owner = self._owner()
+        owner = self.stack[-1].owner
         name = name.lower().lstrip(":")
-        if owner is not None and name and name not in owner.declares:
+        if owner is None or not name:
+            return
+        seen = self.declared.setdefault(id(owner), set())
+        if name not in seen:
+            seen.add(name)
             owner.declares.append(name)
 
     def _step(self) -> None:
@@ -254,7 +391,7 @@ class _Reader:
         self.index += 1
         if token.kind == "OP":
             if token.value == "{":
-                self.stack.append(_Frame())
+                self.stack.append(frame.child())
             elif token.value == "}" and len(self.stack) > 1:
                 self.stack.pop()
             elif token.value == ";" and frame.class_resource:
@@ -277,17 +414,18 @@ class _Reader:
         following = self._peek()
         if following is None:
             return
+        frame = self.stack[-1]
         if keyword.value == "class" and following.kind == "OP" and following.value == "{":
             self.index += 1
-            self.stack.append(_Frame(class_resource=True, expect_title=True))
+            self.stack.append(frame.child(class_resource=True, expect_title=True))
             return
         if following.kind != "NAME":
             return
         self.index += 1
         name = following.value.lower().lstrip(":")
-        outer = self._enclosing_class()
-        if outer:
-            name = f"{outer}::{name}"
+        overlong = frame.overlong or len(frame.enclosing_class) + 2 + len(name) > _MAX_NAME_LENGTH
+        if frame.enclosing_class and not overlong:
+            name = f"{frame.enclosing_class}::{name}"
         after = self._peek()
         if after is not None and after.kind == "OP" and after.value == "(":
             self._skip_balanced()
@@ -298,10 +436,13 @@ class _Reader:
         if after is None or after.kind != "OP" or after.value != "{":
             return
         self.index += 1
-        line = self.text.count("\n", 0, keyword.pos) + 1
-        definition = Definition(kind=keyword.value, name=name, line=line)
+        if overlong:
+            self.stack.append(_Frame(overlong=True))
+            return
+        definition = Definition(kind=keyword.value, name=name, line=self._line(keyword.pos))
         self.info.definitions.append(definition)
-        self.stack.append(_Frame(definition=definition))
+        enclosing_class = name if keyword.value == "class" else frame.enclosing_class
+        self.stack.append(_Frame(owner=definition, enclosing_class=enclosing_class))
 
     def _title_token(self, token: Token, frame: _Frame) -> None:
         """Inside `class { ... }` before the `:`: every literal is a declared class."""

@@ -10,6 +10,7 @@ client downloaded one row per Class resource and counted them in O(n²).)
 from __future__ import annotations
 
 import configparser
+import math
 import json
 import logging
 from dataclasses import dataclass, field
@@ -62,13 +63,19 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
         raise DropsondeError(f"{path}: [main] server_urls is not set")
     urls = [url.strip().rstrip("/") for url in urls_value.split(",") if url.strip()]
     for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            # .port raises ValueError when out of range
+            usable = bool(parts.scheme in ("http", "https") and parts.hostname and (parts.port or 0) >= 0)
+            usable = usable and url.isprintable()
+        except ValueError:  # urlsplit: a bad [IPv6] host
+            usable = False
+        if not usable:
             raise DropsondeError(f"{path}: server_urls: not an http(s) URL: {url!r}")
     timeout_value = parser.get("main", "server_url_timeout", fallback=str(DEFAULT_TIMEOUT))
     try:
         timeout = float(timeout_value)
-        if timeout <= 0:
+        if not 0 < timeout < math.inf:  # also refuses nan
             raise ValueError
     except ValueError:
         raise DropsondeError(f"{path}: server_url_timeout: expected a positive number of seconds, got {timeout_value!r}") from None

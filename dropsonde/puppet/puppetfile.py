@@ -87,12 +87,25 @@ def _check_syntax(node: Any) -> None:
 
 
 class _Walker:
-    """Source-order walk that tracks which names are local variables."""
+    """Source-order walk that tracks which names are local variables.
+
+    Iterative, with an explicit stack: a hostile Puppetfile nests thousands
+    of levels deep, past Python's recursion limit.
+    """
 
     def __init__(self) -> None:
         self.result = PuppetfileCalls()
 
-    def walk(self, node: Any, locals_: Set[str]) -> None:
+    def walk(self, root: Any, locals_: Set[str]) -> None:
+        """Visit ``root`` and its descendants in source order (a node before its children)."""
+        pending = [(root, locals_)]
+        while pending:
+            node, scope = pending.pop()
+            scope = self._visit(node, scope)
+            pending.extend((child, scope) for child in reversed(node.children))
+
+    def _visit(self, node: Any, locals_: Set[str]) -> Set[str]:
+        """Check and record one node; return the local variables its children see."""
         _check_syntax(node)
         kind = node.type
         if kind in ("method", "singleton_method"):
@@ -114,8 +127,7 @@ class _Walker:
             name = _text(method) if method is not None else ""
             if name and name not in locals_:
                 self.result.commands.append(name)
-        for child in node.children:
-            self.walk(child, locals_)
+        return locals_
 
     def _bind_targets(self, node: Optional[Any], locals_: Set[str]) -> None:
         if node is None:
@@ -137,13 +149,14 @@ class _Walker:
                 self._bind_parameters(child, locals_)
 
 
-def _first_error_line(node: Any) -> int:
-    if node.type == "ERROR" or node.is_missing:
-        return node.start_point[0] + 1
-    for child in node.children:
-        if child.has_error:
-            return _first_error_line(child)
-    return node.start_point[0] + 1
+def _first_error_offset(node: Any) -> int:
+    """Byte offset of the first syntax error under ``node`` (which has one)."""
+    while not (node.type == "ERROR" or node.is_missing):
+        child = next((child for child in node.children if child.has_error), None)
+        if child is None:
+            break
+        node = child
+    return node.start_byte
 
 
 def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
@@ -156,7 +169,8 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
         raise PuppetfileSyntaxError("not valid UTF-8") from None
     tree = _parser().parse(source)
     if tree.root_node.has_error:
-        raise PuppetfileSyntaxError(f"syntax error near line {_first_error_line(tree.root_node)}")
+        line = source.count(b"\n", 0, _first_error_offset(tree.root_node)) + 1
+        raise PuppetfileSyntaxError(f"syntax error near line {line}")
     walker = _Walker()
     walker.walk(tree.root_node, set())
     return walker.result

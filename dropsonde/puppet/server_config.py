@@ -9,6 +9,7 @@ as ``puppetserver dropsonde``, which Puppet directories the server uses
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -32,6 +33,9 @@ SERVER_DIRS_BY_LAYOUT = {
              "vardir": "~/.puppetlabs/opt/puppetserver", "logdir": "~/.puppetlabs/var/log"},
 }
 _DIR_KEYS = {"confdir": "conf-dir", "codedir": "code-dir", "vardir": "var-dir", "logdir": "log-dir"}
+# HOCON's `include url("...")` (or `include required(url(...))`) would make
+# pyhocon fetch it: a probe run must not reach out to wherever conf.d points.
+_URL_INCLUDE_RE = re.compile(r"\binclude\s+(?:required\s*\(\s*)?url\s*\(")
 
 
 @dataclass
@@ -51,7 +55,13 @@ def _read_tree(confd: Path) -> Any:
     files = sorted(confd.glob("*.conf")) if confd.is_dir() else []
     for path in files:
         try:
-            tree = ConfigFactory.parse_file(str(path), resolve=True)
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        if _URL_INCLUDE_RE.search(text):
+            raise DropsondeError(f"{path}: includes a URL; dropsonde never fetches configuration over the network")
+        try:
+            tree = ConfigFactory.parse_string(text, basedir=str(path.parent), resolve=True)
         except OSError as exc:
             raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except Exception as exc:  # pyhocon raises pyparsing and its own errors
@@ -83,8 +93,12 @@ def read_server_config(confd: Path, layout: str) -> ServerConfig:
     config.interval = interval
     defaults = SERVER_DIRS_BY_LAYOUT[layout]
     for name, key in _DIR_KEYS.items():
-        value: Optional[Any] = tree.get(f"jruby-puppet.server-{key}", None)
+        setting = f"jruby-puppet.server-{key}"
+        value: Optional[Any] = tree.get(setting, None)
         if value is None:
-            value = tree.get(f"jruby-puppet.master-{key}", None)
-        config.directories[name] = str(value) if value is not None else defaults[name]
+            setting = f"jruby-puppet.master-{key}"
+            value = tree.get(setting, None)
+        if value is not None and not (isinstance(value, str) and value.strip() and "\0" not in value):
+            raise DropsondeError(f"{confd}: {setting}: expected a directory, got {str(value)[:80]!r}")
+        config.directories[name] = value if value is not None else defaults[name]
     return config

@@ -70,7 +70,7 @@ DIRECTORY_SETTINGS = ("confdir", "codedir", "vardir", "logdir")
 ENVIRONMENT_VARIABLES = {name: f"PUPPET_{name.upper()}" for name in DIRECTORY_SETTINGS}
 
 _SECTION_RE = re.compile(r"^\[([A-Za-z0-9_]+)\]$")
-_SETTING_RE = re.compile(r"^([A-Za-z0-9_]+)\s*=\s*(.*?)\s*(\{[^}]*\})?$")
+_SETTING_RE = re.compile(r"([A-Za-z0-9_]+)\s*=(.*)", re.DOTALL)
 _INTERPOLATION_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -164,8 +164,27 @@ def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
         setting = _SETTING_RE.match(line)
         if not setting:
             raise DropsondeError(f"{path}:{number}: cannot parse line: {line[:80]!r}")
-        sections[current][setting.group(1)] = setting.group(2)
+        if "\0" in line:
+            raise DropsondeError(f"{path}:{number}: contains a NUL character")
+        sections[current][setting.group(1)] = _without_file_options(setting.group(2).strip())
     return sections
+
+
+def _without_file_options(value: str) -> str:
+    """``$vardir/ssl {owner = service, mode = 0750}`` without its trailing ``{...}``.
+
+    Done with string searches, not one regex: a lazy value followed by
+    optional blanks and braces backtracks quadratically on a long line.
+    """
+    if not value.endswith("}"):
+        return value
+    opening = value.find("{", value.rfind("}", 0, len(value) - 1) + 1)
+    return value[:opening].rstrip() if opening >= 0 else value
+
+
+# Settings referring to settings referring to ... deeper than this are an
+# error: Puppet's own settings nest a few levels, and it bounds the recursion.
+_MAX_INTERPOLATION_DEPTH = 50
 
 
 def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: tuple) -> str:
@@ -173,6 +192,8 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
         return resolved[name]
     if name in seen:
         raise DropsondeError(f"puppet settings: ${name} refers to itself")
+    if len(seen) > _MAX_INTERPOLATION_DEPTH:
+        raise DropsondeError(f"puppet settings: ${name}: more than {_MAX_INTERPOLATION_DEPTH} levels of $setting")
     value = raw.get(name, "")
 
     def replace(match: "re.Match[str]") -> str:

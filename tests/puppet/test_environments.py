@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dropsonde.errors import DropsondeError
-from dropsonde.puppet.environments import ModuleStore, discover_environments, normalize_slug
+from dropsonde.puppet.environments import (
+    Module,
+    ModuleStore,
+    discover_environments,
+    environment_modulepath,
+    normalize_slug,
+    read_metadata,
+)
 from tests.conftest import make_module, write
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
 
 
 def discover(roots, base=()):
@@ -147,3 +159,87 @@ def test_normalize_slug():
     assert normalize_slug("puppet-nginx") == "puppet-nginx"
     assert normalize_slug("apache") is None
     assert normalize_slug("a-B") is None
+
+
+# --- Fuzzing: a module's metadata.json and an environment's environment.conf are untrusted ---
+
+JSON_VOCABULARY = [
+    "{", "}", "[", "]", ",", ":", '"name"', '"version"', '"dependencies"', '"version_requirement"',
+    '"puppetlabs-stdlib"', '"puppetlabs/apache"', '"1.0.0"', '">= 1.0.0 < 10.0.0"', "null", "true", "1e999", "-0",
+    "NaN", '"\\u0000"', '"\\ud800"', "\\", '"',
+]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+METADATA = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(["puppetlabs-stdlib", "a/b", "x"]) | JSON_VALUES,
+        "version": st.sampled_from(["1.0.0"]) | JSON_VALUES,
+        "dependencies": st.lists(
+            st.fixed_dictionaries({}, optional={"name": JSON_VALUES | st.just("puppetlabs-stdlib"),
+                                                "version_requirement": JSON_VALUES}) | JSON_VALUES,
+            max_size=4,
+        ) | JSON_VALUES,
+    },
+)
+METADATA_BYTES = (
+    source_bytes(JSON_VOCABULARY)
+    | METADATA.map(lambda data: json.dumps(data).encode("utf-8"))
+    | st.integers(1, 100_000).map(lambda depth: b"[" * depth + b"]" * depth)
+)
+
+
+@FUZZ
+@given(METADATA_BYTES)
+def test_fuzzed_metadata_leaves_the_module_private_with_a_reason_or_reads_it(tmp_path_factory, data):
+    module_dir = tmp_path_factory.getbasetemp() / "fuzzed_module"
+    module_dir.mkdir(exist_ok=True)
+    (module_dir / "metadata.json").write_bytes(data)
+    module = Module(name="fuzzed_module", path=module_dir)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        read_metadata(module)
+    assert (module.slug is None) != (module.problem is None)
+    if module.slug is not None:
+        assert isinstance(module.version, str)
+        assert all(normalize_slug(dep.slug) == dep.slug for dep in module.dependencies)
+
+
+ENVIRONMENT_CONF_VOCABULARY = [
+    "modulepath", "manifest", "environment_timeout", " = ", "=", "[main]", "#", "\n", "site:$basemodulepath",
+    "${basemodulepath}", "$environment", "~", "~root", ":", "/abs", "modules", "\x00",
+]
+
+
+ENVIRONMENT_CONF_LINES = ini_text(["main"], ["modulepath", "manifest", "config_version", "x"], ENVIRONMENT_CONF_VOCABULARY)
+
+
+@FUZZ
+@given(source_bytes(ENVIRONMENT_CONF_VOCABULARY) | ENVIRONMENT_CONF_LINES.map(str.encode))
+def test_fuzzed_environment_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
+    env_dir = tmp_path_factory.getbasetemp() / "fuzzed_env"
+    env_dir.mkdir(exist_ok=True)
+    (env_dir / "environment.conf").write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            modulepath = environment_modulepath(env_dir, [Path("/nonexistent/base")])
+        except DropsondeError as exc:
+            assert "environment.conf" in str(exc)
+            return
+    assert all(isinstance(path, Path) and "\0" not in str(path) for path in modulepath)
+
+
+def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):
+    write(tmp_path / "production" / "environment.conf", "modulepath = ~\x00x:modules\n")
+    with pytest.raises(DropsondeError, match="environment.conf:1: contains a NUL"):
+        discover([tmp_path])
+
+
+def test_deeply_nested_metadata_leaves_the_module_private(tmp_path):
+    make_module(tmp_path, "deep", "puppetlabs-deep")
+    (tmp_path / "deep" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    module = Module(name="deep", path=tmp_path / "deep")
+    read_metadata(module)
+    assert module.slug is None and "nested too deeply" in module.problem

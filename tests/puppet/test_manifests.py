@@ -10,9 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
 
 from dropsonde.puppet.manifest_cache import read_manifest
-from dropsonde.puppet.manifests import read_manifest_text
+from dropsonde.puppet.manifests import ManifestInfo, read_manifest_data, read_manifest_text
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes, source_text
 
 DEBIAN_MODULES = Path("/usr/share/puppet/modules")
 HERE = Path(__file__).parent
@@ -168,3 +171,67 @@ def test_agrees_with_puppets_class_information_service_on_debian_modules():
     total = sum(len(v) for v in truth.values())
     assert total > 1000
     assert mismatches == {}
+
+
+# --- Bounded cost on hostile input: linear in the size, never a hang or a traceback ---
+
+PROFILE = "class profile::x {\n include apache\n}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(PROFILE + "\n" * 30, id="30-trailing-newlines"),
+        pytest.param(PROFILE + "\n" * 10_000, id="10000-trailing-blank-lines"),
+        pytest.param(PROFILE + " \t\r\n" * 10_000, id="10000-trailing-blank-lines-with-spaces"),
+        pytest.param(PROFILE + "\n/*" + "x" * 200_000, id="200KB-unterminated-comment"),
+        pytest.param(PROFILE + "\n$s = '" + "x" * 100_000, id="100KB-unterminated-single-quoted"),
+        pytest.param(PROFILE + '\n$s = "' + "x" * 100_000, id="100KB-unterminated-double-quoted"),
+        pytest.param(PROFILE + "\n" + "{" * 20_000, id="20000-open-braces"),
+        pytest.param(PROFILE + "\n$h = @(END)\n" + "line\n" * 20_000, id="unterminated-heredoc"),
+        pytest.param(PROFILE + "\n# comment # with # hashes" * 2_000, id="trailing-comment-lines"),
+        pytest.param(PROFILE + "\n" + "/* " * 50_000, id="many-unterminated-comments"),
+        pytest.param(PROFILE + "\n$x = " + "/\\" * 50_000, id="many-unterminated-regexes"),
+        pytest.param(PROFILE + "\n$x = " + '"${\\/}' * 10_000, id="regexes-in-interpolations"),
+        pytest.param(PROFILE + "\n" + "'\\" * 50_000, id="single-quotes-ending-in-backslash"),
+        pytest.param(PROFILE + "\n" + "@(" * 50_000, id="many-unterminated-heredoc-tags"),
+        pytest.param(PROFILE + "\n" + "@(" + " " * 50_000, id="heredoc-tag-of-blanks"),
+        pytest.param(PROFILE + "\n" + "@(A) " * 20_000 + "\nA\n", id="many-heredocs-on-one-line"),
+        pytest.param(PROFILE + "\n" + '"${' * 5_000, id="deeply-nested-interpolations"),
+        pytest.param("{" * 20_000 + "class a { include b }" * 20_000, id="definitions-deep-in-braces"),
+        pytest.param("class a { " * 20_000, id="20000-nested-classes"),
+        pytest.param("class a {" + "include b%d " * 20_000 % tuple(range(20_000)) + "}", id="20000-includes"),
+        pytest.param("class a {}\n" * 20_000, id="20000-classes"),
+    ],
+)
+def test_hostile_manifests_are_read_in_bounded_time(text):
+    with cpu_limit(1.0):
+        info = read_manifest_text(text)
+    assert info.definitions[0].name in ("profile::x", "a")
+
+
+PUPPET_VOCABULARY = [
+    "class ", "define ", "include ", "require ", "contain ", " inherits ", "node ", "class { '", "':", "profile::x",
+    "apache", "::", "Class['a']", "{", "}", "(", ")", "[", "]", ",", ";", ":", "=>", "+>", "->", "~>", "|>", "=~",
+    "$x", "$::y", " = ", "'", "\\'", '"', '\\"', "${", "$", "@(END)", '@("END"/L)', "@(END:json/t)", "@(",
+    "\nEND\n", "| END", "|- END", "/", "/x/", "\\/", "/*", "*/", "#", "# comment\n", "\n", " ", "1.5e3", "0x1F",
+]
+
+
+@FUZZ
+@given(source_text(PUPPET_VOCABULARY))
+def test_fuzzed_manifest_text_is_read_in_bounded_time(text):
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        info = read_manifest_text(text)
+    assert isinstance(info, ManifestInfo)
+    assert all(d.kind in ("class", "define") and d.name and d.line >= 1 for d in info.definitions)
+
+
+@FUZZ
+@given(source_bytes(PUPPET_VOCABULARY))
+def test_fuzzed_manifest_bytes_are_read_in_bounded_time(data):
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        info = read_manifest_data(data)
+    assert isinstance(info, ManifestInfo)
+    if b"\0" in data:
+        assert info.definitions == [] and "binary" in info.error

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import pytest
+from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.puppetdb import (
@@ -20,6 +21,8 @@ from dropsonde.puppet.puppetdb import (
     read_puppetdb_conf,
 )
 from tests.conftest import PuppetTree, forge_checksums, make_module, write
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
 from tests.loopback import LoopbackServer, QuietHandler
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
@@ -246,6 +249,9 @@ def test_puppetdb_conf_parsing(tmp_path):
     assert read_puppetdb_conf(tmp_path / "absent.conf", {}) is None
     for bad, needle in [("[main]\n", "server_urls is not set"), ("[main]\nserver_urls = ftp://x\n", "not an http"),
                         ("[main]\nserver_urls = http://x\nserver_url_timeout = soon\n", "server_url_timeout"),
+                        ("[main]\nserver_urls = http://x\nserver_url_timeout = nan\n", "server_url_timeout"),
+                        ("[main]\nserver_urls = http://[::1\n", "not an http"),
+                        ("[main]\nserver_urls = http://x:99999\n", "not an http"),
                         ("server_urls = http://x\n", "puppetdb.conf")]:
         write(path, bad)
         with pytest.raises(DropsondeError, match=needle):
@@ -254,3 +260,27 @@ def test_puppetdb_conf_parsing(tmp_path):
 
 def test_pql_strings_are_escaped():
     assert pql_string('Odd"Fam\\ily') == '"Odd\\"Fam\\\\ily"'
+
+
+PUPPETDB_CONF_VOCABULARY = [
+    "[main]", "[", "]", "\n", "server_urls", "server", "server_url_timeout", " = ", ": ", "https://a.example.test:8081",
+    "http://[::1", "http://[", "https://b:99999", ",", " ", "nan", "inf", "-1", "30", "%(x)s", "#", ";", "\x00",
+]
+
+
+PUPPETDB_CONF_LINES = ini_text(["main", "x"], ["server_urls", "server", "server_url_timeout"], PUPPETDB_CONF_VOCABULARY)
+
+
+@FUZZ
+@given(source_bytes(PUPPETDB_CONF_VOCABULARY) | PUPPETDB_CONF_LINES.map(str.encode))
+def test_fuzzed_puppetdb_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
+    path = tmp_path_factory.getbasetemp() / "puppetdb.conf"
+    path.write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            config = read_puppetdb_conf(path, {})
+        except DropsondeError as exc:
+            assert str(path) in str(exc)
+            return
+    assert config.server_urls and all(url.startswith(("http://", "https://")) for url in config.server_urls)
+    assert 0 < config.timeout < float("inf")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.server_config import DEFAULT_INTERVAL, read_server_config
 from tests.conftest import write
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
 
 
 def test_files_are_merged_and_opt_in_is_explicit(tmp_path):
@@ -49,9 +52,35 @@ def test_missing_confd_means_not_enabled(tmp_path):
         ("dropsonde { enabled: sometimes }\n", "dropsonde.enabled"),
         ("dropsonde { interval: -5 }\n", "dropsonde.interval"),
         ("dropsonde { interval: soon }\n", "dropsonde.interval"),
+        ("jruby-puppet { server-code-dir: [1, {a: 2}] }\n", "jruby-puppet.server-code-dir: expected a directory"),
+        ('include url("http://127.0.0.1:9/x.conf")\n', "broken.conf: includes a URL"),
+        ('a { include required(url("http://127.0.0.1:9/x.conf")) }\n', "broken.conf: includes a URL"),
     ],
 )
 def test_bad_configuration_names_the_file_or_key(tmp_path, text, needle):
     write(tmp_path / "broken.conf", text)
     with pytest.raises(DropsondeError, match=needle):
         read_server_config(tmp_path, "aio")
+
+
+HOCON_VOCABULARY = [
+    "dropsonde", "{", "}", " enabled: ", "true", "false", "interval", ": ", "=", "3600", "-5", "jruby-puppet",
+    "server-code-dir", "master-var-dir", ".", "\n", "#", "//", '"', '"""', "${", "${?x}", "[", "]", ",", "+=",
+    "include ", "a.b.c", "\\", "0x10", "1e400",
+]
+
+
+@FUZZ
+@given(source_bytes(HOCON_VOCABULARY, run_size=5_000))
+def test_fuzzed_confd_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
+    confd = tmp_path_factory.getbasetemp() / "fuzzed_confd"
+    confd.mkdir(exist_ok=True)
+    (confd / "fuzzed.conf").write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            config = read_server_config(confd, "debian")
+        except DropsondeError as exc:
+            assert str(confd) in str(exc)
+            return
+    assert isinstance(config.enabled, bool) and config.interval > 0
+    assert all(isinstance(value, str) for value in config.directories.values())

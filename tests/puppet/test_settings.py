@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.settings import detect_layout, load_puppet_settings, parse_puppet_conf
 from tests.conftest import write
+from tests.cpu_limit import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
 
 
 def test_layout_defaults():
@@ -104,3 +107,52 @@ def test_self_reference_is_an_error(tmp_path):
     write(confdir / "puppet.conf", "[main]\nvardir = $ssldir/x\nssldir = $vardir/ssl\n")
     with pytest.raises(DropsondeError, match="refers to itself"):
         load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")
+
+
+PUPPET_CONF_VOCABULARY = [
+    "[main]", "[server]", "[user]", "[agent]", "[", "]", "\n", "#", "certname", "codedir", "vardir", "ssldir",
+    "environmentpath", "basemodulepath", " = ", "=", "$codedir", "${vardir}", "$certname", "$environment", "/srv/",
+    ":", "~", "~root/", "~\x00", " {owner = service, mode = 0750}", "{", "}", "\x00",
+]
+
+
+PUPPET_CONF_LINES = ini_text(
+    ["main", "server", "user", "agent", "m\x00ain"],
+    ["certname", "codedir", "vardir", "ssldir", "environmentpath", "basemodulepath", "confdir", "a" * 300],
+    PUPPET_CONF_VOCABULARY,
+)
+
+
+@FUZZ
+@given(source_bytes(PUPPET_CONF_VOCABULARY) | PUPPET_CONF_LINES.map(str.encode))
+def test_fuzzed_puppet_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
+    confdir = tmp_path_factory.getbasetemp() / "fuzzed_puppet"
+    confdir.mkdir(exist_ok=True)
+    (confdir / "puppet.conf").write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            settings = load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="debian")
+        except DropsondeError as exc:
+            assert "puppet.conf" in str(exc) or "puppet settings" in str(exc)
+            return
+        paths = settings.environmentpath + settings.basemodulepath + [settings.codedir, settings.vardir]
+    assert all("\0" not in str(path) for path in paths)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[main]\ncodedir = ~\x00x\n", "puppet.conf:2: contains a NUL"),
+        ("[main]\n" + "".join(f"s{i} = $s{i + 1}\n" for i in range(3000)), "levels of \\$setting"),
+    ],
+)
+def test_hostile_puppet_conf_is_a_clear_error(tmp_path, text, needle):
+    write(tmp_path / "puppet.conf", text)
+    with pytest.raises(DropsondeError, match=needle):
+        load_puppet_settings({"confdir": str(tmp_path)}, environ={}, layout="debian")
+
+
+def test_a_long_line_of_blanks_is_read_in_bounded_time(tmp_path):
+    conf = write(tmp_path / "puppet.conf", "[main]\ncertname = a" + " " * 100_000 + "b {mode = 0750}\n")
+    with cpu_limit(1.0):
+        assert parse_puppet_conf(conf)["main"]["certname"] == "a" + " " * 100_000 + "b"

@@ -1,0 +1,86 @@
+"""Hypothesis strategies and settings shared by the fuzz tests of every reader
+of an untrusted file (manifests, Puppetfiles, metadata.json, puppet.conf,
+environment.conf, puppetdb.conf, telemetry.yaml, Puppet Server's conf.d).
+
+Inputs are built from each format's own vocabulary, so that they reach deep
+into its grammar, mixed with random text and with the shapes that break
+parsers: NUL and invalid UTF-8, unterminated constructs, deep nesting and
+long runs of one pattern (which is what makes a parser backtrack or recurse).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Sequence
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+# Each fuzz test stays within a few seconds: the suite runs on small CI machines.
+FUZZ = settings(
+    max_examples=120,
+    deadline=timedelta(seconds=2),
+    database=None,  # no .hypothesis/ directory left in the tree
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+# Hard limit on the CPU time of one example (tests.cpu_limit): the deadline
+# above only reports a slow example after it returns, this one stops a hang.
+EXAMPLE_CPU_LIMIT = 5.0
+
+HAZARDS = [
+    "\x00",
+    "\n" * 40,
+    " " * 100,
+    "\t",
+    "\r\n",
+    "\r",
+    "\ufeff",
+    "\u00e9",
+    "\u2028",
+    "\x85",
+    "\\",
+    '"',
+    "'",
+    "{" * 50,
+    "[" * 50,
+    "(" * 50,
+    "}",
+    "]",
+    ")",
+    "9" * 5000,
+]
+
+
+def source_text(vocabulary: Sequence[str], run_size: int = 60_000) -> st.SearchStrategy[str]:
+    """Text made of the format's vocabulary, hazards and random characters,
+    with a middle part that repeats one short pattern up to ``run_size`` characters."""
+    piece = st.one_of(st.sampled_from(list(vocabulary)), st.sampled_from(HAZARDS), st.text(max_size=6))
+    body = st.lists(piece, max_size=40).map("".join)
+    pattern = st.lists(piece, min_size=1, max_size=4).map("".join).filter(bool)
+    run = st.tuples(pattern, st.integers(1, run_size)).map(lambda t: t[0] * max(1, min(t[1], run_size // len(t[0]))))
+    return st.tuples(body, st.one_of(st.just(""), run), body).map("".join)
+
+
+def source_bytes(vocabulary: Sequence[str], run_size: int = 60_000) -> st.SearchStrategy[bytes]:
+    """Like source_text, encoded, sometimes with invalid UTF-8 mixed in, or random bytes."""
+    text = source_text(vocabulary, run_size)
+    return st.one_of(
+        text.map(lambda s: s.encode("utf-8")),
+        st.tuples(text, st.binary(min_size=1, max_size=6), text).map(
+            lambda t: t[0].encode("utf-8") + t[1] + t[2].encode("utf-8")
+        ),
+        st.binary(max_size=300),
+    )
+
+
+def ini_text(sections: Sequence[str], keys: Sequence[str], value_pieces: Sequence[str]) -> st.SearchStrategy[str]:
+    """Lines of an INI-like file (puppet.conf, environment.conf, puppetdb.conf):
+    section headers, comments and ``key = value`` lines whose values are made
+    of the format's own pieces, so that the value checks are reached."""
+    value = st.lists(st.sampled_from(list(value_pieces)) | st.sampled_from(HAZARDS) | st.text(max_size=4), max_size=5)
+    line = st.one_of(
+        st.sampled_from(list(sections)).map(lambda section: f"[{section}]"),
+        st.tuples(st.sampled_from(list(keys)), st.sampled_from([" = ", "=", " =", ": "]), value.map("".join)).map("".join),
+        st.sampled_from(["", "# comment", "; comment", "  "]),
+    )
+    return st.lists(line, max_size=15).map("\n".join)
