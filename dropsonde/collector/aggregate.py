@@ -35,7 +35,6 @@ from dropsonde.errors import DropsondeError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_K = 5
 TRIPLE_MODULES = 20  # module_triples: combinations of three among the most used modules
 PAGE_ROWS = 50  # rows of each table shown on the page (all are in the files)
 ADOPTION_MODULES = 5
