@@ -7,7 +7,7 @@ of its own with manifests that declare public classes. Measures
 `dropsonde preview --format json` wall time and peak RSS, cold (no parse
 cache) and warm, for 30 and 300 environments, and `dropsonde --help`.
 
-Usage: bench/probe.py [--runs 3] [--sizes 30,300] [--source CHECKOUT]   (needs the puppet-module-* packages: tests/run installs them)
+Usage: bench/probe.py [--runs 3] [--sizes 30,300]   (needs the puppet-module-* packages: tests/run installs them)
 """
 
 from __future__ import annotations
@@ -64,20 +64,20 @@ def build_tree(root: Path, environments: int, shared_private: bool = False) -> l
     return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
 
 
-def dropsonde_command(source: Optional[str] = None) -> list:
-    """The installed ``dropsonde`` (the venv's, when this runs in one), its bytecode compiled;
-    with ``source``, the package of that checkout instead (to measure another revision).
+def dropsonde_command() -> list:
+    """The installed ``dropsonde`` (the venv's, when this runs in one: to measure
+    another revision, run this script with the python of a venv it is installed in).
 
     An installed package has its bytecode compiled at install time; an editable
-    checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run.
+    checkout (with PYTHONDONTWRITEBYTECODE set) would recompile on every run, so
+    this checkout's is compiled here.
     """
     script = Path(sys.executable).parent / "dropsonde"
     if not script.exists():
         script = Path(shutil.which("dropsonde") or "dropsonde")
-    package = Path(source or Path(__file__).parent.parent) / "dropsonde"
-    if source:
-        os.environ["PYTHONPATH"] = str(Path(source).resolve())  # found before the installed one
-    subprocess.run([str(script.parent / "python"), "-m", "compileall", "-q", str(package)], check=True)
+    package = Path(__file__).resolve().parent.parent / "dropsonde"
+    if package.is_dir():
+        subprocess.run([str(script.parent / "python"), "-m", "compileall", "-q", str(package)], check=True)
     return [str(script)]
 
 
@@ -122,11 +122,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="30,300", help="numbers of environments, comma-separated")
-    parser.add_argument("--source", help="a checkout whose dropsonde package to measure (default: this one)")
     options = parser.parse_args()
     if not MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
-    command = dropsonde_command(options.source)
+    command = dropsonde_command()
     help_run = run([*command, "--help"], options.runs)
     print(f"dropsonde --help: {help_run.wall:.3f} s (cpu {help_run.cpu:.3f} s), {help_run.rss_mib:.0f} MiB")
     module_count = len(list(MODULES.iterdir()))

@@ -14,7 +14,8 @@ Measured per size (10, 40 and 160 environments): `preview --format json`
 cold (no parse cache) and warm, `dev inventory --format json` cold, wall time
 as the median of ``--runs`` runs and the largest peak RSS seen.
 
-Usage: bench/r10k.py [--runs 5] [--sizes 10,40,160] [--edits 2] [--source CHECKOUT]
+Usage: bench/r10k.py [--runs 5] [--sizes 10,40,160] [--edits 2]
+(with another venv's python to measure the revision installed there)
 (needs the puppet-module-* packages: tests/run installs them)
 """
 
@@ -137,11 +138,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="10,40,160", help="numbers of environments, comma-separated")
     parser.add_argument("--edits", type=int, default=2, help="profile manifests each environment edits")
-    parser.add_argument("--source", help="a checkout whose dropsonde package to measure (default: this one)")
     options = parser.parse_args()
     if not MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
-    command = dropsonde_command(options.source)
+    command = dropsonde_command()
     for environments in (int(size) for size in options.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

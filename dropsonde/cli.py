@@ -465,7 +465,9 @@ def dev_inventory(
     inventory = build_inventory(site)
     site.close()
     if output == "json":
-        typer.echo(json.dumps(inventory, indent=2, sort_keys=True))
+        # streamed: at r10k sizes the indented text built whole would double the peak memory
+        json.dump(inventory, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
     else:
         typer.echo(printable_lines(render_inventory(inventory)), nl=False)
 
