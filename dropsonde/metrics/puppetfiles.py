@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Union
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
-from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile
+from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
 from dropsonde.schema import field, repeated_record
 from dropsonde.vocabulary import RUBY_CORE_METHODS
 
@@ -38,15 +38,26 @@ class Puppetfiles(MetricPlugin):
 
     def run(self, site) -> Dict[str, Any]:
         counts: Counter = Counter()
+        # r10k deploys one copy of the control repository's Puppetfile per environment: parse each content once
+        parsed: Dict[bytes, Union[PuppetfileCalls, PuppetfileSyntaxError]] = {}
         for environment in site.environments:
             path = environment.puppetfile
             if not path.is_file():
                 continue
             log.info("reading Puppetfile %s", path)
             try:
-                calls = read_puppetfile(path)
-            except (OSError, PuppetfileSyntaxError) as exc:
-                log.warning("skipping Puppetfile %s: %s", path, getattr(exc, "strerror", None) or exc)
+                source = path.read_bytes()
+            except OSError as exc:
+                log.warning("skipping Puppetfile %s: %s", path, exc.strerror or exc)
+                continue
+            if source not in parsed:
+                try:
+                    parsed[source] = read_puppetfile_source(source)
+                except PuppetfileSyntaxError as exc:
+                    parsed[source] = exc
+            calls = parsed[source]
+            if isinstance(calls, PuppetfileSyntaxError):
+                log.warning("skipping Puppetfile %s: %s", path, calls)
                 continue
             for name in calls.commands:
                 if name in PUPPETFILE_DSL:

@@ -22,3 +22,13 @@ def test_counts_core_methods_and_hides_site_methods(tree, caplog):
 def test_core_name_redefined_by_the_site_is_private(tree):
     write(tree.environment("production") / "Puppetfile", "def puts(x) end\nputs 'x'\n")
     assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == [{"name": "(private)", "count": 1}]
+
+
+def test_identical_copies_count_once_per_environment_and_each_broken_copy_is_named(tree, caplog):
+    """r10k: the same Puppetfile in every environment, parsed once, counted for each."""
+    for env in ("production", "feature_a", "feature_b"):
+        write(tree.environment(env) / "Puppetfile", "require 'json'\nmod 'puppetlabs-apache'\n")
+        write(tree.environment(f"broken_{env}") / "Puppetfile", "mod 'a', mod 'b'\n")
+    assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == [{"name": "require", "count": 3}]
+    for env in ("production", "feature_a", "feature_b"):
+        assert f"broken_{env}/Puppetfile" in caplog.text
