@@ -26,7 +26,10 @@ from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
 
-ENVIRONMENT_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+# Puppet::Node::Environment.valid_name?: Ruby's /\A\w+\Z/, where \w is ASCII
+# only and \Z also matches before a final newline. r10k makes environments of
+# branch names, capitals included (`AL2023`, `MartyEwings_patch_1`).
+ENVIRONMENT_NAME_RE = re.compile(r"\A[A-Za-z0-9_]+\n?\Z")
 MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 ENVIRONMENT_CONF_KEYS = frozenset(
     {"modulepath", "manifest", "config_version", "environment_timeout", "static_catalogs", "rich_data"}

@@ -41,6 +41,18 @@ def test_valid_names_first_path_wins_and_sorted(tmp_path):
     assert [(e.name, e.path.parent.name) for e in envs] == [("dev_1", "a"), ("production", "a"), ("staging", "b")]
 
 
+def test_environment_names_follow_puppets_rule_capitals_included(tmp_path):
+    for name in ("AL2023", "MartyEwings_patch_1", "production"):
+        make_module(tmp_path / name / "modules", f"mod_{name.lower()}", f"acme-mod_{name.lower()}")
+    # Ruby's \w is ASCII-only and its \Z matches before a final newline
+    for name in ("Bad-Name", "caf\u00e9", "\u0661", "two\nlines", "trailing_newline\n", ".git"):
+        (tmp_path / name / "modules" / "hidden").mkdir(parents=True)
+    envs, _ = discover([tmp_path])
+    assert [e.name for e in envs] == ["AL2023", "MartyEwings_patch_1", "production", "trailing_newline\n"]
+    assert [m.name for m in envs[0].modules] == ["mod_al2023"]
+    assert [m.slug for m in envs[1].modules] == ["acme-mod_martyewings_patch_1"]
+
+
 def test_environment_conf_modulepath_relative_and_basemodulepath(tmp_path):
     base = tmp_path / "base"
     make_module(base, "stdlib", "puppetlabs-stdlib")
