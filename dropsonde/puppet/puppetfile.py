@@ -5,12 +5,14 @@ whose arguments are not in parentheses (``mod 'x'``, ``require 'y'``). We
 parse with tree-sitter-ruby, which needs two things Ruby does for itself:
 local variables (``x -1`` is arithmetic when ``x`` is a local, not a call)
 and a few syntax errors tree-sitter accepts (a stray ``end``, an unterminated
-heredoc, ``mod 'a', mod 'b'``). A file Ruby would reject is reported as
-unparsable rather than half-counted.
+heredoc, ``mod 'a', mod 'b'``, a pattern whose trailing comma Ruby continues
+onto the next line). A file Ruby would reject is reported as unparsable
+rather than half-counted.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +80,19 @@ def _check_syntax(node: Any) -> None:
         ends = [child for child in node.children if child.type == "heredoc_end"]
         if not ends or not _text(ends[-1]).strip():
             raise PuppetfileSyntaxError(f"unterminated heredoc at line {node.start_point[0] + 1}")
+    if node.type in ("test_pattern", "match_pattern") and node.parent is not None and node.parent.type in (
+        "array", "argument_list", "element_reference", "pair"
+    ):
+        # Ruby allows `x in pat` / `x => pat` only where a statement could stand
+        raise PuppetfileSyntaxError(f"a pattern match used as a value at line {node.start_point[0] + 1}")
+    if _is_command(node) and node.parent is not None and node.parent.type in ("array", "pair"):
+        raise PuppetfileSyntaxError(
+            f"a call without parentheses inside [...] or {{...}} (line {node.start_point[0] + 1})"
+        )
+    if node.type == "array":
+        kinds = [child.type for child in node.named_children if child.type != "comment"]
+        if "pair" in kinds and any(kind not in ("pair", "hash_splat_argument") for kind in kinds[kinds.index("pair"):]):
+            raise PuppetfileSyntaxError(f"an element after a `key => value` in [...] (line {node.start_point[0] + 1})")
     if node.type == "argument_list" and _text(node)[:1] != "(" and node.named_child_count > 1:
         for child in node.named_children:
             if _is_command(child):
@@ -159,6 +174,74 @@ def _first_error_offset(node: Any) -> int:
     return node.start_byte
 
 
+def _is_trailing_comma(node: Any) -> bool:
+    """The rest pattern tree-sitter makes of a pattern's trailing comma (``x => a,``)."""
+    return node.type == "splat_parameter" and node.child_count == 0 and node.text == b","
+
+
+def _next_code(source: bytes, pos: int) -> int:
+    """Offset of the first byte at or after ``pos`` that is neither blank, line break nor comment."""
+    end, size = pos, len(source)
+    while end < size:
+        char = source[end:end + 1]
+        if char in (b" ", b"\t", b"\r", b"\n", b"\f", b"\v"):
+            end += 1
+        elif char == b"#":
+            newline = source.find(b"\n", end)
+            end = size if newline < 0 else newline
+        elif source.startswith(b"\\\n", end):
+            end += 2
+        else:
+            break
+    return end
+
+
+# After a pattern's trailing comma Ruby wants another pattern, which a
+# modifier keyword cannot start (`x => a, if c`); tree-sitter takes the comma
+# as the end of the pattern and the keyword as a modifier of it.
+_MODIFIER_RE = re.compile(rb"(?:if|unless|while|until|rescue)\b")
+
+# How many times a pattern may be continued onto a next line before the file
+# is refused: Ruby has no limit, but no Puppetfile uses pattern matching, and
+# each continuation costs a parse of the whole file.
+_MAX_CONTINUATIONS = 8
+
+
+def _parse_as_ruby(source: bytes) -> Any:
+    """Parse ``source`` with tree-sitter, then undo where tree-sitter ends a
+    statement that Ruby continues: after a pattern's trailing comma Ruby reads
+    on past the newline (``#mod 'x',`` commented out leaves ``:git => 'url',``
+    then ``:branch => 'main'``: one pattern to Ruby, which it rejects; two
+    valid statements to tree-sitter). The line breaks there are blanked out
+    and the source parsed again, so the tree is the one Ruby would build."""
+    parser = _parser()
+    tree = parser.parse(source)
+    for _attempt in range(_MAX_CONTINUATIONS):
+        gaps = []
+        pending = [tree.root_node]
+        while pending:
+            node = pending.pop()
+            if _is_trailing_comma(node):
+                start, end = node.end_byte, _next_code(source, node.end_byte)
+                if end >= len(source):
+                    continue  # `x => a,` ends the file: valid
+                if b"\n" in source[start:end]:
+                    gaps.append((start, end))
+                elif _MODIFIER_RE.match(source, end):
+                    line = source.count(b"\n", 0, end) + 1
+                    raise PuppetfileSyntaxError(f"a pattern's trailing comma before a modifier (line {line})")
+            else:
+                pending.extend(node.children)
+        if not gaps:
+            return source, tree
+        joined = bytearray(source)
+        for start, end in gaps:
+            joined[start:end] = b" " * (end - start)
+        source = bytes(joined)
+        tree = parser.parse(source)
+    raise PuppetfileSyntaxError(f"a pattern continued over more than {_MAX_CONTINUATIONS} lines")
+
+
 def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
     """Command calls in Puppetfile source; PuppetfileSyntaxError if Ruby would reject it."""
     if b"\0" in source:
@@ -167,9 +250,10 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
         source.decode("utf-8")
     except UnicodeDecodeError:
         raise PuppetfileSyntaxError("not valid UTF-8") from None
-    tree = _parser().parse(source)
+    original = source
+    source, tree = _parse_as_ruby(source)
     if tree.root_node.has_error:
-        line = source.count(b"\n", 0, _first_error_offset(tree.root_node)) + 1
+        line = original.count(b"\n", 0, _first_error_offset(tree.root_node)) + 1
         raise PuppetfileSyntaxError(f"syntax error near line {line}")
     walker = _Walker()
     walker.walk(tree.root_node, set())

@@ -32,3 +32,14 @@ def test_identical_copies_count_once_per_environment_and_each_broken_copy_is_nam
     assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == [{"name": "require", "count": 3}]
     for env in ("production", "feature_a", "feature_b"):
         assert f"broken_{env}/Puppetfile" in caplog.text
+
+
+def test_a_puppetfile_ruby_rejects_is_skipped_with_a_warning(tree, caplog):
+    # `#mod 'apache',` commented out leaves its options standing alone, which
+    # Ruby reads as one pattern and rejects (r10k fails on it)
+    write(
+        tree.environment("AL2023") / "Puppetfile",
+        "require 'json'\n#mod 'apache',\n  :git => 'https://git.example.test/apache.git',\n  :branch => 'master'\n",
+    )
+    assert run_metric(Puppetfiles, tree)["puppetfile_ruby_methods"] == []
+    assert "skipping Puppetfile" in caplog.text and "AL2023" in caplog.text and "line 4" in caplog.text

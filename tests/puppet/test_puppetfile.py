@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import select
 import shutil
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
 from tests.cpu_limit import cpu_limit
@@ -40,9 +43,26 @@ def test_commands_in_source_order_with_locals_respected():
     assert calls.defined_methods == {"secret_helper"}
 
 
+# `#mod 'apache',` commented out leaves its options standing alone: tree-sitter
+# reads two pattern matches, Ruby one pattern continued past the trailing comma,
+# which it rejects (r10k would fail on this Puppetfile).
+COMMENTED_OUT_MOD = b"""mod 'puppetlabs-stdlib', '9.0.0'
+#mod 'apache',
+  :git => 'https://git.example.test/apache.git',
+  :branch => 'master'
+"""
+
+
+def test_a_pattern_continued_past_its_trailing_comma_is_read_as_ruby_does():
+    assert read_puppetfile_source(b"x => a,\n  b\nmod 'c'\n").commands == ["mod"]
+    with pytest.raises(PuppetfileSyntaxError, match="line 4"):
+        read_puppetfile_source(COMMENTED_OUT_MOD)
+
+
 @pytest.mark.parametrize(
     "source",
     [
+        COMMENTED_OUT_MOD,
         b"mod 'a'\nend\n",
         b"x = <<~EOS\nnever closed\n",
         b"mod 'a', mod 'b'\n",
@@ -73,6 +93,20 @@ def test_agrees_with_ripper_on_these_sources():
         b"mod 'a', mod 'b'\n",
         b"x = 1\nx -1\nputs x\n",
         b"y -1\n",
+        COMMENTED_OUT_MOD,
+        b":git => 'https://git.example.test/a.git'\nmod 'b'\n",
+        b"x => a,\n  b\nmod 'c'\n",
+        b"x => a, # a comment\n\n  b\nmod 'c'\n",
+        b"x => a,\n  mod 'c'\n",
+        b"x => a,\n",
+        b"x => a,\nif true\nmod 'c'\n",
+        b"x => a, ;\nmod 'c'\n",
+        b"[1,\n x in a,\n 2]\nmod 'c'\n",
+        b"foo x in a\n",
+        b"[1,\n h 'z'\n]\n",
+        b"{a: h 'z'}\n",
+        b"[1, x => a, 2]\nmod 'c'\n",
+        b"[1, x => a]\nmod 'c'\n",
         b"(" * 3000 + b"1" + b")" * 3000 + b"\nmod 'a'\n",
     ]
     for source in sources:
@@ -125,3 +159,52 @@ def test_hostile_puppetfiles_are_read_or_refused_in_bounded_time(source):
         except PuppetfileSyntaxError:
             return
     assert calls.commands == ["mod"]
+
+
+# One Ruby process answers every example: Ripper's verdict on each source, one JSON line each.
+RIPPER_LOOP = """
+require 'ripper'; require 'json'; STDOUT.sync = true
+STDIN.each_line do |line|
+  s = Ripper.sexp(JSON.parse(line))
+  if s.nil? then puts JSON.generate(['INVALID']) else
+    t = s.flatten; out = []
+    t.each_with_index { |a, i| out << t[i + 2] if a == :command }
+    puts JSON.generate(out)
+  end
+end
+"""
+PUPPETFILE_LINES = [
+    "mod 'puppetlabs-apache'", "mod 'a', '1.0.0'", ":git => 'https://git.example.test/a.git'", ":branch => 'main'",
+    "git: 'u'", ",", "#mod 'apache',", "# comment", "x => a", "x => a,", "b", "x in a,", "require 'json'",
+    "forge 'https://forge.puppet.com'", "puts 'x'", "y = 1", "y -1", "def h(n) n end", "h 'z'", "[1,", "2]",
+    "{a: 1,", "b: 2}", "end", "if true", "(", ")", "x => a, if true", "moduledir 'm'",
+]
+
+
+@pytest.fixture(scope="module")
+def ripper():
+    if shutil.which("ruby") is None:
+        pytest.fail("needs ruby: run tests/run (it installs Debian's puppet, which brings it)")
+    process = subprocess.Popen(["ruby", "-e", RIPPER_LOOP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(source: str) -> list:
+        process.stdin.write(json.dumps(source) + "\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "Ruby did not answer within 30 s"
+        return json.loads(process.stdout.readline())
+
+    yield ask
+    process.stdin.close()
+    process.wait(timeout=30)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "  "]), st.sampled_from(PUPPETFILE_LINES)), min_size=1, max_size=6))
+def test_agrees_with_ripper_on_generated_puppetfiles(ripper, lines):
+    source = "\n".join(indent + line for indent, line in lines) + "\n"
+    try:
+        got = read_puppetfile_source(source.encode()).commands
+    except PuppetfileSyntaxError:
+        got = ["INVALID"]
+    assert got == ripper(source)
