@@ -12,27 +12,16 @@ import os
 import re
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import List, Optional
 
 import typer
 
 from dropsonde import __version__
-from dropsonde.config import (
-    CONFIG_FILENAME,
-    Options,
-    merge_options,
-    read_config_file,
-    split_names,
-)
+from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.runner import Session
 from dropsonde.terminal import PrintableFormatter, printable, printable_lines
-
-if TYPE_CHECKING:
-    from dropsonde.plugins import PluginSet
-    from dropsonde.puppet.server_config import ServerConfig
-    from dropsonde.site import Site
 
 log = logging.getLogger("dropsonde")
 
@@ -52,91 +41,13 @@ collector_app = typer.Typer(
 app.add_typer(collector_app, name="collector")
 
 
-@dataclass
-class State:
-    """What the global options gave; options and the site are built once, on first use."""
-
-    given: Dict[str, Any]
-    _options: Optional[Options] = None
-    _site: Optional["Site"] = None
-    _server_config: Optional["ServerConfig"] = None
-
-    def options(self) -> Options:
-        if self._options is None:
-            if self.given.get("puppetserver"):
-                self._use_server_directories()
-            self._options = load_options(self.given)
-            if self._options.verbose:
-                logging.getLogger().setLevel(logging.INFO)
-                logging.getLogger("urllib3").setLevel(logging.WARNING)
-                config_file = config_file_for(self.given)
-                log.info("options from the command line and %s%s", config_file,
-                         "" if config_file.is_file() else " (absent)")
-        return self._options
-
-    def layout(self) -> str:
-        """Which Puppet layout's defaults apply. As `puppetserver dropsonde` the
-        server's own (AIO or Debian) even when not root: the shim and the timer
-        run as the user Puppet Server runs as, and must see what the server sees."""
-        from dropsonde.puppet.settings import detect_layout
-
-        return detect_layout(is_root=True) if self.given.get("puppetserver") else detect_layout()
-
-    def server_config(self) -> "ServerConfig":
-        """Puppet Server's conf.d, merged (read once)."""
-        from dropsonde.puppet.server_config import CONFD_BY_LAYOUT, read_server_config
-
-        if self._server_config is None:
-            layout = self.layout()
-            confd = self.given.get("puppetserver_confd") or CONFD_BY_LAYOUT[layout]
-            self._server_config = read_server_config(Path(confd), layout)
-        return self._server_config
-
-    def _use_server_directories(self) -> None:
-        """Run as `puppetserver dropsonde`: Puppet's directories are the server's
-        (jruby-puppet settings), unless given on the command line."""
-        for name, value in self.server_config().directories.items():
-            if name in self.given and self.given[name] is None:
-                self.given[name] = value
-
-    def site(self) -> "Site":
-        """The site, once its cache directory is known to be ours alone (see cache_dir)."""
-        from dropsonde.cache_dir import check_cache_dir
-        from dropsonde.site import Site
-
-        if self._site is None:
-            site = Site.from_options(self.options(), self.layout())
-            check_cache_dir(site.cachepath)
-            self._site = site
-        return self._site
-
-    def plugins(self) -> "PluginSet":
-        from dropsonde.plugins import load_plugins
-
-        options = self.options()
-        return load_plugins(options.enable, options.disable)
-
-
-def config_file_for(given: Dict[str, Any]) -> Path:
-    """``telemetry.yaml``: in the parent of Puppet's confdir, as the Ruby client reads it."""
-    from dropsonde.puppet.settings import resolve_confdir
-
-    return Path(resolve_confdir(given.get("confdir"))).parent / CONFIG_FILENAME
-
-
-def load_options(given: Dict[str, Any]) -> Options:
-    """Merge the command line with ``telemetry.yaml``."""
-    config_file = config_file_for(given)
-    return merge_options(given, read_config_file(config_file), config_file)
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"dropsonde version {__version__}")
         raise typer.Exit()
 
 
-def _names(value: Optional[str]) -> Optional[list]:
+def _names(value: Optional[str]) -> Optional[List[str]]:
     return split_names(value) if value is not None else None
 
 
@@ -174,8 +85,8 @@ def global_options(
     ),
 ) -> None:
     """Global options apply to every command; telemetry.yaml beside Puppet's confdir sets their defaults."""
-    ctx.obj = State(
-        given={
+    ctx.obj = ctx.with_resource(Session(
+        {
             "verbose": verbose,
             "update": update,
             "cachepath": cachepath,
@@ -191,28 +102,17 @@ def global_options(
             "puppetserver": puppetserver,
             "puppetserver_confd": puppetserver_confd,
         }
-    )
+    ))
 
 
 FORMAT_OPTION = typer.Option(None, "--format", "-f", help="human or json. [default: human]")
 
 
-def _format(state: State, command: str, given: Optional[str]) -> str:
-    value = state.options().command_option(command, "format", given, "human")
+def _format(session: Session, command: str, given: Optional[str]) -> str:
+    value = session.options().command_option(command, "format", given, "human")
     if value not in ("human", "json"):
         raise DropsondeError(f"--format: expected human or json, got {value!r}")
     return value
-
-
-def _build_report(state: State):
-    """Site, refreshed Forge list, plugins run: the one path behind preview and submit."""
-    from dropsonde.report import build_report
-
-    site, plugins = state.site(), state.plugins()
-    _refresh_forge_if_expired(site)
-    report = build_report(site, plugins)
-    site.close()
-    return site, report
 
 
 @app.command()
@@ -223,9 +123,9 @@ def preview(
     """Show the report that would be sent; --format json is exactly the body submit POSTs."""
     from dropsonde.report import render_human, report_body
 
-    state: State = ctx.obj
-    output = _format(state, "preview", format)
-    _, report = _build_report(state)
+    session: Session = ctx.obj
+    output = _format(session, "preview", format)
+    report = session.report()
     if output == "json":
         sys.stdout.buffer.write(report_body(report))
     else:
@@ -242,68 +142,24 @@ def submit(
     ),
 ) -> None:
     """Send the report (exactly what preview --format json shows) and record what was sent."""
-    from dropsonde.submit import DEFAULT_ENDPOINT, submission_url
+    from dropsonde.submit import DEFAULT_ENDPOINT, SubmitError, submission_url
 
-    state: State = ctx.obj
-    options = state.options()
+    session: Session = ctx.obj
+    options = session.options()
     url = submission_url(
         options.command_option("submit", "endpoint", endpoint, options.endpoint or DEFAULT_ENDPOINT),
         options.command_option("submit", "port", port, options.port),
     )
-    if scheduled:
-        _scheduled_submit(state, url)
-    else:
-        typer.echo(printable_lines(_submit(state, url)))
-
-
-def _submit(state: State, url: str) -> str:
-    """Build, send and record the report; the server's message, or SubmitError."""
-    from datetime import datetime, timezone
-
-    from dropsonde.report import report_body
-    from dropsonde.submit import SubmitError, post_report, record_submission
-
-    site, report = _build_report(state)
-    body = report_body(report)
     try:
-        answer = post_report(url, body)
+        if scheduled:
+            session.scheduled_submit(url)
+        else:
+            typer.echo(printable_lines(session.submit(url)))
     except SubmitError as exc:
-        if state.options().verbose and exc.body:
+        if options.verbose and exc.body:
             # indented, so no line of it can pass for one of ours
             print("\n".join(f"  | {printable(line)}" for line in exc.body.split("\n")), file=sys.stderr)
         raise SubmitError(f"Failed to submit report: {exc}") from None
-    record_submission(site.cachepath, url, body, datetime.now(timezone.utc))
-    return answer.text()
-
-
-def _scheduled_submit(state: State, url: str) -> None:
-    """One timer tick: send only when opted in and due; every outcome is one line on stderr."""
-    from datetime import datetime, timezone
-
-    from dropsonde.schedule import next_due, submission_lock
-    from dropsonde.submit import last_submission
-
-    server = state.server_config()
-    if not server.enabled:
-        notice("scheduled submission is not enabled (set dropsonde { enabled: true } in Puppet Server's conf.d); "
-               "nothing sent")
-        return
-    cachepath = state.site().cachepath
-    with submission_lock(cachepath) as acquired:
-        if not acquired:
-            notice("another dropsonde submission is running; nothing sent")
-            return
-        record = last_submission(cachepath)
-        due = next_due(record["submitted_at"] if record else None, server.interval, datetime.now(timezone.utc))
-        if due is not None:
-            notice(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; nothing sent")
-            return
-        notice(f"report submitted: {_submit(state, url)}")
-
-
-def notice(message: str) -> None:
-    """A line for the journal or cron mail: what a run did, without --verbose."""
-    print(f"dropsonde: {printable(message)}", file=sys.stderr)
 
 
 @app.command()
@@ -312,43 +168,15 @@ def last(
     format: Optional[str] = FORMAT_OPTION,
 ) -> None:
     """Show the last report that was submitted and when (kept after every successful submit)."""
-    from dropsonde.submit import last_submission
-
-    state: State = ctx.obj
-    output = _format(state, "last", format)
-    record = last_submission(state.site().cachepath)
-    if record is None:
-        raise DropsondeError("no report has been submitted from here yet", ExitStatus.FAILURE)
+    session: Session = ctx.obj
+    output = _format(session, "last", format)
+    record = session.last_submission()
     if output == "json":
         typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
         return
     typer.echo(f"Last submitted: {printable(record['submitted_at'])}")
     typer.echo(f"To: {printable(record.get('endpoint', '(unknown)'))}")
     typer.echo(printable_lines(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False)))
-
-
-def _refresh_forge_if_expired(site: "Site") -> None:
-    """Before a report: refresh the Forge list when missing or older than --ttl
-    (unless --no-update). A failure is one warning; the old list is used."""
-    from datetime import datetime, timezone
-
-    from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
-
-    options = site.options
-    now = datetime.now(timezone.utc)
-    age = site.forge.age(now)
-    if not options.update or (age is not None and age.days < options.ttl and not site.forge.problem):
-        return
-    base_url = forge_api_url(options.forge_api)
-    if age is None:
-        log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
-    try:
-        summary = refresh_forge_cache(site.cachepath, base_url, full=False, now=now)
-    except (ForgeError, OSError) as exc:
-        log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
-        return
-    notice(summary)
-    site.reload_forge()
 
 
 @app.command("list")
@@ -380,22 +208,9 @@ def update(
     ),
 ) -> None:
     """Refresh the Forge module cache now (what decides which modules are public)."""
-    from datetime import datetime, timezone
-
-    from dropsonde.forge import import_forge_file
-    from dropsonde.forge_api import forge_api_url, refresh_forge_cache
-
-    state: State = ctx.obj
-    options = state.options()
-    site = state.site()
-    now = datetime.now(timezone.utc)
-    if from_file:
-        count = import_forge_file(Path(from_file), site.cachepath, now)
-        typer.echo(f"Forge module cache imported from {printable(from_file)}: {count} modules")
-        return
-    base_url = forge_api_url(options.forge_api)
-    full = bool(options.command_option("update", "full", full, False))
-    typer.echo(refresh_forge_cache(site.cachepath, base_url, full=full, now=now))
+    session: Session = ctx.obj
+    full = bool(session.options().command_option("update", "full", full, False))
+    typer.echo(session.update_forge(full, from_file))
 
 
 @dev_app.command("schema")
@@ -415,12 +230,11 @@ def dev_example(
     """Print randomized, schema-valid example rows as JSONL, loadable with `dev schema`."""
     from dropsonde.report import example_rows
 
-    state: State = ctx.obj
-    options = state.options()
+    session: Session = ctx.obj
+    options = session.options()
     size = options.command_option("dev example", "size", size, 1)
     filename = options.command_option("dev example", "filename", filename, None)
-    site = state.site()
-    rows = example_rows(state.plugins().enabled, list(site.forge.modules), size)
+    rows = example_rows(session.plugins().enabled, list(session.site().forge.modules), size)
     lines = "".join(json.dumps(row, sort_keys=False) + "\n" for row in rows)
     if filename:
         try:
@@ -436,16 +250,16 @@ def dev_shell(ctx: typer.Context) -> None:
     """Open a Python console with the settings, environments, Forge cache, PuppetDB client and plugins in scope."""
     import code
 
-    state: State = ctx.obj
-    site = state.site()
+    session: Session = ctx.obj
+    site = session.site()
     scope = {
-        "options": state.options(),
+        "options": session.options(),
         "site": site,
         "settings": site.puppet,
         "environments": site.environments,
         "forge": site.forge,
         "puppetdb": site.puppetdb,
-        "plugins": state.plugins(),
+        "plugins": session.plugins(),
     }
     banner = "dropsonde shell: " + ", ".join(sorted(scope)) + " are defined. Ctrl-D exits."
     code.interact(banner=banner, local=scope, exitmsg="")
@@ -457,13 +271,11 @@ def dev_inventory(
     format: Optional[str] = FORMAT_OPTION,
 ) -> None:
     """Show, locally, what dropsonde sees and why each module is or is not reported. Never sent."""
-    from dropsonde.inventory import build_inventory, render_inventory
+    from dropsonde.inventory import render_inventory
 
-    state: State = ctx.obj
-    output = _format(state, "dev inventory", format)
-    site = state.site()
-    inventory = build_inventory(site)
-    site.close()
+    session: Session = ctx.obj
+    output = _format(session, "dev inventory", format)
+    inventory = session.inventory()
     if output == "json":
         # streamed: at r10k sizes the indented text built whole would double the peak memory
         json.dump(inventory, sys.stdout, indent=2, sort_keys=True)

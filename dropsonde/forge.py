@@ -18,6 +18,7 @@ little ahead; the current time is always a parameter, so tests set it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ from dropsonde.errors import DropsondeError
 from dropsonde.vocabulary import normalize_slug
 
 CACHE_FILENAME = "forge.json"
+log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(hours=1)
 
 
@@ -57,6 +59,12 @@ class ForgeCache:
         stamp = parse_iso(self.timestamp)
         return now - stamp if stamp is not None else None
 
+    def is_due_for_refresh(self, now: datetime, ttl_days: int) -> bool:
+        """Whether a report should refresh the list first: missing, unusable, or
+        ``ttl_days`` old. A pure decision: the clock is the caller's."""
+        age = self.age(now)
+        return age is None or age.days >= ttl_days or self.problem is not None
+
     def watermark(self) -> Optional[datetime]:
         """Where an incremental refresh may stop: the newest Forge ``updated_at``
         seen, else (a Ruby client's file) the time the list was written."""
@@ -85,8 +93,17 @@ def future_timestamp(data: dict, now: datetime) -> Optional[str]:
 
 def load_forge_cache(cachepath: Path, now: Optional[datetime] = None) -> ForgeCache:
     """Read ``forge.json`` under ``cachepath``; never raises: a defect yields an empty list and a problem.
-    ``now`` (default: the clock) decides which timestamps lie in the future."""
-    path = Path(cachepath) / CACHE_FILENAME
+    ``now`` (default: the clock) decides which timestamps lie in the future. -v logs what was read."""
+    forge = _read_forge_cache(Path(cachepath) / CACHE_FILENAME, now or datetime.now(timezone.utc))
+    if forge.problem:
+        log.info("Forge module cache %s: %s", forge.path, forge.problem)
+    else:
+        log.info("Forge module cache %s: %d public modules, updated %s", forge.path, len(forge.modules),
+                 forge.timestamp or "(unknown)")
+    return forge
+
+
+def _read_forge_cache(path: Path, now: datetime) -> ForgeCache:
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -98,7 +115,7 @@ def load_forge_cache(cachepath: Path, now: Optional[datetime] = None) -> ForgeCa
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list):
         return ForgeCache(path, frozenset(), problem="Forge module cache has no 'modules' list")
-    future = future_timestamp(data, now or datetime.now(timezone.utc))
+    future = future_timestamp(data, now)
     if future is not None:
         return ForgeCache(path, frozenset(), problem=f"Forge module cache is dated in the future ({future})")
     slugs = frozenset(s for s in (normalize_slug(m) for m in modules if isinstance(m, str)) if s)

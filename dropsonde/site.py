@@ -59,13 +59,22 @@ def autoload_files(name: str) -> List[str]:
     return ["/".join(parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
 
 
-class Site:
-    """What dropsonde knows about the Puppet site it runs on."""
+def cache_path(options: Options, puppet: PuppetSettings) -> Path:
+    """The cache directory: ``--cachepath``, else ``$vardir/dropsonde`` (the Ruby client's)."""
+    return Path(options.cachepath) if options.cachepath else puppet.vardir / "dropsonde"
 
-    def __init__(self, options: Options, puppet: PuppetSettings) -> None:
+
+class Site:
+    """What dropsonde knows about the Puppet site it runs on.
+
+    ``forge`` is the Forge list when the caller has read it already (to decide
+    on a refresh before the site is built); otherwise it is read on first use."""
+
+    def __init__(self, options: Options, puppet: PuppetSettings, forge: Optional[ForgeCache] = None) -> None:
         self.options = options
         self.puppet = puppet
-        self.cachepath = Path(options.cachepath) if options.cachepath else puppet.vardir / "dropsonde"
+        self.cachepath = cache_path(options, puppet)
+        self._forge = forge
         self.store = ModuleStore()
         self._manifests: Dict[str, List[ManifestFile]] = {}
         self._manifest_cache: Optional[ManifestCache] = None
@@ -86,21 +95,12 @@ class Site:
                  puppet.vardir)
         return cls(options, puppet)
 
-    @cached_property
+    @property
     def forge(self) -> ForgeCache:
-        forge = load_forge_cache(self.cachepath)
-        if forge.problem:
-            log.info("Forge module cache %s: %s", forge.path, forge.problem)
-        else:
-            log.info("Forge module cache %s: %d public modules, updated %s", forge.path, len(forge.modules),
-                     forge.timestamp or "(unknown)")
-        return forge
-
-    def reload_forge(self) -> None:
-        """Forget the loaded Forge list (after a refresh), so the next use reads the new file."""
-        for cached in ("forge", "public_classes", "_public_modules_by_name"):
-            self.__dict__.pop(cached, None)
-        self._class_lookups.clear()
+        """The list of public modules (privacy rule 1), read once."""
+        if self._forge is None:
+            self._forge = load_forge_cache(self.cachepath)
+        return self._forge
 
     @cached_property
     def environments(self) -> List[Environment]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 # C0 and C1 controls, DEL, and the invisible format characters that reorder or
 # hide text (bidirectional overrides and isolates, zero-width characters, the
@@ -48,3 +49,8 @@ class PrintableFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's naming
         record.message = printable(record.message)
         return super().formatMessage(record)
+
+
+def notice(message: str) -> None:
+    """A line for the journal or cron mail: what a run did, without --verbose."""
+    print(f"dropsonde: {printable(message)}", file=sys.stderr)

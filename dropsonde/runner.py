@@ -1,0 +1,265 @@
+"""One run of the probe, between the command line and the domain modules.
+
+Every command that reads the site goes through a :class:`Session`, in this
+order: settings (command line, ``telemetry.yaml``, Puppet's settings) → the
+Forge list refreshed when due → the ``Site`` → plugins → report → the site
+closed (its manifest parse cache saved) → submit and record. The Forge list is
+refreshed before the site exists, so nothing already read has to be forgotten;
+the site is closed in a ``finally`` (the session is a context manager), so the
+parse work of a run that fails is kept for the next one.
+
+The clock is a parameter (``clock``): whether the Forge list is due for a
+refresh and whether a scheduled submission is due are pure functions of the
+time it gives, so tests set the time instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Type
+
+from dropsonde.config import CONFIG_FILENAME, Options, merge_options, read_config_file
+from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.terminal import notice
+
+if TYPE_CHECKING:
+    from dropsonde.forge import ForgeCache
+    from dropsonde.plugins import PluginSet
+    from dropsonde.puppet.server_config import ServerConfig
+    from dropsonde.puppet.settings import PuppetSettings
+    from dropsonde.report import Report
+    from dropsonde.site import Site
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock (tests pass another)."""
+    return datetime.now(timezone.utc)
+
+
+def config_file_for(given: Mapping[str, Any]) -> Path:
+    """``telemetry.yaml``: in the parent of Puppet's confdir, as the Ruby client reads it."""
+    from dropsonde.puppet.settings import resolve_confdir
+
+    return Path(resolve_confdir(given.get("confdir"))).parent / CONFIG_FILENAME
+
+
+def load_options(given: Mapping[str, Any]) -> Options:
+    """Merge the command line with ``telemetry.yaml``."""
+    config_file = config_file_for(given)
+    return merge_options(given, read_config_file(config_file), config_file)
+
+
+class Session:
+    """One run: what the command line gave, and what is built from it once, on
+    first use (options, Puppet's settings, the checked cache directory, the
+    site, the plugins). Leaving the ``with`` block closes the site."""
+
+    def __init__(self, given: Mapping[str, Any], clock: Clock = utc_now,
+                 notify: Callable[[str], None] = notice) -> None:
+        self.given: Dict[str, Any] = dict(given)
+        self.clock = clock
+        self.notify = notify
+        self._options: Optional[Options] = None
+        self._server_config: Optional["ServerConfig"] = None
+        self._puppet: Optional["PuppetSettings"] = None
+        self._cachepath: Optional[Path] = None
+        self._site: Optional["Site"] = None
+        self._closed = False
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, kind: Optional[Type[BaseException]], value: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save what the site learned (the manifest parse cache), once."""
+        if self._site is not None and not self._closed:
+            self._closed = True
+            self._site.close()
+
+    # settings
+
+    def options(self) -> Options:
+        """The command line merged with ``telemetry.yaml``; as `puppetserver dropsonde`,
+        Puppet's directories default to the server's."""
+        if self._options is None:
+            given = self.given
+            if given.get("puppetserver"):
+                given = {**given, **self._server_directories()}
+            self._options = load_options(given)
+            if self._options.verbose:
+                logging.getLogger().setLevel(logging.INFO)
+                logging.getLogger("urllib3").setLevel(logging.WARNING)
+                config_file = self._options.config_file
+                log.info("options from the command line and %s%s", config_file,
+                         "" if config_file is not None and config_file.is_file() else " (absent)")
+        return self._options
+
+    def layout(self) -> str:
+        """Which Puppet layout's defaults apply. As `puppetserver dropsonde` the
+        server's own (AIO or Debian) even when not root: the shim and the timer
+        run as the user Puppet Server runs as, and must see what the server sees."""
+        from dropsonde.puppet.settings import detect_layout
+
+        return detect_layout(is_root=True) if self.given.get("puppetserver") else detect_layout()
+
+    def server_config(self) -> "ServerConfig":
+        """Puppet Server's conf.d, merged (read once)."""
+        from dropsonde.puppet.server_config import CONFD_BY_LAYOUT, read_server_config
+
+        if self._server_config is None:
+            layout = self.layout()
+            confd = self.given.get("puppetserver_confd") or CONFD_BY_LAYOUT[layout]
+            self._server_config = read_server_config(Path(confd), layout)
+        return self._server_config
+
+    def _server_directories(self) -> Dict[str, Any]:
+        """Puppet Server's directories (jruby-puppet settings) for those not given on the command line."""
+        return {name: value for name, value in self.server_config().directories.items()
+                if name in self.given and self.given[name] is None}
+
+    def puppet(self) -> "PuppetSettings":
+        """Puppet's settings for these options."""
+        from dropsonde.puppet.settings import load_puppet_settings
+
+        if self._puppet is None:
+            options = self.options()
+            overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
+            puppet = load_puppet_settings(overrides, layout=self.layout())
+            log.info("Puppet settings (%s layout) from %s: confdir %s, codedir %s, vardir %s", puppet.layout,
+                     puppet.puppet_conf or "built-in defaults (no puppet.conf)", puppet.confdir, puppet.codedir,
+                     puppet.vardir)
+            self._puppet = puppet
+        return self._puppet
+
+    def cachepath(self) -> Path:
+        """The cache directory, once it is known to be ours alone (see cache_dir)."""
+        from dropsonde.cache_dir import check_cache_dir
+        from dropsonde.site import cache_path
+
+        if self._cachepath is None:
+            path = cache_path(self.options(), self.puppet())
+            check_cache_dir(path)
+            self._cachepath = path
+        return self._cachepath
+
+    # the site and what reads it
+
+    def site(self, refresh_forge: bool = False) -> "Site":
+        """The site, built once. ``refresh_forge``: first bring the Forge list up
+        to date when it is due (only a report asks; the first caller decides)."""
+        from dropsonde.site import Site
+
+        if self._site is None:
+            forge = self._refreshed_forge() if refresh_forge else None
+            self._site = Site(self.options(), self.puppet(), forge)
+        return self._site
+
+    def _refreshed_forge(self) -> "ForgeCache":
+        """The Forge list, refreshed first when missing or older than --ttl (unless
+        --no-update). A failed refresh is one warning; the old list is used."""
+        from dropsonde.forge import load_forge_cache
+        from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
+
+        options, cachepath, now = self.options(), self.cachepath(), self.clock()
+        forge = load_forge_cache(cachepath, now)
+        if not options.update or not forge.is_due_for_refresh(now, options.ttl):
+            return forge
+        base_url = forge_api_url(options.forge_api)
+        if forge.age(now) is None:
+            log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
+        try:
+            summary = refresh_forge_cache(cachepath, base_url, full=False, now=now)
+        except (ForgeError, OSError) as exc:
+            log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
+            return forge
+        self.notify(summary)
+        return load_forge_cache(cachepath, now)
+
+    def plugins(self) -> "PluginSet":
+        from dropsonde.plugins import load_plugins
+
+        options = self.options()
+        return load_plugins(options.enable, options.disable)
+
+    def report(self) -> "Report":
+        """The report behind preview and submit; the site is closed once it is built."""
+        from dropsonde.report import build_report
+
+        site = self.site(refresh_forge=True)
+        report = build_report(site, self.plugins(), self.clock())
+        self.close()
+        return report
+
+    def inventory(self) -> Dict[str, Any]:
+        """What ``dev inventory`` shows: every module and why it is or is not reported."""
+        from dropsonde.inventory import build_inventory
+
+        inventory = build_inventory(self.site())
+        self.close()
+        return inventory
+
+    # submission
+
+    def submit(self, url: str) -> str:
+        """Build, send and record the report; the server's message, or SubmitError."""
+        from dropsonde.report import report_body
+        from dropsonde.submit import post_report, record_submission
+
+        body = report_body(self.report())
+        answer = post_report(url, body)
+        record_submission(self.cachepath(), url, body, self.clock())
+        return answer.text()
+
+    def scheduled_submit(self, url: str) -> None:
+        """One timer tick: send only when opted in and due; every outcome is one notice."""
+        from dropsonde.schedule import next_due, submission_lock
+        from dropsonde.submit import last_submission
+
+        server = self.server_config()
+        if not server.enabled:
+            self.notify("scheduled submission is not enabled (set dropsonde { enabled: true } in Puppet Server's "
+                        "conf.d); nothing sent")
+            return
+        cachepath = self.cachepath()
+        with submission_lock(cachepath) as acquired:
+            if not acquired:
+                self.notify("another dropsonde submission is running; nothing sent")
+                return
+            record = last_submission(cachepath)
+            due = next_due(record["submitted_at"] if record else None, server.interval, self.clock())
+            if due is not None:
+                self.notify(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; "
+                            "nothing sent")
+                return
+            self.notify(f"report submitted: {self.submit(url)}")
+
+    def last_submission(self) -> Dict[str, Any]:
+        """The record of the last successful submission, or DropsondeError when there is none."""
+        from dropsonde.submit import last_submission
+
+        record = last_submission(self.cachepath())
+        if record is None:
+            raise DropsondeError("no report has been submitted from here yet", ExitStatus.FAILURE)
+        return record
+
+    def update_forge(self, full: bool, from_file: Optional[str]) -> str:
+        """Refresh the Forge list now (from the Forge, or a file made elsewhere); a summary line."""
+        from dropsonde.forge import import_forge_file
+        from dropsonde.forge_api import forge_api_url, refresh_forge_cache
+        from dropsonde.terminal import printable
+
+        now = self.clock()
+        if from_file:
+            count = import_forge_file(Path(from_file), self.cachepath(), now)
+            return f"Forge module cache imported from {printable(from_file)}: {count} modules"
+        return refresh_forge_cache(self.cachepath(), forge_api_url(self.options().forge_api), full=full, now=now)
