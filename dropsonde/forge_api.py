@@ -1,4 +1,4 @@
-"""Refreshing the Forge module cache from the Forge v3 API.
+"""Refreshing the Forge module cache (:mod:`dropsonde.forge_cache`) from the Forge v3 API.
 
 Pages of ``/v3/modules`` sorted by latest release, 100 modules a request,
 deprecated modules and both module groups included. An incremental refresh
@@ -207,7 +207,7 @@ def _progress_reporter() -> tuple:
 
 def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> str:
     """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was."""
-    from dropsonde.forge import load_forge_cache, save_forge_cache
+    from dropsonde.forge_cache import load_forge_cache, save_forge_cache
 
     cache = load_forge_cache(cachepath, now)
     incremental = not full and not cache.problem

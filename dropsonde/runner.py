@@ -26,7 +26,7 @@ from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.terminal import notice
 
 if TYPE_CHECKING:
-    from dropsonde.forge import ForgeCache
+    from dropsonde.forge_cache import ForgeCache
     from dropsonde.plugins import PluginSet
     from dropsonde.puppet.server_config import ServerConfig
     from dropsonde.puppet.settings import PuppetSettings
@@ -167,7 +167,7 @@ class Session:
     def _refreshed_forge(self) -> "ForgeCache":
         """The Forge list, refreshed first when missing or older than --ttl (unless
         --no-update). A failed refresh is one warning; the old list is used."""
-        from dropsonde.forge import load_forge_cache
+        from dropsonde.forge_cache import load_forge_cache
         from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
 
         options, cachepath, now = self.options(), self.cachepath(), self.clock()
@@ -254,7 +254,7 @@ class Session:
 
     def update_forge(self, full: bool, from_file: Optional[str]) -> str:
         """Refresh the Forge list now (from the Forge, or a file made elsewhere); a summary line."""
-        from dropsonde.forge import import_forge_file
+        from dropsonde.forge_cache import import_forge_file
         from dropsonde.forge_api import forge_api_url, refresh_forge_cache
         from dropsonde.terminal import printable
 

@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 from dropsonde.cache_dir import open_cache_dir
 from dropsonde.errors import DropsondeError
-from dropsonde.forge import parse_iso
+from dropsonde.forge_cache import parse_iso
 
 LOCK_FILENAME = "submit.lock"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 from dropsonde.config import Options
-from dropsonde.forge import ForgeCache, load_forge_cache
+from dropsonde.forge_cache import ForgeCache, load_forge_cache
 from dropsonde.privacy import class_name, reportable_class
 from dropsonde.puppet.environments import (
     Environment,

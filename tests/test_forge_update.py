@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dropsonde import __version__
-from dropsonde.forge import load_forge_cache
+from dropsonde.forge_cache import load_forge_cache
 from dropsonde.errors import DropsondeError
 from dropsonde.forge_api import ForgeError, forge_api_url, parse_forge_time, refresh_forge_cache
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
@@ -276,7 +276,7 @@ WRITER = """
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from dropsonde.forge import save_forge_cache
+from dropsonde.forge_cache import save_forge_cache
 n = 0
 while True:
     n += 1

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from dropsonde.forge import load_forge_cache
+from dropsonde.forge_cache import load_forge_cache
 from dropsonde.runner import Session
 from tests.conftest import PuppetTree, make_module, write
 from tests.forge_server import ForgeServer, generate_modules

@@ -15,7 +15,7 @@ from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.limits import RateLimiter
 from dropsonde.collector.storage import SKELETON, Store, open_store
 from dropsonde.errors import DropsondeError
-from dropsonde.forge import read_forge_file
+from dropsonde.forge_cache import read_forge_file
 
 log = logging.getLogger(__name__)
 LOAD_BATCH = 1000

@@ -1,5 +1,6 @@
 """The Forge module cache: the list of public module slugs that decides what
-may be reported.
+may be reported, as it is kept on disk (reading, writing, importing). The
+crawl of the Forge API that fills it is :mod:`dropsonde.forge_api`.
 
 ``$cachepath/forge.json`` is ``{"timestamp": ..., "modules": ["author-name", ...]}``,
 the Ruby client's file, so an existing cache is reused; we add

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dropsonde.forge import load_forge_cache
+from dropsonde.forge_cache import load_forge_cache
 from tests.conftest import write
 
 
