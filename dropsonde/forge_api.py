@@ -98,13 +98,14 @@ class Crawl:
     total: Optional[int] = None
 
 
-def _get_page(session: Any, url: str, params: Optional[Dict[str, str]]) -> Dict[str, Any]:
+def _get_page(session: Any, url: str, params: Optional[Dict[str, str]],
+              policy: http_client.HttpPolicy) -> Dict[str, Any]:
     import requests
 
     try:
-        response = session.get(url, params=params, timeout=http_client.TIMEOUTS)
+        response = session.get(url, params=params, timeout=policy.timeouts)
     except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
-        raise ForgeError(http_client.describe_failure(url, exc)) from None
+        raise ForgeError(http_client.describe_failure(url, exc, policy)) from None
     if response.status_code != 200:
         raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())
     try:
@@ -133,10 +134,13 @@ def crawl_forge(
     since: Optional[datetime],
     progress: Optional[Callable[[int, Optional[int]], None]] = None,
     clock: Callable[[], float] = time.monotonic,
+    policy: Optional[http_client.HttpPolicy] = None,
 ) -> Crawl:
     """Read module slugs newest first, to the last page or (with ``since``) to the
-    first module not updated after it. ForgeError on any failure."""
-    session = http_client.session()
+    first module not updated after it. ForgeError on any failure. Timeouts and
+    retries as ``policy`` says (default: from the environment)."""
+    policy = policy or http_client.HttpPolicy.from_environment()
+    session = http_client.session(policy)
     result = Crawl()
     url: Optional[str] = base_url + "/v3/modules"
     params: Optional[Dict[str, str]] = dict(FIRST_PAGE_PARAMS)
@@ -145,7 +149,7 @@ def crawl_forge(
     while url is not None:
         if clock() > deadline:
             raise ForgeError(f"the Forge refresh took longer than {TOTAL_BUDGET:g} s")
-        page = _get_page(session, url, params)
+        page = _get_page(session, url, params, policy)
         result.requests += 1
         pagination = page.get("pagination") if isinstance(page.get("pagination"), dict) else {}
         if isinstance(pagination.get("total"), int):
@@ -205,8 +209,10 @@ def _progress_reporter() -> tuple:
     return update, bar.stop
 
 
-def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> str:
-    """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was."""
+def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime,
+                        policy: Optional[http_client.HttpPolicy] = None) -> str:
+    """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was.
+    ``policy``: timeouts and retries (default: from the environment)."""
     from dropsonde.forge_cache import load_forge_cache, save_forge_cache
 
     cache = load_forge_cache(cachepath, now)
@@ -214,7 +220,7 @@ def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime) -> 
     since = cache.watermark() if incremental else None
     update, stop = _progress_reporter()
     try:
-        crawl = crawl_forge(base_url, since, update)
+        crawl = crawl_forge(base_url, since, update, policy=policy)
     finally:
         stop()
     slugs: List[str] = list(crawl.slugs | (cache.modules if incremental else set()))

@@ -4,8 +4,10 @@ describing a failure in a line.
 
 Retries cover connection errors, 429 and 5xx, with exponential backoff and
 ``Retry-After`` honoured up to a cap, so a struggling server is not hammered
-and a run never waits unboundedly. Proxies and the CA store come from the
-standard environment (``https_proxy``, ``REQUESTS_CA_BUNDLE``...).
+and a run never waits unboundedly. These numbers are an :class:`HttpPolicy`,
+passed in, so a test can count retries without waiting for them. Proxies and
+the CA store come from the standard environment (``https_proxy``,
+``REQUESTS_CA_BUNDLE``...).
 
 Redirects stay on the origin they start from (scheme, host and port): a
 hostile or misconfigured server must not be able to send the report in clear
@@ -18,22 +20,104 @@ would look accepted without having been delivered.
 from __future__ import annotations
 
 import os
-from typing import Any, FrozenSet, Optional, Tuple
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 from dropsonde import __version__
+from dropsonde.errors import DropsondeError
 from dropsonde.terminal import printable
 
-RETRIES = 3
-MAX_RETRY_AFTER = 60.0
-CONNECT_TIMEOUT = 10.0
-# For slow links (and tests): seconds to wait for an answer.
-READ_TIMEOUT = float(os.environ.get("DROPSONDE_HTTP_TIMEOUT", "30"))
-TIMEOUTS = (CONNECT_TIMEOUT, READ_TIMEOUT)
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # Redirects that resend the request with its method and body (RFC 9110 15.4).
 METHOD_KEEPING_REDIRECTS = frozenset({307, 308})
+# Retried statuses: the server may answer differently later. Never another 4xx:
+# a malformed, misaddressed or too large request stays so.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+# Environment settings for slow or flaky links (and for tests of the command line).
+TIMEOUT_VARIABLE = "DROPSONDE_HTTP_TIMEOUT"
+BACKOFF_VARIABLE = "DROPSONDE_HTTP_BACKOFF"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How long to wait and how often to try again. The defaults are the
+    production values; ``sleep`` is how a wait between retries is spent (a test
+    passes a recorder, so it can see the waits without spending them).
+
+    urllib3 waits nothing before the first retry, then ``backoff_factor`` × 2,
+    × 4...: 1 s then 2 s with the default. A ``Retry-After`` from the server
+    replaces that wait, but never beyond ``max_retry_after``."""
+
+    retries: int = 3
+    backoff_factor: float = 0.5
+    max_retry_after: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    @property
+    def timeouts(self) -> Tuple[float, float]:
+        """(connect, read), as requests takes them."""
+        return self.connect_timeout, self.read_timeout
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "HttpPolicy":
+        """The defaults, with the read timeout and the backoff factor from
+        ``DROPSONDE_HTTP_TIMEOUT`` and ``DROPSONDE_HTTP_BACKOFF`` when set."""
+        policy = cls()
+        if environ.get(TIMEOUT_VARIABLE):
+            policy = replace(policy, read_timeout=_seconds(environ, TIMEOUT_VARIABLE, positive=True))
+        if environ.get(BACKOFF_VARIABLE):
+            policy = replace(policy, backoff_factor=_seconds(environ, BACKOFF_VARIABLE, positive=False))
+        return policy
+
+    def retry(self, methods: FrozenSet[str]) -> Any:
+        """The urllib3 Retry that does the retrying, waiting through ``sleep``."""
+        from urllib3.util.retry import Retry
+
+        policy = self
+
+        class PolicyRetry(Retry):
+            """urllib3's Retry, with the Retry-After cap (urllib3 1.26, as Debian 12
+            ships it, has no ``retry_after_max``) and the policy's ``sleep``."""
+
+            def get_retry_after(self, response: Any) -> Optional[float]:
+                after = super().get_retry_after(response)
+                return None if after is None else min(after, policy.max_retry_after)
+
+            def sleep(self, response: Any = None) -> None:
+                after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
+                wait = after if after else self.get_backoff_time()
+                if wait > 0:
+                    policy.sleep(wait)
+
+        return PolicyRetry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=self.backoff_factor,
+            status_forcelist=RETRIED_STATUSES,
+            allowed_methods=methods,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+
+def _seconds(environ: Mapping[str, str], name: str, positive: bool) -> float:
+    """A number of seconds from the environment; a clear usage error otherwise."""
+    text = environ[name]
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value if positive else 0 <= value) or value == float("inf"):
+        raise DropsondeError(f"{name}: expected a number of seconds{' above 0' if positive else ''}, "
+                             f"got {printable(repr(text))}")
+    return value
 
 
 class RedirectRefused(Exception):
@@ -66,29 +150,13 @@ def check_redirect(from_url: str, method: str, status: int, location: str) -> No
         raise RedirectRefused(f"HTTP {status} redirect would resend the {method} as a GET: not followed")
 
 
-def session(methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
-    """A requests session that retries ``methods`` on connection errors, 429 and 5xx,
-    and follows only same-origin, method-keeping redirects (RedirectRefused otherwise)."""
+def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
+    """A requests session that retries ``methods`` on connection errors, 429 and 5xx
+    as ``policy`` says, and follows only same-origin, method-keeping redirects
+    (RedirectRefused otherwise)."""
     import requests
     from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
 
-    class BoundedRetry(Retry):
-        def get_retry_after(self, response):  # noqa: ANN001 - urllib3's signature
-            after = super().get_retry_after(response)
-            return None if after is None else min(after, MAX_RETRY_AFTER)
-
-    retry = BoundedRetry(
-        total=RETRIES,
-        connect=RETRIES,
-        read=RETRIES,
-        status=RETRIES,
-        backoff_factor=0.5,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=methods,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
     class SameOriginSession(requests.Session):
         """requests follows any redirect; this one checks each hop first."""
 
@@ -100,22 +168,22 @@ def session(methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
 
     http = SameOriginSession()
     http.max_redirects = MAX_REDIRECTS
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=policy.retry(methods))
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     http.headers.update({"User-Agent": f"dropsonde/{__version__}", "Accept": "application/json"})
     return http
 
 
-def describe_failure(url: str, exc: BaseException) -> str:
-    """One line for a requests exception: timeout, TLS, proxy, refused, reset..."""
+def describe_failure(url: str, exc: BaseException, policy: HttpPolicy) -> str:
+    """One line for a requests exception: timeout (the one ``policy`` set), TLS, proxy, refused, reset..."""
     import requests
 
     text = str(exc)
     if isinstance(exc, RedirectRefused):
         return f"{url}: {text}"
     if isinstance(exc, requests.exceptions.Timeout) or "Read timed out" in text:
-        return f"{url}: no answer within {READ_TIMEOUT:g} s"
+        return f"{url}: no answer within {policy.read_timeout:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"{url}: TLS failure: {innermost_reason(exc)}"
     if isinstance(exc, requests.exceptions.ProxyError):

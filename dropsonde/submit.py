@@ -69,15 +69,17 @@ class Answer:
         return self.message
 
 
-def post_report(url: str, body: bytes) -> Answer:
-    """POST the report; SubmitError with a one-line reason unless a 200 with a JSON object comes back."""
+def post_report(url: str, body: bytes, policy: Optional[http_client.HttpPolicy] = None) -> Answer:
+    """POST the report; SubmitError with a one-line reason unless a 200 with a JSON object comes back.
+    Timeouts and retries as ``policy`` says (default: from the environment)."""
     import requests
 
-    http = http_client.session(methods=frozenset({"POST"}))
+    policy = policy or http_client.HttpPolicy.from_environment()
+    http = http_client.session(policy, methods=frozenset({"POST"}))
     try:
-        response = http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=http_client.TIMEOUTS)
+        response = http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=policy.timeouts)
     except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
-        raise SubmitError(http_client.describe_failure(url, exc)) from None
+        raise SubmitError(http_client.describe_failure(url, exc, policy)) from None
     text = response.text
     if response.status_code != 200:
         raise SubmitError(f"{url}: HTTP {response.status_code}", text)

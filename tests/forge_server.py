@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import struct
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
@@ -67,14 +66,13 @@ def generate_modules(count: int, start: int = 0) -> List[ForgeModule]:
 @dataclass
 class Fault:
     """What to do to the request for page ``offset``: an HTTP status ("500", "429",
-    "404"...), slow, truncated, reset, repeat,
+    "404"...), hang (no answer until the server stops), truncated, reset, repeat,
     redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``)."""
 
     kind: str
     offset: int = 0
     times: int = 10**9  # how many requests it affects before the server behaves
     retry_after: str = "1"
-    delay: float = 3.0
     target: str = ""
     status: int = 302
 
@@ -110,7 +108,7 @@ class ForgeHandler(QuietHandler):
         if not 1 <= limit <= 100:
             return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
         fault = self._fault(state, offset)
-        if fault is not None and (fault.kind.isdigit() or fault.kind in ("slow", "reset", "truncated", "redirect")):
+        if fault is not None and (fault.kind.isdigit() or fault.kind in ("hang", "reset", "truncated", "redirect")):
             return self._inject(fault)
         groups = query.get("module_groups", "base").split()
         modules = [m for m in state.modules if m.group in groups]
@@ -152,9 +150,8 @@ class ForgeHandler(QuietHandler):
             return self._json(int(fault.kind), {"message": f"{fault.kind} Refused", "errors": ["injected"]})
         if fault.kind == "redirect":
             return self.send(fault.status, b"", "text/plain", {"Location": fault.target})
-        if fault.kind == "slow":
-            time.sleep(fault.delay)
-            return self._json(200, {"pagination": {"next": None}, "results": []})
+        if fault.kind == "hang":
+            return self.hang()
         if fault.kind == "truncated":
             return self.send(200, b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd', "application/json")
         # "reset": close the connection with an RST, as the field report's firewall did

@@ -8,6 +8,9 @@ import ssl
 import threading
 from typing import Any, Optional, Type
 
+# The longest a hanging handler holds its thread if the test never ends the server.
+HANG_DEADLINE = 60.0
+
 
 class QuietHandler(http.server.BaseHTTPRequestHandler):
     """A request handler that answers with one call and logs nothing."""
@@ -24,6 +27,11 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def hang(self) -> None:
+        """Answer nothing until the test is over (the server is stopped), so the
+        client's own timeout is what ends the request, however long it is."""
+        self.server.released.wait(HANG_DEADLINE)
+
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
@@ -39,6 +47,7 @@ class LoopbackServer:
         self.state = state
         self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.state = state
+        self.httpd.released = threading.Event()
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.scheme = "https" if tls else "http"
@@ -58,5 +67,6 @@ class LoopbackServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.httpd.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()

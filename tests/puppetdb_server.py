@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import time
 import uuid
@@ -189,7 +190,7 @@ class PuppetDBServer:
                     return
             except requests.RequestException:
                 pass
-            time.sleep(1)
+            time.sleep(0.2)
         raise RuntimeError("PuppetDB did not start in time")
 
     def stop(self) -> None:
@@ -243,7 +244,7 @@ class PuppetDBServer:
             depth = requests.get(url, timeout=10).json().get("status", {}).get("queue_depth", 1)
             if depth == 0:
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise RuntimeError("PuppetDB's command queue did not drain")
 
 
@@ -272,7 +273,6 @@ if __name__ == "__main__":  # a manual smoke run: start, print the URLs, wait fo
     print(json.dumps({"http": server.http_url, "https": server.https_url, "root": str(root),
                       "seconds": round(time.monotonic() - start, 1)}))
     try:
-        while True:
-            time.sleep(3600)
+        signal.pause()
     except KeyboardInterrupt:
         server.stop()

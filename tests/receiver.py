@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -34,8 +33,7 @@ class ReceiverHandler(QuietHandler):
         body = self.rfile.read(length)
         state.received.append(Received(self.path, dict(self.headers.items()), body))
         if state.mode == "hang":
-            time.sleep(5)
-            return
+            return self.hang()
         if state.mode == "500":
             return self.send(500, b"internal error", "text/plain")
         if state.mode.isdigit():  # any other status: "400", "404", "413"...

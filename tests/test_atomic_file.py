@@ -1,8 +1,8 @@
 """write_atomic: a failed write leaves the old file, a successful one a new file.
 
-Deterministic counterparts of the kill -9 test in test_forge_update.py, which
-catches a write straight to the target only when the kill lands mid-write.
-(The symbolic-link rules are tested in test_cache_dir.py.)
+Deterministic: they replace a kill -9 test that caught a write straight to the
+target only when the kill landed mid-write. That the Forge cache is written
+this way is tested in test_forge_cache.py; the symbolic-link rules in test_cache_dir.py.
 """
 
 from __future__ import annotations

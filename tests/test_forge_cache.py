@@ -1,13 +1,16 @@
-"""Reading the Forge module cache: the public/private decision fails closed."""
+"""Reading the Forge module cache (the public/private decision fails closed), and writing it whole."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dropsonde.forge_cache import load_forge_cache
+from dropsonde.forge_cache import load_forge_cache, save_forge_cache
 from tests.conftest import write
 
 
@@ -63,3 +66,30 @@ def test_a_little_clock_skew_is_tolerated(tmp_path):
     for ahead, accepted in ((timedelta(minutes=50), True), (timedelta(minutes=70), False)):
         write(tmp_path / "forge.json", json.dumps({"timestamp": (NOW + ahead).isoformat(), "modules": ["puppetlabs-apache"]}))
         assert load_forge_cache(tmp_path, NOW).is_public("puppetlabs-apache") is accepted
+
+
+def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path):
+    """save_forge_cache goes through write_atomic (tested in test_atomic_file.py):
+    a write the file system refuses midway (a 4 KiB size limit standing for a full
+    disk) leaves the old list, and a good one replaces the file, not its bytes."""
+    old = write(tmp_path / "forge.json", json.dumps({"timestamp": "2026-11-01T00:00:00+00:00", "modules": ["a-b"]}))
+    before, inode = old.read_bytes(), old.stat().st_ino
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        from datetime import datetime, timezone
+        from dropsonde.forge_cache import save_forge_cache
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+        try:
+            save_forge_cache({str(tmp_path)!r}, [f"author-module{{i}}" for i in range(20000)],
+                             datetime.now(timezone.utc), None)
+        except OSError as exc:
+            sys.exit(f"refused: {{exc.strerror}}")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "refused: File too large" in result.stderr, result.stderr
+    assert old.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["forge.json"]
+    save_forge_cache(tmp_path, ["c-d"], datetime(2026, 11, 27, tzinfo=timezone.utc), None)
+    assert load_forge_cache(tmp_path).modules == {"c-d"}
+    assert old.stat().st_ino != inode

@@ -10,7 +10,8 @@ import stat
 import pytest
 
 from dropsonde.errors import DropsondeError
-from dropsonde.submit import submission_url
+from dropsonde.http_client import HttpPolicy
+from dropsonde.submit import SubmitError, post_report, submission_url
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
 from tests.puppetdb_server import free_port, make_ca, make_signed
 from tests.receiver import Receiver
@@ -76,17 +77,30 @@ def test_endpoint_and_port_from_telemetry_yaml(tree):
     assert len(receiver.state.received) == 1
 
 
+# Give up on a receiver that does not answer after 0.3 s (tests run the command line without backoff).
+FAST = {"DROPSONDE_HTTP_TIMEOUT": "0.3"}
+
+
 @pytest.mark.parametrize("mode, needle", [("500", "HTTP 500"), ("notjson", "not JSON"),
-                                          ("redirect", "too many redirects"), ("hang", "no answer within 0.5 s")])
+                                          ("redirect", "too many redirects"), ("hang", "no answer within 0.3 s")])
 def test_faults_fail_clearly_and_record_nothing(tree, mode, needle):
     with Receiver(mode) as receiver:
-        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
-                          env={"DROPSONDE_HTTP_TIMEOUT": "0.5"})
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port), env=FAST)
     assert_clean_error(result, "Failed to submit report", needle)
     assert result.returncode == 1
     assert not (tree.cachepath / "last-submission.json").exists()
-    if mode == "500":
+    if mode in ("500", "hang"):
         assert len(receiver.state.received) == 4  # retried three times
+
+
+def test_a_500_is_retried_three_times_with_backoff():
+    """The production numbers, with the waits noted instead of spent."""
+    waits: list = []
+    with Receiver("500") as receiver:
+        with pytest.raises(SubmitError, match="HTTP 500"):
+            post_report(f"{receiver.url}/", b"{}", HttpPolicy(sleep=waits.append))
+    assert len(receiver.state.received) == 4
+    assert waits == [1.0, 2.0]  # none before the first retry, then 0.5 s × 2, × 4
 
 
 def test_refused_connection(tree):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from collections import Counter
 
 import pytest
@@ -185,8 +184,7 @@ class FaultHandler(QuietHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         mode = self.server.state
         if mode == "hang":
-            time.sleep(5)
-            return
+            return self.hang()
         answers = {
             "500": (500, b"boom", "text/plain"),
             "truncated": (200, b'[{"title": "Apache", "cou', "application/json"),
