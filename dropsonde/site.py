@@ -78,7 +78,8 @@ class Site:
         self.store = ModuleStore()
         self._manifests: Dict[str, List[ManifestFile]] = {}
         self._manifest_cache: Optional[ManifestCache] = None
-        self._class_lookups: Dict[str, bool] = {}
+        self._class_lookups: Dict[str, bool] = {}  # by canonical class name
+        self._verdicts: Dict[str, bool] = {}  # by the name as asked
         self._published: Dict[str, PublishedFiles] = {}
         self._set_aside: Dict[str, Dict[str, str]] = {}
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
@@ -186,7 +187,15 @@ class Site:
     def defines_public_class(self, name: str) -> bool:
         """Whether an installed public module defines class ``name`` (any case,
         as PuppetDB titles it), reading only the files Puppet's autoloader would:
-        the cost grows with the classes asked about, not with every manifest installed."""
+        the cost grows with the classes asked about, not with every manifest installed.
+        Verdicts are kept by the name as asked too: a site's profiles declare the
+        same few classes thousands of times."""
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = self._verdicts[name] = self._defines_public_class(name)
+        return verdict
+
+    def _defines_public_class(self, name: str) -> bool:
         canonical = class_name(name)
         if canonical is None or not reportable_class(canonical):
             return False
