@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,7 +83,8 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in _gunicorn_options(listen, settings, connections, workers).items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # settings newer than the oldest gunicorn supported are skipped
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             return load_app()
@@ -111,8 +113,20 @@ def _gunicorn_options(listen: str, settings: Any, connections: int, workers: int
         "loglevel": "warning",
         "accesslog": None,
         "errorlog": "-",
+        "post_fork": _stop_on_signals_while_booting,
         "worker_exit": _close_store,
+        "control_socket_disable": True,  # gunicorn >= 25: one per-user socket path, shared by every instance
     }
+
+
+def _stop_on_signals_while_booting(server: Any, worker: Any) -> None:
+    """gunicorn's post_fork hook. Until the worker installs its own handlers, a
+    fresh worker still has the master's, which only queue the signal for the
+    master's loop: a SIGTERM sent then was lost, and the worker kept serving
+    until the master killed it after the graceful timeout. The default action
+    (exit) is right for a worker that holds nothing yet."""
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def _close_store(server: Any, worker: Any) -> None:
