@@ -155,8 +155,9 @@ def test_ten_thousand_reports_from_fifty_clients(tmp_path):
 
 
 def test_kill_9_loses_no_acknowledged_report(tmp_path):
+    """Killed once it has acknowledged 500 reports, while eight clients are still sending."""
     collector = CollectorProcess(str(tmp_path / "crash.db"), "--rate", "1000000").start()
-    acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+    acknowledged, lock, stop, loaded = [], threading.Lock(), threading.Event(), threading.Event()
 
     def client(index: int) -> None:
         session = requests.Session()
@@ -172,18 +173,20 @@ def test_kill_9_loses_no_acknowledged_report(tmp_path):
             if response.status_code == 200:
                 with lock:
                     acknowledged.append(site_id)
+                    if len(acknowledged) >= 500:
+                        loaded.set()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
-    while len(acknowledged) < 500:
-        threading.Event().wait(0.05)
+    under_load = loaded.wait(timeout=120)
     collector.kill()
     stop.set()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)  # a request in flight fails at once, or after its 10 s timeout
+    assert under_load, f"only {len(acknowledged)} reports acknowledged in 120 s: the kill tested nothing"
+    assert not any(thread.is_alive() for thread in threads)
     stored = {row[0] for row in rows(collector.db, "SELECT site_id FROM reports")}
-    assert len(acknowledged) >= 500
     assert set(acknowledged) <= stored
 
 
