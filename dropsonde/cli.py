@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +17,13 @@ from typing import List, Optional
 import typer
 
 from dropsonde import __version__
+from dropsonde.collector.settings import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_EPSILON,
+    DEFAULT_K,
+    DEFAULT_LISTEN,
+    CollectorSettings,
+)
 from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.runner import Session
@@ -286,29 +292,26 @@ def dev_inventory(
 
 @collector_app.command("serve")
 def collector_serve(
-    listen: str = typer.Option("127.0.0.1:8745", "--listen", help="HOST:PORT to listen on (8140 is Puppet Server's)."),
+    listen: str = typer.Option(DEFAULT_LISTEN, "--listen", help="HOST:PORT to listen on (8140 is Puppet Server's)."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
     forge_cache: Path = typer.Option(..., "--forge-cache", help="forge.json (as `dropsonde update` keeps it): "
                                      "the only modules a report may name."),
-    max_body: int = typer.Option(1024 * 1024, "--max-body", min=1024, help="Largest report accepted, in bytes."),
-    rate: int = typer.Option(60, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
+    max_body: int = typer.Option(CollectorSettings.max_body, "--max-body", min=1024, help="Largest report accepted, in bytes."),
+    rate: int = typer.Option(CollectorSettings.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
     trusted_proxy: List[str] = typer.Option([], "--trusted-proxy", help="CIDR of a reverse proxy whose "
                                             "X-Forwarded-For names the client (repeatable)."),
-    read_timeout: int = typer.Option(10, "--read-timeout", min=1, help="Seconds a client has to send "
+    read_timeout: int = typer.Option(CollectorSettings.read_timeout, "--read-timeout", min=1, help="Seconds a client has to send "
                                      "a request's headers, and again its body."),
-    connections: int = typer.Option(1000, "--connections", min=1, help="Connections served at once per worker."),
+    connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", min=1, help="Connections served at once per worker."),
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
-    link: str = typer.Option("https://pypi.org/project/dropsonde/", "--download-link", help="Where a newer client is."),
-    store_ip: bool = typer.Option(False, "--store-ip", help="Keep client addresses (not stored by default)."),
+    link: str = typer.Option(CollectorSettings.download_link, "--download-link", help="Where a newer client is."),
+    store_ip: bool = typer.Option(CollectorSettings.store_ip, "--store-ip", help="Keep client addresses (not stored by default)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes. [default: one per CPU]"),
 ) -> None:
     """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
-    from dropsonde.collector.app import CollectorSettings
     from dropsonde.collector.limits import parse_networks
     from dropsonde.collector.service import serve
 
-    if latest is not None and not re.match(r"^\d+\.\d+\.\d+$", latest):
-        raise DropsondeError(f"--latest-version: expected X.Y.Z, got {latest!r}")
     try:
         proxies = parse_networks(trusted_proxy)
     except ValueError as exc:
@@ -324,8 +327,8 @@ def collector_aggregate(
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
     out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV and index.html (replaced whole)."),
     week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www. [default: the last complete week]"),
-    k: int = typer.Option(5, "--k", help="Least number of distinct sites behind every published row."),
-    epsilon: float = typer.Option(1.0, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
+    k: int = typer.Option(DEFAULT_K, "--k", help="Least number of distinct sites behind every published row."),
+    epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fixed noise, for tests only: whoever knows it can remove the noise."),
 ) -> None:
     """Publish one week's aggregates: every row backed by at least k sites, every number noised, no per-site rows."""

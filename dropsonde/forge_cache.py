@@ -28,6 +28,7 @@ from typing import FrozenSet, Iterable, Optional
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
 from dropsonde.vocabulary import normalize_slug
+from dropsonde.wire import parse_timestamp
 
 CACHE_FILENAME = "forge.json"
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class ForgeCache:
 
     def age(self, now: datetime) -> Optional[timedelta]:
         """How old the list is, or None when its timestamp is missing or unreadable."""
-        stamp = parse_iso(self.timestamp)
+        stamp = parse_timestamp(self.timestamp)
         return now - stamp if stamp is not None else None
 
     def is_due_for_refresh(self, now: datetime, ttl_days: int) -> bool:
@@ -69,24 +70,13 @@ class ForgeCache:
     def watermark(self) -> Optional[datetime]:
         """Where an incremental refresh may stop: the newest Forge ``updated_at``
         seen, else (a Ruby client's file) the time the list was written."""
-        return parse_iso(self.forge_updated_at) or parse_iso(self.timestamp)
-
-
-def parse_iso(value: Optional[str]) -> Optional[datetime]:
-    """An ISO 8601 time (offset assumed UTC when absent), or None when unreadable."""
-    if not value:
-        return None
-    try:
-        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+        return parse_timestamp(self.forge_updated_at) or parse_timestamp(self.timestamp)
 
 
 def future_timestamp(data: dict, now: datetime) -> Optional[str]:
     """The first of ``timestamp`` / ``forge_updated_at`` later than ``now`` + CLOCK_SKEW, as "key value"."""
     for key in ("timestamp", "forge_updated_at"):
-        stamp = parse_iso(data.get(key)) if isinstance(data.get(key), str) else None
+        stamp = parse_timestamp(data.get(key)) if isinstance(data.get(key), str) else None
         if stamp is not None and stamp > now + CLOCK_SKEW:
             return f"{key} {data[key]!r:.60}"
     return None
@@ -173,6 +163,6 @@ def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
     future = future_timestamp({"timestamp": imported.timestamp, "forge_updated_at": imported.forge_updated_at}, now)
     if future is not None:
         raise DropsondeError(f"{source}: {future} lies in the future (now {now.isoformat(timespec='seconds')})")
-    save_forge_cache(cachepath, imported.modules, parse_iso(imported.timestamp) or now,
-                     parse_iso(imported.forge_updated_at))
+    save_forge_cache(cachepath, imported.modules, parse_timestamp(imported.timestamp) or now,
+                     parse_timestamp(imported.forge_updated_at))
     return len(imported.modules)

@@ -22,7 +22,6 @@ from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
-    SKELETON_COLUMNS,
     SchemaError,
     SchemaValidator,
     record_json_schema,
@@ -30,12 +29,10 @@ from dropsonde.schema import (
 )
 from dropsonde.siteid import SiteId, compute_site_id
 from dropsonde.terminal import printable_lines
+from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON_COLUMNS, envelope
 
 if TYPE_CHECKING:  # the site (and every Puppet reader) is loaded only by commands that read one
     from dropsonde.site import Site
-
-PRODUCT = "popularity-module"
-REPORT_VERSION = "1.0.0"
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +66,13 @@ class Report:
     results: List[PluginResult]
     notes: List[str] = field(default_factory=list)
 
-    def snapshots(self) -> Dict[str, Dict[str, Any]]:
-        snapshots: Dict[str, Dict[str, Any]] = {}
-        for result in self.results:
-            for column, value in result.data.items():
-                snapshots[column] = {"value": value, "timestamp": self.timestamp}
-        return snapshots
+    def values(self) -> Dict[str, Any]:
+        """Every column's value, from the plugins that ran."""
+        return {column: value for result in self.results for column, value in result.data.items()}
 
     def envelope(self) -> Dict[str, Any]:
-        """The Dujour envelope the Ruby client sends (kept for existing aggregation queries)."""
-        return {
-            "product": PRODUCT,
-            "version": REPORT_VERSION,
-            "site_id": self.site_id.value,
-            "self-service-analytics": {"snapshots": self.snapshots()},
-        }
+        """The report as sent (:func:`dropsonde.wire.envelope`)."""
+        return envelope(self.site_id.value, self.values(), self.timestamp)
 
 
 def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 from dropsonde.cache_dir import open_cache_dir
 from dropsonde.errors import DropsondeError
-from dropsonde.forge_cache import parse_iso
+from dropsonde.wire import parse_timestamp
 
 LOCK_FILENAME = "submit.lock"
 
@@ -32,7 +32,7 @@ def next_due(last_submitted_at: Optional[str], interval: int, now: datetime) -> 
     after ``now`` (the clock was set back: it must not stop submissions until
     the clock catches up). The clock is a parameter so that this decision is a
     pure function tests can drive."""
-    last = parse_iso(last_submitted_at)
+    last = parse_timestamp(last_submitted_at)
     if last is None or last > now:
         return None
     due = last + timedelta(seconds=interval)

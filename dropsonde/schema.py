@@ -1,5 +1,5 @@
-"""Report schemas: BigQuery column lists, the skeleton columns every row has,
-and their translation to JSON Schema so that plugin data is checked by type
+"""Report schemas: BigQuery column lists (the skeleton every row starts with
+is :data:`dropsonde.wire.SKELETON_COLUMNS`) and their translation to JSON Schema so that plugin data is checked by type
 (not just by key) before it can be previewed or sent.
 
 The probe checks that JSON Schema with :class:`SchemaValidator`, which knows
@@ -14,15 +14,6 @@ from __future__ import annotations
 
 import numbers
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Tuple, Union
-
-SKELETON_COLUMNS: List[Dict[str, Any]] = [
-    {"name": "message_id", "type": "STRING", "mode": "REQUIRED", "description": "Unique id of this report (UUID)"},
-    {"name": "site_id", "type": "STRING", "mode": "REQUIRED", "description": "Anonymous, non-reversible id of the site"},
-    {"name": "product", "type": "STRING", "mode": "REQUIRED", "description": "Product name (popularity-module)"},
-    {"name": "version", "type": "STRING", "mode": "REQUIRED", "description": "Report format version"},
-    {"name": "timestamp", "type": "TIMESTAMP", "mode": "REQUIRED", "description": "When the report was received"},
-    {"name": "ip", "type": "STRING", "mode": "NULLABLE", "description": "Address the report came from"},
-]
 
 _JSON_TYPES = {
     "STRING": {"type": "string"},

@@ -41,13 +41,10 @@ def submission_url(endpoint: str, port: Optional[int]) -> str:
     """``endpoint`` with ``port`` put in its authority (the Ruby client's
     ``"#{endpoint}:#{port}"``, without breaking an endpoint that has a path).
     An endpoint that names its own port keeps it unless --port is given."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if http_client.origin(endpoint) is None:
         raise DropsondeError(f"--endpoint: not an http(s) URL: {endpoint!r}")
-    try:
-        own_port = parts.port
-    except ValueError:
-        raise DropsondeError(f"--endpoint: invalid port in {endpoint!r}") from None
+    parts = urlsplit(endpoint)
+    own_port = parts.port
     if port is not None and not 0 < port < 65536:
         raise DropsondeError(f"--port: expected 1-65535, got {port}")
     chosen = port if port is not None else own_port or DEFAULT_PORT

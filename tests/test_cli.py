@@ -9,7 +9,8 @@ import shutil
 import jsonschema
 import pytest
 
-from dropsonde.schema import SKELETON_COLUMNS, record_json_schema
+from dropsonde.schema import record_json_schema
+from dropsonde.wire import SKELETON_COLUMNS
 from tests.conftest import EXAMPLE_SITE, PuppetTree, assert_clean_error, make_module, run_dropsonde, write
 
 

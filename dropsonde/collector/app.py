@@ -13,16 +13,16 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
-from dropsonde.collector.limits import Network, RateLimiter, client_address, read_body
+from dropsonde.collector.limits import RateLimiter, client_address, read_body
+from dropsonde.collector.settings import CollectorSettings
 from dropsonde.collector.storage import Store
-from dropsonde.report import PRODUCT, REPORT_VERSION
 from dropsonde.schema import column_json_schema, validation_message
+from dropsonde.wire import ANALYTICS_KEY, ENVELOPE_KEYS, PRODUCT, REPORT_VERSION, sortable_timestamp
 
 SITE_ID_RE = re.compile(r"^[0-9a-f]{128}$")
 USER_AGENT_RE = re.compile(r"dropsonde/(\d+)\.(\d+)\.(\d+)")
@@ -37,17 +37,6 @@ class Rejected(Exception):
         super().__init__(message)
         self.status = status
         self.detail = detail
-
-
-@dataclass
-class CollectorSettings:
-    max_body: int = 1024 * 1024
-    rate_per_minute: int = 60
-    latest_version: Optional[str] = None
-    download_link: str = "https://pypi.org/project/dropsonde/"
-    store_ip: bool = False
-    trusted_proxies: Tuple[Network, ...] = ()
-    read_timeout: int = 10
 
 
 def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
@@ -108,8 +97,7 @@ class ReportValidator:
         """The site id and the snapshot values by column; Rejected(400) naming the first problem."""
         if not isinstance(report, dict):
             raise Rejected(400, "the report is not a JSON object")
-        expected = {"product", "version", "site_id", "self-service-analytics"}
-        unknown = sorted(set(report) - expected)
+        unknown = sorted(set(report) - ENVELOPE_KEYS)
         if unknown:
             raise Rejected(400, f"unknown envelope key {unknown[0]!r:.60}")
         if report.get("product") != PRODUCT:
@@ -119,10 +107,10 @@ class ReportValidator:
         site_id = report.get("site_id")
         if not isinstance(site_id, str) or not SITE_ID_RE.match(site_id):
             raise Rejected(400, "malformed site_id (expected 128 lower-case hex digits)")
-        analytics = report.get("self-service-analytics")
+        analytics = report.get(ANALYTICS_KEY)
         snapshots = analytics.get("snapshots") if isinstance(analytics, dict) else None
         if not isinstance(snapshots, dict) or set(analytics) != {"snapshots"}:
-            raise Rejected(400, "self-service-analytics must hold exactly a snapshots object")
+            raise Rejected(400, f"{ANALYTICS_KEY} must hold exactly a snapshots object")
         values: Dict[str, Any] = {}
         for column, snapshot in snapshots.items():
             validator = self.validators.get(column)
@@ -198,7 +186,7 @@ class CollectorApp:
             "site_id": site_id,
             "product": PRODUCT,
             "version": REPORT_VERSION,
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "timestamp": sortable_timestamp(datetime.now(timezone.utc)),
             "ip": address if self.settings.store_ip else None,
             **values,
         }

@@ -23,7 +23,8 @@ import random
 import secrets
 from typing import Optional
 
-DEFAULT_EPSILON = 1.0
+from dropsonde.collector.settings import DEFAULT_EPSILON
+
 
 
 class GeometricNoise:

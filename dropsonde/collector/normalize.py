@@ -13,8 +13,10 @@ an aggregate overflow or fail: the weekly job must not crash on one report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from dropsonde.wire import parse_timestamp
 
 MAX_COUNT = 10**9
 
@@ -44,9 +46,9 @@ NARROW_TABLES = (
 
 def iso_week(timestamp: str) -> str:
     """The ISO week ``YYYY-Www`` (UTC) a stored timestamp falls in."""
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+    moment = parse_timestamp(timestamp)
+    if moment is None:
+        raise ValueError(f"not an ISO 8601 time: {timestamp!r:.40}")
     year, week, _ = moment.astimezone(timezone.utc).isocalendar()
     return f"{year}-W{week:02d}"
 

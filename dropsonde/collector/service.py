@@ -8,15 +8,16 @@ import os
 import shutil
 import signal
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
 from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.limits import RateLimiter
-from dropsonde.collector.storage import SKELETON, Store, open_store
+from dropsonde.collector.settings import DEFAULT_CONNECTIONS
+from dropsonde.collector.storage import Store, open_store
 from dropsonde.errors import DropsondeError
 from dropsonde.forge_cache import read_forge_file
+from dropsonde.wire import SKELETON, parse_timestamp, sortable_timestamp
 
 log = logging.getLogger(__name__)
 LOAD_BATCH = 1000
@@ -48,7 +49,8 @@ def load_allowlist(forge_cache: Path) -> Allowlist:
     return Allowlist(read_forge_file(forge_cache).modules)
 
 
-def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: int = 1000, workers: int = 1) -> None:
+def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: int = DEFAULT_CONNECTIONS,
+          workers: int = 1) -> None:
     """Serve until SIGTERM (graceful) or SIGINT, on gunicorn with gevent workers.
 
     gunicorn's master keeps ``workers`` processes (validation is CPU-bound
@@ -178,10 +180,7 @@ def load_jsonl(path: Path, db: str) -> int:
 
 def _utc(value: str, path: Path, number: int) -> str:
     """Timestamps stored in one UTC form, so they sort as text."""
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise DropsondeError(f"{path}:{number}: timestamp: not ISO 8601: {value!r:.40}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    moment = parse_timestamp(value)
+    if moment is None:
+        raise DropsondeError(f"{path}:{number}: timestamp: not ISO 8601: {value!r:.40}")
+    return sortable_timestamp(moment)

@@ -28,8 +28,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows
 from dropsonde.errors import DropsondeError
+from dropsonde.wire import SKELETON
 
-SKELETON = ("message_id", "site_id", "product", "version", "timestamp", "ip")
 BATCH_LIMIT = 500
 
 

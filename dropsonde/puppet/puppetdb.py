@@ -16,10 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 from dropsonde.errors import DropsondeError
-from dropsonde.http_client import innermost_reason
+from dropsonde.http_client import innermost_reason, origin
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
 log = logging.getLogger(__name__)
@@ -63,14 +62,7 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
         raise DropsondeError(f"{path}: [main] server_urls is not set")
     urls = [url.strip().rstrip("/") for url in urls_value.split(",") if url.strip()]
     for url in urls:
-        try:
-            parts = urlsplit(url)
-            # .port raises ValueError when out of range
-            usable = bool(parts.scheme in ("http", "https") and parts.hostname and (parts.port or 0) >= 0)
-            usable = usable and url.isprintable()
-        except ValueError:  # urlsplit: a bad [IPv6] host
-            usable = False
-        if not usable:
+        if origin(url) is None or not url.isprintable():
             raise DropsondeError(f"{path}: server_urls: not an http(s) URL: {url!r}")
     timeout_value = parser.get("main", "server_url_timeout", fallback=str(DEFAULT_TIMEOUT))
     try:

@@ -1,0 +1,49 @@
+"""The wire format shared by the probe and the collector."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, strategies as st
+
+from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON, envelope, parse_timestamp, sortable_timestamp
+
+
+def test_importing_the_collector_app_loads_no_puppet_reader():
+    """The server needs the report format, not the probe: no Puppet reader, site or report code."""
+    code = ("import sys, dropsonde.collector.app; "
+            "print('\\n'.join(m for m in sys.modules if m.startswith('dropsonde')))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                timeout=60).stdout.split())
+    assert "dropsonde.wire" in loaded
+    assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
+    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.runner"}
+
+
+def test_envelope():
+    sent = envelope("ab" * 64, {"environment_count": 2}, "2026-11-27T12:00:00+00:00")
+    assert sent == {"product": PRODUCT, "version": REPORT_VERSION, "site_id": "ab" * 64,
+                    "self-service-analytics": {"snapshots": {
+                        "environment_count": {"value": 2, "timestamp": "2026-11-27T12:00:00+00:00"}}}}
+    assert SKELETON[:2] == ("message_id", "site_id")
+
+
+def test_parse_timestamp():
+    utc = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
+    assert parse_timestamp("2026-11-27T12:00:00Z") == utc
+    assert parse_timestamp("2026-11-27T12:00:00") == utc  # no offset: UTC
+    assert parse_timestamp("2026-11-27T13:00:00+01:00") == utc
+    assert parse_timestamp("yesterday") is None and parse_timestamp(None) is None
+
+
+moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30),
+                       timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-7)),
+                                                  timezone(timedelta(hours=5, minutes=30))]))
+
+
+@given(moments, moments)
+def test_stored_timestamps_sort_as_text_as_they_do_in_time(a, b):
+    assert (sortable_timestamp(a) < sortable_timestamp(b)) == (a < b)
+    assert parse_timestamp(sortable_timestamp(a)) == a
