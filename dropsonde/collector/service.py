@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
@@ -21,6 +22,7 @@ from dropsonde.wire import SKELETON, parse_timestamp, sortable_timestamp
 
 log = logging.getLogger(__name__)
 LOAD_BATCH = 1000
+LISTEN_BACKLOG = 1024  # connections waiting while every worker serves --connections
 WORKER_TIMEOUT = 30  # seconds: a worker silent this long is replaced; a stopping one gets as long to finish
 
 
@@ -41,6 +43,19 @@ def parse_listen(listen: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise DropsondeError(f"--listen: expected HOST:PORT, got {listen!r}")
     return listen
+
+
+def bind(listen: str) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one clear
+    error line (gunicorn would retry for five seconds and log each try); the
+    master hands it to gunicorn as ``fd://``."""
+    host, _, port = parse_listen(listen).rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, int(port)), family=family, backlog=LISTEN_BACKLOG)
+    except OSError as exc:
+        raise DropsondeError(f"--listen {listen}: cannot listen: {exc.strerror or exc}") from None
 
 
 def load_allowlist(forge_cache: Path) -> Allowlist:
@@ -64,9 +79,9 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
     """
     from gunicorn.app.base import BaseApplication
 
-    parse_listen(listen)
     load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
     columns = known_columns()
+    listener = bind(listen)
     open_store(db, list(columns))  # schema created once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
     limiter = RateLimiter(os.path.join(scratch, "rate.db"), settings.rate_per_minute).create()
@@ -84,7 +99,7 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in _gunicorn_options(listen, settings, connections, workers).items():
+            for key, value in _gunicorn_options(listener, settings, connections, workers).items():
                 if key in self.cfg.settings:  # settings newer than the oldest gunicorn supported are skipped
                     self.cfg.set(key, value)
 
@@ -100,16 +115,16 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _gunicorn_options(listen: str, settings: Any, connections: int, workers: int) -> Dict[str, Any]:
+def _gunicorn_options(listener: socket.socket, settings: Any, connections: int, workers: int) -> Dict[str, Any]:
     return {
-        "bind": listen,
+        "bind": f"fd://{listener.fileno()}",
         "workers": workers,
         "worker_class": "gevent",
         "worker_connections": connections,
         "keepalive": settings.read_timeout,  # bounds reading each request's line and headers
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": WORKER_TIMEOUT,
-        "backlog": 1024,
+        "backlog": LISTEN_BACKLOG,
         "forwarded_allow_ips": "",  # X-Forwarded-For is the application's business (--trusted-proxy)
         "proc_name": "dropsonde-collector",
         "loglevel": "warning",

@@ -12,3 +12,17 @@ def test_the_default_port_is_none_of_puppets():
     assert result.returncode == 0
     default = result.stdout.split("[default: 127.0.0.1:", 1)[1][:4]
     assert default.isdigit() and default not in PUPPET_PORTS
+
+
+def test_a_port_in_use_is_one_error_line(tmp_path):
+    import socket
+
+    forge = tmp_path / "forge.json"
+    forge.write_text('{"modules": ["puppetlabs-ntp"]}')
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
+                               "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"dropsonde: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use")
+    assert "Traceback" not in result.stderr and "[ERROR]" not in result.stderr
