@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
@@ -186,7 +186,24 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
         )
     if site_id.note:
         notes.append(site_id.note)
-    return Report(site_id, now.isoformat(timespec="seconds"), results, notes)
+    report = Report(site_id, now.isoformat(timespec="seconds"), results, notes)
+    check_not_empty(report)
+    return report
+
+
+def check_not_empty(report: Report) -> None:
+    """DropsondeError (exit 1) when no plugin gave a column: such a report tells
+    the collector nothing, and recorded as sent it would hold the next scheduled
+    submission back a whole interval. Preview fails the same way, so what an
+    admin reviews is what submit would do."""
+    if report.values():
+        return
+    failures = [f"{result.plugin.name}: {result.error}" for result in report.results if result.error]
+    if len(failures) == len(report.results):
+        reason = f"every metrics plugin failed ({'; '.join(failures)})"
+    else:
+        reason = "no metrics plugin returned any column"
+    raise DropsondeError(f"the report would be empty: {reason}; an empty report is never sent", ExitStatus.FAILURE)
 
 
 class _BrokenPlugin(MetricPlugin):

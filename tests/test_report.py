@@ -7,7 +7,8 @@ import pytest
 from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.metrics.environments import Environments
-from dropsonde.report import check_columns, example_rows, validate_plugin_data
+from dropsonde.report import PluginResult, Report, check_columns, check_not_empty, example_rows, validate_plugin_data
+from dropsonde.siteid import SiteId
 
 
 class Counting(MetricPlugin):
@@ -57,3 +58,13 @@ def test_example_rows_are_reproducible_with_a_seed():
     assert [r["environment_count"] for r in first] == [r["environment_count"] for r in second]
     assert [r["message_id"] for r in first] == [r["message_id"] for r in second]
     assert len({r["message_id"] for r in first}) == 3
+
+
+def test_a_report_without_any_column_is_refused():
+    """Plugins that ran but gave no column: nothing to send either."""
+    silent = Counting()
+    report = Report(SiteId("0" * 128, "override"), "2026-11-27T12:00:00+00:00", [PluginResult(silent, data={})])
+    with pytest.raises(DropsondeError, match="the report would be empty: no metrics plugin returned any column") as error:
+        check_not_empty(report)
+    assert error.value.status == 1
+    check_not_empty(Report(report.site_id, report.timestamp, [PluginResult(silent, data={"things": []})]))
