@@ -26,3 +26,28 @@ def test_a_port_in_use_is_one_error_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"dropsonde: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use")
     assert "Traceback" not in result.stderr and "[ERROR]" not in result.stderr
+
+
+def test_sighup_replaces_the_workers_gracefully_with_the_refreshed_forge_list(tmp_path):
+    import json
+    import os
+    import signal
+    import time
+
+    from tests.collector.collector_process import CollectorProcess, envelope
+    from tests.collector.test_app import post, site
+
+    forge = tmp_path / "forge.json"
+    forge.write_text(json.dumps({"modules": ["puppetlabs-ntp"]}))
+    nginx = [{"name": "nginx", "slug": "puppet-nginx", "version": "6.0.0"}]
+    with CollectorProcess(str(tmp_path / "r.db"), "--forge-cache", str(forge), "--workers", "2",
+                          "--rate", "100000") as collector:
+        assert post(collector, envelope(site(1), nginx))[0] == 400
+        forge.write_text(json.dumps({"modules": ["puppetlabs-ntp", "puppet-nginx"]}))
+        os.kill(collector.process.pid, signal.SIGHUP)
+        deadline, codes = time.monotonic() + 30, []
+        while time.monotonic() < deadline and codes[-2:] != [200, 200]:
+            codes.append(post(collector, envelope(site(len(codes) + 2), nginx))[0])
+            time.sleep(0.05)  # polling the new workers' arrival, bounded by the deadline
+        assert collector.process.poll() is None  # the master stayed up throughout
+    assert set(codes) <= {200, 400} and codes[-2:] == [200, 200], codes
