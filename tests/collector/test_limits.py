@@ -127,3 +127,18 @@ def test_forwarded_for_is_ignored_from_an_untrusted_peer(tmp_path):
         codes = [post(collector, envelope(site(n), MODULE), headers={"X-Forwarded-For": f"203.0.113.{n}"})[0]
                  for n in range(3)]
     assert codes == [200, 429, 429]
+
+
+def test_connections_beyond_the_limit_wait_until_a_stalled_one_is_cut(tmp_path):
+    with CollectorProcess(str(tmp_path / "r.db"), "--connections", "4", "--read-timeout", "1",
+                          "--workers", "1") as collector:
+        assert post(collector, envelope(site(1), MODULE))[0] == 200  # the worker is up
+        clients = stalled_clients(collector.port, 4)
+        try:
+            started = time.monotonic()
+            code, _ = post(collector, envelope(site(2), MODULE), timeout=10)
+            elapsed = time.monotonic() - started
+        finally:
+            for client in clients:
+                client.close()
+    assert code == 200 and 0.5 <= elapsed < 5  # served once the read timeout freed a slot
