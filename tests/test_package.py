@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -30,6 +31,7 @@ from tests.receiver import Receiver
 SHIM = Path("/usr/share/puppetserver/cli/apps/dropsonde")
 UNIT_DIR = Path("/lib/systemd/system")
 PUPPET = pwd.getpwnam("puppet")
+FRESH = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")  # a Forge list needing no refresh
 
 
 def run(*args: str, check: bool = True, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -437,15 +439,15 @@ def official_puppetserver_deb(build: Path, gem_marker: Path) -> Path:
 
 
 # Run inside a private mount namespace; /etc, /opt, /usr and /var are overlays
-# (writes land in $OVL and vanish with the namespace). Each step's output and
-# exit status go to $OUT/<step>.out and .rc.
+# (writes land in $OVL and vanish with the namespace). Each step's output, error
+# output and exit status go to $OUT/<step>.out, .err and .rc.
 NAMESPACE_SCRIPT = r"""
 set -u
 for dir in etc opt usr var; do
     mkdir -p "$OVL/$dir/upper" "$OVL/$dir/work"
     mount -t overlay overlay -o "lowerdir=/$dir,upperdir=$OVL/$dir/upper,workdir=$OVL/$dir/work" "/$dir" || exit 90
 done
-step() { name=$1; shift; "$@" >"$OUT/$name.out" 2>&1; echo $? >"$OUT/$name.rc"; }
+step() { name=$1; shift; "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"; echo $? >"$OUT/$name.rc"; }
 as_puppet() { setpriv --reuid="$(id -u puppet)" --regid="$(id -g puppet)" --init-groups -- "$@"; }
 # Puppet Server's analytics service: as puppet, with the environment dropsonde.clj gives it
 tick() {
@@ -458,6 +460,7 @@ links() { readlink "$AIO/cli/apps/dropsonde" "$GEM_HOME/bin/dropsonde"; }
 dpkg --purge dropsonde >/dev/null 2>&1
 # Debian's puppetserver also ships /etc/default/puppetserver: here the official package takes it over.
 step fixture dpkg -i --force-overwrite "$FIXTURE"
+cp "$FORGE" "$GEM_HOME/forge.json"  # a Forge cache left there by root (as dropsonde 0.1.0 would)
 step install dpkg -i "$DEB"
 step diversions dpkg-divert --list
 step links links
@@ -502,19 +505,18 @@ def test_official_layout_puppetserver_dropsonde_and_one_submitter(packages, tmp_
             make_module(site / "code" / "environments" / "production" / "modules", "ntp", "puppetlabs-ntp", "10.0.0",
                         manifests={"init.pp": "class ntp { }"})
             write(site / "telemetry.yaml", f":update: false\n:endpoint: {receiver.endpoint}\n:port: {receiver.port}\n")
-            write(ovl / "opt" / "upper" / GEM_HOME[len("/opt/"):] / "forge.json", json.dumps(
-                {"timestamp": "2099-01-01T00:00:00+00:00", "modules": ["puppetlabs-ntp"]}))
+            forge = write(root / "forge.json", json.dumps({"timestamp": FRESH, "modules": ["puppetlabs-ntp"]}))
             env = dict(os.environ, OVL=str(ovl), OUT=str(out), FIXTURE=str(fixture), DEB=str(packages[0]),
-                       AIO=AIO, GEM_HOME=GEM_HOME)
+                       AIO=AIO, GEM_HOME=GEM_HOME, FORGE=str(forge))
             subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", NAMESPACE_SCRIPT],
                            env=env, check=True, timeout=600)
             received = len(receiver.state.received)
-        step = {path.stem: (int((out / f"{path.stem}.rc").read_text()), path.read_text())
-                for path in out.glob("*.out")}
+        step = {path.stem: (int((out / f"{path.stem}.rc").read_text()), path.read_text(),
+                            (out / f"{path.stem}.err").read_text()) for path in out.glob("*.out")}
         print(json.dumps(step, indent=1))  # shown when an assertion below fails
         for name in ("fixture", "install", "version", "preview", "tick-absent", "tick-enabled", "timer", "upgrade",
                      "remove", "purge"):
-            assert step[name][0] == 0, (name, step[name][1])
+            assert step[name][0] == 0, (name, step[name][1:])
         assert set(re.findall(r"^diversion of (\S+) to (\S+) by dropsonde$", step["diversions"][1], re.M)) == DIVERSIONS
         ours = "/usr/lib/dropsonde/puppetserver-dropsonde\n/usr/lib/dropsonde/puppetserver-analytics.rb\n"
         assert step["links"][1] == step["links-after-upgrade"][1] == ours
@@ -526,9 +528,9 @@ def test_official_layout_puppetserver_dropsonde_and_one_submitter(packages, tmp_
         assert step["version"][1].startswith("dropsonde version ")
         modules = json.loads(step["preview"][1])["self-service-analytics"]["snapshots"]["modules"]["value"]
         assert modules == [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
-        assert "not enabled" in step["tick-absent"][1]  # Puppet Server's default-on tick sends nothing: opt-in
-        assert "report submitted" in step["tick-enabled"][1]
-        assert "due after" in step["timer"][1]  # the timer shares the interval: one report, never two
+        assert "not enabled" in step["tick-absent"][2]  # Puppet Server's default-on tick sends nothing: opt-in
+        assert "report submitted" in step["tick-enabled"][2]
+        assert "due after" in step["timer"][2]  # the timer shares the interval: one report, never two
         assert received == 1
         assert step["state"][1].startswith(f"{puppet} ")  # written by the puppet user
         assert step["restored"][1] == OFFICIAL_GEM_WRAPPER
