@@ -118,7 +118,7 @@ def _format(session: Session, command: str, given: Optional[str]) -> str:
     value = session.options().command_option(command, "format", given, "human")
     if value not in ("human", "json"):
         raise DropsondeError(f"--format: expected human or json, got {value!r}")
-    return value
+    return str(value)
 
 
 @app.command()

@@ -53,7 +53,7 @@ def _name_list(value: Any) -> List[str]:
 def _choice(*choices: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value in choices:
-            return value
+            return str(value)
         raise ValueError("expected one of " + ", ".join(choices))
 
     return check

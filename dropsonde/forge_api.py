@@ -22,7 +22,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, Set
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urljoin
 
 from dropsonde import http_client
@@ -151,7 +152,9 @@ def crawl_forge(
             raise ForgeError(f"the Forge refresh took longer than {TOTAL_BUDGET:g} s")
         page = _get_page(session, url, params, policy)
         result.requests += 1
-        pagination = page.get("pagination") if isinstance(page.get("pagination"), dict) else {}
+        pagination = page.get("pagination")
+        if not isinstance(pagination, dict):
+            pagination = {}
         if isinstance(pagination.get("total"), int):
             result.total = pagination["total"]
         for module in page["results"]:
@@ -193,7 +196,7 @@ def _next_page_url(base_url: str, following: Any) -> str:
     return url
 
 
-def _progress_reporter() -> tuple:
+def _progress_reporter() -> Tuple[Optional[Callable[[int, Optional[int]], None]], Callable[[], None]]:
     """A progress bar on a terminal (rich, already installed with typer); nothing otherwise."""
     if not sys.stderr.isatty():
         return None, lambda: None
@@ -209,7 +212,7 @@ def _progress_reporter() -> tuple:
     return update, bar.stop
 
 
-def refresh_forge_cache(cachepath, base_url: str, full: bool, now: datetime,
+def refresh_forge_cache(cachepath: Path, base_url: str, full: bool, now: datetime,
                         policy: Optional[http_client.HttpPolicy] = None) -> str:
     """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was.
     ``policy``: timeouts and retries (default: from the environment)."""

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import FrozenSet, Iterable, Optional
+from typing import Any, Dict, FrozenSet, Iterable, Optional
 
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
@@ -73,7 +73,7 @@ class ForgeCache:
         return parse_timestamp(self.forge_updated_at) or parse_timestamp(self.timestamp)
 
 
-def future_timestamp(data: dict, now: datetime) -> Optional[str]:
+def future_timestamp(data: Dict[str, Any], now: datetime) -> Optional[str]:
     """The first of ``timestamp`` / ``forge_updated_at`` later than ``now`` + CLOCK_SKEW, as "key value"."""
     for key in ("timestamp", "forge_updated_at"):
         stamp = parse_timestamp(data.get(key)) if isinstance(data.get(key), str) else None

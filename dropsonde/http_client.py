@@ -160,7 +160,7 @@ def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) ->
     class SameOriginSession(requests.Session):
         """requests follows any redirect; this one checks each hop first."""
 
-        def get_redirect_target(self, resp):  # noqa: ANN001 - requests' signature
+        def get_redirect_target(self, resp: Any) -> Optional[str]:
             target = super().get_redirect_target(resp)
             if target is not None:
                 check_redirect(resp.url, resp.request.method, resp.status_code, target)

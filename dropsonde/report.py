@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -164,8 +165,9 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     schema = report_schema(plugins.enabled)
     now = now or datetime.now(timezone.utc)
     settings = site.puppet
+    cacert = settings.values.get("localcacert")
     site_id = compute_site_id(
-        settings.values.get("localcacert", ""), site.options.seed, site.options.siteid, site.cachepath
+        Path(cacert) if cacert else None, site.options.seed, site.options.siteid, site.cachepath
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's

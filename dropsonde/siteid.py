@@ -144,13 +144,17 @@ def _create_secret(dir_fd: int) -> None:
         os.unlink(temporary, dir_fd=dir_fd)
 
 
-def compute_site_id(localcacert: Path, seed: Optional[str], override: Optional[str], state_dir: Path) -> SiteId:
-    """The site id for this run: ``--siteid`` if given, else from the CA certificate,
-    else from the local secret (created on first use) with a note saying why."""
+def compute_site_id(localcacert: Optional[Path], seed: Optional[str], override: Optional[str],
+                    state_dir: Path) -> SiteId:
+    """The site id for this run: ``--siteid`` if given, else from the CA certificate
+    (``localcacert``, None when Puppet has no such setting), else from the local
+    secret (created on first use) with a note saying why."""
     if override:
         return SiteId(override, "override")
     seed = seed or ""
     try:
+        if localcacert is None:
+            raise ValueError("the setting is empty")
         der = first_certificate_der(localcacert)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -41,15 +41,17 @@ def submission_url(endpoint: str, port: Optional[int]) -> str:
     """``endpoint`` with ``port`` put in its authority (the Ruby client's
     ``"#{endpoint}:#{port}"``, without breaking an endpoint that has a path).
     An endpoint that names its own port keeps it unless --port is given."""
-    if http_client.origin(endpoint) is None:
+    found = http_client.origin(endpoint)
+    if found is None:
         raise DropsondeError(f"--endpoint: not an http(s) URL: {endpoint!r}")
+    scheme, hostname, _ = found
     parts = urlsplit(endpoint)
     own_port = parts.port
     if port is not None and not 0 < port < 65536:
         raise DropsondeError(f"--port: expected 1-65535, got {port}")
     chosen = port if port is not None else own_port or DEFAULT_PORT
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return urlunsplit((parts.scheme, f"{host}:{chosen}", parts.path or "/", parts.query, ""))
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return urlunsplit((scheme, f"{host}:{chosen}", parts.path or "/", parts.query, ""))
 
 
 @dataclass

@@ -111,3 +111,16 @@ def test_concurrent_first_runs_agree_on_one_secret(tmp_path):
 def test_override_wins(tmp_path):
     pem, _ = make_ca(tmp_path)
     assert compute_site_id(pem, "seed", "my-site", tmp_path).value == "my-site"
+
+
+def test_an_empty_localcacert_setting_is_said_to_be_empty(tree):
+    """An empty setting was read as the path "" (the current directory): "Is a directory"."""
+    from dropsonde.runner import Session
+
+    with open(tree.confdir / "puppet.conf", "a", encoding="utf-8") as conf:
+        conf.write("localcacert =\n")
+    given = {"confdir": str(tree.confdir), "codedir": str(tree.codedir), "cachepath": str(tree.cachepath)}
+    with Session(given) as session:
+        site_id = session.report().site_id
+    assert site_id.source == "local-secret"
+    assert "(the setting is empty)" in site_id.note

@@ -60,7 +60,7 @@ def _is_listed_slug(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bo
 def _is_module_name(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) -> bool:
     # An unlisted slug is refused by the slug's own rule, which names the real problem.
     slug = record.get("slug")
-    return not _is_listed_slug(allowlist, slug, record) or value == slug.split("-", 1)[1]
+    return not _is_listed_slug(allowlist, slug, record) or value == str(slug).split("-", 1)[1]
 
 
 def _is_class_name(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:

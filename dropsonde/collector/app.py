@@ -63,7 +63,7 @@ def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def parse_body(body: bytes) -> Dict[str, Any]:
+def parse_body(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -109,7 +109,7 @@ class ReportValidator:
             raise Rejected(400, "malformed site_id (expected 128 lower-case hex digits)")
         analytics = report.get(ANALYTICS_KEY)
         snapshots = analytics.get("snapshots") if isinstance(analytics, dict) else None
-        if not isinstance(snapshots, dict) or set(analytics) != {"snapshots"}:
+        if not isinstance(analytics, dict) or not isinstance(snapshots, dict) or set(analytics) != {"snapshots"}:
             raise Rejected(400, f"{ANALYTICS_KEY} must hold exactly a snapshots object")
         values: Dict[str, Any] = {}
         for column, snapshot in snapshots.items():
@@ -147,7 +147,7 @@ class CollectorApp:
         self.settings = settings
         self.limiter = limiter
 
-    def __call__(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
             status, body = self.handle(environ)
         except Rejected as exc:

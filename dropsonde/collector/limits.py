@@ -47,7 +47,7 @@ def client_address(environ: Dict[str, Any], proxies: Tuple[Network, ...]) -> str
     appends the address it saw, so the rightmost address that is not a trusted
     proxy is the first one no trusted party vouches for — the client (anything
     left of it was written by the client and may be forged)."""
-    peer = environ.get("REMOTE_ADDR", "")
+    peer = str(environ.get("REMOTE_ADDR", ""))
     if not _trusted(_ip(peer), proxies):
         return peer
     for hop in reversed(environ.get("HTTP_X_FORWARDED_FOR", "").split(",")):

@@ -82,7 +82,7 @@ def _summed(value: Any) -> List[Tuple[str, int]]:
     return sorted(totals.items())
 
 
-def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple]]:
+def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple[Any, ...]]]:
     """The rows one report puts in each narrow table (without week and site_week)."""
     modules = sorted({(r["slug"], r["version"]) for r in _records(row.get("modules"))
                       if isinstance(r.get("slug"), str) and isinstance(r.get("version"), str)})

@@ -9,7 +9,7 @@ laid out, which is what the headless-browser test checks.
 from __future__ import annotations
 
 from html import escape
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from dropsonde.collector.aggregate import PAGE_ROWS, Publication
 
@@ -103,7 +103,7 @@ def _trend_chart(result: Publication) -> str:
     return "".join(parts)
 
 
-def _table(name: str, rows: List[Dict], total: int) -> str:
+def _table(name: str, rows: List[Dict[str, Any]], total: int) -> str:
     if not rows:
         return f"<h3>{escape(name)}</h3><p>No row reached the publication threshold.</p>"
     head = "".join(f"<th>{escape(str(c))}</th>" for c in rows[0])

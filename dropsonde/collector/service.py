@@ -97,7 +97,7 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
         # that has become unreadable stops the workers (fail closed) rather than accept anything.
         return CollectorApp(store, columns, settings, load_allowlist(forge_cache), limiter)
 
-    class Server(BaseApplication):
+    class Server(BaseApplication):  # type: ignore[misc] # gunicorn publishes no types
         def load_config(self) -> None:
             for key, value in _gunicorn_options(listener, settings, connections, workers).items():
                 if key in self.cfg.settings:  # settings newer than the oldest gunicorn supported are skipped

@@ -4,11 +4,14 @@ cannot see from download counts alone."""
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_requirement
 from dropsonde.schema import field, repeated_record
+
+if TYPE_CHECKING:
+    from dropsonde.site import Site
 
 
 class Dependencies(MetricPlugin):
@@ -27,7 +30,7 @@ class Dependencies(MetricPlugin):
             )
         ]
 
-    def run(self, site) -> Dict[str, Any]:
+    def run(self, site: Site) -> Dict[str, Any]:
         rows = [
             (dependency.slug, public_requirement(dependency.version_requirement))
             for module in site.modules

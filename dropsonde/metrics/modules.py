@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_version
 from dropsonde.schema import field, repeated_record
+
+if TYPE_CHECKING:
+    from dropsonde.site import Site
 
 MODULE_FIELDS = (
     field("name", "STRING", "The module name"),
@@ -51,7 +54,7 @@ class Modules(MetricPlugin):
             ),
         ]
 
-    def run(self, site) -> Dict[str, Any]:
+    def run(self, site: Site) -> Dict[str, Any]:
         public = [module for module in site.modules if site.is_public(module)]
         rows = {(m.name, m.slug, public_version(m.version)) for m in public}
         data: Dict[str, Any] = {

@@ -4,11 +4,14 @@ decide which platforms to support and test."""
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.schema import field, repeated_record
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
+
+if TYPE_CHECKING:
+    from dropsonde.site import Site
 
 
 class Platforms(MetricPlugin):
@@ -29,7 +32,7 @@ class Platforms(MetricPlugin):
             )
         ]
 
-    def run(self, site) -> Dict[str, Any]:
+    def run(self, site: Site) -> Dict[str, Any]:
         usage = site.class_usage
         if usage is None:
             return {"class_platforms": []}

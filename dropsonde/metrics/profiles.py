@@ -4,10 +4,13 @@ roles-and-profiles usage that download counts cannot show."""
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Set
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.schema import field, repeated_record
+
+if TYPE_CHECKING:
+    from dropsonde.site import Site
 
 
 class Profiles(MetricPlugin):
@@ -27,8 +30,8 @@ class Profiles(MetricPlugin):
             )
         ]
 
-    def run(self, site) -> Dict[str, Any]:
-        declarers: Dict[str, set] = {}
+    def run(self, site: Site) -> Dict[str, Any]:
+        declarers: Dict[str, Set[str]] = {}
         for module in site.modules:
             if site.is_public(module):
                 continue

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from typing import Any, Dict, List, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Union
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
 from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
 from dropsonde.schema import field, repeated_record
 from dropsonde.vocabulary import RUBY_CORE_METHODS
+
+if TYPE_CHECKING:
+    from dropsonde.site import Site
 
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
 
@@ -36,8 +39,8 @@ class Puppetfiles(MetricPlugin):
             )
         ]
 
-    def run(self, site) -> Dict[str, Any]:
-        counts: Counter = Counter()
+    def run(self, site: Site) -> Dict[str, Any]:
+        counts: Counter[str] = Counter()
         # r10k deploys one copy of the control repository's Puppetfile per environment: parse each content once
         parsed: Dict[bytes, Union[PuppetfileCalls, PuppetfileSyntaxError]] = {}
         for environment in site.environments:

@@ -181,11 +181,11 @@ class ManifestCache:
         self._names: Dict[str, str] = {}
         self.dirty = False
         if cache_file is not None:
-            self._load()
+            self._load(cache_file)
 
-    def _load(self) -> None:
+    def _load(self, cache_file: Path) -> None:
         try:
-            data = json.loads(self.cache_file.read_bytes(), object_hook=self._decode)
+            data = json.loads(cache_file.read_bytes(), object_hook=self._decode)
         except (OSError, ValueError):
             return  # no cache yet, or a damaged one: start afresh
         if (
@@ -296,7 +296,7 @@ class ManifestCache:
                     used.add(record.md5)
             separator = b"," if index else b""
             yield separator + f"{json.dumps(key)}:{json.dumps(kept, separators=(',', ':'))}".encode()
-        contents = {md5: self._content(md5).to_json() for md5 in sorted(used)}
+        contents = {md5: content.to_json() for md5 in sorted(used) if (content := self._content(md5)) is not None}
         yield b'},"contents":' + json.dumps(contents, separators=(",", ":")).encode() + b"}"
 
     def _forget_gone(self, installed: Set[str]) -> None:

@@ -93,6 +93,13 @@ _REGEX_BODY_RE = re.compile(r"[^/\\\n]*(?:\\.[^/\\\n]*)*", re.DOTALL)
 # Puppet's HeredocSupport::PATTERN_HEREDOC after the "@(": tag, :syntax, /escapes.
 _HEREDOC_SPEC_RE = re.compile(r"([^:/\r\n)]+)(?::[ \t]*[a-z][a-zA-Z0-9_+]+[ \t]*)?(?:/[\w$]*[ \t]*)?\)")
 _HEREDOC_TAG_RUN_RE = re.compile(r"[^:/\r\n)]*")
+
+
+def _run_end(pattern: "re.Pattern[str]", text: str, pos: int) -> int:
+    """Where the run of ``pattern`` at ``pos`` ends. The patterns passed here
+    match wherever they are asked to (possibly nothing), so there is always one."""
+    match = pattern.match(text, pos)
+    return match.end() if match is not None else pos
 _RUBY_STRIP = " \t\n\v\f\r\0"  # what Ruby's String#strip removes
 # Deeper "${ "${ ... } " }" nesting than this is taken to run to the end of the
 # text: no real manifest comes near, and it bounds the recursion.
@@ -139,13 +146,14 @@ class _Lexer:
         text, size = self.text, len(self.text)
         last_kind, last_value = "", ""
         while True:
-            heredoc_pending = self.resume_after_line is not None
+            resume = self.resume_after_line
+            heredoc_pending = resume is not None
             match = None if heredoc_pending else _TOKEN_RE.match(text, self.pos)
             if match is None:
                 start = self._skip(self.pos, keep_newline=heredoc_pending)
-                if heredoc_pending and (start >= size or text[start] == "\n"):
+                if resume is not None and (start >= size or text[start] == "\n"):
                     # never backwards, even if a string ran on into the heredoc body
-                    self.pos, self.resume_after_line = max(start, self.resume_after_line), None
+                    self.pos, self.resume_after_line = max(start, resume), None
                     continue
                 if start >= size:
                     self.pos = size
@@ -182,13 +190,15 @@ class _Lexer:
                 close = self.scan.find("*/", pos + 2)
                 pos = size if close < 0 else close + 2
             elif char.isspace() and not (keep_newline and char == "\n"):
-                pos = blanks.match(text, pos).end()
+                pos = _run_end(blanks, text, pos)
             else:
                 break
         return pos
 
     def _token(self, match: "re.Match[str]") -> Optional[Token]:
         kind = match.lastgroup
+        if kind is None:  # every alternative of _TOKEN_RE is a named group
+            return None
         start = match.start(kind)
         value = match.group(kind)
         self.pos = match.end()
@@ -215,7 +225,7 @@ class _Lexer:
         low, high = self.scan.no_regex
         if low <= start < high:
             return None
-        end = _REGEX_BODY_RE.match(self.text, start + 1).end()
+        end = _run_end(_REGEX_BODY_RE, self.text, start + 1)
         if end < len(self.text) and self.text[end] == "/":
             self.pos = end + 1
             return Token("REGEX", self.text[start + 1:end], start)
@@ -225,7 +235,7 @@ class _Lexer:
     def _single_quoted(self, start: int) -> Token:
         """A single-quoted string; unterminated, it runs to the end of the text."""
         text = self.text
-        end = _SQ_BODY_RE.match(text, start + 1).end()
+        end = _run_end(_SQ_BODY_RE, text, start + 1)
         closed = end < len(text) and text[end] == "'"
         self.pos = end + 1 if closed else len(text)
         body = text[start + 1:end]
@@ -288,7 +298,7 @@ class _Lexer:
         spec = _HEREDOC_SPEC_RE.match(self.text, self.pos)
         if spec is None:
             # every '@(' up to where this tag's text stops fails the same way
-            self.scan.no_heredoc = (self.pos, _HEREDOC_TAG_RUN_RE.match(self.text, self.pos).end())
+            self.scan.no_heredoc = (self.pos, _run_end(_HEREDOC_TAG_RUN_RE, self.text, self.pos))
             return Token("OP", "@(", start)
         tag = spec.group(1).strip(_RUBY_STRIP)
         if len(tag) >= 2 and tag[0] == tag[-1] == '"':

@@ -61,7 +61,8 @@ def _parser() -> Any:
 
 
 def _text(node: Any) -> str:
-    return node.text.decode("utf-8", errors="replace")
+    text: bytes = node.text
+    return text.decode("utf-8", errors="replace")
 
 
 def _is_command(node: Any) -> bool:
@@ -171,12 +172,13 @@ def _first_error_offset(node: Any) -> int:
         if child is None:
             break
         node = child
-    return node.start_byte
+    start: int = node.start_byte
+    return start
 
 
 def _is_trailing_comma(node: Any) -> bool:
     """The rest pattern tree-sitter makes of a pattern's trailing comma (``x => a,``)."""
-    return node.type == "splat_parameter" and node.child_count == 0 and node.text == b","
+    return bool(node.type == "splat_parameter" and node.child_count == 0 and node.text == b",")
 
 
 def _next_code(source: bytes, pos: int) -> int:

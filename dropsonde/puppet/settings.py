@@ -14,7 +14,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
 
@@ -187,7 +187,7 @@ def _without_file_options(value: str) -> str:
 _MAX_INTERPOLATION_DEPTH = 50
 
 
-def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: tuple) -> str:
+def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: Tuple[str, ...]) -> str:
     if name in resolved:
         return resolved[name]
     if name in seen:
@@ -214,7 +214,7 @@ def load_puppet_settings(
 ) -> PuppetSettings:
     """Puppet's settings: command line (``overrides``) > environment variables >
     puppet.conf > the layout's defaults."""
-    overrides = {k: v for k, v in (overrides or {}).items() if v}
+    given: Dict[str, str] = {k: v for k, v in (overrides or {}).items() if v}
     environ = os.environ if environ is None else environ
     layout = layout or detect_layout()
     raw: Dict[str, str] = dict(LAYOUT_DEFAULTS[layout])
@@ -223,7 +223,7 @@ def load_puppet_settings(
     for name, variable in ENVIRONMENT_VARIABLES.items():
         if environ.get(variable):
             raw[name] = environ[variable]
-    confdir = resolve_confdir(overrides.get("confdir"), environ, layout)
+    confdir = resolve_confdir(given.get("confdir"), environ, layout)
     raw["confdir"] = confdir
     conf_path = Path(confdir) / "puppet.conf"
     from_file: Dict[str, str] = {}
@@ -237,7 +237,7 @@ def load_puppet_settings(
         if name in ENVIRONMENT_VARIABLES and environ.get(ENVIRONMENT_VARIABLES[name]):
             continue
         raw[name] = value
-    raw.update(overrides)
+    raw.update(given)
     resolved: Dict[str, str] = {}
     for name in list(raw):
         _interpolate(name, raw, resolved, ())
