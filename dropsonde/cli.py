@@ -185,6 +185,39 @@ def last(
     typer.echo(printable_lines(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False)))
 
 
+@app.command()
+def consent(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Record the agreement without asking."),
+) -> None:
+    """Show the report columns scheduled submissions do not send yet, with their descriptions, and agree to send them."""
+    import textwrap
+
+    session: Session = ctx.obj
+    columns, waiting, record = session.consent()
+    if record is not None:
+        typer.echo(f"Agreed to {len(record.columns & set(columns))} of this version's {len(columns)} columns "
+                   f"on {printable(record.agreed_at)} ({printable(record.how)}).")
+    if not waiting:
+        typer.echo("Scheduled submissions send every column `dropsonde preview` shows; nothing to agree to.")
+        return
+    typer.echo(f"{'New columns' if record else 'Columns'} scheduled submissions leave out until you agree:")
+    for column in waiting:
+        typer.echo(f"  {printable(column)}")
+        typer.echo(printable_lines(textwrap.fill(columns[column] or "(no description)", 76,
+                                                 initial_indent="      ", subsequent_indent="      ")))
+    typer.echo("See their values with `dropsonde preview`.")
+    if not yes:
+        if not sys.stdin.isatty():
+            typer.echo("Nothing recorded: run `dropsonde consent --yes` to agree.")
+            return
+        if not typer.confirm("Send these columns in scheduled submissions from now on?", default=False):
+            typer.echo("Nothing recorded.")
+            return
+    agreed = session.agree(waiting)
+    typer.echo(f"Recorded: scheduled submissions send {len(agreed.columns & set(columns))} columns.")
+
+
 @app.command("list")
 def list_plugins(ctx: typer.Context) -> None:
     """List the loaded plugins with their descriptions, and the disabled ones."""

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Collection, Dict, Iterator, List, Optional
 
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.metrics.base import MetricPlugin
@@ -219,9 +219,18 @@ class _BrokenPlugin(MetricPlugin):
         return []
 
 
-def report_body(report: Report) -> bytes:
-    """The exact bytes ``submit`` POSTs and ``preview --format json`` prints."""
-    return (json.dumps(report.envelope(), sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+def report_body(report: Report, only: Optional[Collection[str]] = None) -> bytes:
+    """The exact bytes ``submit`` POSTs and ``preview --format json`` prints;
+    ``only``: just these columns (a scheduled submission's agreed ones). A
+    report left with no column is never sent."""
+    envelope = report.envelope()
+    if only is not None:
+        snapshots = envelope["self-service-analytics"]["snapshots"]
+        envelope["self-service-analytics"]["snapshots"] = {k: v for k, v in snapshots.items() if k in only}
+        if not envelope["self-service-analytics"]["snapshots"]:
+            raise DropsondeError("the report would be empty: no column of it is agreed to (see `dropsonde consent`); "
+                                 "an empty report is never sent", ExitStatus.FAILURE)
+    return (json.dumps(envelope, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _wrap(text: str, indent: str = "") -> str:

@@ -19,13 +19,14 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Type
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Mapping, Optional, Tuple, Type
 
 from dropsonde.config import CONFIG_FILENAME, Options, merge_options, read_config_file
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.terminal import notice
 
 if TYPE_CHECKING:
+    from dropsonde.consent import Consent
     from dropsonde.forge_cache import ForgeCache
     from dropsonde.plugins import PluginSet
     from dropsonde.puppet.server_config import ServerConfig
@@ -210,12 +211,13 @@ class Session:
 
     # submission
 
-    def submit(self, url: str) -> str:
-        """Build, send and record the report; the server's message, or SubmitError."""
+    def submit(self, url: str, only: Optional[Collection[str]] = None) -> str:
+        """Build, send and record the report (``only``: just these columns); the
+        server's message, or SubmitError."""
         from dropsonde.report import report_body
         from dropsonde.submit import post_report, record_submission
 
-        body = report_body(self.report())
+        body = report_body(self.report(), only)
         answer = post_report(url, body)
         record_submission(self.cachepath(), url, body, self.clock())
         return answer.text()
@@ -241,7 +243,38 @@ class Session:
                 self.notify(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; "
                             "nothing sent")
                 return
-            self.notify(f"report submitted: {self.submit(url)}")
+            self.notify(f"report submitted: {self.submit(url, self._agreed_columns())}")
+
+    def _agreed_columns(self) -> Collection[str]:
+        """The columns a scheduled submission may send (see consent). The first
+        run of an enabled site records this version's columns as agreed; later,
+        columns not agreed to are left out, said in one notice."""
+        from dropsonde.consent import awaiting, read_consent, record_consent, report_columns
+
+        columns = report_columns(self.plugins().enabled)
+        consent = read_consent(self.cachepath())
+        if consent is None:
+            consent = record_consent(self.cachepath(), columns, self.clock(),
+                                     "enabled in Puppet Server's conf.d (recorded by the first scheduled submission)")
+        waiting = awaiting(consent, columns)
+        if waiting:
+            self.notify(f"{len(waiting)} new report column(s) await agreement and are left out: "
+                        f"{', '.join(waiting)} (`dropsonde consent` shows and records them)")
+        return consent.columns
+
+    def consent(self) -> Tuple[Dict[str, str], List[str], Optional["Consent"]]:
+        """For ``dropsonde consent``: {column: description}, those not yet agreed to, and the record."""
+        from dropsonde.consent import awaiting, read_consent, report_columns
+
+        columns = report_columns(self.plugins().enabled)
+        consent = read_consent(self.cachepath())
+        return columns, awaiting(consent, columns), consent
+
+    def agree(self, columns: Collection[str]) -> "Consent":
+        """Record agreement to send ``columns`` in scheduled submissions."""
+        from dropsonde.consent import record_consent
+
+        return record_consent(self.cachepath(), columns, self.clock(), "dropsonde consent")
 
     def last_submission(self) -> Dict[str, Any]:
         """The record of the last successful submission, or DropsondeError when there is none."""
