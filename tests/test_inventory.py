@@ -1,0 +1,69 @@
+"""`dev inventory`'s data: every module with its verdict and why, read in-process over a built tree."""
+
+from __future__ import annotations
+
+import json
+
+from dropsonde.inventory import build_inventory, render_inventory
+from tests.conftest import forge_checksums, make_module, site_for, write
+
+
+def inventory_of(tree):
+    site = site_for(tree)
+    try:
+        return build_inventory(site)
+    finally:
+        site.close()
+
+
+def test_each_module_says_whether_it_is_public_and_why(tree):
+    modules = tree.environment("production") / "modules"
+    ntp = make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
+        "init.pp": "class ntp { }\n", "config.pp": "class ntp::config { }\n", "define.pp": "define ntp::peer() { }\n"})
+    forge_checksums(ntp)
+    make_module(modules, "chrony", "puppetlabs-ntp", manifests={"init.pp": "class chrony { }\n"})  # a renamed fork
+    make_module(modules, "site_profile", None, manifests={"init.pp": "class site_profile { include ntp }\n"})
+    tree.forge(["puppetlabs-ntp"])
+
+    inventory = inventory_of(tree)
+
+    by_name = {module["name"]: module for module in inventory["modules"]}
+    assert by_name["ntp"]["public"] and by_name["ntp"]["reason"] == "puppetlabs-ntp is on the Forge"
+    assert by_name["ntp"]["public_classes"] == ["ntp", "ntp::config"]
+    assert by_name["ntp"]["defined_types"] == ["ntp::peer"]
+    assert not by_name["chrony"]["public"]
+    assert by_name["chrony"]["reason"] == "directory name differs from the Forge name puppetlabs-ntp"
+    assert by_name["chrony"]["public_classes"] == []
+    assert not by_name["site_profile"]["public"] and by_name["site_profile"]["reason"] == "no metadata.json"
+    assert by_name["site_profile"]["declares_public_classes"] == {"site_profile": ["ntp"]}
+    assert inventory["forge_cache"]["modules"] == 1 and inventory["forge_cache"]["problem"] is None
+    assert [env["name"] for env in inventory["environments"]] == ["production"]
+    assert inventory["puppetdb"]["configured"] is False
+    json.dumps(inventory)  # what --format json prints
+
+
+def test_an_edited_manifest_of_a_public_module_is_set_aside(tree):
+    modules = tree.environment("production") / "modules"
+    ntp = make_module(modules, "ntp", "puppetlabs-ntp", manifests={
+        "init.pp": "class ntp { }\n", "config.pp": "class ntp::config { }\n"})
+    forge_checksums(ntp)
+    write(ntp / "manifests" / "config.pp", "class ntp::config { $secret = 'edited here' }\n")
+    tree.forge(["puppetlabs-ntp"])
+
+    (module,) = inventory_of(tree)["modules"]
+
+    assert module["public_classes"] == ["ntp"]
+    assert list(module["set_aside"]) == ["manifests/config.pp"]
+
+
+def test_without_a_forge_list_nothing_is_public_and_the_text_says_why(tree):
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp",
+                manifests={"init.pp": "class ntp { }\n"})
+
+    inventory = inventory_of(tree)
+
+    assert inventory["modules"][0]["public"] is False
+    assert inventory["forge_cache"]["problem"] == "no Forge module cache yet"
+    text = render_inventory(inventory)
+    assert "no Forge module cache yet: nothing is public" in text
+    assert "never sent" in text.splitlines()[0]
