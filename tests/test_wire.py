@@ -11,15 +11,28 @@ from hypothesis import given, strategies as st
 from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON, envelope, parse_timestamp, sortable_timestamp
 
 
+def loaded_by(code: str) -> set:
+    """The dropsonde modules a fresh interpreter has loaded after ``code``."""
+    code += "; import sys; print('\\n'.join(m for m in sys.modules if m.startswith('dropsonde')))"
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              timeout=60).stdout.split())
+
+
 def test_importing_the_collector_app_loads_no_puppet_reader():
     """The server needs the report format, not the probe: no Puppet reader, site or report code."""
-    code = ("import sys, dropsonde.collector.app; "
-            "print('\\n'.join(m for m in sys.modules if m.startswith('dropsonde')))")
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                timeout=60).stdout.split())
+    loaded = loaded_by("import dropsonde.collector.app")
     assert "dropsonde.wire" in loaded
     assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
     assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.runner"}
+
+
+def test_the_collector_learns_the_columns_without_loading_a_puppet_reader():
+    """What `collector serve` and `aggregate` load: the plugins, for their schemas only."""
+    loaded = loaded_by("from dropsonde.collector.service import known_columns; import dropsonde.collector.app, "
+                       "dropsonde.collector.aggregate; assert 'puppetfile_ruby_methods' in known_columns()")
+    assert "dropsonde.metrics.puppetfiles" in loaded
+    assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
+    assert not loaded & {"dropsonde.site", "dropsonde.runner"}
 
 
 def test_envelope():

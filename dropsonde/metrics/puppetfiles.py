@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, Union
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
-from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
 from dropsonde.schema import field, repeated_record
 from dropsonde.vocabulary import RUBY_CORE_METHODS
 
 if TYPE_CHECKING:
+    from dropsonde.puppet.puppetfile import PuppetfileCalls
     from dropsonde.site import Site
 
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
@@ -40,6 +40,9 @@ class Puppetfiles(MetricPlugin):
         ]
 
     def run(self, site: Site) -> Dict[str, Any]:
+        # the reader (and tree-sitter) only when run: the collector loads plugins for their schemas alone
+        from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile_source
+
         counts: Counter[str] = Counter()
         # r10k deploys one copy of the control repository's Puppetfile per environment: parse each content once
         parsed: Dict[bytes, Union[PuppetfileCalls, PuppetfileSyntaxError]] = {}
