@@ -321,6 +321,19 @@ def test_cron_job_runs_as_puppet_with_a_time_limit_and_state_belongs_to_puppet(i
     assert state.stat().st_mode & 0o777 == 0o700
 
 
+def test_as_the_puppet_user_the_servers_layout_applies(installed, server_site):
+    """Not root, yet `puppetserver dropsonde` must see the server's defaults (ssldir,
+    basemodulepath), not a user's ~/.puppetlabs: the same site, the same site id."""
+    confd, _ = server_site
+    as_puppet = run("setpriv", f"--reuid={PUPPET.pw_uid}", f"--regid={PUPPET.pw_gid}", "--init-groups", "--",
+                    "/usr/lib/dropsonde/puppetserver-dropsonde", "-v", "--puppetserver-confd", str(confd),
+                    "preview", "--format", "json", check=False)
+    as_root = puppetserver(confd, "preview", "--format", "json")
+    assert as_puppet.returncode == as_root.returncode == 0, as_puppet.stderr
+    assert "(debian layout)" in as_puppet.stderr and "(user layout)" not in as_puppet.stderr
+    assert json.loads(as_puppet.stdout)["site_id"] == json.loads(as_root.stdout)["site_id"]
+
+
 def test_removal_takes_shim_and_program_away_and_purge_the_state(packages, server_site):
     deb = packages[0]
     run("dpkg", "-i", str(deb))
