@@ -10,7 +10,6 @@ long runs of one pattern (which is what makes a parser backtrack or recurse).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Sequence
 
 from hypothesis import HealthCheck, settings
@@ -19,13 +18,13 @@ from hypothesis import strategies as st
 # Each fuzz test stays within a few seconds: the suite runs on small CI machines.
 FUZZ = settings(
     max_examples=120,
-    deadline=timedelta(seconds=2),
+    deadline=None,  # wall time flakes on a loaded machine: EXAMPLE_CPU_LIMIT bounds each example instead
     database=None,  # no .hypothesis/ directory left in the tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-# Hard limit on the CPU time of one example (tests.cpu_limit): the deadline
-# above only reports a slow example after it returns, this one stops a hang.
-EXAMPLE_CPU_LIMIT = 5.0
+# Hard limit on the CPU time of one example (tests.cpu_limit): it stops a hang
+# as it happens, and unlike a wall-clock deadline it does not fail on a busy machine.
+EXAMPLE_CPU_LIMIT = 2.0
 
 HAZARDS = [
     "\x00",
