@@ -29,13 +29,18 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from dropsonde.collector.noise import GeometricNoise
 from dropsonde.collector.output import TableWriter, staging, write_file
-from dropsonde.collector.queries import Query, load_queries
+from dropsonde.collector.queries import Query, expand_lists, load_queries
 from dropsonde.collector.storage import Store
 from dropsonde.errors import DropsondeError
 
 log = logging.getLogger(__name__)
 
-TRIPLE_MODULES = 20  # module_triples: combinations of three among the most used modules
+# module_pairs and module_triples are computed among the most used modules only,
+# ranked by their published (noisy) site counts: a week's pairs are at most
+# C(200, 2) = 19,900 rows and its triples C(20, 3) = 1,140, whatever crafted
+# reports name. 200 covers the modules of any one real site many times over.
+PAIR_MODULES = 200
+TRIPLE_MODULES = 20
 PAGE_ROWS = 50  # rows of each table shown on the page (all are in the files)
 ADOPTION_MODULES = 5
 TREND_WEEKS = 12
@@ -58,11 +63,20 @@ def week_bounds(week: Optional[str], today: Optional[date] = None) -> Tuple[str,
     return f"{iso[0]}-W{iso[1]:02d}", start, start + timedelta(days=7)
 
 
+def top_modules(modules: List[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """The module lists of module_pairs and module_triples, from the published
+    ``modules`` rows: ranked by their noisy site count (then slug), so which
+    modules are ranked reveals nothing the published counts do not (ranking by
+    the true counts was one more exact comparison an attacker could probe)."""
+    ranked = [row["slug"] for row in sorted(modules, key=lambda row: (-row["sites"], row["slug"]))]
+    return {"pair_modules": ranked[:PAIR_MODULES], "triple_modules": ranked[:TRIPLE_MODULES]}
+
+
 def noisy_rows(store: Store, query: Query, parameters: Dict[str, Any], noise: GeometricNoise,
                k: int) -> Iterator[Dict[str, Any]]:
     """The query's rows as published: every measure noised, rows whose noisy
     site count is below k withheld, and noisy sums never below 0."""
-    for row in store.query(query.sql, parameters):
+    for row in store.query(*expand_lists(query.sql, parameters)):
         published = {key: row[key] for key in query.keys}
         for column, sensitivity in query.sensitivity.items():
             published[column] = max(0, noise.add(row[column], sensitivity))
@@ -133,10 +147,12 @@ def publish_week(store: Store, week: str, k: int, noise: GeometricNoise, out: Pa
     out = Path(out)
     publication = Publication(week, k, noise.epsilon)
     earlier = read_trends(out / "trends.json", week)
-    parameters = {"week": week, "k": k, "top": TRIPLE_MODULES}
+    parameters: Dict[str, Any] = {"week": week, "k": k}
     with staging(out) as directory:
         this_week: List[Dict[str, Any]] = []
+        modules: List[Dict[str, Any]] = []
         for query in load_queries():
+            parameters.update(top_modules(modules))
             top = _Top(PAGE_ROWS)
             adoption = {row["slug"] for row in publication.top.get("modules", [])[:ADOPTION_MODULES]}
             with TableWriter(directory, query.name, query.keys + tuple(query.sensitivity)) as writer:
@@ -144,6 +160,7 @@ def publish_week(store: Store, week: str, k: int, noise: GeometricNoise, out: Pa
                     writer.write(row)
                     top.add(row)
                     if query.name == "modules":
+                        modules.append(row)
                         this_week.append({"week": week, "slug": row["slug"], "sites": row["sites"]})
                     elif query.name == "module_versions" and row["slug"] in adoption:
                         publication.versions.setdefault(row["slug"], []).append(row)

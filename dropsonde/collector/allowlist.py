@@ -26,6 +26,26 @@ from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_MET
 MAX_COUNT = 10**9
 PLATFORMS = FACTER_OS_FAMILIES | {OTHER_FAMILY}
 
+# The most entries one report may hold in each list column: far above what a
+# real site sends (the example site's reports hold at most 15 entries per
+# column; the 121 modules Debian packages define 1,744 classes and defines
+# between them), far below what makes the store or the weekly job grow out of
+# proportion to the number of reports (3,000 slugs per report once made six
+# reports publish 4.1 million module pairs). A list over its cap is refused
+# with a 400 naming the column and the rule, never cut short: a truncated
+# report would be counted as if it were whole.
+MAX_ENTRIES: Dict[str, int] = {
+    "modules": 2000,  # distinct (slug, version) over every environment
+    "unused_modules": 2000,
+    "dependencies": 2000,
+    "classes": 5000,
+    "unused_classes": 5000,
+    "profile_classes": 5000,
+    "class_platforms": 20000,  # (class, OS family) pairs: classes x the few platforms a site runs
+    "puppetfile_ruby_methods": 200,  # the probe's vocabulary holds 121 names, plus "(private)"
+}
+DEFAULT_MAX_ENTRIES = 1000  # a third-party plugin's list column
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -125,10 +145,18 @@ class Allowlist:
         """The first value of ``values`` (schema-valid snapshot values by
         column) that no rule accepts, or None when the report may be stored."""
         for name, value in values.items():
+            if isinstance(value, list) and len(value) > max_entries(name):
+                return Violation(name, f"at most {max_entries(name)} entries per report",
+                                 f"a list of {len(value)} entries")
             for rule, field_value, record in _fields(columns[name], name, value):
                 if not rule.accepts(self, field_value, record):
                     return Violation(name, rule.words, _shorten(field_value))
         return None
+
+
+def max_entries(column: str) -> int:
+    """The most entries a report's ``column`` list may hold."""
+    return MAX_ENTRIES.get(column, DEFAULT_MAX_ENTRIES)
 
 
 def _fields(column: Dict[str, Any], name: str, value: Any) -> Iterator[Tuple[Rule, Any, Dict[str, Any]]]:

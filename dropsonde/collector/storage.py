@@ -51,7 +51,7 @@ UPSERT_SITE_WEEK = (
     "WHERE excluded.received > site_weeks.received OR (excluded.received = site_weeks.received "
     "AND excluded.message_id > site_weeks.message_id) RETURNING id"
 )
-NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
+NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
 
 
 class Store:

@@ -14,7 +14,7 @@ from datetime import date
 
 import pytest
 
-from dropsonde.collector.aggregate import noisy_rows, publish_week, week_bounds
+from dropsonde.collector.aggregate import PAIR_MODULES, noisy_rows, publish_week, top_modules, week_bounds
 from dropsonde.collector.noise import GeometricNoise
 from dropsonde.collector.queries import load_queries
 from dropsonde.collector.render import render_page
@@ -42,9 +42,16 @@ def columns():
     return list(known_columns())
 
 
-def table(store, name, k=5, week=WEEK, epsilon=NO_NOISE, seed=0):
-    query = next(q for q in load_queries() if q.name == name)
-    return list(noisy_rows(store, query, {"week": week, "k": k, "top": 20}, GeometricNoise(epsilon, seed), k))
+def table(store, name, k=5, week=WEEK, epsilon=NO_NOISE, seed=0, **lists):
+    """One table as published; module_pairs and module_triples among the top
+    modules of the noisy ``modules`` table, as ``publish_week`` ranks them."""
+    queries = {q.name: q for q in load_queries()}
+    parameters = {"week": week, "k": k}
+    if name in ("module_pairs", "module_triples"):
+        modules = list(noisy_rows(store, queries["modules"], parameters, GeometricNoise(epsilon, seed), k))
+        parameters.update(top_modules(modules))
+    parameters.update(lists)
+    return list(noisy_rows(store, queries[name], parameters, GeometricNoise(epsilon, seed), k))
 
 
 def test_week_bounds():
@@ -129,6 +136,30 @@ def test_module_pairs_count_sites_using_both_and_every_row_has_k_sites(db):
     ]  # c-three + d-rare: 4 sites, withheld
     assert table(store, "module_triples") == [{"slug_a": "a-one", "slug_b": "b-two", "slug_c": "c-three", "sites": 5}]
     assert table(store, "module_pairs", k=6) == [{"slug_a": "a-one", "slug_b": "b-two", "sites": 8}]
+
+
+def test_module_pairs_are_counted_among_the_top_modules_only(db):
+    """F1: six reports naming 250 modules each published C(250, 2) = 31,125 pairs;
+    now the pairs are among the PAIR_MODULES most used modules only."""
+    store = open_store(db, columns())
+    many = [(f"a-m{index:03d}", "1.0.0") for index in range(PAIR_MODULES + 50)]
+    store.insert_many([report(n, many) for n in range(6)])
+    pairs = table(store, "module_pairs")
+    assert len(pairs) == PAIR_MODULES * (PAIR_MODULES - 1) // 2
+    assert max(row["slug_b"] for row in pairs) == f"a-m{PAIR_MODULES - 1:03d}"  # ties ranked by slug
+
+
+def test_module_triples_take_their_modules_from_the_published_ranking(db):
+    """F12: the triples' modules are the ones given (ranked from the noisy counts),
+    not the query's own ranking by true counts, which an attacker could probe."""
+    store = open_store(db, columns())
+    common = [("a-one", "1.0.0"), ("b-two", "1.0.0"), ("c-three", "1.0.0"), ("d-four", "1.0.0")]
+    store.insert_many([report(n, common) for n in range(7)] + [report(n, common[1:]) for n in range(7, 9)])
+    given = table(store, "module_triples", triple_modules=["b-two", "c-three", "d-four"])
+    assert given == [{"slug_a": "b-two", "slug_b": "c-three", "slug_c": "d-four", "sites": 9}]
+    assert table(store, "module_triples", triple_modules=[]) == []
+    published = {"modules": [{"slug": "a-one", "sites": 3}, {"slug": "b-two", "sites": 9}, {"slug": "c-three", "sites": 9}]}
+    assert top_modules(published["modules"])["triple_modules"] == ["b-two", "c-three", "a-one"]
 
 
 def test_a_site_contributes_at_most_the_clipping_bound_bucketed(tmp_path):

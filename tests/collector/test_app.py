@@ -221,3 +221,15 @@ def test_two_collectors_share_one_postgresql(postgres, tmp_path):
     assert list(stored) == [{"sites": 100}]
     assert 90 <= json.loads((out / "sites.json").read_text())[0]["sites"] <= 110  # published with noise
     assert [row["slug"] for row in json.loads((out / "modules.json").read_text())] == ["puppetlabs-ntp"]
+
+
+def test_a_list_over_its_cap_is_refused_naming_the_column_and_the_rule(collector):
+    """F1: one report naming thousands of modules made the weekly pairs grow quadratically."""
+    modules = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": f"1.0.{n}"} for n in range(2001)]
+    code, answer = post(collector, envelope(site(9200), modules))
+    assert code == 400
+    body = json.loads(answer)
+    assert body["column"] == "modules" and body["rule"] == "at most 2000 entries per report"
+    assert "a list of 2001 entries" in body["message"]
+    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(9200)}'") == [(0,)]
+    assert post(collector, envelope(site(9200), modules[:2000]))[0] == 200

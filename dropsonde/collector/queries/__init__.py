@@ -9,8 +9,11 @@ Each file starts with comment lines; two of them are read here:
                                  can change it (the query clips to that)
 
 Parameters are ``:week`` (``YYYY-Www``), ``:k`` (rows need at least k
-sites) and ``:top`` (module_triples). Every query has a ``sites`` column
-and orders its rows by something that does not depend on the counts.
+sites), and two lists of slugs, ``:pair_modules`` and ``:triple_modules``
+(module_pairs, module_triples: the most used modules by their published,
+noisy site counts), written ``IN (:name)`` and expanded to one parameter
+per slug by ``expand_lists``. Every query has a ``sites`` column and orders
+its rows by something that does not depend on the counts.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from dropsonde.errors import DropsondeError
 
@@ -56,6 +59,19 @@ def parse_query(name: str, text: str) -> Query:
         raise DropsondeError(f"query {name}.sql: every query publishes a noised 'sites' column")
     sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
     return Query(name, sql, keys, sensitivity)
+
+
+def expand_lists(sql: str, parameters: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """``IN (:name)`` for a list parameter as ``IN (:name_0, :name_1, ...)``:
+    the one SQL form for a list that SQLite, PostgreSQL and BigQuery share.
+    An empty list matches nothing (``IN (NULL)``)."""
+    expanded = {k: v for k, v in parameters.items() if not isinstance(v, (list, tuple))}
+    for name, values in parameters.items():
+        if isinstance(values, (list, tuple)):
+            marks = [f"{name}_{index}" for index in range(len(values))]
+            expanded.update(zip(marks, values))
+            sql = re.sub(rf":{name}\b", ", ".join(f":{mark}" for mark in marks) or "NULL", sql)
+    return sql, expanded
 
 
 def load_queries() -> List[Query]:

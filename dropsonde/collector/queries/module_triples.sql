@@ -1,13 +1,10 @@
--- module_triples: how many sites use each three of the :top most used public
--- modules together (slug_a < slug_b < slug_c in byte order).
+-- module_triples: how many sites use each three of the :triple_modules most
+-- used public modules together (slug_a < slug_b < slug_c in byte order),
+-- chosen by their published (noisy) site counts, never the true ones.
 -- keys: slug_a, slug_b, slug_c
 -- noise: sites=1
-WITH installed AS (
-    SELECT DISTINCT site_week, slug FROM site_week_modules WHERE week = :week
-), top_modules AS (
-    SELECT slug FROM installed GROUP BY slug HAVING COUNT(*) >= :k ORDER BY COUNT(*) DESC, slug LIMIT :top
-), kept AS (
-    SELECT installed.site_week, installed.slug FROM installed JOIN top_modules ON top_modules.slug = installed.slug
+WITH kept AS (
+    SELECT DISTINCT site_week, slug FROM site_week_modules WHERE week = :week AND slug IN (:triple_modules)
 )
 SELECT a.slug AS slug_a, b.slug AS slug_b, c.slug AS slug_c, COUNT(*) AS sites
 FROM kept AS a
