@@ -175,8 +175,10 @@ class PuppetDBServer:
         self._start_postgres()
         conf = self._write_config()
         log = open(self.root / "puppetdb.out", "wb")
+        # -XX:TieredStopAtLevel=1: the quick JIT only. Start-up is mostly loading Clojure,
+        # which the optimising JIT slows down: a third less CPU (36 s -> 23 s user) for the start.
         self.processes.append(subprocess.Popen(
-            ["java", f"-Xmx{self.heap}", "-Djava.security.egd=/dev/urandom", "-cp", str(PUPPETDB_JAR),
+            ["java", f"-Xmx{self.heap}", "-XX:TieredStopAtLevel=1", "-Djava.security.egd=/dev/urandom", "-cp", str(PUPPETDB_JAR),
              "clojure.main", "-m", "puppetlabs.puppetdb.core", "services",
              "--config", str(conf), "--bootstrap-config", "/etc/puppetdb/bootstrap.cfg"],
             stdout=log, stderr=subprocess.STDOUT,
