@@ -24,6 +24,11 @@ from dropsonde.privacy import PRIVATE, class_name, public_requirement, public_ve
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_METHODS
 
 MAX_COUNT = 10**9
+# The longest class name accepted. The 1,744 classes and defines of the 121
+# modules Debian packages (/usr/share/puppet/modules) are at most 65
+# characters long (mcollective::server::config::connector::activemq::hosts_iteration);
+# 100 leaves a margin and keeps what a crafted name can spell short.
+MAX_CLASS_NAME = 100
 PLATFORMS = FACTER_OS_FAMILIES | {OTHER_FAMILY}
 
 # The most entries one report may hold in each list column: far above what a
@@ -85,7 +90,8 @@ def _is_module_name(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) 
 
 def _is_class_name(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:
     canonical = class_name(value)
-    return canonical is not None and reportable_class(value) and canonical.split("::", 1)[0] in allowlist.namespaces
+    return (canonical is not None and len(value) <= MAX_CLASS_NAME and reportable_class(value)
+            and canonical.split("::", 1)[0] in allowlist.namespaces)
 
 
 def _is_version(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
@@ -107,7 +113,8 @@ def _is_platform(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
 COUNT = Rule(f"an integer in 0..{MAX_COUNT}", _is_count)
 SLUG = Rule("a module slug on the collector's Forge list", _is_listed_slug)
 MODULE_NAME = Rule("the name part of the slug beside it", _is_module_name)
-CLASS_NAME = Rule("a class in the namespace of a listed module (name or name::..., [a-z][a-z0-9_]* segments)",
+CLASS_NAME = Rule(f"a class in the namespace of a listed module (name or name::..., [a-z][a-z0-9_]* segments, "
+                  f"at most {MAX_CLASS_NAME} characters)",
                   _is_class_name)
 VERSION = Rule(f"an X.Y.Z version or {PRIVATE}", _is_version)
 REQUIREMENT = Rule(f"a version range or {PRIVATE}", _is_requirement)

@@ -6,6 +6,11 @@ aggregates are then plain GROUP BYs that the database runs where the data
 lives, on SQLite, PostgreSQL or a warehouse alike, instead of Python
 decoding every stored report.
 
+Class names are stored in their canonical form (``privacy.class_name``:
+lower case, no leading ``::``), the form Puppet's autoloader uses: one class
+is one row whatever case PuppetDB titles it in, and a crafted report cannot
+choose the case (``::ApAcHe::Visit_Phish``) of what is published.
+
 Counts are clamped to 0..10^9 here so that no value a client sent can make
 an aggregate overflow or fail: the weekly job must not crash on one report.
 """
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timezone
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from dropsonde.privacy import class_name
 from dropsonde.wire import parse_timestamp
 
 MAX_COUNT = 10**9
@@ -69,16 +75,23 @@ def _records(value: Any) -> Iterable[Dict[str, Any]]:
     return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
 
 
-def _texts(value: Any, field: str) -> List[Tuple[str]]:
-    return sorted({(r[field],) for r in _records(value) if isinstance(r.get(field), str)})
+def _same(text: str) -> Optional[str]:
+    return text
 
 
-def _summed(value: Any) -> List[Tuple[str, int]]:
-    """(name, count) with a name listed twice counted once, with the sum of its counts."""
+def _texts(value: Any, field: str, canonical: Callable[[str], Optional[str]] = _same) -> List[Tuple[str]]:
+    names = (canonical(r[field]) for r in _records(value) if isinstance(r.get(field), str))
+    return sorted({(name,) for name in names if name is not None})
+
+
+def _summed(value: Any, canonical: Callable[[str], Optional[str]] = _same) -> List[Tuple[str, int]]:
+    """(name, count) with a name listed twice (in any spelling ``canonical``
+    maps to one name) counted once, with the sum of its counts."""
     totals: Dict[str, int] = {}
     for record in _records(value):
-        if isinstance(record.get("name"), str):
-            totals[record["name"]] = clamp(totals.get(record["name"], 0) + clamp(record.get("count")))
+        name = canonical(record["name"]) if isinstance(record.get("name"), str) else None
+        if name is not None:
+            totals[name] = clamp(totals.get(name, 0) + clamp(record.get("count")))
     return sorted(totals.items())
 
 
@@ -88,9 +101,9 @@ def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple[Any, ...]]]:
                       if isinstance(r.get("slug"), str) and isinstance(r.get("version"), str)})
     return {
         "site_week_modules": modules,
-        "site_week_classes": _summed(row.get("classes")),
+        "site_week_classes": _summed(row.get("classes"), class_name),
         "site_week_platforms": _texts(row.get("class_platforms"), "platform"),
         "site_week_dependencies": _texts(row.get("dependencies"), "name"),
-        "site_week_profile_classes": _texts(row.get("profile_classes"), "name"),
+        "site_week_profile_classes": _texts(row.get("profile_classes"), "name", class_name),
         "site_week_puppetfile_methods": _summed(row.get("puppetfile_ruby_methods")),
     }

@@ -171,6 +171,17 @@ def test_a_site_contributes_at_most_the_clipping_bound_bucketed(tmp_path):
     assert table(store, "puppetfile_methods") == [{"name": "mod", "sites": 5, "calls": 100 + 100 + 20 + 1}]
 
 
+def test_class_names_are_published_in_their_canonical_form(tmp_path):
+    """F3: a crafted report chose the case of published text (``::ApAcHe::Visit_Phish``)
+    and one class was split over several rows by its spellings."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+    spellings = ["::ApAcHe::Params", "APACHE::PARAMS", "Apache::Params", "apache::params", "::apache::params"]
+    store.insert_many([report(n, classes=[{"name": name, "count": 2}, {"name": "apache::params", "count": 3}],
+                              profile_classes=[{"name": name, "count": 1}]) for n, name in enumerate(spellings)])
+    assert table(store, "classes") == [{"name": "apache::params", "sites": 5, "nodes": 5 * 5}]  # 2 + 3, bucketed 5
+    assert table(store, "profile_classes") == [{"name": "apache::params", "sites": 5}]
+
+
 def sybil_store(tmp_path):
     """The attack: one real site has rare::thing on 1,234 nodes; the attacker
     invents four sites that report it on 0 nodes, to reach k = 5."""
@@ -251,13 +262,14 @@ def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_dir
 def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
     store = open_store(str(tmp_path / "a.db"), columns())
     hostile = ["=HYPERLINK(\"http://x.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "plain"]
-    store.insert_many([report(n, classes=[{"name": name, "count": 1} for name in hostile]) for n in range(5)])
+    store.insert_many([report(n, puppetfile_ruby_methods=[{"name": name, "count": 1} for name in hostile])
+                       for n in range(5)])  # stored as they are (class names are made canonical)
     out = tmp_path / "out"
     publish(store, out)
-    cells = [cell for line in csv.reader((out / "classes.csv").open()) for cell in line]
+    cells = [cell for line in csv.reader((out / "puppetfile_methods.csv").open()) for cell in line]
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")], cells
     assert "'=HYPERLINK(\"http://x.example\")" in cells and "plain" in cells
-    assert {row["name"] for row in json.loads((out / "classes.json").read_text())} == set(hostile)  # JSON as is
+    assert {row["name"] for row in json.loads((out / "puppetfile_methods.json").read_text())} == set(hostile)
 
 
 def test_trends_show_the_last_twelve_published_weeks_from_the_published_output(tmp_path):

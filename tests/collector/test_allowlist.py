@@ -51,6 +51,13 @@ def test_accepted(columns, values):
     assert judge(columns, **values) is None
 
 
+def test_class_names_longer_than_any_real_one_are_refused(columns):
+    """F3: 255-character names carried attacker-chosen text; real ones are at most 65."""
+    assert judge(columns, classes=[{"name": "apache::" + "a" * 92, "count": 1}]) is None  # 100 characters
+    refused = judge(columns, classes=[{"name": "apache::" + "a" * 93, "count": 1}])
+    assert refused is not None and refused.column == "classes" and "at most 100 characters" in refused.rule
+
+
 @pytest.mark.parametrize("values, column, words", [
     ({"modules": [{"name": "x", "slug": PHISH, "version": "1.0.0"}]}, "modules", "slug on the collector's Forge"),
     ({"modules": [{"name": PHISH, "slug": "puppetlabs-ntp", "version": "1.0.0"}]}, "modules", "name part"),
