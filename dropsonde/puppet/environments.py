@@ -141,10 +141,11 @@ class ModuleStore:
         self.modules: Dict[str, Module] = {}
         self._by_inode: Dict[Tuple[int, int], Module] = {}
 
-    def get(self, name: str, path: str, identity: Tuple[int, int]) -> Module:
+    def get(self, name: str, path: str, identity: Tuple[int, int], resolved: bool = False) -> Module:
+        """The module at ``path``; ``resolved`` says the path is real already."""
         module = self._by_inode.get(identity)
         if module is None:
-            key = os.path.realpath(path)
+            key = path if resolved else os.path.realpath(path)
             module = self.modules.get(key)
             if module is None:
                 module = Module(name=name, path=Path(key))
@@ -194,8 +195,11 @@ def environment_modulepath(env_dir: Path, basemodulepath: List[Path]) -> List[Pa
     return entries
 
 
-def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int]]]:
-    """(name, path, (device, inode)) of the module directories in one modulepath entry, sorted by name."""
+def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int], bool]]:
+    """(name, path, (device, inode), path is real) of the module directories in one
+    modulepath entry, sorted by name. The entry's real path is resolved once, so a
+    module directory that is no link needs no resolving of its own (r10k copies
+    every module into every environment: thousands of them)."""
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
     except FileNotFoundError:
@@ -204,6 +208,7 @@ def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int]]]:
         log.warning("skipping modulepath entry %s: %s", directory, exc.strerror or exc)
         return []
     found = []
+    real_directory = os.path.realpath(directory)
     for entry in entries:
         if not MODULE_NAME_RE.match(entry.name):
             continue
@@ -212,8 +217,12 @@ def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int]]]:
         except OSError as exc:  # a symlink loop, a dangling link...
             log.warning("skipping module %s: %s", entry.path, exc.strerror or exc)
             continue
-        if S_ISDIR(stat.st_mode):
-            found.append((entry.name, entry.path, (stat.st_dev, stat.st_ino)))
+        if not S_ISDIR(stat.st_mode):
+            continue
+        if entry.is_symlink():
+            found.append((entry.name, entry.path, (stat.st_dev, stat.st_ino), False))
+        else:
+            found.append((entry.name, os.path.join(real_directory, entry.name), (stat.st_dev, stat.st_ino), True))
     return found
 
 
@@ -232,7 +241,7 @@ def discover_environments(
 ) -> List[Environment]:
     """Every directory environment, sorted by name, with its modules resolved."""
     environments: Dict[str, Environment] = {}
-    listings: Dict[object, List[Tuple[str, str, Tuple[int, int]]]] = {}  # modulepath entries by identity
+    listings: Dict[object, List[Tuple[str, str, Tuple[int, int], bool]]] = {}  # modulepath entries by identity
     for root in environmentpath:
         try:
             entries = sorted(os.scandir(root), key=lambda entry: entry.name)
@@ -259,9 +268,9 @@ def discover_environments(
                 key = _identity(directory)
                 if key not in listings:
                     listings[key] = _module_dirs(directory)
-                for name, path, identity in listings[key]:
+                for name, path, identity, resolved in listings[key]:
                     if name not in seen:
                         seen.add(name)
-                        environment.modules.append(store.get(name, path, identity))
+                        environment.modules.append(store.get(name, path, identity, resolved))
             environments[entry.name] = environment
     return [environments[name] for name in sorted(environments)]

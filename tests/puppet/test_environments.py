@@ -94,6 +94,20 @@ def test_each_module_directory_is_read_once_by_real_path(tmp_path):
     assert envs[0].modules[0] is envs[2].modules[0]
 
 
+def test_modules_are_keyed_by_real_path_whether_the_module_or_its_directory_is_a_link(tmp_path):
+    """r10k copies (no link: resolved once per modulepath entry), a linked
+    modulepath entry, and a linked module directory all give real paths."""
+    real = tmp_path / "real"
+    make_module(real / "production" / "modules", "apache", "puppetlabs-apache")
+    make_module(tmp_path / "elsewhere", "ntp", "puppetlabs-ntp")
+    os.symlink(tmp_path / "elsewhere" / "ntp", real / "production" / "modules" / "ntp")
+    (tmp_path / "envs").mkdir()
+    os.symlink(real / "production", tmp_path / "envs" / "production")  # the environment itself is a link
+    envs, store = discover([tmp_path / "envs"])
+    assert sorted(store.modules) == sorted([str(real / "production" / "modules" / "apache"), str(tmp_path / "elsewhere" / "ntp")])
+    assert [m.path for m in envs[0].modules] == [real / "production" / "modules" / "apache", tmp_path / "elsewhere" / "ntp"]
+
+
 def test_symlink_loops_and_dangling_links_are_skipped(tmp_path, caplog):
     modules = tmp_path / "envs" / "production" / "modules"
     modules.mkdir(parents=True)
