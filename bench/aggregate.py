@@ -105,7 +105,7 @@ def aggregate(url: str, out: Path) -> tuple:
     """Wall time, the collector's CPU time (the rest is PostgreSQL's), peak RSS in MiB and the summary line of `collector aggregate` on the last week."""
     start = time.perf_counter()
     process = subprocess.Popen([shutil.which("dropsonde"), "collector", "aggregate", "--db", url, "--out", str(out),
-                                "--week", "2026-W48"], stdout=subprocess.PIPE)
+                                "--week", "2026-W48", "--noise-key", str(out.parent / "noise-key")], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:

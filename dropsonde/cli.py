@@ -363,17 +363,27 @@ def collector_aggregate(
     k: int = typer.Option(DEFAULT_K, "--k", help="Least number of distinct sites behind every published row."),
     epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fixed noise, for tests only: whoever knows it can remove the noise."),
+    noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file holding the noise key (created 0600 once). [default: DB.noise-key beside a SQLite --db]"),
+    force: bool = typer.Option(False, "--force", help="Publish a week that has not ended yet."),
 ) -> None:
     """Publish one week's aggregates: every row backed by at least k sites, every number noised, no per-site rows."""
+    from datetime import datetime, timezone
+
     from dropsonde.collector.aggregate import publish_week, week_bounds
     from dropsonde.collector.noise import GeometricNoise
+    from dropsonde.collector.noise_key import default_key_path, load_or_create_key
     from dropsonde.collector.render import render_page
     from dropsonde.collector.service import store_for
 
-    label, _, _ = week_bounds(week)
+    label, _, end = week_bounds(week)
     if not 0 < epsilon < float("inf"):
         raise DropsondeError(f"--epsilon: expected a positive number, got {epsilon}")
-    result = publish_week(store_for(db), label, k, GeometricNoise(epsilon, seed), Path(out), render_page)
+    if end > datetime.now(timezone.utc) and not force and seed is None:  # seeded noise protects nothing anyway
+        raise DropsondeError(f"--week {label}: the week has not ended; its numbers still change, and two publications "
+                             "with the same noise would differ by the exact change (--force to publish it anyway)")
+    store = store_for(db)
+    key = None if seed is not None else load_or_create_key(Path(noise_key) if noise_key else default_key_path(db))
+    result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page)
     sites = result.sites if result.sites is not None else f"fewer than {k}"
     typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out}")
 

@@ -75,11 +75,14 @@ def top_modules(modules: List[Dict[str, Any]]) -> Dict[str, List[str]]:
 def noisy_rows(store: Store, query: Query, parameters: Dict[str, Any], noise: GeometricNoise,
                k: int) -> Iterator[Dict[str, Any]]:
     """The query's rows as published: every measure noised, rows whose noisy
-    site count is below k withheld, and noisy sums never below 0."""
+    site count is below k withheld, and noisy sums never below 0. Each number's
+    noise is named by (week, table, row key, column): with a keyed ``noise``,
+    publishing the week again publishes the same numbers."""
     for row in store.query(*expand_lists(query.sql, parameters)):
         published = {key: row[key] for key in query.keys}
+        name = json.dumps([parameters["week"], query.name, [row[key] for key in query.keys]])
         for column, sensitivity in query.sensitivity.items():
-            published[column] = max(0, noise.add(row[column], sensitivity))
+            published[column] = max(0, noise.add(row[column], sensitivity, f"{name} {column}"))
         if published["sites"] >= k:
             yield published
 

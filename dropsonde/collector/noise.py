@@ -11,13 +11,19 @@ each published number (Ghosh, Roughgarden and Sundararajan, 2009), the
 discrete counterpart of the Laplace mechanism, without floating-point
 outputs to round.
 
-Randomness comes from the operating system (``secrets``) unless a seed is
-given, for tests and reproducible runs only: anyone who knows the seed can
-remove the noise.
+With a key (``noise_key.py``), the noise of each published number is a
+fixed function of the key and the number's context (week, table, row key,
+column): HMAC-SHA256 seeds a generator for that number alone, so a rerun
+publishes the same numbers and averaging reruns removes nothing. A seed
+stands for a key derived from it, for tests and reproducible runs only:
+anyone who knows the seed can remove the noise. Without either, randomness
+comes from the operating system (``secrets``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import random
 import secrets
@@ -25,30 +31,39 @@ from typing import Optional
 
 from dropsonde.collector.settings import DEFAULT_EPSILON
 
-
-
 class GeometricNoise:
     """Adds two-sided geometric noise calibrated to ``epsilon`` per published number."""
 
-    def __init__(self, epsilon: float = DEFAULT_EPSILON, seed: Optional[int] = None) -> None:
+    def __init__(self, epsilon: float = DEFAULT_EPSILON, seed: Optional[int] = None,
+                 key: Optional[bytes] = None) -> None:
         if not epsilon > 0 or math.isinf(epsilon):
             raise ValueError(f"epsilon must be a positive number, got {epsilon}")
         self.epsilon = epsilon
         self.random: random.Random = random.Random(seed) if seed is not None else secrets.SystemRandom()
+        if seed is not None:  # --seed overrides the key, for tests
+            key = hashlib.sha256(f"dropsonde noise seed {seed}".encode()).digest()
+        self.key = key
 
     def alpha(self, sensitivity: int) -> float:
         return math.exp(-self.epsilon / sensitivity)
 
-    def add(self, value: int, sensitivity: int) -> int:
-        """``value`` plus noise for a number one site can change by at most ``sensitivity``."""
+    def add(self, value: int, sensitivity: int, context: Optional[str] = None) -> int:
+        """``value`` plus noise for a number one site can change by at most
+        ``sensitivity``; with a key and a ``context`` naming the number, the
+        same noise every time that number is published."""
         alpha = self.alpha(sensitivity)
-        return int(value) + self._geometric(alpha) - self._geometric(alpha)
+        source = self.random
+        if self.key is not None and context is not None:
+            digest = hmac.new(self.key, context.encode("utf-8"), hashlib.sha256).digest()
+            source = random.Random(int.from_bytes(digest, "big"))
+        return int(value) + self._geometric(alpha, source) - self._geometric(alpha, source)
 
-    def _geometric(self, alpha: float) -> int:
+    @staticmethod
+    def _geometric(alpha: float, source: random.Random) -> int:
         """Failures before the first success with success probability 1 - alpha: P(G >= n) = alpha^n."""
         if alpha == 0.0:  # epsilon so large that exp underflows: the limit is no noise
             return 0
-        uniform = 1.0 - self.random.random()  # in (0, 1]
+        uniform = 1.0 - source.random()  # in (0, 1]
         return int(math.floor(math.log(uniform) / math.log(alpha)))
 
     def standard_deviation(self, sensitivity: int) -> float:

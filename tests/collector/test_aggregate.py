@@ -235,6 +235,37 @@ def test_the_same_seed_publishes_the_same_numbers_and_no_seed_varies(tmp_path):
     assert len({unseeded.add(1000, 1000) for _ in range(20)}) > 1
 
 
+def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_path):
+    """F4: every run drew fresh noise, so averaging 40 reruns of one week gave the true value."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+    for when in ("2026-11-11T10:00:00.000000+00:00", "2026-11-18T10:00:00.000000+00:00"):  # W46 and W47, same data
+        store.insert_many([report(n, [("a-x", "1.0.0"), ("b-y", "2.0.0")], when=when, classes=[
+            {"name": "x", "count": 1000}], environment_count=3) for n in range(12)])
+
+    def numbers(week, out):
+        done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
+                             "--week", week)
+        assert done.returncode == 0, done.stderr
+        return {p.name: p.read_text() for p in out.iterdir() if p.suffix == ".json" and p.name != "trends.json"}
+
+    first = numbers("2026-W46", tmp_path / "first")
+    assert numbers("2026-W46", tmp_path / "second") == first
+    key = tmp_path / "a.db.noise-key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    other = numbers("2026-W47", tmp_path / "other")
+    assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # noise SD ~1,400 nodes
+
+
+def test_a_week_not_ended_is_published_only_with_force(tmp_path):
+    from tests.conftest import assert_clean_error
+
+    week = date.today().isocalendar()
+    current = f"{week[0]}-W{week[1]:02d}"
+    refused = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o"),
+                            "--week", current)
+    assert_clean_error(refused, f"--week {current}", "has not ended")
+
+
 def publish(store, out, week=WEEK, render=render_page, seed=0, epsilon=NO_NOISE):
     return publish_week(store, week, 5, GeometricNoise(epsilon, seed), out, render)
 

@@ -1,0 +1,73 @@
+"""The collector's private noise key: what makes the published noise a
+fixed function of (week, table, row, column) instead of a fresh draw.
+
+Fresh noise on every run let anyone who mirrors the files average the noise
+away: ``aggregate`` is rerun for the same week by a daily cron job or a retry.
+With the noise derived from a secret key (HMAC-SHA256), a rerun publishes the
+same numbers, so a week's numbers cost epsilon once however often they are
+published. The key is 32 random bytes, created once (0600, never replaced:
+a new key would draw new noise for weeks already published) and kept beside
+the store: whoever reads it can subtract the noise, like whoever reads the
+store can read the reports.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dropsonde.errors import DropsondeError
+
+KEY_BYTES = 32
+
+
+def default_key_path(db: str) -> Path:
+    """Beside a SQLite store (``reports.db.noise-key``); a PostgreSQL store has
+    no file beside it, so its key path must be given."""
+    if "://" in db:
+        raise DropsondeError("--noise-key: required with a PostgreSQL --db (a private file for the noise key)")
+    return Path(db + ".noise-key")
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The key at ``path``, created 0600 if there is none. Created as a
+    temporary file linked into place, so two runs at once end with one key,
+    never a partial one. A key readable by others is tightened, as the store is."""
+    path = Path(path)
+    try:
+        return _read(path)
+    except FileNotFoundError:
+        pass
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another run created it first: use that one
+        return _read(path)
+    except OSError as exc:
+        raise DropsondeError(f"--noise-key {path}: cannot create it: {exc.strerror or exc}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DropsondeError(f"--noise-key {path}: cannot read it: {exc.strerror or exc}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if os.fstat(handle.fileno()).st_mode & 0o077:
+            os.fchmod(handle.fileno(), 0o600)
+        key = handle.read(KEY_BYTES + 1)
+    if len(key) != KEY_BYTES:
+        raise DropsondeError(f"--noise-key {path}: not a noise key ({KEY_BYTES} bytes expected, got {len(key)})")
+    return key
