@@ -3,7 +3,8 @@
 Never sent anywhere. It exists so an admin can check *why* a module is or is
 not reported (public on the Forge, renamed fork, no metadata...), which of a
 public module's classes may be reported and which of its files were set aside
-as the site's own (``checksums.json``), and what the profiles metric will
+as the site's own (``checksums.json`` or dpkg's record; without either, only
+the main class is reportable), and what the profiles metric will
 count, before trusting the preview.
 """
 

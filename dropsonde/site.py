@@ -26,7 +26,13 @@ from dropsonde.puppet.environments import (
 )
 from dropsonde.puppet.manifest_cache import ManifestCache, ManifestFile
 from dropsonde.puppet.manifests import Definition
-from dropsonde.puppet.module_checksums import PublishedFiles, read_published_files
+from dropsonde.puppet.module_checksums import (
+    DPKG_INFO_DIR,
+    UNLISTED_REASON,
+    DpkgRecords,
+    PublishedFiles,
+    read_published_files,
+)
 from dropsonde.puppet.puppetdb import (
     ClassUsage,
     PuppetDBClient,
@@ -68,9 +74,16 @@ class Site:
     """What dropsonde knows about the Puppet site it runs on.
 
     ``forge`` is the Forge list when the caller has read it already (to decide
-    on a refresh before the site is built); otherwise it is read on first use."""
+    on a refresh before the site is built); otherwise it is read on first use.
+    ``dpkg_info`` is dpkg's info directory (tests build their own)."""
 
-    def __init__(self, options: Options, puppet: PuppetSettings, forge: Optional[ForgeCache] = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        puppet: PuppetSettings,
+        forge: Optional[ForgeCache] = None,
+        dpkg_info: Path = DPKG_INFO_DIR,
+    ) -> None:
         self.options = options
         self.puppet = puppet
         self.cachepath = cache_path(options, puppet)
@@ -81,6 +94,7 @@ class Site:
         self._class_lookups: Dict[str, bool] = {}  # by canonical class name
         self._verdicts: Dict[str, bool] = {}  # by the name as asked
         self._published: Dict[str, PublishedFiles] = {}
+        self._dpkg = DpkgRecords(dpkg_info)
         self._set_aside: Dict[str, Dict[str, str]] = {}
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
@@ -164,20 +178,39 @@ class Site:
 
     def set_aside(self, module: Module) -> Dict[str, str]:
         """The module's manifests found so far to be the site's own code (added
-        or edited after install, by ``checksums.json``), with why; for ``dev inventory``."""
+        or edited after install, by ``checksums.json`` or dpkg's record), or whose
+        classes other than the main one are private for want of such a list,
+        with why; for ``dev inventory``."""
         return dict(self._set_aside.get(str(module.path), {}))
+
+    def published_files(self, module: Module) -> PublishedFiles:
+        """The module's list of published files: its ``checksums.json``, else
+        dpkg's record when a Debian package installed the directory, else none."""
+        key = str(module.path)
+        if key not in self._published:
+            published = read_published_files(module.path)
+            if not published.listed:
+                published = self._dpkg.published_files(module.path) or published
+            self._published[key] = published
+        return self._published[key]
 
     def _published_definitions(self, module: Module, found: Optional[ManifestFile]) -> List[Definition]:
         """What a manifest of a public module defines, or nothing when the file is
         absent or is the site's own (privacy rule 3). Its MD5 comes with the parse
-        (the cache's content key), so the file is not read a second time."""
+        (the cache's content key), so the file is not read a second time. A module
+        with no list of its published files keeps only its main class (rule 3
+        fails closed: a fork from git or a vendored copy may hold the site's classes)."""
         if found is None:
             return []
         key = str(module.path)
-        if key not in self._published:
-            self._published[key] = read_published_files(module.path)
+        published = self.published_files(module)
         relative = f"manifests/{found.relative}"
-        reason = self._published[key].set_aside(module.path, relative, found.md5)
+        if not published.listed:
+            kept = [d for d in found.definitions if d.kind == "class" and d.name == module.name]
+            if len(kept) < len(found.definitions):
+                self._set_aside.setdefault(key, {})[relative] = UNLISTED_REASON
+            return kept
+        reason = published.set_aside(module.path, relative, found.md5)
         if reason is not None:
             self._set_aside.setdefault(key, {})[relative] = reason
             log.info("%s: classes in %s are treated as private: %s", module.path, relative, reason)

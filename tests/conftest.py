@@ -110,8 +110,12 @@ def make_module(
     version: str = "1.0.0",
     manifests: Optional[Dict[str, str]] = None,
     dependencies: Iterable[dict] = (),
+    checksums: bool = True,
 ) -> Path:
-    """A module directory with metadata.json (unless ``slug`` is None) and manifests."""
+    """A module directory with metadata.json (unless ``slug`` is None) and manifests,
+    installed as from the Forge: with the ``checksums.json`` of those files (without
+    one, privacy rule 3 reports only the main class). ``checksums=False`` makes a
+    git install or a vendored copy; files written after this call are the site's own."""
     module = root / name
     module.mkdir(parents=True, exist_ok=True)
     if slug is not None:
@@ -119,6 +123,8 @@ def make_module(
         write(module / "metadata.json", json.dumps(metadata))
     for relative, text in (manifests or {}).items():
         write(module / "manifests" / relative, text)
+    if checksums and slug is not None:
+        forge_checksums(module)
     return module
 
 
@@ -129,7 +135,7 @@ def forge_checksums(module: Path) -> None:
     sums = {
         path.relative_to(module).as_posix(): hashlib.md5(path.read_bytes()).hexdigest()
         for path in sorted(module.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.relative_to(module).as_posix() != "checksums.json"
     }
     (module / "checksums.json").write_text(json.dumps(sums, indent=2))
 
@@ -185,13 +191,17 @@ def tree(tmp_path: Path) -> PuppetTree:
     return PuppetTree(tmp_path / "site")
 
 
-def site_for(tree: PuppetTree):
-    """A Site over ``tree``, as the CLI would build it."""
+def site_for(tree: PuppetTree, dpkg_info: Optional[Path] = None):
+    """A Site over ``tree``, as the CLI would build it; ``dpkg_info`` replaces
+    /var/lib/dpkg/info (dpkg's record of installed packages' files)."""
     from dropsonde.config import Options
     from dropsonde.site import Site
 
     options = Options(confdir=str(tree.confdir), codedir=str(tree.codedir), cachepath=str(tree.cachepath))
-    return Site.from_options(options)
+    site = Site.from_options(options)
+    if dpkg_info is None:
+        return site
+    return Site(site.options, site.puppet, dpkg_info=dpkg_info)
 
 
 def run_metric(plugin_class, tree: PuppetTree) -> dict:

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from tests.conftest import PuppetTree, forge_checksums, make_module, write
+from tests.fake_puppetdb import class_rows_server
 
 CANARY = "zzcanary"
 
@@ -222,3 +223,47 @@ def test_whatever_the_input_only_a_version_shape_is_sent(text):
     )
     version = public_version(text)
     assert version == PRIVATE or re.fullmatch(r"[0-9]{1,8}\.[0-9]{1,8}\.[0-9]{1,8}", version, re.ASCII)
+
+
+@pytest.fixture
+def git_fork_tree(tree):
+    """The review's H1: a fork of puppetlabs-apache installed from git (no
+    checksums.json), with a class the site added, declared by a private profile."""
+    tree.forge(["puppetlabs-apache", "puppetlabs-stdlib", "puppetlabs-ntp"])
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "apache", "puppetlabs-apache", "12.1.0", checksums=False, manifests={
+        "init.pp": "class apache {}\nclass apache::inlined {}",
+        "canarypayrollvhost.pp": "class apache::canarypayrollvhost { }",
+        "vhost.pp": "class apache::vhost { }",
+    })
+    make_module(modules, "acmeprof", "acme-acmeprof", manifests={
+        "web.pp": "class acmeprof::web { include apache::canarypayrollvhost include apache\n"
+                  "include apache::vhost, apache::inlined }",
+    })
+    return tree
+
+
+def test_a_fork_without_checksums_json_reports_only_its_main_class(git_fork_tree):
+    values = git_fork_tree.report()
+    assert values["profile_classes"] == [{"name": "apache", "count": 1}]
+    assert {"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"} in values["modules"]
+    inventory = git_fork_tree.run("dev", "inventory")
+    assert inventory.returncode == 0, inventory.stderr
+    assert "reported classes: apache\n" in inventory.stdout
+    assert ("set aside, the site's own: manifests/canarypayrollvhost.pp: "
+            "no checksums.json: only the main class is reportable") in inventory.stdout
+    assert "manifests/init.pp: no checksums.json: only the main class is reportable" in inventory.stdout
+
+
+def test_a_fork_without_checksums_json_leaks_no_class_through_puppetdb(git_fork_tree):
+    """classes, class_platforms and unused_classes take their names from the same rule."""
+    rows = [{"title": "Apache", "count": 3}, {"title": "Apache::Canarypayrollvhost", "count": 2},
+            {"title": "Apache::Vhost", "count": 1}, {"title": "Acmeprof::Web", "count": 2}]
+    with class_rows_server(rows) as server:
+        write(git_fork_tree.confdir / "puppetdb.conf", f"[main]\nserver_urls = {server.url}\n")
+        values = git_fork_tree.report()
+    for column in ("classes", "class_platforms", "unused_classes", "profile_classes"):
+        assert "canarypayrollvhost" not in json.dumps(values[column]).lower(), column
+        assert "apache::vhost" not in json.dumps(values[column]).lower(), column
+    assert [row["name"].lower() for row in values["classes"]] == ["apache"]
+    assert [row["name"].lower() for row in values["class_platforms"]] == ["apache"]

@@ -140,3 +140,17 @@ def test_parse_cache_holds_one_record_per_installed_manifest_and_drops_removed_e
         for env in ("production", "feature_a")
         for name in ("apache", "concat")
     )
+
+
+def test_linked_debian_modules_are_vouched_for_by_dpkg_and_copies_report_only_their_main_class(real_tree):
+    """Debian ships no checksums.json: the linked packages' classes are public by
+    dpkg's md5sums; the copies in staging (no checksums.json, no dpkg record) are forks."""
+    tree, _ = real_tree
+    inventory = json.loads(tree.run("dev", "inventory", "--format", "json").stdout)
+    by_path = {m["path"]: m for m in inventory["modules"]}
+    linked = by_path[str((DEBIAN_MODULES / "apache").resolve())]
+    assert "apache::mod::ssl" in linked["public_classes"] and len(linked["public_classes"]) > 100
+    assert linked["set_aside"] == {}
+    copied = by_path[str(tree.environments / "staging" / "modules" / "apache")]
+    assert copied["public"] and copied["public_classes"] == ["apache"]
+    assert set(copied["set_aside"].values()) == {"no checksums.json: only the main class is reportable"}

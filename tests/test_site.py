@@ -4,6 +4,7 @@ and in a file as published (checksums.json); names are checked before any lookup
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -157,3 +158,69 @@ def test_debians_sssd_package_ships_checksums_json_and_its_manifests_match(tree)
     module = next(m for m in site.modules if m.name == "sssd")
     assert site.public_classes_of(module) == {"sssd", "sssd::config", "sssd::install", "sssd::params", "sssd::service"}
     assert site.set_aside(module) == {"manifests/secret.pp": "not listed in checksums.json (added by the site)"}
+
+
+# ---- modules without checksums.json: only the main class, unless dpkg vouches for the files ----
+
+
+def fake_dpkg(info: Path, package: str, module: Path, md5s: dict) -> Path:
+    """A dpkg info directory recording that ``package`` installed ``module`` with these
+    files (relative to the module) and MD5s, in dpkg's own formats (paths relative to / in .md5sums)."""
+    info.mkdir(parents=True, exist_ok=True)
+    write(info / f"{package}.list", "\n".join(["/.", str(module), str(module / "manifests"), str(module / "metadata.json")]
+                                              + [str(module / relative) for relative in md5s]) + "\n")
+    write(info / f"{package}.md5sums", "".join(f"{md5}  {str(module / relative).lstrip('/')}\n"
+                                               for relative, md5 in md5s.items()))
+    write(info / "unrelated.list", "/.\n/usr/share/doc/unrelated/metadata.json\n")
+    return info
+
+
+def test_dpkgs_md5sums_vouch_for_a_packaged_module_s_files(tree, tmp_path):
+    tree.forge(["puppetlabs-ntp"])
+    ntp = make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", checksums=False, manifests={
+        "init.pp": "class ntp { }", "config.pp": "class ntp::config { }", "service.pp": "class ntp::service { }",
+    })
+    sums = {p.relative_to(ntp).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in ntp.rglob("*") if p.is_file()}
+    info = fake_dpkg(tmp_path / "dpkg-info", "puppet-module-puppetlabs-ntp", ntp, sums)
+    write(ntp / "manifests" / "secret.pp", "class ntp::secret { }")  # added by the site
+    write(ntp / "manifests" / "service.pp", "class ntp::service { }\n# edited")
+    site = site_for(tree, dpkg_info=info)
+    module = next(m for m in site.modules if m.name == "ntp")
+    assert site.public_classes_of(module) == {"ntp", "ntp::config"}
+    assert site.set_aside(module) == {
+        "manifests/secret.pp": "not listed in dpkg's md5sums of puppet-module-puppetlabs-ntp (added by the site)",
+        "manifests/service.pp": "differs from dpkg's md5sums of puppet-module-puppetlabs-ntp (modified by the site)",
+    }
+    assert not site.defines_public_class("ntp::secret")
+
+
+def test_without_checksums_json_or_dpkg_record_only_the_main_class_is_public(tree, tmp_path):
+    tree.forge(["puppetlabs-ntp"])
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", checksums=False, manifests={
+        "init.pp": "class ntp { }\nclass ntp::inline { }", "config.pp": "class ntp::config { }",
+    })
+    site = site_for(tree, dpkg_info=tmp_path / "no-dpkg")
+    module = next(m for m in site.modules if m.name == "ntp")
+    assert site.public_classes_of(module) == {"ntp"}
+    assert site.set_aside(module) == {
+        "manifests/config.pp": "no checksums.json: only the main class is reportable",
+        "manifests/init.pp": "no checksums.json: only the main class is reportable",
+    }
+
+
+def test_debians_packaged_modules_keep_their_classes_through_dpkgs_record(tree, tmp_path):
+    """A site linking /usr/share/puppet/modules/ntp (Debian's package, no checksums.json):
+    dpkg's md5sums list its files; a copy of it in the code tree has no such record."""
+    if not (DEBIAN_NTP / "manifests" / "init.pp").is_file():
+        pytest.fail("needs Debian's puppet-module-ntp: run tests/run (it installs it)")
+    tree.forge(["puppetlabs-ntp"])
+    os.symlink(DEBIAN_NTP, tree.environment("production") / "modules" / "ntp")
+    shutil.copytree(DEBIAN_NTP, tree.environment("staging") / "modules" / "ntp")
+    site = site_for(tree)
+    linked, copied = sorted(site.modules, key=lambda m: str(m.path) != str(DEBIAN_NTP.resolve()))
+    assert str(linked.path) == str(DEBIAN_NTP.resolve())
+    assert {"ntp", "ntp::config", "ntp::install", "ntp::service"} <= site.public_classes_of(linked)
+    assert site.set_aside(linked) == {}
+    assert site.public_classes_of(copied) == {"ntp"}
+    assert set(site.set_aside(copied).values()) == {"no checksums.json: only the main class is reportable"}

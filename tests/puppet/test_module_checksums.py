@@ -10,10 +10,12 @@ import pytest
 from dropsonde.puppet.module_checksums import read_published_files
 
 
-def test_no_checksums_json_means_nothing_to_compare_with(tmp_path):
+def test_no_checksums_json_means_no_list(tmp_path):
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "init.pp").write_text("class m { }")
-    assert read_published_files(tmp_path).set_aside(tmp_path, "manifests/init.pp") is None
+    published = read_published_files(tmp_path)
+    assert not published.listed  # the Site then keeps only the main class
+    assert published.set_aside(tmp_path, "manifests/init.pp") is None
 
 
 def test_listed_unlisted_modified_and_dot_slash_paths(tmp_path):
