@@ -1,6 +1,7 @@
 """Report schemas: BigQuery column lists (the skeleton every row starts with
 is :data:`dropsonde.wire.SKELETON_COLUMNS`) and their translation to JSON Schema so that plugin data is checked by type
-(not just by key) before it can be previewed or sent.
+(not just by key) before it can be previewed or sent. Every INTEGER column holds
+a whole number from 0 to :data:`MAX_INTEGER`, for third-party plugins too.
 
 The probe checks that JSON Schema with :class:`SchemaValidator`, which knows
 only the keywords the translation emits. A general validator (jsonschema)
@@ -15,10 +16,15 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Tuple, Union
 
-_JSON_TYPES = {
+#: the largest INTEGER a report may carry: more than any count of nodes, classes
+#: or calls, far below INT64, and the collector's own clamp (a value of 10^30
+#: or -5 can only be a broken or hostile source, or a covert channel)
+MAX_INTEGER = 10**9
+_BOUNDED_INTEGER = {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}
+_JSON_TYPES: Dict[str, Dict[str, Any]] = {
     "STRING": {"type": "string"},
-    "INTEGER": {"type": "integer"},
-    "INT64": {"type": "integer"},
+    "INTEGER": _BOUNDED_INTEGER,
+    "INT64": _BOUNDED_INTEGER,
     "FLOAT": {"type": "number"},
     "FLOAT64": {"type": "number"},
     "NUMERIC": {"type": "number"},
@@ -130,6 +136,16 @@ def _keyword_check(keyword: str, value: Any, schema: Dict[str, Any]) -> _Check:
                 yield ValidationIssue(path, f"{instance!r} is not of type {value!r}")
 
         return check_type
+    if keyword in ("minimum", "maximum"):
+        below = keyword == "minimum"
+
+        def check_bound(instance: Any, path: Tuple[Union[str, int], ...]) -> Iterator[ValidationIssue]:
+            # as jsonschema: bounds apply to numbers only (a bool is none), the type is checked apart
+            if _TYPE_TESTS["number"](instance) and (instance < value if below else instance > value):
+                relation = "less than the minimum" if below else "greater than the maximum"
+                yield ValidationIssue(path, f"{instance!r} is {relation} of {value!r}")
+
+        return check_bound
     if keyword == "properties":
         properties = {name: _compile(subschema) for name, subschema in value.items()}
 

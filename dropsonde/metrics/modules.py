@@ -67,11 +67,11 @@ class Modules(MetricPlugin):
         if usage is None:
             return data
         public_classes = site.public_classes
-        declared = {title.lower() for title in usage.classes}
+        declared = set(usage.classes)
         data["classes"] = [
-            {"name": title, "count": count}
-            for title, count in sorted(usage.classes.items())
-            if site.defines_public_class(title)
+            {"name": name, "count": count}
+            for name, count in sorted(usage.classes.items())
+            if site.defines_public_class(name)
         ]
         data["unused_classes"] = [{"name": name} for name in sorted(public_classes - declared)]
         unused = set()

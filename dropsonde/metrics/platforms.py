@@ -37,9 +37,9 @@ class Platforms(MetricPlugin):
         if usage is None:
             return {"class_platforms": []}
         rows = [
-            {"name": title, "platform": family, "count": count}
-            for (title, family), count in sorted(usage.platforms.items())
-            if site.defines_public_class(title)
+            {"name": name, "platform": family, "count": count}
+            for (name, family), count in sorted(usage.platforms.items())
+            if site.defines_public_class(name)
         ]
         return {"class_platforms": rows}
 
@@ -48,7 +48,7 @@ class Platforms(MetricPlugin):
         chosen = rng.sample(public_modules, min(len(public_modules), rng.randint(0, 10)))
         return {
             "class_platforms": [
-                {"name": slug.split("-", 1)[1].capitalize(), "platform": family, "count": rng.randint(1, 3000)}
+                {"name": slug.split("-", 1)[1], "platform": family, "count": rng.randint(1, 3000)}
                 for slug in sorted(chosen)
                 for family in sorted(rng.sample(families, rng.randint(1, 3)))
             ]

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
+from dropsonde.privacy import class_name
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,10 @@ def pql_string(value: str) -> str:
 
 @dataclass
 class ClassUsage:
-    """Aggregates fetched from PuppetDB: nodes per class title, and per (class title, OS family)."""
+    """Aggregates fetched from PuppetDB: nodes per class, and per (class, OS family).
+    Classes are in canonical form (:func:`~dropsonde.privacy.class_name`): PuppetDB
+    titles them as agents sent them (``Apache``, ``::apache``, ``aPACHE``), and the
+    letter case an agent chooses must not become a row of its own (a covert channel)."""
 
     classes: Dict[str, int]
     platforms: Dict[Tuple[str, str], int]
@@ -206,13 +210,31 @@ def _family_filters(fact: str, present: List[str], base: str) -> List[Tuple[str,
     return filters
 
 
+def _class_rows(rows: List[Any]) -> List[Tuple[str, int]]:
+    """(canonical class name, count) of each row of a class count query. A title
+    that is no class name is dropped (it can never be public); a row that is
+    not ``{"title": str, "count": int}`` means the server is not PuppetDB."""
+    found = []
+    for row in rows:
+        title = row.get("title") if isinstance(row, dict) else None
+        count = row.get("count") if isinstance(row, dict) else None
+        if not isinstance(title, str) or isinstance(count, bool) or not isinstance(count, int):
+            raise PuppetDBError(f"PuppetDB answered a malformed class row: {str(row)[:80]}")
+        name = class_name(title)
+        if name is not None:
+            found.append((name, count))
+    return found
+
+
 def fetch_class_usage(client: PuppetDBClient) -> ClassUsage:
     """Class counts overall and per OS family, with a handful of grouped queries.
 
     Families come from ``os.family`` (Puppet 8 agents send no legacy facts);
     nodes without it are counted by the legacy ``osfamily`` fact if they have that.
     """
-    classes = {row["title"]: int(row["count"]) for row in client.query(CLASS_COUNTS)}
+    classes: Dict[str, int] = {}
+    for name, count in _class_rows(client.query(CLASS_COUNTS)):
+        classes[name] = classes.get(name, 0) + count
     families = [row.get("facts.os.family") for row in client.query(FAMILY_COUNTS)]
     filters = _family_filters("facts.os.family", [f for f in families if isinstance(f, str)], "")
     if any(not isinstance(f, str) for f in families):
@@ -222,7 +244,7 @@ def fetch_class_usage(client: PuppetDBClient) -> ClassUsage:
         )
     platforms: Dict[Tuple[str, str], int] = {}
     for family, node_filter in filters:
-        for row in client.query(_class_counts_where(node_filter)):
-            key = (row["title"], family)
-            platforms[key] = platforms.get(key, 0) + int(row["count"])
+        for name, count in _class_rows(client.query(_class_counts_where(node_filter))):
+            key = (name, family)
+            platforms[key] = platforms.get(key, 0) + count
     return ClassUsage(classes, platforms)

@@ -36,8 +36,8 @@ def test_what_the_probe_generates_is_accepted(columns):
 @pytest.mark.parametrize("values", [
     {"modules": [{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"},
                  {"name": "ntp", "slug": "puppetlabs-ntp", "version": "(private)"}]},
-    {"classes": [{"name": "Apache::Mod::Ssl", "count": 0}, {"name": "ntp", "count": 10**9}]},
-    {"class_platforms": [{"name": "Nginx", "platform": "Debian", "count": 3},
+    {"classes": [{"name": "apache::mod::ssl", "count": 0}, {"name": "ntp", "count": 10**9}]},
+    {"class_platforms": [{"name": "nginx", "platform": "Debian", "count": 3},
                          {"name": "apache", "platform": "other", "count": 1}]},
     {"profile_classes": [{"name": "stdlib::stages", "count": 2}]},
     {"unused_classes": [{"name": "apache::params"}]},
@@ -117,3 +117,18 @@ def test_any_value_is_judged_and_only_the_allowed_shapes_pass(name, platform, co
         assert re.fullmatch(r"(::)?(apache|ntp|stdlib|nginx)(::[a-z][a-z0-9_]*)*", name.lower(), re.ASCII)
         assert type(count) is int and 0 <= count <= 10**9
         assert version == "(private)" or re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version, re.ASCII)
+
+
+@pytest.mark.parametrize("name, accepted", [
+    ("apache", True), ("Apache", True), ("::apache", True), ("::ApAcHe::Mod::Ssl", True),
+    ("::Profile::Web", False), ("ROLE::x", False), ("::Main", False), ("::", False), (":::apache", False),
+    ("apache\n", False), ("\u212aapache", False),
+])
+def test_spellings_of_a_class_are_judged_as_their_canonical_form(columns, name, accepted):
+    """The probe sends class_name's canonical form; the collector shares class_name, so
+    any other spelling (an older or hand-made report) is judged as the class it names,
+    and stored canonical (tests/collector/test_aggregate.py), never as a row of its own."""
+    for column, row in (("classes", {"name": name, "count": 1}), ("profile_classes", {"name": name, "count": 1}),
+                        ("class_platforms", {"name": name, "platform": "Debian", "count": 1}),
+                        ("unused_classes", {"name": name})):
+        assert (judge(columns, **{column: [row]}) is None) is accepted, (column, name)

@@ -22,6 +22,7 @@ from dropsonde.puppet.puppetdb import (
 from tests.conftest import PuppetTree, forge_checksums, make_module, write
 from tests.cpu_limit import cpu_limit
 from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
+from tests.fake_puppetdb import class_rows_server
 from tests.loopback import LoopbackServer, QuietHandler
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
@@ -119,11 +120,12 @@ def test_report_matches_ground_truth(tmp_path, puppetdb, loaded):
     assert CANARY not in result.stdout.lower() and "Odd" not in result.stdout
     values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
     classes, platforms = ground_truth(loaded)
-    assert values["classes"] == [{"name": c, "count": classes[c]} for c in sorted(PUBLIC)]
+    # PuppetDB titles classes as Puppet does (Apache::Mod::Ssl); they are sent in canonical form
+    assert values["classes"] == [{"name": c.lower(), "count": classes[c]} for c in sorted(PUBLIC)]
     assert values["unused_classes"] == [{"name": "apache::unused"}, {"name": "unused"}]
     assert values["unused_modules"] == [{"name": "unused", "slug": "puppetlabs-unused", "version": "1.0.0"}]
     expected_platforms = sorted(
-        ({"name": c, "platform": p, "count": n} for (c, p), n in platforms.items() if c in PUBLIC),
+        ({"name": c.lower(), "platform": p, "count": n} for (c, p), n in platforms.items() if c in PUBLIC),
         key=lambda row: (row["name"], row["platform"]),
     )
     assert values["class_platforms"] == expected_platforms
@@ -150,7 +152,7 @@ def test_mutual_tls_with_puppets_certificates(tmp_path, puppetdb, loaded):
     conf = f"hostcert = {c.client_cert}\nhostprivkey = {c.client_key}\nlocalcacert = {c.ca_cert}\n"
     tree = site_tree(tmp_path, f"[main]\nserver_urls = {puppetdb.https_url}\n", conf)
     values = tree.report()
-    assert [row["name"] for row in values["classes"]] == sorted(PUBLIC)
+    assert [row["name"] for row in values["classes"]] == sorted(c.lower() for c in PUBLIC)
 
 
 def test_client_certificate_from_another_ca_degrades(tmp_path, puppetdb, loaded):
@@ -282,3 +284,50 @@ def test_fuzzed_puppetdb_conf_is_read_or_named_in_a_clear_error(tmp_path_factory
             return
     assert config.server_urls and all(url.startswith(("http://", "https://")) for url in config.server_urls)
     assert 0 < config.timeout < float("inf")
+
+
+# ---- what a hostile or broken PuppetDB answers (review L2) ----
+
+
+def _fake_site(tmp_path, rows) -> tuple:
+    """The preview's values over a site with a public apache, PuppetDB answering ``rows``."""
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-apache"])
+    make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0", manifests={
+        "init.pp": "class apache { }", "vhost.pp": "class apache::vhost { }",
+    })
+    with class_rows_server(rows) as server:
+        write(tree.confdir / "puppetdb.conf", f"[main]\nserver_urls = {server.url}\n")
+        result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    snapshots = result.json()["self-service-analytics"]["snapshots"]
+    return {column: snapshot["value"] for column, snapshot in snapshots.items()}, result.stderr
+
+
+def test_class_titles_are_reported_in_canonical_form_and_merged(tmp_path):
+    rows = [{"title": "::apache", "count": 1}, {"title": "ApAcHe", "count": 2}, {"title": "aPACHE", "count": 3},
+            {"title": "Apache", "count": 4}, {"title": "Apache::Vhost", "count": 5}, {"title": "::Apache::vhost", "count": 6},
+            {"title": "Apache-Bad", "count": 7}, {"title": "\u212apache", "count": 8}]
+    values, _ = _fake_site(tmp_path, rows)
+    assert values["classes"] == [{"name": "apache", "count": 10}, {"name": "apache::vhost", "count": 11}]
+    assert values["class_platforms"] == [{"name": "apache", "platform": "Debian", "count": 10},
+                                         {"name": "apache::vhost", "platform": "Debian", "count": 11}]
+    assert values["unused_classes"] == []
+
+
+@pytest.mark.parametrize("count", [10**30, -5, 10**9 + 1])
+def test_an_out_of_range_count_fails_the_plugin_instead_of_being_sent(tmp_path, count):
+    values, stderr = _fake_site(tmp_path, [{"title": "Apache", "count": count}])
+    assert "classes" not in values and "class_platforms" not in values
+    assert "modules" not in values  # the failed plugin's columns go with it; the other plugins still run
+    assert "profile_classes" in values and values["environment_count"] == 1
+    assert "plugin modules: column classes.0.count" in stderr
+    assert ("less than the minimum of 0" if count < 0 else "greater than the maximum of 1000000000") in stderr
+
+
+@pytest.mark.parametrize("row", [["Apache", 1], {"title": 5, "count": 1}, {"title": "Apache", "count": True},
+                                 {"title": "Apache", "count": "3"}, {"title": "Apache"}])
+def test_a_malformed_class_row_degrades_with_one_warning(tmp_path, row):
+    values, stderr = _fake_site(tmp_path, [row])
+    assert values["classes"] == [] and values["class_platforms"] == [] and values["modules"]
+    assert "malformed class row" in stderr
