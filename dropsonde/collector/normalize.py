@@ -18,11 +18,11 @@ an aggregate overflow or fail: the weekly job must not crash on one report.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.privacy import class_name
-from dropsonde.wire import parse_timestamp
+from dropsonde.wire import parse_timestamp, sortable_timestamp
 
 MAX_COUNT = 10**9
 
@@ -57,6 +57,13 @@ def iso_week(timestamp: str) -> str:
         raise ValueError(f"not an ISO 8601 time: {timestamp!r:.40}")
     year, week, _ = moment.astimezone(timezone.utc).isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def week_range(week: str) -> Tuple[str, str]:
+    """The stored timestamps of ``week`` are those in [start, end), as text."""
+    year, number = week.split("-W")
+    monday = datetime.combine(date.fromisocalendar(int(year), int(number), 1), time(), timezone.utc)
+    return sortable_timestamp(monday), sortable_timestamp(monday + timedelta(days=7))
 
 
 def clamp(value: Any) -> int:

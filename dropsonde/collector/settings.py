@@ -30,7 +30,9 @@ _RELEASE_RE = re.compile(r"^\d+\.\d+\.\d+$")
 class CollectorSettings:
     """How ``collector serve`` answers: limits, the newer-client hint, what is kept."""
 
-    max_body: int = 1024 * 1024
+    # 512 KiB: the example site's reports are under 3 KB; a 93-module report listing every class
+    # of the largest Debian modules (1,376) as used, on 3 platforms and in profiles, is 464 KB.
+    max_body: int = 512 * 1024
     rate_per_minute: int = 60
     latest_version: Optional[str] = None
     download_link: str = "https://pypi.org/project/dropsonde/"

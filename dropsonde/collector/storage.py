@@ -1,4 +1,5 @@
-"""Where the collector keeps reports: one row per report, in the BigQuery
+"""Where the collector keeps reports: one row per site and week (its latest
+report; superseded ones are deleted), in the BigQuery
 table layout of ``dev schema`` (skeleton columns, then one column per metric,
 list- and record-valued columns stored as JSON text), and, in the same
 transaction, each site's latest report of each ISO week normalized into
@@ -26,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows
+from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows, week_range
 from dropsonde.errors import DropsondeError
 from dropsonde.wire import SKELETON
 
@@ -50,6 +51,13 @@ UPSERT_SITE_WEEK = (
     "message_id = excluded.message_id, received = excluded.received, environment_count = excluded.environment_count "
     "WHERE excluded.received > site_weeks.received OR (excluded.received = site_weeks.received "
     "AND excluded.message_id > site_weeks.message_id) RETURNING id"
+)
+# Raw reports kept: each site's latest of each week, the one site_weeks points
+# at. The others are deleted in the transaction that superseded them, so the
+# store grows with sites x weeks, not with the reports a client sends.
+DELETE_SUPERSEDED = (
+    "DELETE FROM reports WHERE site_id = :site_id AND timestamp >= :start AND timestamp < :end AND message_id <> "
+    "(SELECT message_id FROM site_weeks WHERE week = :week AND site_id = :site_id)"
 )
 NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
 
@@ -159,19 +167,22 @@ class Store:
         names = ", ".join(f'"{c}"' for c in self.columns)
         marks = ", ".join([self.placeholder] * len(self.columns))
         statement = f"INSERT INTO reports ({names}) VALUES ({marks})"
-        values = [tuple(_cell(row.get(column)) for column in self.columns) for row in rows]
         cursor = connection.cursor()
-        cursor.executemany(statement, values)
-        for row in rows:
+        for row in rows:  # each stored before the next is normalized: a newer one may supersede it
+            cursor.execute(statement, tuple(_cell(row.get(column)) for column in self.columns))
             self._normalize(cursor, row)
 
     def _normalize(self, cursor: Any, row: Dict[str, Any]) -> None:
-        """Make ``row`` its site's report of the week in the narrow tables, if it is the newest."""
+        """Make ``row`` its site's report of the week in the narrow tables, if it
+        is the newest, and keep only that week's newest raw report of the site."""
         week = iso_week(row["timestamp"])
         cursor.execute(self.sql(UPSERT_SITE_WEEK), {
             "week": week, "site_id": row["site_id"], "message_id": row["message_id"], "received": row["timestamp"],
             "environment_count": environment_count(row)})
         kept = cursor.fetchone()
+        start, end = week_range(week)
+        cursor.execute(self.sql(DELETE_SUPERSEDED), {"site_id": row["site_id"], "week": week, "start": start,
+                                                     "end": end})
         if kept is None:
             return
         site_week = kept[0]
@@ -278,6 +289,7 @@ class SQLiteStore(Store):
             if column not in existing:
                 connection.execute(f'ALTER TABLE reports ADD COLUMN "{column}" TEXT')
         connection.execute("CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)")
+        connection.execute("CREATE INDEX IF NOT EXISTS reports_by_site ON reports (site_id, timestamp)")
         for statement in self.narrow_schema():
             connection.execute(statement)
         connection.commit()
@@ -324,6 +336,7 @@ class PostgresStore(Store):
             for column in self.metric_columns:
                 cursor.execute(f'ALTER TABLE reports ADD COLUMN IF NOT EXISTS "{column}" TEXT')
             cursor.execute("CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)")
+            cursor.execute("CREATE INDEX IF NOT EXISTS reports_by_site ON reports (site_id, timestamp)")
             for statement in self.narrow_schema():
                 cursor.execute(statement)
         connection.commit()

@@ -237,3 +237,19 @@ def test_a_list_over_its_cap_is_refused_naming_the_column_and_the_rule(collector
     assert "a list of 2001 entries" in body["message"]
     assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id = '{site(9200)}'") == [(0,)]
     assert post(collector, envelope(site(9200), modules[:2000]))[0] == 200
+
+
+def test_the_default_body_limit_is_what_real_reports_need(collector):
+    """F5: the default was 1 MiB; the largest plausible report is 464 KB, the example site's under 3 KB."""
+    classes = [{"name": f"ntp::c{n:05d}_" + "x" * 40, "count": 1} for n in range(4900)]  # under every list cap
+    body = envelope(site(9300), MODULE, classes=classes, profile_classes=classes)
+    assert 512 * 1024 < len(body) < 1024 * 1024
+    assert post(collector, body)[0] == 413
+
+
+def test_a_site_resending_its_report_keeps_one_raw_report(collector):
+    """F5: every report was kept, so resending filled the disk at the rate limit."""
+    for version in ("10.0.0", "10.0.1", "10.0.2"):
+        assert post(collector, envelope(site(9400), [{**MODULE[0], "version": version}]))[0] == 200
+    stored = rows(collector.db, f"SELECT modules FROM reports WHERE site_id = '{site(9400)}'")
+    assert len(stored) == 1 and "10.0.2" in stored[0][0]

@@ -36,7 +36,7 @@ def test_group_commit_from_many_threads_keeps_each_sites_latest_report_of_the_we
         thread.join()
     store.close()
     assert errors == []
-    assert store.count() == (200, 200)
+    assert store.count() == (20, 20)  # one raw report per site and week: the newest
     newest = {}
     for n in range(200):
         when = f"2026-11-2{n % 3 + 3}T10:00:{n % 60:02d}.000000+00:00"
@@ -80,6 +80,19 @@ def test_a_late_older_report_does_not_replace_the_newer_one_and_counts_are_clamp
                                {"week": "2026-W48"}))
     assert classes == [{"name": "x", "nodes": 10**9}, {"name": "y", "nodes": 0}]
     assert [r["environment_count"] for r in store.query("SELECT * FROM site_weeks ORDER BY week", {})] == [0, 1]
+
+
+def test_only_the_latest_raw_report_of_a_site_and_week_is_kept(db):
+    """F5: every report was kept forever, so one address could fill the disk by resending."""
+    store = open_store(db, COLUMNS)
+    store.insert_many([row(1, "2026-11-25T10:00:00.000000+00:00", "1.0.0", message=1)])
+    store.insert_many([row(1, "2026-11-26T10:00:00.000000+00:00", "2.0.0", message=2)])  # supersedes message 1
+    store.insert_many([row(1, "2026-11-24T10:00:00.000000+00:00", "0.1.0", message=3)])  # late and older: not kept
+    store.insert_many([row(1, "2026-11-30T10:00:00.000000+00:00", "3.0.0", message=4),  # next week: kept too
+                       row(2, "2026-11-25T10:00:00.000000+00:00", "1.0.0", message=5)])  # another site: kept
+    kept = [r["message_id"] for r in store.query("SELECT message_id FROM reports ORDER BY message_id", {})]
+    assert [m.split("-", 2)[:2] for m in kept] == [["m1", "2"], ["m1", "4"], ["m2", "5"]]
+    assert sorted(r["message_id"] for r in store.query("SELECT message_id FROM site_weeks", {})) == kept
 
 
 def test_the_sqlite_store_and_its_wal_are_private_to_the_collector(tmp_path):
