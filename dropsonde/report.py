@@ -24,8 +24,8 @@ from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
     SchemaError,
-    SchemaValidator,
     record_json_schema,
+    schema_validator,
     validation_message,
 )
 from dropsonde.siteid import SiteId, compute_site_id
@@ -84,16 +84,22 @@ def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:
     return schema
 
 
-def plugin_validator(plugin: MetricPlugin) -> SchemaValidator:
-    """The validator of a plugin's columns, its schema checked on the way: built
-    once per run (:func:`report_schema`), used for every check of its data."""
+def plugin_json_schema(plugin: MetricPlugin) -> Dict[str, Any]:
+    """The JSON Schema of a plugin's columns: a BigQuery schema that does not
+    translate is the plugin's error, named as such."""
     try:
-        return SchemaValidator(record_json_schema(plugin_schema(plugin)))
+        return record_json_schema(plugin_schema(plugin))
     except SchemaError as exc:
         raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
 
 
-def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[SchemaValidator] = None) -> Dict[str, Any]:
+def plugin_validator(plugin: MetricPlugin) -> Any:
+    """The validator of a plugin's columns, for a check outside a report run
+    (a run builds each once, through :meth:`ReportSchema.validators`)."""
+    return schema_validator(plugin_json_schema(plugin))
+
+
+def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[Any] = None) -> Dict[str, Any]:
     """Check ``data`` against the plugin's schema; DropsondeError naming plugin and column."""
     validator = validator or plugin_validator(plugin)
     if not isinstance(data, dict):
@@ -105,7 +111,7 @@ def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[Sc
     return data
 
 
-def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[SchemaValidator] = None) -> PluginResult:
+def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[Any] = None) -> PluginResult:
     """Run one plugin through setup, run, validation and cleanup; a failure is
     recorded on the result (its columns are left out), never raised. The preview
     gets the plugin's name and the exception's type; the text goes to stderr."""
@@ -132,19 +138,24 @@ def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[SchemaValid
 @dataclass
 class ReportSchema:
     """The report's columns (the skeleton's, then each plugin's) and each plugin's
-    validator, in the order of the plugins given: checked and built once per run."""
+    JSON Schema, in the order of the plugins given: checked once per run."""
 
     columns: List[Dict[str, Any]]
-    validators: List[SchemaValidator]
+    json_schemas: List[Dict[str, Any]]
+
+    def validators(self) -> List[Any]:
+        """One validator per plugin, built once per run; only commands that check
+        data call this, so ``dev schema`` never loads the schema library."""
+        return [schema_validator(json_schema) for json_schema in self.json_schemas]
 
 
 def report_schema(plugins: List[MetricPlugin]) -> ReportSchema:
     """Every plugin's schema checked, and a column name used twice is an error."""
     columns = [dict(column) for column in SKELETON_COLUMNS]
-    validators = []
+    json_schemas = []
     owner = {column["name"]: "the report skeleton" for column in columns}
     for plugin in plugins:
-        validators.append(plugin_validator(plugin))
+        json_schemas.append(plugin_json_schema(plugin))
         for column in plugin_schema(plugin):
             if column["name"] in owner:
                 raise DropsondeError(
@@ -152,7 +163,7 @@ def report_schema(plugins: List[MetricPlugin]) -> ReportSchema:
                 )
             owner[column["name"]] = f"plugin {plugin.name}"
             columns.append(column)
-    return ReportSchema(columns, validators)
+    return ReportSchema(columns, json_schemas)
 
 
 def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
@@ -171,7 +182,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
-    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, schema.validators)]
+    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, schema.validators())]
     for name, reason in plugins.broken.items():
         results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded ({reason})"))
     results.sort(key=lambda result: result.plugin.name)
@@ -272,7 +283,7 @@ def _render_value(value: Any) -> Iterator[str]:
 def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
     """Random rows in the BigQuery table layout of ``dev schema``, each validated against it."""
     schema = report_schema(plugins)
-    validator = SchemaValidator(record_json_schema(schema.columns))
+    validator = schema_validator(record_json_schema(schema.columns))
     rng = random.Random(seed)
     modules = sorted(public_modules)
     for _ in range(size):
@@ -284,7 +295,7 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         }
-        for plugin, plugin_check in zip(plugins, schema.validators):
+        for plugin, plugin_check in zip(plugins, schema.validators()):
             data = plugin.example(rng, modules)
             validate_plugin_data(plugin, data, plugin_check)
             row.update(data)
