@@ -21,16 +21,40 @@ _NUMBER = r"(?:0|[1-9][0-9]{0,7})"
 # Plain release numbers; a pre-release or build suffix ("1.2.3-acme1") can name the site.
 _VERSION_RE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}", re.ASCII)
 
-# Version ranges as Puppet's metadata.json takes them (semantic_puppet's
-# VersionRange, without pre-release or build tags): ">= 1.0.0 < 2.0.0",
-# ">=1.0.0", "1.x", "1.2.x", "~> 2.0", "^1.2.3", "1.0.0 - 2.0.0", "1.x || 2.x".
+# Version requirements: the shapes real metadata.json files use, as
+# semantic_puppet's VersionRange reads them (without pre-release or build tags),
+# and no more: one comparator or bare version (">=1.0.0", "~> 2.0", "^1.2.3",
+# "1.x", "3.2.x", "1.2.3"), or a lower bound then an upper bound (">= 4.13.1 < 9.0.0",
+# ">=1.0.1 <=3.3.0"), and at most two such ranges joined by "||". Components have
+# at most 4 digits (room for "2015.4.0"). Juxtaposed bare numbers ("4111 1111 1111"),
+# bounds in the wrong order or an empty interval, hyphen ranges ("10.0.0 -
+# 10.255.255", used by none of Debian's modules) and longer chains could carry a
+# card number or a subnet, so they are sent as the placeholder.
+_COMPONENT = r"(?:0|[1-9][0-9]{0,3})"
 _WILDCARD = r"[xX*]"
-_PARTIAL = rf"(?:{_WILDCARD}|{_NUMBER}(?:\.(?:{_WILDCARD}|{_NUMBER}(?:\.(?:{_WILDCARD}|{_NUMBER}))?))?)"
-_OPERATOR = r"(?:>=|<=|~>|>|<|=|~|\^)"
-_SIMPLE = rf"(?:{_OPERATOR} ?)?{_PARTIAL}"
-_RANGE = rf"(?:{_PARTIAL} - {_PARTIAL}|{_SIMPLE}(?: {_SIMPLE}){{0,2}})"
-_REQUIREMENT_RE = re.compile(rf"{_RANGE}(?: ?\|\| ?{_RANGE}){{0,3}}", re.ASCII)
+_PARTIAL = (
+    rf"(?:{_WILDCARD}|{_COMPONENT}(?:\.(?:{_WILDCARD}|{_COMPONENT}(?:\.(?:{_WILDCARD}|{_COMPONENT}))?))?)"
+)
+_BARE_RE = re.compile(_PARTIAL, re.ASCII)
+_COMPARATOR_RE = re.compile(rf"(>=|<=|~>|>|<|=|~|\^) ?({_PARTIAL})", re.ASCII)
+_BOUNDS_RE = re.compile(rf"(>=|>) ?({_PARTIAL}) (<=|<) ?({_PARTIAL})", re.ASCII)
+_MAX_ALTERNATIVES = 2
 _REQUIREMENT_MAX = 64
+
+
+def _lowest(partial: str) -> "tuple[int, ...]":
+    """The smallest version a partial version names (wildcards as 0), for ordering bounds."""
+    numbers = [int(part) if part.isdigit() else 0 for part in partial.split(".")]
+    return tuple(numbers + [0] * (3 - len(numbers)))
+
+
+def _is_range(text: str) -> bool:
+    """One alternative of a requirement: a bare version, one comparator, or a
+    lower bound below an upper bound."""
+    if _BARE_RE.fullmatch(text) or _COMPARATOR_RE.fullmatch(text):
+        return True
+    bounds = _BOUNDS_RE.fullmatch(text)
+    return bounds is not None and _lowest(bounds.group(2)) < _lowest(bounds.group(4))
 
 
 def public_version(version: object) -> str:
@@ -42,13 +66,17 @@ def public_version(version: object) -> str:
 
 def public_requirement(requirement: object) -> str:
     """A dependency's version requirement as sent: as written (blanks collapsed)
-    when it parses as version ranges, ``>= 0.0.0`` when absent, else the placeholder."""
+    when it has one of the real shapes of version ranges, ``>= 0.0.0`` when
+    absent, else the placeholder."""
     if requirement is None or (isinstance(requirement, str) and not requirement.strip()):
         return DEFAULT_REQUIREMENT
     if not isinstance(requirement, str) or not requirement.isascii():
         return PRIVATE
     normalized = " ".join(requirement.split())
-    if len(normalized) <= _REQUIREMENT_MAX and _REQUIREMENT_RE.fullmatch(normalized):
+    if len(normalized) > _REQUIREMENT_MAX:
+        return PRIVATE
+    alternatives = [part.strip() for part in normalized.split("||")]
+    if len(alternatives) <= _MAX_ALTERNATIVES and all(_is_range(part) for part in alternatives):
         return normalized
     return PRIVATE
 
