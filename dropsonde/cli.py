@@ -233,7 +233,7 @@ def list_plugins(ctx: typer.Context) -> None:
         typer.echo(f"  {printable(name)} (could not be loaded: {printable(reason)})")
     typer.echo("Disabled plugins:")
     for name in plugins.disabled:
-        typer.echo(f"  {name}")
+        typer.echo(f"  {printable(name)}")
     if not plugins.disabled:
         typer.echo("  (none)")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from dropsonde.site import Site
+from dropsonde.terminal import printable
 
 
 def build_inventory(site: Site) -> Dict[str, Any]:
@@ -72,38 +73,43 @@ def build_inventory(site: Site) -> Dict[str, Any]:
 
 
 def render_inventory(inventory: Dict[str, Any]) -> str:
-    """The inventory as text for a terminal."""
+    """The inventory as text for a terminal. Every value from the site (file and
+    directory names, reasons quoting them, PuppetDB failures) is escaped to one
+    line before the lines are assembled: a file named ``x\ndropsonde: error: ...``
+    must not print a line of its own."""
+    p = printable
     forge = inventory["forge_cache"]
     lines = ["dropsonde inventory (local only; never sent)", ""]
-    lines.append(f"Forge cache: {forge['path']}: {forge['modules']} modules, updated {forge['timestamp'] or 'never'}")
+    lines.append(f"Forge cache: {p(forge['path'])}: {forge['modules']} modules, "
+                 f"updated {p(forge['timestamp'] or 'never')}")
     if forge["problem"]:
-        lines.append(f"  {forge['problem']}: nothing is public")
+        lines.append(f"  {p(forge['problem'])}: nothing is public")
     puppetdb = inventory["puppetdb"]
     if not puppetdb["configured"]:
         lines.append("PuppetDB: not configured (no puppetdb.conf)")
     elif puppetdb["answered_by"]:
-        lines.append(f"PuppetDB: {puppetdb['answered_by']} answered; {puppetdb['declared_classes']} classes declared")
+        lines.append(f"PuppetDB: {p(puppetdb['answered_by'])} answered; {puppetdb['declared_classes']} classes declared")
     else:
-        lines.append(f"PuppetDB: no server answered ({'; '.join(puppetdb['failures'])})")
+        lines.append(f"PuppetDB: no server answered ({p('; '.join(puppetdb['failures']))})")
     for failure in puppetdb["failures"] if puppetdb["answered_by"] else []:
-        lines.append(f"  skipped: {failure}")
+        lines.append(f"  skipped: {p(failure)}")
     lines += ["", f"Environments ({len(inventory['environments'])}):"]
     for env in inventory["environments"]:
-        lines.append(f"  {env['name']}  ({len(env['modules'])} modules)  {env['path']}")
-        lines.append(f"    modulepath: {':'.join(env['modulepath'])}")
+        lines.append(f"  {p(env['name'])}  ({len(env['modules'])} modules)  {p(env['path'])}")
+        lines.append(f"    modulepath: {p(':'.join(env['modulepath']))}")
     lines += ["", f"Modules ({len(inventory['modules'])} distinct directories):"]
     for module in inventory["modules"]:
         verdict = "public " if module["public"] else "private"
-        lines.append(f"  [{verdict}] {module['name']} {module['version'] or ''}  {module['path']}")
-        lines.append(f"      why: {module['reason']}")
+        lines.append(f"  [{verdict}] {p(module['name'])} {p(module['version'] or '')}  {p(module['path'])}")
+        lines.append(f"      why: {p(module['reason'])}")
         if module["classes"]:
-            lines.append(f"      classes: {', '.join(module['classes'])}")
+            lines.append(f"      classes: {p(', '.join(module['classes']))}")
         if module["defined_types"]:
-            lines.append(f"      defined types: {', '.join(module['defined_types'])}")
+            lines.append(f"      defined types: {p(', '.join(module['defined_types']))}")
         if module["public"]:
-            lines.append(f"      reported classes: {', '.join(module['public_classes']) or '(none)'}")
+            lines.append(f"      reported classes: {p(', '.join(module['public_classes']) or '(none)')}")
         for relative, reason in sorted(module["set_aside"].items()):
-            lines.append(f"      set aside, the site's own: {relative}: {reason}")
+            lines.append(f"      set aside, the site's own: {p(relative)}: {p(reason)}")
         for name, declared in module.get("declares_public_classes", {}).items():
-            lines.append(f"      {name} declares public: {', '.join(declared)}")
+            lines.append(f"      {p(name)} declares public: {p(', '.join(declared))}")
     return "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ from dropsonde.schema import (
     validation_message,
 )
 from dropsonde.siteid import SiteId, compute_site_id
-from dropsonde.terminal import printable_lines
+from dropsonde.terminal import printable, printable_lines
 from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON_COLUMNS, envelope
 
 if TYPE_CHECKING:  # the site (and every Puppet reader) is loaded only by commands that read one
@@ -254,14 +254,16 @@ def render_human(report: Report) -> str:
     lines = [title, "=" * len(title), ""]
     for result in report.results:
         plugin = result.plugin
-        lines += [plugin.name, "-" * len(plugin.name), _wrap(plugin.description), ""]
+        name = printable(plugin.name)
+        lines += [name, "-" * len(name), _wrap(printable(plugin.description)), ""]
         if result.error:
             lines += [_wrap(f"FAILED, nothing from this plugin is included: {result.error}; "
                             "the warning on stderr says why", "  "), ""]
             continue
         for column in plugin_schema(plugin):
             value = result.data.get(column["name"])
-            lines.append(f"- {column['name']}: {column.get('description', '')}")
+            # a third-party plugin's column description is text from outside: one line each
+            lines.append(f"- {printable(column['name'])}: {printable(column.get('description', ''))}")
             lines.extend(_render_value(value))
             lines.append("")
     for note in report.notes:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dropsonde import http_client
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,11 @@ class Answer:
     link: Optional[str]
 
     def text(self) -> str:
+        """What to print: the server's message or link, each escaped to one line
+        (a newline in either could fake a ``dropsonde: error:`` line on stdout)."""
         if self.newer:
-            return f"A newer version of the telemetry client is available:\n  {self.link or ''}".rstrip()
-        return self.message
+            return f"A newer version of the telemetry client is available:\n  {printable(self.link or '')}".rstrip()
+        return printable(self.message)
 
 
 def post_report(url: str, body: bytes, policy: Optional[http_client.HttpPolicy] = None) -> Answer:

@@ -43,8 +43,11 @@ class ReceiverHandler(QuietHandler):
         if state.mode == "notjson":
             return self.send(200, b"<html>thanks</html>", "text/html")
         answer = {"message": "Report received, thank you", "newer": False, "link": "https://example.test/dropsonde"}
-        if state.mode == "newer":
+        if state.mode in ("newer", "forged-newer"):
             answer["newer"] = True
+        if state.mode.startswith("forged"):  # a server that tries to print lines of ours
+            answer["message"] = "Thanks\ndropsonde: error: FORGED by server\x1b[2J"
+            answer["link"] = "https://example.test/\ndropsonde: error: FORGED by link"
         self.send(200, json.dumps(answer).encode(), "application/json")
 
 

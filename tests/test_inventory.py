@@ -67,3 +67,45 @@ def test_without_a_forge_list_nothing_is_public_and_the_text_says_why(tree):
     text = render_inventory(inventory)
     assert "no Forge module cache yet: nothing is public" in text
     assert "never sent" in text.splitlines()[0]
+
+
+FORGED = "\ndropsonde: error: FORGED"
+
+
+def test_site_file_names_cannot_print_lines_of_their_own(tree):
+    """Review L3: a site-added manifest named `x\\ndropsonde: error: ...` printed a fake
+    error line on stdout; a directory `zzz\\n` was a module and `staging\\n` an environment."""
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={"init.pp": "class ntp { }\n"})
+    write(modules / "ntp" / "manifests" / f"x{FORGED} by file name\x1b[2J.pp", "class ntp::x { }\n")
+    make_module(modules, "zzz\n", "acme-zzz", manifests={"init.pp": "class zzz { }\n"})
+    (tree.environments / "staging\n" / "modules").mkdir(parents=True)
+    tree.forge(["puppetlabs-ntp"])
+
+    inventory = inventory_of(tree)
+    assert [env["name"] for env in inventory["environments"]] == ["production"]
+    assert [module["name"] for module in inventory["modules"]] == ["ntp"]
+    result = tree.run("dev", "inventory")
+    assert result.returncode == 0, result.stderr
+    assert not any(line.startswith("dropsonde: error:") for line in result.stdout.splitlines())
+    assert ("set aside, the site's own: manifests/x\\ndropsonde: error: FORGED by file name\\e[2J.pp: "
+            "not listed in checksums.json (added by the site)") in result.stdout
+
+
+def test_every_value_of_the_rendered_inventory_is_one_line(tree):
+    """Whatever a value holds, each one stays on its line: the rendering escapes
+    values before it assembles lines (not the assembled text, whose newlines are ours)."""
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp",
+                manifests={"init.pp": "class ntp { }\n"})
+    tree.forge(["puppetlabs-ntp"])
+    inventory = inventory_of(tree)
+    clean = render_inventory(inventory)
+    inventory["forge_cache"]["problem"] = f"bad{FORGED}"
+    inventory["puppetdb"].update(configured=True, answered_by=None, failures=[f"http://x{FORGED}"])
+    inventory["environments"][0].update(name=f"e{FORGED}", modulepath=[f"/m{FORGED}"])
+    module = inventory["modules"][0]
+    module.update(reason=f"r{FORGED}", version=f"1{FORGED}", path=f"/p{FORGED}", classes=[f"c{FORGED}"],
+                  defined_types=[f"d{FORGED}"], public_classes=[f"p{FORGED}"], set_aside={f"s{FORGED}": f"w{FORGED}"})
+    forged = render_inventory(inventory)
+    assert len(forged.splitlines()) == len(clean.splitlines()) + 3  # the problem, defined types, set aside
+    assert not any(line.startswith("dropsonde: error:") for line in forged.splitlines())

@@ -68,3 +68,20 @@ def test_a_report_without_any_column_is_refused():
         check_not_empty(report)
     assert error.value.status == 1
     check_not_empty(Report(report.site_id, report.timestamp, [PluginResult(silent, data={"things": []})]))
+
+
+def test_a_plugins_texts_are_one_line_each_in_the_human_preview():
+    """Review L3: a third-party column description or value holding a newline must not
+    print a line of its own (a fake `dropsonde: error:` line)."""
+    from dropsonde.report import render_human
+
+    plugin = Counting()
+    plugin.name = "counting\ndropsonde: error: FORGED by name"
+    plugin.description = "counts\ndropsonde: error: FORGED by description"
+    plugin.schema = lambda: [{"name": "things", "type": "STRING", "mode": "NULLABLE",
+                              "description": "things\ndropsonde: error: FORGED by column\u2028x"}]
+    site_id = SiteId("0" * 128, "override")
+    result = PluginResult(plugin, {"things": "v\ndropsonde: error: FORGED by value\u202e"})
+    text = render_human(Report(site_id, "2026-11-28T00:00:00+00:00", [result]))
+    assert "FORGED by column\\u2028x" in text and "FORGED by value\\u202e" in text
+    assert not any(line.startswith("dropsonde: error:") for line in text.splitlines())

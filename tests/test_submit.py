@@ -68,6 +68,19 @@ def test_newer_client_message(tree):
         "A newer version of the telemetry client is available:", "  https://example.test/dropsonde"]
 
 
+@pytest.mark.parametrize("mode, shown", [
+    ("forged", ["Thanks\\ndropsonde: error: FORGED by server\\e[2J"]),
+    ("forged-newer", ["A newer version of the telemetry client is available:",
+                      "  https://example.test/\\ndropsonde: error: FORGED by link"]),
+])
+def test_a_servers_message_or_link_is_one_line_each(tree, mode, shown):
+    """Review L3: a newline in the server's message or link printed a fake error line on stdout."""
+    with Receiver(mode) as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == shown
+
+
 def test_endpoint_and_port_from_telemetry_yaml(tree):
     with Receiver() as receiver:
         write(tree.confdir.parent / "telemetry.yaml",

@@ -54,4 +54,4 @@ def test_a_servers_message_is_printed_escaped(tree):
     with LoopbackServer(HostileMessage) as server:
         result = tree.run("submit", "--endpoint", "http://127.0.0.1", "--port", str(server.port))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "thanks\\e[2J\ndropsonde: error: forged\n"
+    assert result.stdout == "thanks\\e[2J\\ndropsonde: error: forged\n"  # one line (review L3)

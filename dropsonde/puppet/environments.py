@@ -27,10 +27,13 @@ from dropsonde.vocabulary import normalize_slug
 log = logging.getLogger(__name__)
 
 # Puppet::Node::Environment.valid_name?: Ruby's /\A\w+\Z/, where \w is ASCII
-# only and \Z also matches before a final newline. r10k makes environments of
-# branch names, capitals included (`AL2023`, `MartyEwings_patch_1`).
-ENVIRONMENT_NAME_RE = re.compile(r"\A[A-Za-z0-9_]+\n?\Z")
-MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# only. r10k makes environments of branch names, capitals included (`AL2023`,
+# `MartyEwings_patch_1`). Ruby's \Z also matches before a final newline, so Puppet
+# would take a directory named "production\n"; no r10k branch or deploy makes
+# one, and its name would print a line of its own, so it is not an environment
+# here. Module directory names: Puppet's /\A[a-z][a-z0-9_]*\z/, matched whole.
+ENVIRONMENT_NAME_RE = re.compile(r"[A-Za-z0-9_]+", re.ASCII)
+MODULE_NAME_RE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 ENVIRONMENT_CONF_KEYS = frozenset(
     {"modulepath", "manifest", "config_version", "environment_timeout", "static_catalogs", "rich_data"}
 )
@@ -210,7 +213,7 @@ def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int], bool]
     found = []
     real_directory = os.path.realpath(directory)
     for entry in entries:
-        if not MODULE_NAME_RE.match(entry.name):
+        if not MODULE_NAME_RE.fullmatch(entry.name):
             continue
         try:
             stat = entry.stat()
@@ -252,7 +255,7 @@ def discover_environments(
             log.warning("cannot list environmentpath entry %s: %s", root, exc.strerror or exc)
             continue
         for entry in entries:
-            if entry.name in environments or not ENVIRONMENT_NAME_RE.match(entry.name):
+            if entry.name in environments or not ENVIRONMENT_NAME_RE.fullmatch(entry.name):
                 continue
             try:
                 if not entry.is_dir():

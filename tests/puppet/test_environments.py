@@ -44,13 +44,23 @@ def test_valid_names_first_path_wins_and_sorted(tmp_path):
 def test_environment_names_follow_puppets_rule_capitals_included(tmp_path):
     for name in ("AL2023", "MartyEwings_patch_1", "production"):
         make_module(tmp_path / name / "modules", f"mod_{name.lower()}", f"acme-mod_{name.lower()}")
-    # Ruby's \w is ASCII-only and its \Z matches before a final newline
+    # Ruby's \w is ASCII-only. Its \Z matches before a final newline, so Puppet would
+    # take "trailing_newline\n"; no r10k deploy makes one, and such a name would print
+    # a line of its own (review L3): it is not an environment here.
     for name in ("Bad-Name", "caf\u00e9", "\u0661", "two\nlines", "trailing_newline\n", ".git"):
         (tmp_path / name / "modules" / "hidden").mkdir(parents=True)
     envs, _ = discover([tmp_path])
-    assert [e.name for e in envs] == ["AL2023", "MartyEwings_patch_1", "production", "trailing_newline\n"]
+    assert [e.name for e in envs] == ["AL2023", "MartyEwings_patch_1", "production"]
     assert [m.name for m in envs[0].modules] == ["mod_al2023"]
     assert [m.slug for m in envs[1].modules] == ["acme-mod_martyewings_patch_1"]
+
+
+def test_a_module_directory_name_is_matched_whole(tmp_path):
+    """Puppet's module names are /\\A[a-z][a-z0-9_]*\\z/: a directory `zzz\\n` is no module (review L3)."""
+    for name in ("zzz", "zzz\n", "Zzz", "zzz.old", "9zzz"):
+        make_module(tmp_path / "production" / "modules", name, "acme-zzz")
+    envs, _ = discover([tmp_path])
+    assert [m.name for m in envs[0].modules] == ["zzz"]
 
 
 def test_environment_conf_modulepath_relative_and_basemodulepath(tmp_path):
