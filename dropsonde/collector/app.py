@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
-from dropsonde.collector.limits import RateLimiter, client_address, read_body
+from dropsonde.collector.limits import RateLimiter, client_address, rate_key, read_body
 from dropsonde.collector.settings import CollectorSettings
 from dropsonde.collector.storage import Store
 from dropsonde.schema import column_json_schema, validation_message
@@ -200,6 +200,6 @@ class CollectorApp:
 
     def _allow(self, address: str) -> bool:
         try:
-            return self.limiter.allow(address)
+            return self.limiter.allow(rate_key(address))
         except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in
             raise Rejected(503, "the server is busy; try again later") from None

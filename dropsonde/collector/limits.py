@@ -7,6 +7,7 @@ long a client may take to send its report.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import sqlite3
@@ -17,6 +18,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 FORGET_AFTER_CALLS = 1000  # every this many reports, buckets full again are dropped
 READ_CHUNK = 64 * 1024
+IPV6_PREFIX = 64
+log = logging.getLogger(__name__)
 
 
 def parse_networks(values: Sequence[str]) -> Tuple[Network, ...]:
@@ -31,10 +34,39 @@ def parse_networks(values: Sequence[str]) -> Tuple[Network, ...]:
 
 
 def _ip(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    """An address as a peer or an X-Forwarded-For hop writes it: bare,
+    ``[v6]``, ``a.b.c.d:port`` or ``[v6]:port`` (some load balancers add the
+    port); an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) as the IPv4
+    address it is, so that one client does not get two budgets. None otherwise."""
+    text = text.strip()
+    if text.startswith("["):
+        inside, closed, port = text[1:].partition("]")
+        if not closed or (port and not (port[:1] == ":" and port[1:].isdigit())):
+            return None
+        text = inside
+    elif text.count(":") == 1:
+        text, _, port = text.partition(":")
+        if not port.isdigit():
+            return None
     try:
-        return ipaddress.ip_address(text.strip().strip("[]"))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def rate_key(address: str) -> str:
+    """The budget an address draws on: an IPv4 address alone, an IPv6 address
+    by its /64 — every IPv6 client holds at least a /64, so a budget per
+    address would give it 2^64 budgets."""
+    parsed = _ip(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
 
 
 def _trusted(address: Any, proxies: Tuple[Network, ...]) -> bool:
@@ -47,13 +79,19 @@ def client_address(environ: Dict[str, Any], proxies: Tuple[Network, ...]) -> str
     appends the address it saw, so the rightmost address that is not a trusted
     proxy is the first one no trusted party vouches for — the client (anything
     left of it was written by the client and may be forged)."""
-    peer = str(environ.get("REMOTE_ADDR", ""))
-    if not _trusted(_ip(peer), proxies):
+    raw = str(environ.get("REMOTE_ADDR", ""))
+    parsed = _ip(raw)
+    peer = str(parsed) if parsed is not None else raw
+    if not _trusted(parsed, proxies):
         return peer
     for hop in reversed(environ.get("HTTP_X_FORWARDED_FOR", "").split(",")):
         address = _ip(hop)
         if address is None:
-            return peer  # a malformed chain vouches for nothing: count it against the proxy
+            # A malformed chain vouches for nothing: count it against the proxy, and say so,
+            # as every client behind that proxy now shares one budget.
+            log.warning("X-Forwarded-For from trusted proxy %s: hop %r is not an address; the request counts "
+                        "against the proxy", peer, hop.strip()[:60])
+            return peer
         if not _trusted(address, proxies):
             return str(address)
     return peer

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dropsonde.collector.limits import RateLimiter, client_address, parse_networks, read_body
+from dropsonde.collector.limits import RateLimiter, client_address, parse_networks, rate_key, read_body
 from tests.collector.collector_process import CollectorProcess, envelope
 from tests.collector.test_app import MODULE, post, rows, site
 
@@ -28,9 +28,32 @@ PROXIES = parse_networks(["10.0.0.0/8", "192.0.2.1"])
     ("10.1.2.3", "not-an-address", "10.1.2.3"),
     ("10.1.2.3", "10.9.9.9", "10.1.2.3"),  # only proxies: count it against the proxy
     ("10.1.2.3", "2001:db8::1", "2001:db8::1"),
+    ("10.1.2.3", "198.51.100.9:1234", "198.51.100.9"),  # F7: a hop with its port (Azure Application Gateway)
+    ("10.1.2.3", "[2001:db8::5]:443", "2001:db8::5"),
+    ("10.1.2.3", "[2001:db8::5]", "2001:db8::5"),
+    ("10.1.2.3", "::ffff:198.51.100.7", "198.51.100.7"),  # F6: IPv4-mapped is the IPv4 address
+    ("::ffff:198.51.100.7", "", "198.51.100.7"),
+    ("10.1.2.3", "198.51.100.9:http", "10.1.2.3"),
+    ("10.1.2.3", "[2001:db8::5]x", "10.1.2.3"),
 ])
 def test_client_address(peer, forwarded, client):
     assert client_address({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": forwarded}, PROXIES) == client
+
+
+def test_an_unparsable_hop_from_a_trusted_proxy_is_logged(caplog):
+    assert client_address({"REMOTE_ADDR": "10.1.2.3", "HTTP_X_FORWARDED_FOR": "garbage"}, PROXIES) == "10.1.2.3"
+    assert "hop 'garbage' is not an address" in caplog.text and "10.1.2.3" in caplog.text
+
+
+@pytest.mark.parametrize("address, key", [
+    ("2001:db8::1", "2001:db8::/64"),
+    ("2001:db8::ffff:1", "2001:db8::/64"),
+    ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+    ("198.51.100.7", "198.51.100.7"),
+    ("::ffff:198.51.100.7", "198.51.100.7"),
+])
+def test_rate_budgets_are_per_ipv4_address_and_per_ipv6_64(address, key):
+    assert rate_key(address) == key
 
 
 def test_a_bad_trusted_proxy_is_named():
@@ -102,7 +125,7 @@ def test_a_stalled_client_is_cut_off_after_the_read_timeout(tmp_path):
 
 def test_the_rate_limit_is_shared_by_all_workers(tmp_path):
     # Reports heavy enough to keep one worker busy, so the other accepts too.
-    heavy = MODULE * 3000
+    heavy = MODULE * 2000  # the most modules a report may list
     with CollectorProcess(str(tmp_path / "r.db"), "--rate", "5", "--workers", "2") as collector:
         with ThreadPoolExecutor(max_workers=24) as pool:
             codes = list(pool.map(lambda n: post(collector, envelope(site(n), heavy))[0], range(48)))
@@ -142,3 +165,14 @@ def test_connections_beyond_the_limit_wait_until_a_stalled_one_is_cut(tmp_path):
             for client in clients:
                 client.close()
     assert code == 200 and 0.5 <= elapsed < 5  # served once the read timeout freed a slot
+
+
+def test_budgets_behind_a_proxy_are_per_ipv6_64_and_ipv4_whatever_its_spelling(tmp_path):
+    """F6/F7: eight addresses of one /64 each got a budget, an IPv4-mapped spelling got a
+    second one, and hops with a port were all counted against the proxy."""
+    forwarded = ["2001:db8::1", "2001:db8::2", "198.51.100.7", "::ffff:198.51.100.7", "198.51.100.9:1234",
+                 "[2001:db8:1::1]:443", "198.51.100.10:5678"]
+    with CollectorProcess(str(tmp_path / "r.db"), "--rate", "1", "--trusted-proxy", "127.0.0.0/8") as collector:
+        codes = [post(collector, envelope(site(n), MODULE), headers={"X-Forwarded-For": hop})[0]
+                 for n, hop in enumerate(forwarded)]
+    assert codes == [200, 429, 200, 429, 200, 200, 200]
