@@ -364,7 +364,7 @@ def collector_aggregate(
     epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Fixed noise, for tests only: whoever knows it can remove the noise."),
     noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file holding the noise key (created 0600 once). [default: DB.noise-key beside a SQLite --db]"),
-    force: bool = typer.Option(False, "--force", help="Publish a week that has not ended yet."),
+    force: bool = typer.Option(False, "--force", help="Publish a week that has not ended yet, or replace a publication of the week with an empty one."),
 ) -> None:
     """Publish one week's aggregates: every row backed by at least k sites, every number noised, no per-site rows."""
     from datetime import datetime, timezone
@@ -381,9 +381,9 @@ def collector_aggregate(
     if end > datetime.now(timezone.utc) and not force and seed is None:  # seeded noise protects nothing anyway
         raise DropsondeError(f"--week {label}: the week has not ended; its numbers still change, and two publications "
                              "with the same noise would differ by the exact change (--force to publish it anyway)")
-    store = store_for(db)
+    store = store_for(db, read_only=True)
     key = None if seed is not None else load_or_create_key(Path(noise_key) if noise_key else default_key_path(db))
-    result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page)
+    result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page, force)
     sites = result.sites if result.sites is not None else f"fewer than {k}"
     typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out}")
 

@@ -142,9 +142,23 @@ def read_trends(path: Path, week: str) -> List[Dict[str, Any]]:
     return [{"week": r["week"], "slug": r["slug"], "sites": r["sites"]} for r in rows if r["week"] in weeks]
 
 
+def published_rows(out: Path, week: str) -> int:
+    """How many rows the publication in ``out`` holds for ``week`` (0 for none or another week)."""
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(summary, dict) or summary.get("week") != week or not isinstance(summary.get("rows"), dict):
+        return 0
+    return sum(n for n in summary["rows"].values() if isinstance(n, int))
+
+
 def publish_week(store: Store, week: str, k: int, noise: GeometricNoise, out: Path,
-                 render: Callable[[Publication], str]) -> Publication:
-    """Run every weekly query and publish its noisy rows to ``out``, all or nothing."""
+                 render: Callable[[Publication], str], force: bool = False) -> Publication:
+    """Run every weekly query and publish its noisy rows to ``out``, all or
+    nothing. An empty result does not replace a non-empty publication of the
+    same week unless ``force``: it means a wrong or emptied store far more
+    often than a week that lost all its sites."""
     if k < 1:
         raise DropsondeError(f"--k: expected at least 1, got {k}")
     out = Path(out)
@@ -175,6 +189,10 @@ def publish_week(store: Store, week: str, k: int, noise: GeometricNoise, out: Pa
         with TableWriter(directory, "trends", ("week", "slug", "sites")) as writer:
             for row in publication.trends:
                 writer.write(row)
+        before = published_rows(out, week)
+        if before and not sum(publication.rows.values()) and not force:
+            raise DropsondeError(f"--out {out}: already holds {before} rows for {week} and this run found none "
+                                 "(the wrong --db?); --force replaces them with the empty publication")
         summary = {"week": week, "k": k, "epsilon": noise.epsilon, "rows": publication.rows,
                    "trend_weeks": sorted({r["week"] for r in publication.trends})}
         write_file(directory, "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -34,8 +34,8 @@ def known_columns() -> Dict[str, Dict[str, Any]]:
     return {column["name"]: column for column in check_columns(load_plugins().enabled) if column["name"] not in SKELETON}
 
 
-def store_for(db: str) -> Store:
-    return open_store(db, list(known_columns()))
+def store_for(db: str, read_only: bool = False) -> Store:
+    return open_store(db, list(known_columns()), read_only)
 
 
 def parse_listen(listen: str) -> str:

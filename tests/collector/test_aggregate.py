@@ -266,6 +266,55 @@ def test_a_week_not_ended_is_published_only_with_force(tmp_path):
     assert_clean_error(refused, f"--week {current}", "has not ended")
 
 
+def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_path, postgres):
+    """F8: a mistyped --db created an empty store, whose empty publication replaced the real one."""
+    from tests.conftest import assert_clean_error
+
+    typo = tmp_path / "typo.db"
+    missing = run_dropsonde("collector", "aggregate", "--db", str(typo), "--out", str(tmp_path / "o"), "--week", "2026-W47")
+    assert_clean_error(missing, f"--db {typo}", "no such store")
+    assert not typo.exists() and not (tmp_path / "o").exists()
+    other = tmp_path / "other.db"
+    other.write_bytes(b"")
+    assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(other), "--out", str(tmp_path / "o"),
+                                     "--week", "2026-W47"), "no site_weeks")
+    postgres.psql("CREATE DATABASE not_a_store")
+    assert_clean_error(run_dropsonde("collector", "aggregate", "--db", postgres.url("not_a_store"), "--out",
+                                     str(tmp_path / "o"), "--week", "2026-W47"), "no site_weeks")
+
+
+def test_an_empty_run_does_not_replace_a_publication_of_the_same_week_unless_forced(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-18T10:00:00.000000+00:00") for n in range(6)])
+    open_store(str(tmp_path / "empty.db"), columns())
+    out = tmp_path / "www"
+
+    def aggregate(db, *extra):
+        return run_dropsonde("collector", "aggregate", "--db", str(tmp_path / db), "--out", str(out),
+                             "--week", "2026-W47", "--seed", "1", *extra)
+
+    assert aggregate("a.db").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    from tests.conftest import assert_clean_error
+
+    assert_clean_error(aggregate("empty.db"), f"--out {out}", "found none", "--force")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".www.")] == []
+    assert aggregate("empty.db", "--force").returncode == 0
+    assert json.loads((out / "modules.json").read_text()) == []
+
+
+def test_the_store_is_opened_read_only(tmp_path):
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(1, [("a-x", "1.0.0")])])
+    reader = open_store(str(tmp_path / "a.db"), columns(), read_only=True)
+    connection = reader.connect()
+    with pytest.raises(Exception, match="readonly"):
+        connection.execute("DELETE FROM reports")
+    connection.close()
+    assert store.count() == (1, 1)
+
+
 def publish(store, out, week=WEEK, render=render_page, seed=0, epsilon=NO_NOISE):
     return publish_week(store, week, 5, GeometricNoise(epsilon, seed), out, render)
 
@@ -370,6 +419,7 @@ def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, pos
     assert_clean_error(refused, "--db postgresql://127.0.0.1:1/db")
     assert "secret" not in refused.stderr
     (tmp_path / "file").write_text("")
+    open_store(str(tmp_path / "a.db"), columns())
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out",
                                      str(tmp_path / "file" / "out")), "--out", "file/out")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", out,
