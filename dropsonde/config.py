@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import read_tree_file
 
 CONFIG_FILENAME = "telemetry.yaml"
 
@@ -184,7 +185,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     naming the file and the key or line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_tree_file(path, "telemetry.yaml").decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:

@@ -27,6 +27,7 @@ from typing import Any, Dict, FrozenSet, Iterable, Optional
 
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import normalize_slug
 from dropsonde.wire import parse_timestamp
 
@@ -136,7 +137,7 @@ def read_forge_file(source: Path) -> ForgeCache:
     collector's allowlist): DropsondeError naming the file and the first bad
     entry, rather than the probe cache's silent fail-closed reading."""
     try:
-        data = json.loads(Path(source).read_bytes().decode("utf-8"))
+        data = json.loads(read_tree_file(source, CACHE_FILENAME).decode("utf-8"))
     except OSError as exc:
         raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:

@@ -119,7 +119,8 @@ class Site:
 
     @cached_property
     def environments(self) -> List[Environment]:
-        environments = discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store)
+        environments = discover_environments(self.puppet.environmentpath, self.puppet.basemodulepath, self.store,
+                                             self.puppet.codedir)
         log.info("%d environments in %s; %d distinct module directories", len(environments),
                  ":".join(str(p) for p in self.puppet.environmentpath), len(self.store.modules))
         return environments

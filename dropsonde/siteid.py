@@ -24,6 +24,7 @@ from typing import Optional
 
 from dropsonde.cache_dir import open_cache_dir
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.tree_files import read_tree_file
 
 SECRET_FILENAME = "siteid.secret"
 
@@ -55,7 +56,7 @@ class SiteId:
 
 def first_certificate_der(path: Path) -> bytes:
     """DER bytes of the first PEM certificate in ``path``; ValueError when there is none."""
-    match = _PEM_CERT_RE.search(Path(path).read_bytes())
+    match = _PEM_CERT_RE.search(read_tree_file(path, "certificate"))
     if not match:
         raise ValueError("no PEM certificate in file")
     try:

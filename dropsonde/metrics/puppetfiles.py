@@ -4,6 +4,7 @@ so r10k and Code Manager maintainers know what they must keep working."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, List, Union
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Union
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
 from dropsonde.schema import field, repeated_record
+from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import RUBY_CORE_METHODS
 
 if TYPE_CHECKING:
@@ -48,14 +50,14 @@ class Puppetfiles(MetricPlugin):
         parsed: Dict[bytes, Union[PuppetfileCalls, PuppetfileSyntaxError]] = {}
         for environment in site.environments:
             path = environment.puppetfile
-            if not path.is_file():
-                continue
-            log.info("reading Puppetfile %s", path)
             try:
-                source = path.read_bytes()
+                source = read_tree_file(path, "Puppetfile", within=os.path.realpath(environment.path))
+            except FileNotFoundError:
+                continue
             except OSError as exc:
                 log.warning("skipping Puppetfile %s: %s", path, exc.strerror or exc)
                 continue
+            log.info("read Puppetfile %s", path)
             if source not in parsed:
                 try:
                     parsed[source] = read_puppetfile_source(source)

@@ -22,6 +22,7 @@ from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import is_inside, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,7 @@ def read_metadata(module: Module) -> None:
     leave the module without a slug (so private) and record the problem."""
     path = module.path / "metadata.json"
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
+        data = json.loads(read_tree_file(path, "metadata.json", within=str(module.path)).decode("utf-8"))
     except FileNotFoundError:
         module.problem = "no metadata.json"
         return
@@ -158,11 +158,13 @@ class ModuleStore:
         return module
 
 
-def read_environment_conf(path: Path) -> Dict[str, str]:
-    """``environment.conf`` settings; a line Puppet would reject is an error naming it."""
+def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str, str]:
+    """``environment.conf`` settings; a line Puppet would reject is an error naming it,
+    and so is a file that must not be read (see tree_files; ``within``: the
+    environment's real directory)."""
     settings: Dict[str, str] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_tree_file(path, "environment.conf", within=within).decode("utf-8")
     except FileNotFoundError:
         return settings
     except (OSError, UnicodeDecodeError) as exc:
@@ -181,9 +183,11 @@ def read_environment_conf(path: Path) -> Dict[str, str]:
     return settings
 
 
-def environment_modulepath(env_dir: Path, basemodulepath: List[Path]) -> List[Path]:
-    """The environment's modulepath, ``$basemodulepath`` expanded, relative entries from ``env_dir``."""
-    value = read_environment_conf(env_dir / "environment.conf").get("modulepath", DEFAULT_MODULEPATH)
+def environment_modulepath(env_dir: Path, basemodulepath: List[Path], within: Optional[str] = None) -> List[Path]:
+    """The environment's modulepath, ``$basemodulepath`` expanded, relative entries
+    from ``env_dir`` (``within``: its real path, where environment.conf must be)."""
+    conf = read_environment_conf(env_dir / "environment.conf", within)
+    value = conf.get("modulepath", DEFAULT_MODULEPATH)
     entries: List[Path] = []
     for part in value.split(os.pathsep):
         part = part.strip()
@@ -198,11 +202,47 @@ def environment_modulepath(env_dir: Path, basemodulepath: List[Path]) -> List[Pa
     return entries
 
 
-def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int], bool]]:
+class AllowedRoots:
+    """The directories dropsonde reads Puppet code from (privacy rule 7, "never
+    read outside the tree"): Puppet's codedir, the environmentpath and
+    basemodulepath entries, and the module directories the packages install
+    (:data:`SYSTEM_MODULE_DIRS`), all by real path. A link inside them is
+    followed only when its real path is inside one of them too, so that
+    modules linked from Debian's /usr/share/puppet/modules into an environment
+    keep working while ``modules/x -> /home/alice/secret`` is not read."""
+
+    def __init__(self, directories: List[Path]) -> None:
+        self.roots = sorted({os.path.realpath(os.path.expanduser(str(d))) for d in directories})
+
+    def contains(self, real_path: str) -> bool:
+        return any(is_inside(real_path, root) for root in self.roots)
+
+
+#: Module directories installed by packages: allowed roots whatever basemodulepath
+#: says. Debian's puppet-module-* put each module in modules.available and link
+#: it into modules through /etc/alternatives; Puppet's AIO packages vendor some.
+SYSTEM_MODULE_DIRS = (
+    Path("/usr/share/puppet/modules"),
+    Path("/usr/share/puppet/modules.available"),
+    Path("/usr/share/puppet/vendor_modules"),
+    Path("/opt/puppetlabs/puppet/modules"),
+    Path("/opt/puppetlabs/puppet/vendor_modules"),
+)
+
+
+def _module_dirs(directory: Path, roots: AllowedRoots) -> List[Tuple[str, str, Tuple[int, int], bool]]:
     """(name, path, (device, inode), path is real) of the module directories in one
     modulepath entry, sorted by name. The entry's real path is resolved once, so a
     module directory that is no link needs no resolving of its own (r10k copies
-    every module into every environment: thousands of them)."""
+    every module into every environment: thousands of them). The entry and each
+    linked module must lie inside ``roots`` (warned about and skipped otherwise)."""
+    real_directory = os.path.realpath(directory)
+    if not roots.contains(real_directory):
+        if os.path.exists(real_directory):
+            log.warning("skipping modulepath entry %s: its real path %s is outside the codedir, environmentpath "
+                        "and basemodulepath (add it to basemodulepath in puppet.conf to have it read)",
+                        directory, real_directory)
+        return []
     try:
         entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
     except FileNotFoundError:
@@ -211,7 +251,6 @@ def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int], bool]
         log.warning("skipping modulepath entry %s: %s", directory, exc.strerror or exc)
         return []
     found = []
-    real_directory = os.path.realpath(directory)
     for entry in entries:
         if not MODULE_NAME_RE.fullmatch(entry.name):
             continue
@@ -222,10 +261,15 @@ def _module_dirs(directory: Path) -> List[Tuple[str, str, Tuple[int, int], bool]
             continue
         if not S_ISDIR(stat.st_mode):
             continue
-        if entry.is_symlink():
-            found.append((entry.name, entry.path, (stat.st_dev, stat.st_ino), False))
-        else:
+        if not entry.is_symlink():
             found.append((entry.name, os.path.join(real_directory, entry.name), (stat.st_dev, stat.st_ino), True))
+            continue
+        real = os.path.realpath(entry.path)
+        if not roots.contains(real):
+            log.warning("skipping module %s: a symbolic link to %s, outside the codedir, environmentpath and "
+                        "basemodulepath", entry.path, real)
+            continue
+        found.append((entry.name, real, (stat.st_dev, stat.st_ino), True))
     return found
 
 
@@ -240,9 +284,11 @@ def _identity(directory: Path) -> object:
 
 
 def discover_environments(
-    environmentpath: List[Path], basemodulepath: List[Path], store: ModuleStore
+    environmentpath: List[Path], basemodulepath: List[Path], store: ModuleStore, codedir: Optional[Path] = None
 ) -> List[Environment]:
-    """Every directory environment, sorted by name, with its modules resolved."""
+    """Every directory environment, sorted by name, with its modules resolved.
+    Nothing outside the allowed roots (see AllowedRoots) is read."""
+    roots = AllowedRoots([*environmentpath, *basemodulepath, *SYSTEM_MODULE_DIRS, *([codedir] if codedir else [])])
     environments: Dict[str, Environment] = {}
     listings: Dict[object, List[Tuple[str, str, Tuple[int, int], bool]]] = {}  # modulepath entries by identity
     for root in environmentpath:
@@ -263,14 +309,19 @@ def discover_environments(
             except OSError:
                 log.warning("skipping environment %s: unreadable or looping symlink", entry.path)
                 continue
+            env_real = os.path.realpath(entry.path)
+            if not roots.contains(env_real):
+                log.warning("skipping environment %s: a symbolic link to %s, outside the codedir, environmentpath "
+                            "and basemodulepath", entry.path, env_real)
+                continue
             env_dir = Path(entry.path)
-            modulepath = environment_modulepath(env_dir, basemodulepath)
+            modulepath = environment_modulepath(env_dir, basemodulepath, env_real)
             environment = Environment(entry.name, env_dir, modulepath)
             seen = set()
             for directory in modulepath:
                 key = _identity(directory)
                 if key not in listings:
-                    listings[key] = _module_dirs(directory)
+                    listings[key] = _module_dirs(directory, roots)
                 for name, path, identity, resolved in listings[key]:
                     if name not in seen:
                         seen.add(name)

@@ -31,6 +31,7 @@ from dropsonde import __version__
 from dropsonde.atomic_file import write_atomic
 from dropsonde.puppet import manifests
 from dropsonde.puppet.manifests import Definition, ManifestInfo, read_manifest_data
+from dropsonde.tree_files import is_inside, read_tree_file
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,15 @@ RACY_WINDOW_NS = 2_000_000_000
 
 def module_manifests(manifests_dir: Path) -> List[str]:
     """Every ``.pp`` file under a module's ``manifests`` directory relative to it,
-    sorted (what Puppet can autoload)."""
+    sorted (what Puppet can autoload). Links to directories below it are not
+    followed, and a ``manifests`` that is a link leading out of its module
+    (``manifests -> /`` would walk the whole filesystem) is not walked at all."""
     found: List[str] = []
     top = str(manifests_dir)
+    module_dir = os.path.dirname(top)
+    if os.path.islink(top) and not is_inside(os.path.realpath(top), os.path.realpath(module_dir)):
+        log.warning("not reading %s: a symbolic link leading outside its module %s", top, module_dir)
+        return found
     for root, dirs, files in os.walk(top):
         dirs.sort()
         prefix = os.path.relpath(root, top)
@@ -52,16 +59,16 @@ def module_manifests(manifests_dir: Path) -> List[str]:
     return found
 
 
-def read_manifest(path: str) -> ManifestInfo:
+def read_manifest(path: str, within: Optional[str] = None) -> ManifestInfo:
     """Definitions and declarations in one ``.pp`` file; never raises for bad content."""
-    data, error = _read_bytes(path)
+    data, error = _read_bytes(path, within)
     return ManifestInfo(error=error) if data is None else read_manifest_data(data)
 
 
-def _read_bytes(path: str) -> Tuple[Optional[bytes], Optional[str]]:
+def _read_bytes(path: str, within: Optional[str]) -> Tuple[Optional[bytes], Optional[str]]:
+    """The file's bytes (see tree_files: regular, bounded, inside ``within``), or why not."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(), None
+        return read_tree_file(path, "manifest", within), None
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
 
@@ -218,7 +225,9 @@ class ManifestCache:
 
     def read(self, manifests_dir: Path, relative: str) -> Optional[ManifestFile]:
         """One manifest of a module by its path under ``manifests``; None when there
-        is no such file (or the path would lead out of ``manifests``)."""
+        is no such file (or the path would lead out of ``manifests``). ``manifests_dir``
+        is ``<the module's real directory>/manifests``: a file whose real path is
+        outside that module is not read (an error says so)."""
         if os.path.isabs(relative) or ".." in relative.split("/"):
             return None
         key = str(manifests_dir)
@@ -241,7 +250,7 @@ class ManifestCache:
             content = self._content(known.md5)
             if content is not None:
                 return ManifestFile(key, relative, known.md5, content)
-        data, error = _read_bytes(path)
+        data, error = _read_bytes(path, os.path.dirname(key))  # the module's real directory
         if data is None:
             self.dirty = records.pop(relative, None) is not None or self.dirty
             return ManifestFile(key, relative, None, ContentRecord([], error))

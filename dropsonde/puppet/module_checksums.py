@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from dropsonde.tree_files import read_tree_file
+
 CHECKSUMS_FILENAME = "checksums.json"
-# A real one lists a few hundred files; anything far larger is not one.
-_MAX_CHECKSUMS_BYTES = 8 * 1024 * 1024
 DPKG_INFO_DIR = Path("/var/lib/dpkg/info")
 # The largest real .md5sums (a kernel's) is about 1 MiB.
 _MAX_MD5SUMS_BYTES = 16 * 1024 * 1024
@@ -64,7 +64,8 @@ class PublishedFiles:
         if expected is None:
             return f"not listed in {self.source} (added by the site)"
         try:
-            actual = md5 or hashlib.md5((module_dir / relative).read_bytes(), usedforsecurity=False).hexdigest()
+            data = b"" if md5 else read_tree_file(module_dir / relative, "manifest", within=str(module_dir))
+            actual = md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()
         except OSError as exc:
             return f"cannot be read ({exc.strerror or exc})"
         if actual != expected.lower():
@@ -73,17 +74,15 @@ class PublishedFiles:
 
 
 def read_published_files(module_dir: Path) -> PublishedFiles:
-    """The module's ``checksums.json``, if it has one."""
+    """The module's ``checksums.json``, if it has one (``module_dir``: its real
+    directory; one that cannot be read safely sets every file aside)."""
     path = Path(module_dir) / CHECKSUMS_FILENAME
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_CHECKSUMS_BYTES + 1)
+        data = read_tree_file(path, CHECKSUMS_FILENAME, within=str(module_dir))
     except FileNotFoundError:
         return PublishedFiles()
     except OSError as exc:
         return PublishedFiles(problem=f"cannot be read: {exc.strerror or exc}")
-    if len(data) > _MAX_CHECKSUMS_BYTES:
-        return PublishedFiles(problem="larger than 8 MiB")
     try:
         checksums = json.loads(data)
     except ValueError:

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.privacy import class_name
+from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,11 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
     A file that exists but cannot be used is an error naming it: the admin
     configured PuppetDB and would not want it silently ignored.
     """
-    if not path.is_file():
-        return None
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+        parser.read_string(read_tree_file(path, "puppetdb.conf").decode("utf-8"), source=str(path))
+    except FileNotFoundError:
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     except configparser.Error as exc:

@@ -264,4 +264,6 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
 
 def read_puppetfile(path: Path) -> PuppetfileCalls:
     """Command calls in the Puppetfile at ``path``; OSError or PuppetfileSyntaxError on failure."""
-    return read_puppetfile_source(Path(path).read_bytes())
+    from dropsonde.tree_files import read_tree_file
+
+    return read_puppetfile_source(read_tree_file(path, "Puppetfile"))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import read_tree_file
 
 DEFAULT_INTERVAL = 604800  # seconds: a week, Puppet Server's default
 
@@ -55,7 +56,7 @@ def _read_tree(confd: Path) -> Any:
     files = sorted(confd.glob("*.conf")) if confd.is_dir() else []
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_tree_file(path, "conf.d file").decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
         if _URL_INCLUDE_RE.search(text):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import read_tree_file
 
 # dropsonde runs on a Puppet server and reports what that server compiles, so
 # it reads puppet.conf as the server does; [user] is consulted before [main]
@@ -147,7 +148,7 @@ def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
     sections: Dict[str, Dict[str, str]] = {"main": {}}
     current = "main"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_tree_file(path, "puppet.conf").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DropsondeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
     except OSError as exc:

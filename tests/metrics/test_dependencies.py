@@ -33,7 +33,7 @@ def test_a_module_linked_into_many_environments_counts_once(tree):
     import os
 
     tree.forge(["puppetlabs-stdlib"])
-    shared = make_module(tree.root / "shared", "profile", "acme-profile", dependencies=[{"name": "puppetlabs-stdlib"}])
+    shared = make_module(tree.codedir / "shared", "profile", "acme-profile", dependencies=[{"name": "puppetlabs-stdlib"}])
     for name in ("a", "b", "c"):
         os.symlink(shared, tree.environment(name) / "modules" / "profile")
     assert len(run_metric(Dependencies, tree)["dependencies"]) == 1

@@ -98,7 +98,7 @@ def test_each_module_directory_is_read_once_by_real_path(tmp_path):
         modules = tmp_path / "envs" / name / "modules"
         modules.mkdir(parents=True)
         os.symlink(shared, modules / "concat")
-    envs, store = discover([tmp_path / "envs"])
+    envs, store = discover([tmp_path / "envs"], [tmp_path / "shared"])  # linked from an allowed root
     assert len(envs) == 3
     assert len(store.modules) == 1
     assert envs[0].modules[0] is envs[2].modules[0]

@@ -36,7 +36,7 @@ def test_listed_unlisted_modified_and_dot_slash_paths(tmp_path):
     (b"{", "not valid JSON"),
     (b'["manifests/init.pp"]', "not an object of file paths to MD5 sums"),
     (b'{"manifests/init.pp": 5}', "not an object of file paths to MD5 sums"),
-    (b" " * (8 * 1024 * 1024 + 1), "larger than 8 MiB"),
+    (b" " * (8 * 1024 * 1024 + 1), "cannot be read: larger than 8 MiB, the limit for a checksums.json"),
 ])
 def test_an_unusable_checksums_json_sets_every_file_aside(tmp_path, content, problem):
     (tmp_path / "checksums.json").write_bytes(content)
