@@ -57,7 +57,7 @@ class Puppetfiles(MetricPlugin):
             except OSError as exc:
                 log.warning("skipping Puppetfile %s: %s", path, exc.strerror or exc)
                 continue
-            log.info("read Puppetfile %s", path)
+            log.info("reading Puppetfile %s", path)
             if source not in parsed:
                 try:
                     parsed[source] = read_puppetfile_source(source)

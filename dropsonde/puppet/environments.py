@@ -22,7 +22,7 @@ from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
-from dropsonde.tree_files import is_inside, read_tree_file
+from dropsonde.tree_files import RefusedFile, is_inside, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ def read_metadata(module: Module) -> None:
         data = json.loads(read_tree_file(path, "metadata.json", within=str(module.path)).decode("utf-8"))
     except FileNotFoundError:
         module.problem = "no metadata.json"
+        return
+    except RefusedFile as exc:
+        module.problem = f"metadata.json unreadable: {exc.strerror}"
+        log.warning("%s: not read, so the module is private: %s", path, exc.strerror)
         return
     except OSError as exc:
         module.problem = f"metadata.json unreadable: {exc.strerror or exc}"
