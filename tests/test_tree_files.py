@@ -135,6 +135,7 @@ def test_fifos_for_metadata_checksums_manifest_and_puppetfile_never_hang_a_previ
     modules = _site(tree)
     (modules / "acmeprof" / "metadata.json").unlink()
     os.mkfifo(modules / "acmeprof" / "metadata.json")
+    (modules / "apache" / "checksums.json").unlink(missing_ok=True)
     os.mkfifo(modules / "apache" / "checksums.json")
     os.mkfifo(modules / "acmeprof" / "manifests" / "fifo.pp")
     os.mkfifo(tree.environment("production") / "Puppetfile")

@@ -24,9 +24,9 @@ from tests.cpu_limit import cpu_limit
 from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
 
 
-def discover(roots, base=()):
+def discover(roots, base=(), codedir=None):
     store = ModuleStore()
-    return discover_environments([Path(r) for r in roots], [Path(b) for b in base], store), store
+    return discover_environments([Path(r) for r in roots], [Path(b) for b in base], store, codedir), store
 
 
 def test_valid_names_first_path_wins_and_sorted(tmp_path):
@@ -113,7 +113,7 @@ def test_modules_are_keyed_by_real_path_whether_the_module_or_its_directory_is_a
     os.symlink(tmp_path / "elsewhere" / "ntp", real / "production" / "modules" / "ntp")
     (tmp_path / "envs").mkdir()
     os.symlink(real / "production", tmp_path / "envs" / "production")  # the environment itself is a link
-    envs, store = discover([tmp_path / "envs"])
+    envs, store = discover([tmp_path / "envs"], codedir=tmp_path)  # the links stay inside the codedir
     assert sorted(store.modules) == sorted([str(real / "production" / "modules" / "apache"), str(tmp_path / "elsewhere" / "ntp")])
     assert [m.path for m in envs[0].modules] == [real / "production" / "modules" / "apache", tmp_path / "elsewhere" / "ntp"]
 
