@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -381,6 +382,7 @@ def collector_aggregate(
     if end > datetime.now(timezone.utc) and not force and seed is None:  # seeded noise protects nothing anyway
         raise DropsondeError(f"--week {label}: the week has not ended; its numbers still change, and two publications "
                              "with the same noise would differ by the exact change (--force to publish it anyway)")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
     store = store_for(db, read_only=True)
     key = None if seed is not None else load_or_create_key(Path(noise_key) if noise_key else default_key_path(db))
     result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page, force)
@@ -397,6 +399,12 @@ def collector_load(
     from dropsonde.collector.service import load_jsonl
 
     typer.echo(f"{load_jsonl(Path(file), db)} rows loaded")
+
+
+def _exit_on_sigterm(number: int, frame: Any) -> None:
+    """SIGTERM (a systemd or cron timeout) as SystemExit: Python's default
+    action ends the process without running ``finally`` blocks or cleanup."""
+    raise SystemExit(128 + number)
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from dropsonde.collector.noise import GeometricNoise
-from dropsonde.collector.output import TableWriter, staging, write_file
-from dropsonde.collector.queries import Query, expand_lists, load_queries
+from dropsonde.collector.output import TableWriter, check_replaceable, staging, write_file
+from dropsonde.collector.queries import ORDER, Query, expand_lists, load_queries
 from dropsonde.collector.storage import Store
 from dropsonde.errors import DropsondeError
 
@@ -45,6 +45,9 @@ PAGE_ROWS = 50  # rows of each table shown on the page (all are in the files)
 ADOPTION_MODULES = 5
 TREND_WEEKS = 12
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
+# Every file a publication holds: an existing --out with anything else is not replaced.
+PUBLISHED_FILES = frozenset({f"{name}.{kind}" for name in ORDER + ("trends",) for kind in ("json", "csv")}
+                            | {"summary.json", "index.html"})
 
 
 def week_bounds(week: Optional[str], today: Optional[date] = None) -> Tuple[str, datetime, datetime]:
@@ -162,6 +165,7 @@ def publish_week(store: Store, week: str, k: int, noise: GeometricNoise, out: Pa
     if k < 1:
         raise DropsondeError(f"--k: expected at least 1, got {k}")
     out = Path(out)
+    check_replaceable(out, PUBLISHED_FILES)
     publication = Publication(week, k, noise.epsilon)
     earlier = read_trends(out / "trends.json", week)
     parameters: Dict[str, Any] = {"week": week, "k": k}

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, Sequence
+from typing import IO, Any, Dict, Iterable, Iterator, Optional, Sequence
 
 from dropsonde.errors import DropsondeError
 
+log = logging.getLogger(__name__)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+STALE_AFTER = 6 * 3600  # seconds: a staging directory this old belongs to no running aggregate
 
 
 def csv_cell(value: Any) -> Any:
@@ -72,13 +76,53 @@ def _close_durably(handle: IO[str]) -> None:
     handle.close()
 
 
+def check_replaceable(out: Path, names: Iterable[str]) -> None:
+    """Refuse an ``out`` that replacing would lose something in: a symbolic
+    link (it would become a directory) or a directory holding anything but a
+    previous publication (``summary.json`` and the files ``names``). The old
+    directory is removed whole when the new one takes its place, so a web
+    root given by mistake would lose its other pages."""
+    if out.is_symlink():
+        raise DropsondeError(f"--out {out}: is a symbolic link; give the directory it points to "
+                             "(the link would be replaced by a directory)")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DropsondeError(f"--out {out}: exists and is not a directory")
+    present = sorted(entry.name for entry in out.iterdir())
+    if present and "summary.json" not in present:
+        raise DropsondeError(f"--out {out}: not empty and not a previous publication (no summary.json); "
+                             "aggregate replaces the whole directory, so give it one of its own")
+    foreign = [name for name in present if name not in set(names) or not (out / name).is_file()]
+    if foreign:
+        raise DropsondeError(f"--out {out}: holds {foreign[0]!r}, which aggregate does not write; "
+                             "aggregate replaces the whole directory, so move it elsewhere")
+
+
+def remove_stale(out: Path, older_than: float = STALE_AFTER, now: Optional[float] = None) -> None:
+    """Staging (``.NAME.*.tmp``) and set-aside (``.NAME.*.old``) directories
+    that a killed run left beside ``out``, once they are older than any run:
+    a run killed by SIGKILL or a timeout must not leave one more each time."""
+    limit = (time.time() if now is None else now) - older_than
+    for pattern in (f".{out.name}.*.tmp", f".{out.name}.*.old"):
+        for path in out.parent.glob(pattern):
+            try:
+                if path.is_dir() and not path.is_symlink() and path.lstat().st_mtime < limit:
+                    shutil.rmtree(path)
+                    log.warning("%s: removed, left by an earlier run that did not finish", path)
+            except OSError as exc:
+                log.warning("%s: left by an earlier run, cannot be removed (%s)", path, exc.strerror or exc)
+
+
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A fresh directory beside ``out``, renamed to ``out`` when the block
-    succeeds and removed when it fails: the previous output is never half
-    replaced and no partial directory is left behind."""
+    succeeds and removed when it fails (also on SIGTERM, which the command
+    turns into SystemExit): the previous output is never half replaced and
+    no partial directory is left behind."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(out)
         directory = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as exc:
         raise DropsondeError(f"--out {out}: cannot write beside it: {exc.strerror or exc}") from None

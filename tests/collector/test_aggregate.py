@@ -339,6 +339,76 @@ def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_dir
     assert [p.name for p in out.parent.iterdir()] == ["telemetry"] and out.stat().st_mode & 0o777 == 0o755
 
 
+def test_an_out_that_is_not_a_publication_is_never_replaced(tmp_path):
+    """F9: --out pointing at a web root removed its other pages; a symbolic link became a directory."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")]) for n in range(5)])
+    webroot = tmp_path / "webroot"
+    webroot.mkdir()
+    (webroot / "other-site-page.html").write_text("precious")
+    with pytest.raises(DropsondeError, match="no summary.json"):
+        publish(store, webroot)
+    publish(store, tmp_path / "www")
+    (tmp_path / "www" / "notes.txt").write_text("mine")
+    with pytest.raises(DropsondeError, match="'notes.txt', which aggregate does not write"):
+        publish(store, tmp_path / "www")
+    (tmp_path / "link").symlink_to(webroot)
+    with pytest.raises(DropsondeError, match="symbolic link"):
+        publish(store, tmp_path / "link")
+    assert (webroot / "other-site-page.html").read_text() == "precious" and (tmp_path / "link").is_symlink()
+    assert (tmp_path / "www" / "notes.txt").read_text() == "mine"
+    (tmp_path / "www" / "notes.txt").unlink()
+    publish(store, tmp_path / "www")  # a previous publication is replaced
+    (tmp_path / "empty").mkdir()
+    publish(store, tmp_path / "empty")  # and so is an empty directory
+    assert (tmp_path / "empty" / "summary.json").exists()
+
+
+def test_staging_directories_left_by_a_killed_run_are_removed(tmp_path):
+    """F13: each SIGKILLed or timed-out run left its staging directory behind."""
+    import os
+
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")]) for n in range(5)])
+    stale = [tmp_path / ".www.abc123.tmp", tmp_path / ".www.def456.old"]
+    for path in stale + [tmp_path / ".www.fresh.tmp", tmp_path / ".other.abc.tmp"]:
+        path.mkdir()
+        (path / "modules.json").write_text("[]")
+    for path in stale + [tmp_path / ".other.abc.tmp"]:
+        os.utime(path, (0, 0))  # left long ago
+    publish(store, tmp_path / "www")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [".other.abc.tmp", ".www.fresh.tmp", "www"]
+
+
+def test_sigterm_during_aggregate_removes_the_staging_directory(tmp_path, postgres):
+    """F13: Python's default SIGTERM action skipped the cleanup. The run is held inside
+    its staging directory by a lock on the table its first query reads."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    postgres.psql("CREATE DATABASE held")
+    url = postgres.url("held")
+    open_store(url, columns()).insert_many([report(n, [("a-x", "1.0.0")]) for n in range(5)])
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE site_weeks IN ACCESS EXCLUSIVE MODE")
+        process = subprocess.Popen([sys.executable, "-m", "dropsonde", "collector", "aggregate", "--db", url,
+                                    "--out", str(tmp_path / "www"), "--week", WEEK, "--seed", "1"],
+                                   stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".www.*.tmp")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert list(tmp_path.glob(".www.*.tmp")), process.stderr.read() if process.poll() is not None else "no staging"
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        holder.rollback()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
     store = open_store(str(tmp_path / "a.db"), columns())
     hostile = ["=HYPERLINK(\"http://x.example\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "plain"]
