@@ -9,22 +9,25 @@ old cache untouched: a refresh can make a run slower, never wrong.
 
 The list decides what may leave the site, so where it comes from is fixed:
 the origin (scheme, host, port) of ``--forge-api``, over https unless that is
-a loopback address (a local mirror or a test). ``pagination.next`` and
-redirects that point elsewhere are refused, not followed.
+a loopback address (a local mirror or a test). ``pagination.next`` must be a
+plain path (the Forge sends ``/v3/modules?...``), put on that origin; an
+absolute URL there, and a redirect that points elsewhere, are refused.
+
+Each page must be complete within ``policy.deadline`` (and what is left of the
+refresh's ``TOTAL_BUDGET``) and at most ``MAX_PAGE_BYTES`` long.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
-from urllib.parse import urljoin
+from urllib.parse import urlsplit
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -44,6 +47,11 @@ FIRST_PAGE_PARAMS = {
 }
 # The whole refresh is bounded too (each request is, by http_client).
 TOTAL_BUDGET = 600.0
+# A real page of 100 modules (readme, changelog, license and reference excluded) is about 0.5 MB.
+MAX_PAGE_BYTES = 16 * 1024 * 1024
+# What pagination.next may be: a path and query on the Forge's origin, nothing that
+# names a host (scheme, //, @) or that parsers read differently (backslash, spaces).
+NEXT_PAGE_RE = re.compile(r"/(?![/\\])[^\\@\s]*")
 
 
 class ForgeError(DropsondeError):
@@ -58,23 +66,8 @@ def forge_api_url(configured: Optional[str]) -> str:
     (a usage error names it otherwise). Plain http would let anyone on the path edit
     the list of public modules, so it is accepted for loopback addresses only."""
     url = configured or DEFAULT_FORGE_API
-    base = http_client.origin(url)
-    if base is None:
-        raise DropsondeError(f"--forge-api: not an http(s) URL: {printable(repr(url))}")
-    if base[0] != "https" and not is_loopback(base[1]):
-        raise DropsondeError(f"--forge-api: {printable(url)}: https is required "
-                             "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
+    http_client.require_https_unless_loopback(url, "--forge-api")
     return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_forge_time(value: Any) -> Optional[datetime]:
@@ -100,28 +93,30 @@ class Crawl:
 
 
 def _get_page(session: Any, url: str, params: Optional[Dict[str, str]],
-              policy: http_client.HttpPolicy) -> Dict[str, Any]:
+              policy: http_client.HttpPolicy, seconds_left: float) -> Dict[str, Any]:
+    """One page, complete within the policy's deadline and ``seconds_left``; ForgeError otherwise."""
     import requests
 
     try:
-        response = session.get(url, params=params, timeout=policy.timeouts)
-    except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
+        reply = http_client.fetch(session, "GET", url, policy, MAX_PAGE_BYTES, deadline=seconds_left, params=params)
+    except (requests.exceptions.RequestException, http_client.RedirectRefused, http_client.AnswerRefused) as exc:
         raise ForgeError(http_client.describe_failure(url, exc, policy)) from None
-    if response.status_code != 200:
-        raise ForgeError(f"{response.url}: HTTP {response.status_code} {_error_message(response)}".rstrip())
+    where = printable(reply.url)
+    if reply.status != 200:
+        raise ForgeError(f"{where}: HTTP {reply.status} {_error_message(reply)}".rstrip())
     try:
-        page = json.loads(response.content)
-    except ValueError:
-        raise ForgeError(f"{response.url}: malformed JSON in the answer") from None
+        page = http_client.json_answer(reply.body)
+    except ValueError as exc:
+        raise ForgeError(f"{where}: the answer is {exc}") from None
     if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-        raise ForgeError(f"{response.url}: the answer has no 'results' list")
+        raise ForgeError(f"{where}: the answer has no 'results' list")
     return page
 
 
-def _error_message(response: Any) -> str:
+def _error_message(reply: http_client.Reply) -> str:
     """The Forge's own error text (``{"message": ..., "errors": [...]}``), if any."""
     try:
-        body = response.json()
+        body = http_client.json_answer(reply.body)
     except ValueError:
         return ""
     if isinstance(body, dict):
@@ -150,7 +145,7 @@ def crawl_forge(
     while url is not None:
         if clock() > deadline:
             raise ForgeError(f"the Forge refresh took longer than {TOTAL_BUDGET:g} s")
-        page = _get_page(session, url, params, policy)
+        page = _get_page(session, url, params, policy, deadline - clock())
         result.requests += 1
         pagination = page.get("pagination")
         if not isinstance(pagination, dict):
@@ -182,15 +177,15 @@ def crawl_forge(
 
 
 def _next_page_url(base_url: str, following: Any) -> str:
-    """``pagination.next`` (documented as relative) resolved against the base; ForgeError
-    when it leaves the base's origin, so a hostile page cannot steer the crawl elsewhere."""
+    """``pagination.next`` (a path and query: the Forge sends ``/v3/modules?...``) put on
+    the base's origin; ForgeError for anything else, so a hostile page cannot steer the
+    crawl elsewhere, not even through a URL that two parsers read differently."""
     if not isinstance(following, str):
         raise ForgeError(f"{base_url}: pagination.next is not a URL: {following!r:.60}")
-    try:
-        url = urljoin(base_url + "/", following)
-    except ValueError:
-        url = following
-    if http_client.origin(url) != http_client.origin(base_url):
+    base = urlsplit(base_url)
+    url = f"{base.scheme}://{base.netloc}{following}"
+    if not NEXT_PAGE_RE.fullmatch(following) or not following.isprintable() \
+            or not http_client.same_origin(url, base_url):
         raise ForgeError(f"{base_url}: pagination.next leaves the Forge's origin "
                          f"({printable(following)[:200]}): not followed")
     return url

@@ -14,15 +14,28 @@ hostile or misconfigured server must not be able to send the report in clear
 text, or to another host, by answering 307. Same-origin redirects are
 followed, at most ``MAX_REDIRECTS`` of them, and only when they keep the
 method: a 301/302/303 would turn a POST into a body-less GET, so the report
-would look accepted without having been delivered.
+would look accepted without having been delivered. :func:`origin` is the one
+origin check: it reads a URL with both Python's parser and urllib3's (the one
+that sends), and gives no origin when they disagree.
+
+A per-read timeout does not bound a server that sends one byte a second, so
+:func:`fetch` puts a wall-clock deadline on the whole exchange (connect,
+headers, body, retries) and a byte cap on the body, each caller choosing its
+cap. At the deadline a watchdog shuts the socket down, which ends a read
+blocked anywhere in requests, urllib3 or TLS.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import socket
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 from dropsonde import __version__
@@ -46,6 +59,8 @@ class HttpPolicy:
     """How long to wait and how often to try again. The defaults are the
     production values; ``sleep`` is how a wait between retries is spent (a test
     passes a recorder, so it can see the waits without spending them).
+    ``deadline``: the most one request may take, from connecting to the last
+    byte of the answer, retries included (a test passes a short one).
 
     urllib3 waits nothing before the first retry, then ``backoff_factor`` × 2,
     × 4...: 1 s then 2 s with the default. A ``Retry-After`` from the server
@@ -56,6 +71,7 @@ class HttpPolicy:
     max_retry_after: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    deadline: float = 120.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     @property
@@ -88,7 +104,13 @@ class HttpPolicy:
                 after = super().get_retry_after(response)
                 return None if after is None else min(after, policy.max_retry_after)
 
+            def is_exhausted(self) -> bool:
+                """Past the deadline, no retry can help: give up at once."""
+                return _deadline_passed() or bool(super().is_exhausted())
+
             def sleep(self, response: Any = None) -> None:
+                if _deadline_passed():
+                    return
                 after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
                 wait = after if after else self.get_backoff_time()
                 if wait > 0:
@@ -97,7 +119,7 @@ class HttpPolicy:
         return PolicyRetry(
             total=self.retries,
             connect=self.retries,
-            read=self.retries,
+            read=self.retries if self.retries else False,  # none: a read timeout stays a timeout
             status=self.retries,
             backoff_factor=self.backoff_factor,
             status_forcelist=RETRIED_STATUSES,
@@ -124,17 +146,64 @@ class RedirectRefused(Exception):
     """A redirect we do not follow: to another origin, or one that would drop a POST's body."""
 
 
+class AnswerRefused(Exception):
+    """An answer we stop reading: not complete by its deadline, or larger than its cap."""
+
+
 def origin(url: str) -> Optional[Tuple[str, str, int]]:
-    """(scheme, host, port) of ``url``, default ports filled in; None when it has no usable origin."""
+    """(scheme, host, port) of ``url``, default ports filled in; None when it has no usable origin.
+
+    None too when Python's parser and urllib3's (which requests sends with)
+    would reach different places: ``http://a:1\\@b:2/`` is b:2 to the first and
+    a:1 to the second. So a URL with a backslash, white space, a control
+    character or user info (where the two part ways) has no origin at all."""
+    from urllib3.util import parse_url
+
+    if not url.isprintable() or any(c.isspace() or c == "\\" for c in url):
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-    except ValueError:  # a bracket without its pair, a port that is not a number
+        sent = parse_url(url)
+    except ValueError:  # a bracket without its pair, a port that is not a number (LocationParseError too)
         return None
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or port is None:
+    if scheme not in DEFAULT_PORTS or not parts.hostname or port is None or parts.username is not None or sent.auth:
         return None
-    return scheme, parts.hostname.lower(), port
+    host = parts.hostname.lower()
+    if ((sent.scheme or "").lower(), (sent.host or "").strip("[]").lower(), sent.port or DEFAULT_PORTS[scheme]) \
+            != (scheme, host, port):
+        return None
+    return scheme, host, port
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Whether ``url`` goes where ``base`` goes (scheme, host and port), as both parsers read them."""
+    found = origin(url)
+    return found is not None and found == origin(base)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: traffic that never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https_unless_loopback(url: str, option: str) -> Tuple[str, str, int]:
+    """The origin of ``url``; a usage error naming ``option`` unless it is https or
+    plain http to a loopback address: in clear text, anyone on the path could read
+    or change what is sent and answered."""
+    found = origin(url)
+    if found is None:
+        raise DropsondeError(f"{option}: not an http(s) URL: {printable(repr(url))}")
+    if found[0] != "https" and not is_loopback(found[1]):
+        raise DropsondeError(f"{option}: {printable(url)}: https is required "
+                             "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
+    return found
 
 
 def check_redirect(from_url: str, method: str, status: int, location: str) -> None:
@@ -144,7 +213,7 @@ def check_redirect(from_url: str, method: str, status: int, location: str) -> No
         target = urljoin(from_url, location)
     except ValueError:
         target = location
-    if origin(target) is None or origin(target) != origin(from_url):
+    if not same_origin(target, from_url):
         raise RedirectRefused(f"redirected to {printable(target)[:200]}, another origin: not followed")
     if method not in ("GET", "HEAD") and status not in METHOD_KEEPING_REDIRECTS:
         raise RedirectRefused(f"HTTP {status} redirect would resend the {method} as a GET: not followed")
@@ -155,7 +224,6 @@ def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) ->
     as ``policy`` says, and follows only same-origin, method-keeping redirects
     (RedirectRefused otherwise)."""
     import requests
-    from requests.adapters import HTTPAdapter
 
     class SameOriginSession(requests.Session):
         """requests follows any redirect; this one checks each hop first."""
@@ -168,11 +236,216 @@ def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) ->
 
     http = SameOriginSession()
     http.max_redirects = MAX_REDIRECTS
-    adapter = HTTPAdapter(max_retries=policy.retry(methods))
+    adapter = _watched_adapter(policy.retry(methods))
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     http.headers.update({"User-Agent": f"dropsonde/{__version__}", "Accept": "application/json"})
     return http
+
+
+def plain_session(policy: HttpPolicy) -> Any:
+    """A session without retries nor redirects, proxies or the environment's CA
+    store (PuppetDB: Puppet's own CA, and failover instead of retries), under
+    :func:`fetch`'s deadline like the others."""
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False
+    adapter = _watched_adapter(replace(policy, retries=0).retry(frozenset({"GET"})))
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    return http
+
+
+# ---- the deadline on a whole answer ----
+
+_current = threading.local()
+
+
+class _Watch:
+    """The sockets of one request, shut down when its deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._sockets: List[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def watch(self, sock: Any) -> None:
+        """Shut ``sock`` down at the deadline (at once if it has passed)."""
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._timer.cancel()
+            self._sockets.clear()
+
+
+def _shut(sock: Any) -> None:
+    """Shut a socket down from another thread: a blocked read returns at once. Through
+    a duplicate of the descriptor, so a TLS socket's state is left to its own thread."""
+    try:
+        with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError):  # already closed
+        pass
+
+
+def _watch_socket(sock: Any) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None and sock is not None:
+        watch.watch(sock)
+
+
+def _deadline_passed() -> bool:
+    watch = getattr(_current, "watch", None)
+    return watch is not None and watch.fired
+
+
+@contextmanager
+def _watching(seconds: float) -> Iterator[_Watch]:
+    """Every socket this thread opens or reuses meanwhile is shut down after ``seconds``."""
+    watch = _Watch(seconds)
+    previous = getattr(_current, "watch", None)
+    _current.watch = watch
+    watch.start()
+    try:
+        yield watch
+    finally:
+        watch.stop()
+        _current.watch = previous
+
+
+def _watched_adapter(retry: Any) -> Any:
+    """A requests adapter whose connections, new or reused, are put under the current watch."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class WatchedHTTPConnection(HTTPConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            _watch_socket(sock)
+            return sock
+
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            _watch_socket(sock)
+            return sock
+
+    class WatchedPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            conn = super()._get_conn(timeout)
+            _watch_socket(getattr(conn, "sock", None))
+            return conn
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+        def _get_conn(self, timeout: Optional[float] = None) -> Any:
+            conn = super()._get_conn(timeout)
+            _watch_socket(getattr(conn, "sock", None))
+            return conn
+
+    pools = {"http": WatchedPool, "https": WatchedHTTPSPool}
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            manager.pool_classes_by_scheme = pools
+            return manager
+
+    return WatchedAdapter(max_retries=retry)
+
+
+@dataclass
+class Reply:
+    """A complete answer: status, final URL, headers and the whole body."""
+
+    status: int
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def fetch(http: Any, method: str, url: str, policy: HttpPolicy, max_bytes: int,
+          deadline: Optional[float] = None, **options: Any) -> Reply:
+    """The whole answer to one request, within ``policy.deadline`` seconds (or
+    ``deadline`` if sooner) and ``max_bytes`` of body. AnswerRefused past either;
+    requests' exceptions and RedirectRefused as they come otherwise."""
+    import requests
+
+    seconds = policy.deadline if deadline is None else min(deadline, policy.deadline)
+    late = f"no complete answer within {seconds:g} s"
+    with _watching(seconds) as watch:
+        try:
+            response = http.request(method, url, stream=True, timeout=policy.timeouts, **options)
+            try:
+                body = _read_capped(response, max_bytes)
+            finally:
+                response.close()
+        except (requests.exceptions.RequestException, OSError):
+            if watch.fired:
+                raise AnswerRefused(late) from None
+            raise
+        if watch.fired:  # the shutdown can look like the end of a body without a length
+            raise AnswerRefused(late)
+    return Reply(response.status_code, response.url, response.headers, body)
+
+
+def _read_capped(response: Any, max_bytes: int) -> bytes:
+    """The body, or AnswerRefused as soon as it is known to exceed ``max_bytes``."""
+    too_large = f"the answer is larger than {max_bytes} bytes: not read"
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise AnswerRefused(too_large)
+    chunks: List[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise AnswerRefused(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_answer(body: bytes) -> Any:
+    """The JSON value of an answer; ValueError (its text fits after "the answer is") if it
+    is not JSON, including JSON nested too deeply for the parser, whose RecursionError
+    would otherwise end the run as an internal error."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("malformed JSON (nested too deeply)") from None
+    except ValueError:
+        raise ValueError("malformed JSON") from None
 
 
 def describe_failure(url: str, exc: BaseException, policy: HttpPolicy) -> str:
@@ -180,7 +453,7 @@ def describe_failure(url: str, exc: BaseException, policy: HttpPolicy) -> str:
     import requests
 
     text = str(exc)
-    if isinstance(exc, RedirectRefused):
+    if isinstance(exc, (RedirectRefused, AnswerRefused)):
         return f"{url}: {text}"
     if isinstance(exc, requests.exceptions.Timeout) or "Read timed out" in text:
         return f"{url}: no answer within {policy.read_timeout:g} s"

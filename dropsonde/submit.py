@@ -5,7 +5,9 @@
 answer counts as submitted; then the body and its time are kept (mode 0600)
 so the admin can always see what left the machine (``dropsonde last``) and
 the scheduler knows when the next one is due. A redirect to another scheme,
-host or port is a failure, never followed (see ``http_client``).
+host or port is a failure, never followed (see ``http_client``). The endpoint
+is https unless it is a loopback address, as for ``--forge-api``. The answer
+must be complete within the policy's deadline and at most ``MAX_ANSWER_BYTES``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://updates.puppet.com"
 DEFAULT_PORT = 443
 STATE_FILENAME = "last-submission.json"
+# The collector answers with a short JSON object (message, newer, link).
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class SubmitError(DropsondeError):
@@ -41,11 +45,9 @@ class SubmitError(DropsondeError):
 def submission_url(endpoint: str, port: Optional[int]) -> str:
     """``endpoint`` with ``port`` put in its authority (the Ruby client's
     ``"#{endpoint}:#{port}"``, without breaking an endpoint that has a path).
-    An endpoint that names its own port keeps it unless --port is given."""
-    found = http_client.origin(endpoint)
-    if found is None:
-        raise DropsondeError(f"--endpoint: not an http(s) URL: {endpoint!r}")
-    scheme, hostname, _ = found
+    An endpoint that names its own port keeps it unless --port is given. Plain
+    http only to a loopback address: the report must not cross a network in clear."""
+    scheme, hostname, _ = http_client.require_https_unless_loopback(endpoint, "--endpoint")
     parts = urlsplit(endpoint)
     own_port = parts.port
     if port is not None and not 0 < port < 65536:
@@ -79,16 +81,17 @@ def post_report(url: str, body: bytes, policy: Optional[http_client.HttpPolicy] 
     policy = policy or http_client.HttpPolicy.from_environment()
     http = http_client.session(policy, methods=frozenset({"POST"}))
     try:
-        response = http.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=policy.timeouts)
-    except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
+        reply = http_client.fetch(http, "POST", url, policy, MAX_ANSWER_BYTES, data=body,
+                                  headers={"Content-Type": "application/json"})
+    except (requests.exceptions.RequestException, http_client.RedirectRefused, http_client.AnswerRefused) as exc:
         raise SubmitError(http_client.describe_failure(url, exc, policy)) from None
-    text = response.text
-    if response.status_code != 200:
-        raise SubmitError(f"{url}: HTTP {response.status_code}", text)
+    text = reply.text
+    if reply.status != 200:
+        raise SubmitError(f"{url}: HTTP {reply.status}", text)
     try:
-        data = json.loads(text)
-    except ValueError:
-        raise SubmitError(f"{url}: the answer is not JSON", text) from None
+        data = http_client.json_answer(reply.body)
+    except ValueError as exc:
+        raise SubmitError(f"{url}: the answer is not JSON: {exc}", text) from None
     if not isinstance(data, dict):
         raise SubmitError(f"{url}: the answer is not a JSON object", text)
     return Answer(str(data.get("message", "")), data.get("newer") is True, data.get("link"))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 
 # Early enough that 5,000 hourly updates still lie before the tests' fixed "now" (2026-11-27).
 EPOCH = datetime(2026, 4, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))
@@ -67,7 +67,8 @@ def generate_modules(count: int, start: int = 0) -> List[ForgeModule]:
 class Fault:
     """What to do to the request for page ``offset``: an HTTP status ("500", "429",
     "404"...), hang (no answer until the server stops), truncated, reset, repeat,
-    redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``)."""
+    redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``),
+    drip (a byte at a time, never done), deep (JSON nested too deeply to parse)."""
 
     kind: str
     offset: int = 0
@@ -108,7 +109,7 @@ class ForgeHandler(QuietHandler):
         if not 1 <= limit <= 100:
             return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
         fault = self._fault(state, offset)
-        if fault is not None and (fault.kind.isdigit() or fault.kind in ("hang", "reset", "truncated", "redirect")):
+        if fault is not None and (fault.kind.isdigit() or fault.kind in ("hang", "reset", "truncated", "redirect", "drip", "deep")):
             return self._inject(fault)
         groups = query.get("module_groups", "base").split()
         modules = [m for m in state.modules if m.group in groups]
@@ -152,6 +153,10 @@ class ForgeHandler(QuietHandler):
             return self.send(fault.status, b"", "text/plain", {"Location": fault.target})
         if fault.kind == "hang":
             return self.hang()
+        if fault.kind == "drip":
+            return self.drip()
+        if fault.kind == "deep":
+            return self.send(200, DEEP_JSON, "application/json")
         if fault.kind == "truncated":
             return self.send(200, b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd', "application/json")
         # "reset": close the connection with an RST, as the field report's firewall did

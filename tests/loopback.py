@@ -10,6 +10,8 @@ from typing import Any, Optional, Type
 
 # The longest a hanging handler holds its thread if the test never ends the server.
 HANG_DEADLINE = 60.0
+# JSON nested deeper than Python's parser can recurse (the answer of a hostile server).
+DEEP_JSON = b"[" * 200_000
 
 
 class QuietHandler(http.server.BaseHTTPRequestHandler):
@@ -26,6 +28,30 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+    def drip(self, interval: float = 0.05) -> None:
+        """Promise a large body, then send one byte every ``interval`` until the client
+        hangs up (or the test ends): each read succeeds, the answer never ends."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            while not self.server.released.wait(interval):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except OSError:  # the client hung up: what the test waits for
+            pass
+
+    def drip_headers(self, interval: float = 0.05) -> None:
+        """The status line and headers a byte at a time, never ending them."""
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while not self.server.released.wait(interval):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+        except OSError:
+            pass
 
     def hang(self) -> None:
         """Answer nothing until the test is over (the server is stopped), so the

@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Received:
 
 @dataclass
 class ReceiverState:
-    mode: str = "ok"  # ok, newer, hang, redirect, notjson, or an HTTP status ("500", "413"...)
+    mode: str = "ok"  # ok, newer, hang, drip, deep, redirect, notjson, or an HTTP status ("500", "413"...)
     received: List[Received] = field(default_factory=list)
     location: Optional[str] = None  # where "redirect" sends (default: the same path, forever)
     redirect_status: int = 307
@@ -34,6 +34,10 @@ class ReceiverHandler(QuietHandler):
         state.received.append(Received(self.path, dict(self.headers.items()), body))
         if state.mode == "hang":
             return self.hang()
+        if state.mode == "drip":
+            return self.drip()
+        if state.mode == "deep":
+            return self.send(200, DEEP_JSON, "application/json")
         if state.mode == "500":
             return self.send(500, b"internal error", "text/plain")
         if state.mode.isdigit():  # any other status: "400", "404", "413"...

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from dropsonde import __version__
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.errors import DropsondeError
-from dropsonde.forge_api import ForgeError, forge_api_url, parse_forge_time, refresh_forge_cache
+from dropsonde.forge_api import ForgeError, crawl_forge, forge_api_url, parse_forge_time, refresh_forge_cache
 from dropsonde.http_client import HttpPolicy
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
 from tests.forge_server import Fault, ForgeModule, ForgeServer, generate_modules
@@ -167,6 +168,49 @@ def test_the_stand_in_rejects_what_the_forge_rejects():
 # ---- through the command line ----
 
 
+# ---- answers that never end, or cannot be parsed ----
+
+
+def test_a_page_that_drips_forever_ends_at_the_deadline(tmp_path):
+    """A byte every 50 ms never trips the read timeout; the deadline bounds the whole page,
+    and is not retried (the next try would drip as long)."""
+    with ForgeServer(generate_modules(250)) as server:
+        server.state.faults.append(Fault("drip", offset=100))
+        started = time.monotonic()
+        with pytest.raises(ForgeError, match=r"/v3/modules\?.*: no complete answer within 1 s$"):
+            refresh_forge_cache(tmp_path, server.url, full=True, now=NOW,
+                                policy=HttpPolicy(deadline=1.0, sleep=WAITS.append))
+        elapsed = time.monotonic() - started
+    assert elapsed < 4
+    assert len(server.state.requests) == 2 and WAITS == []
+    assert not (tmp_path / "forge.json").exists()
+
+
+def test_the_refresh_budget_also_ends_a_page_in_progress(tmp_path):
+    """With half a second of the refresh's budget left, a page gets half a second."""
+    readings = []
+
+    def clock() -> float:  # the refresh starts at 0; the first page is asked for at budget - 0.5 s
+        readings.append(None)
+        return 0.0 if len(readings) == 1 else 599.5
+
+    with ForgeServer(generate_modules(50)) as server:
+        server.state.faults.append(Fault("drip", offset=0))
+        started = time.monotonic()
+        with pytest.raises(ForgeError, match="no complete answer within 0.5 s"):
+            crawl_forge(server.url, None, clock=clock, policy=NOTED)
+        assert time.monotonic() - started < 3
+
+
+def test_deeply_nested_json_is_a_malformed_answer(tmp_path):
+    tree = site_with_module(tmp_path)
+    with ForgeServer(generate_modules(10)) as server:
+        server.state.faults.append(Fault("deep", offset=0))
+        result = tree.run("--forge-api", server.url, "update")
+    assert_clean_error(result, f"{server.url}/v3/modules?", "malformed JSON (nested too deeply)")
+    assert result.returncode == 1
+
+
 def site_with_module(tmp_path) -> PuppetTree:
     tree = PuppetTree(tmp_path / "site")
     make_module(tree.environment("production") / "modules", "module7", "author7-module7", "1.0.0")
@@ -299,6 +343,27 @@ def test_pagination_next_to_another_host_is_refused(tmp_path):
                 refresh(tmp_path, server, full=True)
     assert elsewhere.state.requests == []
     assert (tmp_path / "forge.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("shape", ["backslash-at", "absolute same origin", "backslash path", "userinfo path", "space"])
+def test_pagination_next_must_be_a_plain_path(tmp_path, shape):
+    """Python's urllib.parse reads ``http://A\\@B/`` as host B, urllib3 (which sends) as host A:
+    a check with one parser and a request with the other took the crawl to A. Only a plain
+    path is taken, put on --forge-api's origin."""
+    with ForgeServer(generate_modules(300)) as elsewhere, ForgeServer(generate_modules(300)) as server:
+        target = {
+            "backslash-at": f"http://127.0.0.1:{elsewhere.port}\\@127.0.0.1:{server.port}/v3/modules?offset=100",
+            "absolute same origin": f"{server.url}/v3/modules?offset=100&limit=100",
+            "backslash path": f"/\\127.0.0.1:{elsewhere.port}/v3/modules?offset=100",
+            "userinfo path": f"/v3/modules@127.0.0.1:{elsewhere.port}?offset=100",
+            "space": "/v3/modules?offset=100 &limit=100",
+        }[shape]
+        server.state.faults[:] = [Fault("next", offset=0, target=target)]
+        with pytest.raises(ForgeError, match="pagination.next leaves the Forge's origin"):
+            refresh(tmp_path, server, full=True)
+    assert elsewhere.state.requests == []
+    assert len(server.state.requests) == 1
+    assert not (tmp_path / "forge.json").exists()
 
 
 def test_a_redirect_off_the_forge_origin_is_refused(tmp_path):

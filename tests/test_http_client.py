@@ -1,5 +1,6 @@
-"""The redirect rule and the retry policy shared by submit and the Forge crawl (end-to-end tests in
-test_submit.py and test_forge_update.py)."""
+"""The origin check, the redirect rule, the retry policy and the deadline and size cap of an answer,
+shared by submit, the Forge crawl and PuppetDB (end-to-end tests in test_submit.py,
+test_forge_update.py and puppet/test_puppetdb.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,43 @@ import time
 import pytest
 
 from dropsonde.errors import DropsondeError
-from dropsonde.http_client import HttpPolicy, RedirectRefused, check_redirect, origin
+from dropsonde.http_client import (
+    AnswerRefused,
+    HttpPolicy,
+    RedirectRefused,
+    check_redirect,
+    fetch,
+    json_answer,
+    origin,
+    require_https_unless_loopback,
+    session,
+)
+from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 
 
 def test_origin_fills_in_default_ports_and_ignores_case():
     assert origin("https://Forge.Example/v3") == origin("https://forge.example:443/other") == ("https", "forge.example", 443)
     assert origin("http://[::1]/") == ("http", "::1", 80)
     assert origin("ftp://x/") is None and origin("https://h:notaport/") is None and origin("/relative") is None
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:2\\@127.0.0.1:1/x", "http://a@127.0.0.1:1/", "http://127.0.0.1:1 /",
+                                 "http://h\x1b/", "http:/\\h/x", "http:127.0.0.1:1/"])
+def test_urls_that_parsers_read_differently_have_no_origin(url):
+    """urllib.parse and urllib3 (which sends) must agree on where a URL goes: for these they do not,
+    or name user info, so no origin comparison can pass them."""
+    assert origin(url) is None
+
+
+def test_the_backslash_at_trick_is_another_origin():
+    with pytest.raises(RedirectRefused, match="another origin"):
+        check_redirect("http://127.0.0.1:1/in", "GET", 302, "http://127.0.0.1:2\\@127.0.0.1:1/second")
+
+
+@pytest.mark.parametrize("url", ["http://example.test", "http://10.0.0.1:80", "http://[::ffff:8.8.8.8]"])
+def test_plain_http_off_loopback_is_refused(url):
+    with pytest.raises(DropsondeError, match="--option: .*https is required"):
+        require_https_unless_loopback(url, "--option")
 
 
 @pytest.mark.parametrize("target", ["http://h/x", "https://other/x", "https://h:8443/x", "file:///etc/passwd", "https://h\x1b[2J.evil/"])
@@ -88,3 +119,76 @@ def test_a_bad_environment_value_is_a_usage_error(name, value):
     with pytest.raises(DropsondeError, match=f"{name}: expected a number of seconds") as error:
         HttpPolicy.from_environment({name: value})
     assert error.value.status == 2
+
+
+# ---- the deadline and the size cap of a whole answer, against loopback servers ----
+
+
+class Answers(QuietHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        mode = self.server.state
+        if mode == "drip":
+            return self.drip()
+        if mode == "drip headers":
+            return self.drip_headers()
+        if mode == "large":
+            return self.send(200, b"x" * 5000, "application/octet-stream")
+        if mode == "large unannounced":  # no Content-Length: the cap is found by counting
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"x" * 5000)
+            self.close_connection = True
+            return None
+        self.send(200, b'{"ok": true}', "application/json")
+
+
+FAST = HttpPolicy(deadline=1.0, retries=0)
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip headers"])
+def test_an_answer_that_never_ends_is_cut_at_the_deadline(mode):
+    """Each byte comes long before the 30 s read timeout; only the deadline ends the request."""
+    with LoopbackServer(Answers, mode) as server:
+        started = time.monotonic()
+        with pytest.raises(AnswerRefused, match="no complete answer within 1 s"):
+            fetch(session(FAST), "GET", server.url + "/", FAST, 1_000_000)
+        assert time.monotonic() - started < 3
+
+
+def test_the_deadline_is_not_retried():
+    policy = HttpPolicy(deadline=1.0, sleep=[].append)
+    with LoopbackServer(Answers, "drip headers") as server:
+        started = time.monotonic()
+        with pytest.raises(AnswerRefused):
+            fetch(session(policy), "GET", server.url + "/", policy, 1_000_000)
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("mode", ["large", "large unannounced"])
+def test_an_answer_over_its_cap_is_refused(mode):
+    with LoopbackServer(Answers, mode) as server:
+        with pytest.raises(AnswerRefused, match="larger than 4096 bytes: not read"):
+            fetch(session(FAST), "GET", server.url + "/", FAST, 4096)
+        assert fetch(session(FAST), "GET", server.url + "/", FAST, 5000).body == b"x" * 5000
+
+
+def test_a_complete_answer_within_both_and_a_reused_connection():
+    http = session(FAST)
+    with LoopbackServer(Answers, "ok") as server:
+        for _ in range(3):  # keep-alive: the later requests reuse the socket, under their own deadline
+            reply = fetch(http, "GET", server.url + "/x", FAST, 100)
+            assert (reply.status, reply.url, reply.body) == (200, server.url + "/x", b'{"ok": true}')
+        server.state = server.httpd.state = "drip"
+        with pytest.raises(AnswerRefused, match="within 1 s"):
+            fetch(http, "GET", server.url + "/x", FAST, 1_000_000)
+
+
+def test_json_nested_too_deeply_is_malformed_not_a_crash():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        json_answer(DEEP_JSON)
+    with pytest.raises(ValueError, match="^malformed JSON$"):
+        json_answer(b'{"a": ')
+    assert json_answer(b"[[1]]") == [[1]]

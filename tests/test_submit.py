@@ -6,6 +6,7 @@ import json
 import os
 import ssl
 import stat
+import time
 
 import pytest
 
@@ -113,6 +114,39 @@ def test_a_500_is_retried_three_times_with_backoff():
     assert waits == [1.0, 2.0]  # none before the first retry, then 0.5 s × 2, × 4
 
 
+def test_an_answer_that_drips_forever_ends_at_the_deadline():
+    """The collector's answer must be complete within the deadline, however steadily it trickles."""
+    with Receiver("drip") as receiver:
+        started = time.monotonic()
+        with pytest.raises(SubmitError, match=r"127\.0\.0\.1:\d+/: no complete answer within 1 s$"):
+            post_report(f"{receiver.url}/", b"{}", HttpPolicy(deadline=1.0, sleep=[].append))
+        assert time.monotonic() - started < 4
+    assert len(receiver.state.received) == 1
+
+
+def test_a_deeply_nested_answer_is_not_json(tree):
+    with Receiver("deep") as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert_clean_error(result, "Failed to submit report", f":{receiver.port}/", "not JSON: malformed JSON (nested too deeply)")
+    assert result.returncode == 1
+    assert not (tree.cachepath / "last-submission.json").exists()
+
+
+@pytest.mark.parametrize("endpoint", ["http://updates.puppet.com", "http://10.0.0.1:8080", "http://localhost.example.test",
+                                      "http://[::ffff:8.8.8.8]"])
+def test_plain_http_is_refused_off_loopback(endpoint):
+    """In clear text, the report could be read or changed on the way: as for --forge-api."""
+    with pytest.raises(DropsondeError, match="--endpoint: .*https is required"):
+        submission_url(endpoint, None)
+
+
+def test_a_plain_http_endpoint_is_a_usage_error_and_nothing_is_sent(tree):
+    result = tree.run("submit", "--endpoint", "http://collector.example.test", "--port", "8080")
+    assert_clean_error(result, "--endpoint", "http://collector.example.test", "https is required")
+    assert result.returncode == 2
+    assert not (tree.cachepath / "last-submission.json").exists()
+
+
 def test_refused_connection(tree):
     result = tree.run("submit", "--endpoint", "http://127.0.0.1", "--port", str(free_port()))
     assert_clean_error(result, "Failed to submit report", "cannot reach")
@@ -156,6 +190,8 @@ def test_malformed_endpoint_is_a_usage_error(tree, endpoint):
 def test_submission_url_composition():
     assert submission_url("https://updates.puppet.com", None) == "https://updates.puppet.com:443/"
     assert submission_url("http://127.0.0.1", 8080) == "http://127.0.0.1:8080/"
+    assert submission_url("http://localhost", 8080) == "http://localhost:8080/"
+    assert submission_url("http://[::1]/in", 8080) == "http://[::1]:8080/in"
     assert submission_url("https://c.example.test:8443/in", None) == "https://c.example.test:8443/in"
     assert submission_url("https://c.example.test:8443/in", 9000) == "https://c.example.test:9000/in"
     with pytest.raises(DropsondeError, match="--port"):

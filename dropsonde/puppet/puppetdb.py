@@ -5,6 +5,11 @@ Every query here groups in PuppetDB (``count()`` ... ``group by``), so what
 crosses the network and what we hold in memory grows with the number of
 distinct classes and OS families, never with the number of nodes. (The Ruby
 client downloaded one row per Class resource and counted them in O(n²).)
+
+Each answer must be complete within ``PUPPETDB_DEADLINE`` seconds and at most
+``MAX_ANSWER_BYTES`` long (http_client's deadline and cap), and PuppetDB never
+redirects: a redirect is a failure, not followed, so Puppet's client certificate
+is only ever presented to the servers of ``server_urls``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from dropsonde import http_client
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.privacy import class_name
+from dropsonde.terminal import printable
 from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
@@ -27,6 +34,10 @@ log = logging.getLogger(__name__)
 
 QUERY_PATH = "/pdb/query/v4"
 DEFAULT_TIMEOUT = 30.0
+# Grouped answers grow with the number of distinct classes, not of nodes: a few MB at most.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# A whole answer, however slowly it comes (server_url_timeout bounds each read only).
+PUPPETDB_DEADLINE = 300.0
 
 
 class PuppetDBError(Exception):
@@ -96,14 +107,15 @@ class PuppetDBClient:
     answered_by: Optional[str] = None
     failures: List[str] = field(default_factory=list)
     bytes_received: int = 0
+    deadline: float = PUPPETDB_DEADLINE
 
     def __post_init__(self) -> None:
-        import requests
-
-        self._session = requests.Session()
+        timeout = self.config.timeout
+        self._policy = http_client.HttpPolicy(retries=0, connect_timeout=timeout, read_timeout=timeout,
+                                              deadline=self.deadline)
         # Our CA is Puppet's, not the system's: REQUESTS_CA_BUNDLE would
         # silently override `verify`, and a proxy has no business in between.
-        self._session.trust_env = False
+        self._session = http_client.plain_session(self._policy)
 
     def _order(self) -> List[str]:
         urls = list(self.config.server_urls)
@@ -113,7 +125,7 @@ class PuppetDBClient:
         return urls
 
     def _request_options(self, url: str) -> Dict[str, Any]:
-        options: Dict[str, Any] = {"timeout": self.config.timeout}
+        options: Dict[str, Any] = {"allow_redirects": False}
         if url.startswith("https://"):
             options["verify"] = self.config.localcacert or True
             if self.config.hostcert and self.config.hostprivkey:
@@ -127,7 +139,11 @@ class PuppetDBClient:
         problems: List[str] = []
         for url in self._order():
             try:
-                response = self._session.get(url + QUERY_PATH, params={"query": pql}, **self._request_options(url))
+                reply = http_client.fetch(self._session, "GET", url + QUERY_PATH, self._policy, MAX_ANSWER_BYTES,
+                                          params={"query": pql}, **self._request_options(url))
+            except http_client.AnswerRefused as exc:
+                problems.append(self._failed(url, str(exc)))
+                continue
             except requests.exceptions.SSLError as exc:
                 problems.append(self._failed(url, f"TLS failure: {innermost_reason(exc)}"))
                 continue
@@ -140,17 +156,21 @@ class PuppetDBClient:
             except requests.exceptions.RequestException as exc:
                 problems.append(self._failed(url, innermost_reason(exc)))
                 continue
-            self.bytes_received += len(response.content)
-            if 400 <= response.status_code < 500:
-                message = response.text.strip().splitlines()[0][:300] if response.text.strip() else ""
-                raise PuppetDBError(f"PuppetDB {url} rejected a query (HTTP {response.status_code}): {message}")
-            if response.status_code != 200:
-                problems.append(self._failed(url, f"HTTP {response.status_code}"))
+            self.bytes_received += len(reply.body)
+            if 300 <= reply.status < 400:
+                target = printable(reply.headers.get("Location", "?"))[:200]
+                problems.append(self._failed(url, f"HTTP {reply.status} redirect to {target}: not followed"))
+                continue
+            if 400 <= reply.status < 500:
+                message = reply.text.strip().splitlines()[0][:300] if reply.text.strip() else ""
+                raise PuppetDBError(f"PuppetDB {url} rejected a query (HTTP {reply.status}): {message}")
+            if reply.status != 200:
+                problems.append(self._failed(url, f"HTTP {reply.status}"))
                 continue
             try:
-                rows = json.loads(response.content)
-            except ValueError:
-                problems.append(self._failed(url, "malformed JSON in the answer"))
+                rows = http_client.json_answer(reply.body)
+            except ValueError as exc:
+                problems.append(self._failed(url, f"the answer is {exc}"))
                 continue
             if not isinstance(rows, list):
                 problems.append(self._failed(url, "the answer is not a JSON list"))

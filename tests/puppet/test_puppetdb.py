@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections import Counter
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.puppetdb import (
+    CLASS_COUNTS,
     FACTER_OS_FAMILIES,
     PuppetDBClient,
     PuppetDBConfig,
@@ -23,7 +25,7 @@ from tests.conftest import PuppetTree, forge_checksums, make_module, write
 from tests.cpu_limit import cpu_limit
 from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
 from tests.fake_puppetdb import class_rows_server
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
 CANARY = "zzcanary"
@@ -187,7 +189,10 @@ class FaultHandler(QuietHandler):
         mode = self.server.state
         if mode == "hang":
             return self.hang()
+        if mode == "drip":
+            return self.drip()
         answers = {
+            "deep": (200, DEEP_JSON, "application/json"),
             "500": (500, b"boom", "text/plain"),
             "truncated": (200, b'[{"title": "Apache", "cou', "application/json"),
             "notalist": (200, b'{"error": "nope"}', "application/json"),
@@ -204,7 +209,7 @@ def fault_server(mode, tls_context=None) -> LoopbackServer:
 @pytest.mark.parametrize(
     "mode, cause",
     [("500", "HTTP 500"), ("503", "HTTP 503"), ("truncated", "malformed JSON"), ("notalist", "not a JSON list"),
-     ("hang", "no answer within 0.2 s")],
+     ("hang", "no answer within 0.2 s"), ("deep", "malformed JSON (nested too deeply)")],
 )
 def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
     with fault_server(mode) as server:
@@ -216,6 +221,55 @@ def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
     assert len(warnings) == 1 and cause in warnings[0]
     snapshots = result.json()["self-service-analytics"]["snapshots"]
     assert snapshots["classes"]["value"] == [] and snapshots["modules"]["value"]
+
+
+class Recorded(QuietHandler):
+    """Answers every query with one class row, and notes the paths asked for; with a
+    ``location`` in its state, answers 302 to it instead."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        state = self.server.state
+        state["paths"].append(self.path)
+        if state.get("location"):
+            return self.send(302, b"", "text/plain", {"Location": state["location"]})
+        self.send(200, json.dumps([{"title": state["title"], "count": 3}]).encode(), "application/json")
+
+
+def recorded(title: str, location: str = "") -> LoopbackServer:
+    return LoopbackServer(Recorded, {"title": title, "location": location, "paths": []})
+
+
+def test_a_dripping_server_fails_over_at_the_deadline():
+    """A byte every 50 ms stays under server_url_timeout: the deadline on the whole answer
+    ends it, and the next server answers."""
+    with fault_server("drip") as dripping, recorded("Ntp") as second:
+        client = PuppetDBClient(PuppetDBConfig([dripping.url, second.url], timeout=5), deadline=1.0)
+        started = time.monotonic()
+        assert client.query(CLASS_COUNTS) == [{"title": "Ntp", "count": 3}]
+        assert time.monotonic() - started < 4
+    assert client.failures == [f"PuppetDB {dripping.url}: no complete answer within 1 s"]
+    assert client.answered_by == second.url
+
+
+def test_a_redirect_is_a_failure_naming_the_server_and_is_not_followed():
+    """A 302 to another port was followed and its answer taken as PuppetDB's (with Puppet's
+    client certificate offered to whoever is there, over https)."""
+    with recorded("Stolen") as elsewhere, recorded("Ntp") as second:
+        with recorded("", location=f"{elsewhere.url}/stolen") as redirecting:
+            client = PuppetDBClient(PuppetDBConfig([redirecting.url, second.url], timeout=5))
+            assert client.query(CLASS_COUNTS) == [{"title": "Ntp", "count": 3}]
+    assert elsewhere.state["paths"] == []
+    assert client.failures == [f"PuppetDB {redirecting.url}: HTTP 302 redirect to {elsewhere.url}/stolen: not followed"]
+
+
+def test_a_redirecting_puppetdb_degrades_the_report(tmp_path):
+    with recorded("Stolen") as elsewhere, recorded("", location=f"{elsewhere.url}/stolen") as redirecting:
+        tree = site_tree(tmp_path, f"[main]\nserver_urls = {redirecting.url}\n")
+        result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert elsewhere.state["paths"] == []
+    assert any(redirecting.url in line and "not followed" in line for line in result.stderr.splitlines())
+    assert result.json()["self-service-analytics"]["snapshots"]["classes"]["value"] == []
 
 
 def test_our_bad_query_shows_puppetdbs_message(tmp_path):
