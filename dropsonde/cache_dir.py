@@ -16,18 +16,22 @@ checked before any command uses the directory:
 - neither its group nor others may write to it;
 - when missing, it is created with mode 0700.
 
-Files in it are written with ``atomic_file`` (never through a link) and the
-lock is opened with ``O_NOFOLLOW``.
+The directory is opened once (:class:`CacheDir`) and every file in it is
+then reached through that descriptor, so a directory swapped in at the same
+path during the run is never read or written. Files in it are written with
+``atomic_file`` (never through a link) and opened with ``O_NOFOLLOW``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
 from pathlib import Path
+from typing import Iterable, Union
 
-from dropsonde.atomic_file import DIRECTORY_MODE, open_directory
+from dropsonde.atomic_file import DIRECTORY_MODE, open_directory, write_atomic_at
 from dropsonde.errors import DropsondeError
 
 
@@ -92,3 +96,74 @@ def open_cache_dir(path: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class CacheDir:
+    """The cache directory, opened once per run and used only through that
+    descriptor: every file in it is opened, written, renamed, linked and locked
+    relative to ``fd`` (``openat`` and friends), never again by path.
+
+    The owner of the parent directory (the ``puppet`` user owns Puppet's vardir)
+    could otherwise rename the checked directory away during a run and put its
+    own in its place: root would then read a forged Forge list from it, or write
+    the report there. With the descriptor, whatever happens to the path, the run
+    keeps using the directory it checked.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = Path(path)
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: Path) -> "CacheDir":
+        """Open (creating it 0700 if missing) and check the directory; DropsondeError when it is not ours alone."""
+        return cls(Path(path), open_cache_dir(Path(path)))
+
+    def __enter__(self) -> "CacheDir":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __truediv__(self, name: str) -> Path:
+        """The path of a file in it, for messages only (nothing is opened by it)."""
+        return self.path / name
+
+    def open_file(self, name: str, flags: int, mode: int = 0o600) -> int:
+        """``openat`` in the directory, never following a link (ELOOP for one)."""
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
+
+    def read_bytes(self, name: str, limit: int) -> bytes:
+        """The regular file ``name`` in the directory, at most ``limit`` bytes.
+        FileNotFoundError when absent; another OSError when it is a link, not a
+        regular file, or larger than ``limit``."""
+        fd = self.open_file(name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self / name))
+            if status.st_size > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(self / name))
+            chunks, left = [], limit + 1
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(self / name))
+        return data
+
+    def write(self, name: str, data: Union[bytes, Iterable[bytes]], mode: int = 0o644) -> Path:
+        """Replace ``name`` atomically (see atomic_file), in this directory whatever its path now names."""
+        write_atomic_at(self.fd, name, data, mode)
+        return self / name

@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Dict, FrozenSet, Iterable, List, Optional
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional
 
-from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
 from dropsonde.metrics.base import MetricPlugin
 
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
+
 CONSENT_FILENAME = "consent.json"
+MAX_CONSENT_BYTES = 1024 * 1024  # a list of column names
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,12 @@ def report_columns(plugins: Iterable[MetricPlugin]) -> Dict[str, str]:
     return {column["name"]: str(column.get("description", "")) for column in columns if column["name"] in own}
 
 
-def read_consent(cachepath: Path) -> Optional[Consent]:
+def read_consent(cache: "CacheDir") -> Optional[Consent]:
     """The recorded agreement, or None when there is none yet. A damaged file is
     an error naming it: nothing is sent on a guess."""
-    path = Path(cachepath) / CONSENT_FILENAME
+    path = cache / CONSENT_FILENAME
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(cache.read_bytes(CONSENT_FILENAME, MAX_CONSENT_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -68,13 +70,13 @@ def read_consent(cachepath: Path) -> Optional[Consent]:
     return Consent(frozenset(columns), str(record.get("agreed_at", "")), str(record.get("how", "")))
 
 
-def record_consent(cachepath: Path, columns: Iterable[str], now: datetime, how: str) -> Consent:
+def record_consent(cache: "CacheDir", columns: Iterable[str], now: datetime, how: str) -> Consent:
     """Record agreement to ``columns`` (with any agreed before: agreement is never taken back silently)."""
-    previous = read_consent(cachepath)
+    previous = read_consent(cache)
     agreed = frozenset(columns) | (previous.columns if previous else frozenset())
     consent = Consent(agreed, now.isoformat(timespec="seconds"), how)
     body = {"columns": sorted(agreed), "agreed_at": consent.agreed_at, "how": how}
-    write_atomic(Path(cachepath) / CONSENT_FILENAME, (json.dumps(body, indent=2) + "\n").encode("utf-8"), mode=0o600)
+    cache.write(CONSENT_FILENAME, (json.dumps(body, indent=2) + "\n").encode("utf-8"), mode=0o600)
     return consent
 
 

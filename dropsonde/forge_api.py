@@ -25,14 +25,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.terminal import printable
 from dropsonde.vocabulary import normalize_slug
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
 
 log = logging.getLogger(__name__)
 
@@ -207,21 +209,21 @@ def _progress_reporter() -> Tuple[Optional[Callable[[int, Optional[int]], None]]
     return update, bar.stop
 
 
-def refresh_forge_cache(cachepath: Path, base_url: str, full: bool, now: datetime,
+def refresh_forge_cache(cache: "CacheDir", base_url: str, full: bool, now: datetime,
                         policy: Optional[http_client.HttpPolicy] = None) -> str:
     """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was.
     ``policy``: timeouts and retries (default: from the environment)."""
     from dropsonde.forge_cache import load_forge_cache, save_forge_cache
 
-    cache = load_forge_cache(cachepath, now)
-    incremental = not full and not cache.problem
-    since = cache.watermark() if incremental else None
+    current = load_forge_cache(cache, now)
+    incremental = not full and not current.problem
+    since = current.watermark() if incremental else None
     update, stop = _progress_reporter()
     try:
         crawl = crawl_forge(base_url, since, update, policy=policy)
     finally:
         stop()
-    slugs: List[str] = list(crawl.slugs | (cache.modules if incremental else set()))
+    slugs: List[str] = list(crawl.slugs | (current.modules if incremental else set()))
     if not slugs:
         raise ForgeError(f"{base_url}: the Forge listed no modules; keeping the current cache")
     newest = max((d for d in (crawl.newest, since) if d is not None), default=None)
@@ -230,6 +232,6 @@ def refresh_forge_cache(cachepath: Path, base_url: str, full: bool, now: datetim
         log.warning("the Forge lists a module updated after now (%s); keeping now as the watermark",
                     newest.isoformat())
         newest = now
-    save_forge_cache(cachepath, slugs, now, newest)
+    save_forge_cache(cache, slugs, now, newest)
     kind = "incremental" if incremental else "full"
     return f"Forge module cache updated ({kind}): {len(slugs)} modules, {len(crawl.slugs)} new or changed, {crawl.requests} requests"

@@ -23,13 +23,15 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Optional
 
-from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
-from dropsonde.tree_files import read_tree_file
+from dropsonde.tree_files import LIMITS, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 from dropsonde.wire import parse_timestamp
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
 
 CACHE_FILENAME = "forge.json"
 log = logging.getLogger(__name__)
@@ -83,10 +85,10 @@ def future_timestamp(data: Dict[str, Any], now: datetime) -> Optional[str]:
     return None
 
 
-def load_forge_cache(cachepath: Path, now: Optional[datetime] = None) -> ForgeCache:
-    """Read ``forge.json`` under ``cachepath``; never raises: a defect yields an empty list and a problem.
+def load_forge_cache(cache: "CacheDir", now: Optional[datetime] = None) -> ForgeCache:
+    """Read ``forge.json`` in the cache directory; never raises: a defect yields an empty list and a problem.
     ``now`` (default: the clock) decides which timestamps lie in the future. -v logs what was read."""
-    forge = _read_forge_cache(Path(cachepath) / CACHE_FILENAME, now or datetime.now(timezone.utc))
+    forge = _read_forge_cache(cache, now or datetime.now(timezone.utc))
     if forge.problem:
         log.info("Forge module cache %s: %s", forge.path, forge.problem)
     else:
@@ -95,9 +97,10 @@ def load_forge_cache(cachepath: Path, now: Optional[datetime] = None) -> ForgeCa
     return forge
 
 
-def _read_forge_cache(path: Path, now: datetime) -> ForgeCache:
+def _read_forge_cache(cache: "CacheDir", now: datetime) -> ForgeCache:
+    path = cache / CACHE_FILENAME
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(cache.read_bytes(CACHE_FILENAME, LIMITS[CACHE_FILENAME]).decode("utf-8"))
     except FileNotFoundError:
         return ForgeCache(path, frozenset(), problem="no Forge module cache yet")
     except OSError as exc:
@@ -120,16 +123,15 @@ def _read_forge_cache(path: Path, now: datetime) -> ForgeCache:
     return ForgeCache(path, slugs, timestamp, forge_updated_at=watermark)
 
 
-def save_forge_cache(cachepath: Path, modules: Iterable[str], now: datetime, forge_updated_at: Optional[datetime]) -> Path:
+def save_forge_cache(cache: "CacheDir", modules: Iterable[str], now: datetime,
+                     forge_updated_at: Optional[datetime]) -> Path:
     """Write the cache atomically (a kill -9 leaves the old file or the new one, never half)."""
-    path = Path(cachepath) / CACHE_FILENAME
     data = {
         "timestamp": now.isoformat(timespec="seconds"),
         "modules": sorted(set(modules)),
         "forge_updated_at": forge_updated_at.isoformat() if forge_updated_at else None,
     }
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-    return path
+    return cache.write(CACHE_FILENAME, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def read_forge_file(source: Path) -> ForgeCache:
@@ -156,7 +158,7 @@ def read_forge_file(source: Path) -> ForgeCache:
                       forge_updated_at=watermark if isinstance(watermark, str) else None)
 
 
-def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
+def import_forge_file(source: Path, cache: "CacheDir", now: datetime) -> int:
     """Replace the cache with a forge.json made elsewhere (an air-gapped site's
     way in), after checking it; DropsondeError naming the file and the first
     bad entry otherwise, and the current cache is left as it was."""
@@ -164,6 +166,6 @@ def import_forge_file(source: Path, cachepath: Path, now: datetime) -> int:
     future = future_timestamp({"timestamp": imported.timestamp, "forge_updated_at": imported.forge_updated_at}, now)
     if future is not None:
         raise DropsondeError(f"{source}: {future} lies in the future (now {now.isoformat(timespec='seconds')})")
-    save_forge_cache(cachepath, imported.modules, parse_timestamp(imported.timestamp) or now,
+    save_forge_cache(cache, imported.modules, parse_timestamp(imported.timestamp) or now,
                      parse_timestamp(imported.forge_updated_at))
     return len(imported.modules)

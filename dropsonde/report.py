@@ -178,7 +178,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     settings = site.puppet
     cacert = settings.values.get("localcacert")
     site_id = compute_site_id(
-        Path(cacert) if cacert else None, site.options.seed, site.options.siteid, site.cachepath
+        Path(cacert) if cacert else None, site.options.seed, site.options.siteid, site.cache
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's

@@ -26,6 +26,7 @@ from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.terminal import notice
 
 if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
     from dropsonde.consent import Consent
     from dropsonde.forge_cache import ForgeCache
     from dropsonde.plugins import PluginSet
@@ -70,7 +71,7 @@ class Session:
         self._options: Optional[Options] = None
         self._server_config: Optional["ServerConfig"] = None
         self._puppet: Optional["PuppetSettings"] = None
-        self._cachepath: Optional[Path] = None
+        self._cache: Optional["CacheDir"] = None
         self._site: Optional["Site"] = None
         self._closed = False
 
@@ -80,6 +81,8 @@ class Session:
     def __exit__(self, kind: Optional[Type[BaseException]], value: Optional[BaseException],
                  traceback: Optional[TracebackType]) -> None:
         self.close()
+        if self._cache is not None:
+            self._cache.close()
 
     def close(self) -> None:
         """Save what the site learned (the manifest parse cache), once."""
@@ -142,16 +145,16 @@ class Session:
             self._puppet = puppet
         return self._puppet
 
-    def cachepath(self) -> Path:
-        """The cache directory, once it is known to be ours alone (see cache_dir)."""
-        from dropsonde.cache_dir import check_cache_dir
+    def cache(self) -> "CacheDir":
+        """The cache directory, opened and checked once (see cache_dir): every file
+        in it is reached through this one descriptor until the session ends, so a
+        directory swapped in at its path meanwhile is never read or written."""
+        from dropsonde.cache_dir import CacheDir
         from dropsonde.site import cache_path
 
-        if self._cachepath is None:
-            path = cache_path(self.options(), self.puppet())
-            check_cache_dir(path)
-            self._cachepath = path
-        return self._cachepath
+        if self._cache is None:
+            self._cache = CacheDir.open(cache_path(self.options(), self.puppet()))
+        return self._cache
 
     # the site and what reads it
 
@@ -162,7 +165,7 @@ class Session:
 
         if self._site is None:
             forge = self._refreshed_forge() if refresh_forge else None
-            self._site = Site(self.options(), self.puppet(), forge)
+            self._site = Site(self.options(), self.puppet(), forge, cache=self.cache())
         return self._site
 
     def _refreshed_forge(self) -> "ForgeCache":
@@ -171,20 +174,20 @@ class Session:
         from dropsonde.forge_cache import load_forge_cache
         from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
 
-        options, cachepath, now = self.options(), self.cachepath(), self.clock()
-        forge = load_forge_cache(cachepath, now)
+        options, cache, now = self.options(), self.cache(), self.clock()
+        forge = load_forge_cache(cache, now)
         if not options.update or not forge.is_due_for_refresh(now, options.ttl):
             return forge
         base_url = forge_api_url(options.forge_api)
         if forge.age(now) is None:
             log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
         try:
-            summary = refresh_forge_cache(cachepath, base_url, full=False, now=now)
+            summary = refresh_forge_cache(cache, base_url, full=False, now=now)
         except (ForgeError, OSError) as exc:
             log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
             return forge
         self.notify(summary)
-        return load_forge_cache(cachepath, now)
+        return load_forge_cache(cache, now)
 
     def plugins(self) -> "PluginSet":
         from dropsonde.plugins import load_plugins
@@ -219,7 +222,7 @@ class Session:
 
         body = report_body(self.report(), only)
         answer = post_report(url, body)
-        record_submission(self.cachepath(), url, body, self.clock())
+        record_submission(self.cache(), url, body, self.clock())
         return answer.text()
 
     def scheduled_submit(self, url: str) -> None:
@@ -232,12 +235,12 @@ class Session:
             self.notify("scheduled submission is not enabled (set dropsonde { enabled: true } in Puppet Server's "
                         "conf.d); nothing sent")
             return
-        cachepath = self.cachepath()
-        with submission_lock(cachepath) as acquired:
+        cache = self.cache()
+        with submission_lock(cache) as acquired:
             if not acquired:
                 self.notify("another dropsonde submission is running; nothing sent")
                 return
-            record = last_submission(cachepath)
+            record = last_submission(cache)
             due = next_due(record["submitted_at"] if record else None, server.interval, self.clock())
             if due is not None:
                 self.notify(f"next scheduled submission is due after {due.isoformat(timespec='seconds')}; "
@@ -252,9 +255,9 @@ class Session:
         from dropsonde.consent import awaiting, read_consent, record_consent, report_columns
 
         columns = report_columns(self.plugins().enabled)
-        consent = read_consent(self.cachepath())
+        consent = read_consent(self.cache())
         if consent is None:
-            consent = record_consent(self.cachepath(), columns, self.clock(),
+            consent = record_consent(self.cache(), columns, self.clock(),
                                      "enabled in Puppet Server's conf.d (recorded by the first scheduled submission)")
         waiting = awaiting(consent, columns)
         if waiting:
@@ -267,20 +270,20 @@ class Session:
         from dropsonde.consent import awaiting, read_consent, report_columns
 
         columns = report_columns(self.plugins().enabled)
-        consent = read_consent(self.cachepath())
+        consent = read_consent(self.cache())
         return columns, awaiting(consent, columns), consent
 
     def agree(self, columns: Collection[str]) -> "Consent":
         """Record agreement to send ``columns`` in scheduled submissions."""
         from dropsonde.consent import record_consent
 
-        return record_consent(self.cachepath(), columns, self.clock(), "dropsonde consent")
+        return record_consent(self.cache(), columns, self.clock(), "dropsonde consent")
 
     def last_submission(self) -> Dict[str, Any]:
         """The record of the last successful submission, or DropsondeError when there is none."""
         from dropsonde.submit import last_submission
 
-        record = last_submission(self.cachepath())
+        record = last_submission(self.cache())
         if record is None:
             raise DropsondeError("no report has been submitted from here yet", ExitStatus.FAILURE)
         return record
@@ -293,6 +296,6 @@ class Session:
 
         now = self.clock()
         if from_file:
-            count = import_forge_file(Path(from_file), self.cachepath(), now)
+            count = import_forge_file(Path(from_file), self.cache(), now)
             return f"Forge module cache imported from {printable(from_file)}: {count} modules"
-        return refresh_forge_cache(self.cachepath(), forge_api_url(self.options().forge_api), full=full, now=now)
+        return refresh_forge_cache(self.cache(), forge_api_url(self.options().forge_api), full=full, now=now)

@@ -16,10 +16,9 @@ import os
 import stat
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Iterator, Optional
 
-from dropsonde.cache_dir import open_cache_dir
+from dropsonde.cache_dir import CacheDir
 from dropsonde.errors import DropsondeError
 from dropsonde.wire import parse_timestamp
 
@@ -40,22 +39,18 @@ def next_due(last_submitted_at: Optional[str], interval: int, now: datetime) -> 
 
 
 @contextmanager
-def submission_lock(cachepath: Path) -> Iterator[bool]:
+def submission_lock(cache: CacheDir) -> Iterator[bool]:
     """An exclusive, non-blocking lock file: yields False when another run holds it.
     Opened inside the checked cache directory without following a link, so a planted
     ``submit.lock -> /etc/nologin`` is refused instead of making us create that file."""
-    dir_fd = open_cache_dir(cachepath)
     try:
-        fd = os.open(LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600,
-                     dir_fd=dir_fd)
+        fd = cache.open_file(LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)
     except OSError as exc:
         reason = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
-        raise DropsondeError(f"{Path(cachepath) / LOCK_FILENAME}: refusing to use the lock: {reason}") from None
-    finally:
-        os.close(dir_fd)
+        raise DropsondeError(f"{cache / LOCK_FILENAME}: refusing to use the lock: {reason}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise DropsondeError(f"{Path(cachepath) / LOCK_FILENAME}: refusing to use the lock: not a regular file")
+        raise DropsondeError(f"{cache / LOCK_FILENAME}: refusing to use the lock: not a regular file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.config import Options
 from dropsonde.forge_cache import ForgeCache, load_forge_cache
 from dropsonde.privacy import class_name, reportable_class
@@ -44,8 +45,6 @@ from dropsonde.puppet.puppetdb import (
 from dropsonde.puppet.settings import PuppetSettings, load_puppet_settings
 
 log = logging.getLogger(__name__)
-
-MANIFEST_CACHE_FILENAME = "manifests.json"
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,13 @@ class Site:
         puppet: PuppetSettings,
         forge: Optional[ForgeCache] = None,
         dpkg_info: Path = DPKG_INFO_DIR,
+        cache: Optional[CacheDir] = None,
     ) -> None:
         self.options = options
         self.puppet = puppet
-        self.cachepath = cache_path(options, puppet)
+        self.cachepath = cache.path if cache is not None else cache_path(options, puppet)
+        self._cache = cache
+        self._owns_cache = cache is None
         self._forge = forge
         self.store = ModuleStore()
         self._manifests: Dict[str, List[ManifestFile]] = {}
@@ -114,8 +116,16 @@ class Site:
     def forge(self) -> ForgeCache:
         """The list of public modules (privacy rule 1), read once."""
         if self._forge is None:
-            self._forge = load_forge_cache(self.cachepath)
+            self._forge = load_forge_cache(self.cache)
         return self._forge
+
+    @property
+    def cache(self) -> CacheDir:
+        """The cache directory: the caller's (a run's one descriptor), else opened
+        and checked on first use and closed with the site."""
+        if self._cache is None:
+            self._cache = CacheDir.open(self.cachepath)
+        return self._cache
 
     @cached_property
     def environments(self) -> List[Environment]:
@@ -151,7 +161,7 @@ class Site:
     def manifest_cache(self) -> ManifestCache:
         """Parse results by content (md5), loaded from the cache directory on first use."""
         if self._manifest_cache is None:
-            self._manifest_cache = ManifestCache(self.cachepath / MANIFEST_CACHE_FILENAME)
+            self._manifest_cache = ManifestCache(self.cache)
         return self._manifest_cache
 
     def manifest_files(self, module: Module) -> List[ManifestFile]:
@@ -311,6 +321,9 @@ class Site:
         """Persist the manifest parse cache, keeping only what installed modules hold."""
         if self._manifest_cache is not None:
             self._manifest_cache.save(module.manifests_dir for module in self.store.modules.values())
+        if self._owns_cache and self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
 
 def _warn_if_unreadable(found: ManifestFile) -> None:

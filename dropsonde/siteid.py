@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from dropsonde.cache_dir import open_cache_dir
+from dropsonde.cache_dir import CacheDir
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.tree_files import read_tree_file
 
@@ -70,8 +70,8 @@ def site_id_from(material: bytes, seed: str = "") -> str:
     return hashlib.sha512(material + seed.encode("utf-8")).hexdigest()
 
 
-def local_secret(state_dir: Path) -> bytes:
-    """The 32 random bytes kept in ``state_dir/siteid.secret``, created on first use.
+def local_secret(cache: CacheDir) -> bytes:
+    """The 32 random bytes kept in the cache directory's ``siteid.secret``, created on first use.
 
     Everything happens relative to the checked cache directory (opened without
     following a link, ours alone). The secret is written under a temporary name
@@ -80,24 +80,20 @@ def local_secret(state_dir: Path) -> bytes:
     one secret, and a planted symlink is refused, never written through.
     DropsondeError names the file when it is unusable.
     """
-    path = Path(state_dir) / SECRET_FILENAME
-    dir_fd = open_cache_dir(Path(state_dir))
+    path, dir_fd = cache / SECRET_FILENAME, cache.fd
     try:
-        try:
-            return _read_secret(dir_fd, path)
-        except FileNotFoundError:
-            pass
-        try:
-            _create_secret(dir_fd)
-        except OSError as exc:
-            raise DropsondeError(
-                f"{path}: cannot create the site id secret ({exc.strerror or exc}); "
-                "make the cache directory writable, or pass --siteid",
-                ExitStatus.FAILURE,
-            ) from None
         return _read_secret(dir_fd, path)
-    finally:
-        os.close(dir_fd)
+    except FileNotFoundError:
+        pass
+    try:
+        _create_secret(dir_fd)
+    except OSError as exc:
+        raise DropsondeError(
+            f"{path}: cannot create the site id secret ({exc.strerror or exc}); "
+            "make the cache directory writable, or pass --siteid",
+            ExitStatus.FAILURE,
+        ) from None
+    return _read_secret(dir_fd, path)
 
 
 def _read_secret(dir_fd: int, path: Path) -> bytes:
@@ -146,7 +142,7 @@ def _create_secret(dir_fd: int) -> None:
 
 
 def compute_site_id(localcacert: Optional[Path], seed: Optional[str], override: Optional[str],
-                    state_dir: Path) -> SiteId:
+                    state_dir: CacheDir) -> SiteId:
     """The site id for this run: ``--siteid`` if given, else from the CA certificate
     (``localcacert``, None when Puppet has no such setting), else from the local
     secret (created on first use) with a note saying why."""

@@ -17,13 +17,15 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from dropsonde import http_client
-from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.terminal import printable
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ DEFAULT_PORT = 443
 STATE_FILENAME = "last-submission.json"
 # The collector answers with a short JSON object (message, newer, link).
 MAX_ANSWER_BYTES = 1024 * 1024
+# the report it holds is a few KB to a few hundred KB
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 class SubmitError(DropsondeError):
@@ -97,18 +101,17 @@ def post_report(url: str, body: bytes, policy: Optional[http_client.HttpPolicy] 
     return Answer(str(data.get("message", "")), data.get("newer") is True, data.get("link"))
 
 
-def record_submission(cachepath: Path, url: str, body: bytes, when: datetime) -> Path:
+def record_submission(cache: "CacheDir", url: str, body: bytes, when: datetime) -> Path:
     """Keep what was sent and when, readable by root only."""
-    path = Path(cachepath) / STATE_FILENAME
     state = {"submitted_at": when.isoformat(timespec="seconds"), "endpoint": url, "report": json.loads(body)}
-    write_atomic(path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"), mode=0o600)
-    return path
+    return cache.write(STATE_FILENAME, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                       mode=0o600)
 
 
-def last_submission(cachepath: Path) -> Optional[Dict[str, Any]]:
+def last_submission(cache: "CacheDir") -> Optional[Dict[str, Any]]:
     """The recorded last submission, or None when there is none (a damaged file counts as none)."""
     try:
-        state = json.loads((Path(cachepath) / STATE_FILENAME).read_text(encoding="utf-8"))
+        state = json.loads(cache.read_bytes(STATE_FILENAME, MAX_STATE_BYTES).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

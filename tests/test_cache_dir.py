@@ -230,3 +230,67 @@ def test_write_atomic_replaces_a_planted_link_and_leaves_no_temporary_file(tmp_p
     assert (tmp_path / "cache" / "forge.json").read_bytes() == b"{}"
     assert stat.S_IMODE((tmp_path / "cache" / "forge.json").lstat().st_mode) == 0o600
     assert listing(tmp_path / "cache") == ["forge.json"]
+
+
+def test_a_cache_directory_swapped_during_a_run_is_neither_read_nor_written(tree):
+    """Review M4: the owner of the cache directory's parent (Puppet's vardir belongs
+    to ``puppet``) renames the checked directory away while the Forge list is
+    refreshed and puts its own there, holding a forged list that names a private
+    module. The run keeps using the directory it opened and checked: the list read
+    back is the one it wrote, and the files written later land there too."""
+    from datetime import datetime, timezone
+
+    from dropsonde.runner import Session
+    from tests.forge_server import ForgeServer, generate_modules
+
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+    modules = tree.environment("production") / "modules"
+    make_module(modules, "module7", "author7-module7", manifests={"init.pp": "class module7 { }\n"})
+    make_module(modules, "canaryprivmod", "acme-canaryprivmod", "3.1.4", manifests={"init.pp": "class canaryprivmod {}\n"})
+    tree.forge([])  # unusable, so the report refreshes it first
+    checked_inode = tree.cachepath.stat().st_ino
+    moved = tree.root / "moved-away"
+    forged = json.dumps({"timestamp": now.isoformat(), "modules": ["author7-module7", "acme-canaryprivmod"]})
+
+    def swap(_summary: str) -> None:
+        """Between writing the refreshed list and reading it back (the notice comes then)."""
+        os.rename(tree.cachepath, moved)
+        tree.cachepath.mkdir(mode=0o700)
+        (tree.cachepath / "forge.json").write_text(forged)
+
+    given = {"confdir": str(tree.confdir), "codedir": str(tree.codedir), "cachepath": str(tree.cachepath),
+             "puppetserver": False, "update": True, "ttl": 7}
+    with ForgeServer(generate_modules(20)) as server:
+        with Session({**given, "forge_api": server.url}, clock=lambda: now, notify=swap) as session:
+            report = session.report()
+            session.agree(["modules"])
+    assert moved.stat().st_ino == checked_inode  # the swap happened
+    assert report.values()["modules"] == [{"name": "module7", "slug": "author7-module7", "version": "1.0.0"}]
+    assert "canaryprivmod" not in json.dumps(report.values())
+    written = json.loads((moved / "forge.json").read_text())
+    assert "acme-canaryprivmod" not in written["modules"] and len(written["modules"]) == 20
+    assert {"manifests.json", "consent.json"} <= {p.name for p in moved.iterdir()}
+    assert [p.name for p in tree.cachepath.iterdir()] == ["forge.json"]  # nothing written in the attacker's
+    assert (tree.cachepath / "forge.json").read_text() == forged
+
+
+def test_the_cache_directory_object_reads_and_writes_only_through_its_descriptor(tmp_path):
+    from dropsonde.cache_dir import CacheDir
+
+    with CacheDir.open(tmp_path / "cache") as cache:
+        os.rename(tmp_path / "cache", tmp_path / "moved")
+        (tmp_path / "cache").mkdir(mode=0o700)
+        (tmp_path / "cache" / "state.json").write_text("attacker's")
+        cache.write("state.json", b"ours")
+        assert cache.read_bytes("state.json", 100) == b"ours"
+        os.mkfifo(tmp_path / "moved" / "fifo")
+        with pytest.raises(OSError, match="not a regular file"):
+            cache.read_bytes("fifo", 100)
+        (tmp_path / "moved" / "link").symlink_to(tmp_path / "moved" / "state.json")
+        with pytest.raises(OSError) as refused:
+            cache.read_bytes("link", 100)
+        assert refused.value.errno == errno.ELOOP
+        with pytest.raises(OSError, match="larger than 3 bytes"):
+            cache.read_bytes("state.json", 3)
+    assert (tmp_path / "moved" / "state.json").read_text() == "ours"
+    assert (tmp_path / "cache" / "state.json").read_text() == "attacker's"

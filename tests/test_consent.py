@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.consent import CONSENT_FILENAME, awaiting, read_consent, record_consent
 from dropsonde.errors import DropsondeError
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
@@ -69,7 +70,7 @@ def test_new_columns_wait_for_agreement_then_are_sent(enabled_site):
 
 def test_manual_submit_sends_what_preview_shows_even_before_agreement(enabled_site):
     tree, confd = enabled_site
-    record_consent(tree.cachepath, ["modules"], NOW, "test")
+    record_consent(CacheDir.open(tree.cachepath), ["modules"], NOW, "test")
     preview = tree.report()
     with Receiver() as receiver:
         sent = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
@@ -95,7 +96,7 @@ def test_damaged_consent_record_sends_nothing(enabled_site):
 
 def test_nothing_agreed_means_nothing_sent(enabled_site):
     tree, confd = enabled_site
-    record_consent(tree.cachepath, ["a_column_no_plugin_has"], NOW, "test")
+    record_consent(CacheDir.open(tree.cachepath), ["a_column_no_plugin_has"], NOW, "test")
     with Receiver() as receiver:
         result = scheduled(tree, confd, receiver)
         assert receiver.state.received == []
@@ -103,12 +104,12 @@ def test_nothing_agreed_means_nothing_sent(enabled_site):
 
 
 def test_agreement_accumulates_and_is_private(tmp_path):
-    record_consent(tmp_path, ["modules"], NOW, "first")
-    consent = record_consent(tmp_path, ["classes"], NOW, "second")
-    assert consent.columns == {"modules", "classes"} and read_consent(tmp_path) == consent
+    record_consent(CacheDir.open(tmp_path), ["modules"], NOW, "first")
+    consent = record_consent(CacheDir.open(tmp_path), ["classes"], NOW, "second")
+    assert consent.columns == {"modules", "classes"} and read_consent(CacheDir.open(tmp_path)) == consent
     assert stat.S_IMODE((tmp_path / CONSENT_FILENAME).stat().st_mode) == 0o600
     assert awaiting(consent, ["modules", "dependencies", "classes"]) == ["dependencies"]
     assert awaiting(None, ["modules"]) == ["modules"]
     (tmp_path / CONSENT_FILENAME).write_text("not json")
     with pytest.raises(DropsondeError, match=CONSENT_FILENAME):
-        read_consent(tmp_path)
+        read_consent(CacheDir.open(tmp_path))

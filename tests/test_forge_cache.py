@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache, save_forge_cache
 from tests.conftest import write
 
@@ -19,7 +20,7 @@ def test_reads_the_ruby_clients_file(tmp_path):
         tmp_path / "forge.json",
         json.dumps({"timestamp": "2026-11-20T10:00:00-07:00", "modules": ["puppetlabs-apache", "Puppet/nginx"]}),
     )
-    cache = load_forge_cache(tmp_path)
+    cache = load_forge_cache(CacheDir.open(tmp_path))
     assert cache.problem is None
     assert cache.is_public("puppetlabs-apache") and cache.is_public("puppetlabs/apache")
     assert cache.is_public("puppet-nginx")
@@ -41,7 +42,7 @@ def test_reads_the_ruby_clients_file(tmp_path):
 def test_missing_or_bad_cache_makes_nothing_public(tmp_path, content, problem):
     if content is not None:
         write(tmp_path / "forge.json", content)
-    cache = load_forge_cache(tmp_path)
+    cache = load_forge_cache(CacheDir.open(tmp_path))
     assert problem in cache.problem
     assert str(tmp_path) not in cache.problem  # shown in the preview: no paths
     assert not cache.is_public("puppetlabs-apache")
@@ -56,7 +57,7 @@ def test_a_cache_dated_in_the_future_makes_nothing_public(tmp_path, key):
     """It was either tampered with or written by a wrong clock; either way it would never expire."""
     write(tmp_path / "forge.json", json.dumps({"timestamp": "2026-11-20T00:00:00+00:00", key: "9999-12-31T00:00:00+00:00",
                                                "modules": ["puppetlabs-apache"]}))
-    cache = load_forge_cache(tmp_path, NOW)
+    cache = load_forge_cache(CacheDir.open(tmp_path), NOW)
     assert "dated in the future" in cache.problem and key in cache.problem
     assert not cache.is_public("puppetlabs-apache")
     assert cache.age(NOW) is None  # so a refresh is due at once
@@ -65,7 +66,7 @@ def test_a_cache_dated_in_the_future_makes_nothing_public(tmp_path, key):
 def test_a_little_clock_skew_is_tolerated(tmp_path):
     for ahead, accepted in ((timedelta(minutes=50), True), (timedelta(minutes=70), False)):
         write(tmp_path / "forge.json", json.dumps({"timestamp": (NOW + ahead).isoformat(), "modules": ["puppetlabs-apache"]}))
-        assert load_forge_cache(tmp_path, NOW).is_public("puppetlabs-apache") is accepted
+        assert load_forge_cache(CacheDir.open(tmp_path), NOW).is_public("puppetlabs-apache") is accepted
 
 
 def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path):
@@ -77,11 +78,12 @@ def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path
     script = textwrap.dedent(f"""
         import resource, signal, sys
         from datetime import datetime, timezone
+        from dropsonde.cache_dir import CacheDir
         from dropsonde.forge_cache import save_forge_cache
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
         try:
-            save_forge_cache({str(tmp_path)!r}, [f"author-module{{i}}" for i in range(20000)],
+            save_forge_cache(CacheDir.open({str(tmp_path)!r}), [f"author-module{{i}}" for i in range(20000)],
                              datetime.now(timezone.utc), None)
         except OSError as exc:
             sys.exit(f"refused: {{exc.strerror}}")
@@ -90,6 +92,6 @@ def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path
     assert result.returncode == 1 and "refused: File too large" in result.stderr, result.stderr
     assert old.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["forge.json"]
-    save_forge_cache(tmp_path, ["c-d"], datetime(2026, 11, 27, tzinfo=timezone.utc), None)
-    assert load_forge_cache(tmp_path).modules == {"c-d"}
+    save_forge_cache(CacheDir.open(tmp_path), ["c-d"], datetime(2026, 11, 27, tzinfo=timezone.utc), None)
+    assert load_forge_cache(CacheDir.open(tmp_path)).modules == {"c-d"}
     assert old.stat().st_ino != inode

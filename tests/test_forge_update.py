@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde import __version__
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.errors import DropsondeError
@@ -33,7 +34,7 @@ def no_waits_yet():
 
 
 def refresh(cachepath, server, full=False):
-    return refresh_forge_cache(cachepath, server.url, full=full, now=NOW, policy=NOTED)
+    return refresh_forge_cache(CacheDir.open(cachepath), server.url, full=full, now=NOW, policy=NOTED)
 
 
 def cached(cachepath):
@@ -303,7 +304,7 @@ def test_import_from_file(tmp_path):
         {"timestamp": "2026-11-20T00:00:00-07:00", "modules": ["author7/module7", "puppetlabs-apache"]}))
     result = tree.run("update", "--from-file", str(ruby_cache))
     assert result.returncode == 0, result.stderr
-    cache = load_forge_cache(tree.cachepath)
+    cache = load_forge_cache(CacheDir.open(tree.cachepath))
     assert cache.modules == {"author7-module7", "puppetlabs-apache"}
     assert cache.timestamp == "2026-11-20T00:00:00-07:00"
 
@@ -427,7 +428,7 @@ def test_a_module_updated_in_the_future_does_not_become_the_watermark(tmp_path):
         refresh(tmp_path, server)
         assert datetime.fromisoformat(cached(tmp_path)["forge_updated_at"]) == NOW
         server.state.modules.append(ForgeModule("new-module", NOW + timedelta(hours=1)))
-        refresh_forge_cache(tmp_path, server.url, full=False, now=NOW + timedelta(days=1))
+        refresh_forge_cache(CacheDir.open(tmp_path), server.url, full=False, now=NOW + timedelta(days=1))
     assert {"evil-module", "new-module"} <= set(cached(tmp_path)["modules"])
 
 
@@ -439,7 +440,7 @@ def test_a_future_cache_is_refreshed_before_a_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(server.state.requests) == 2
     assert "Forge module cache updated (full): 120 modules" in result.stderr
-    assert load_forge_cache(tree.cachepath).timestamp < "9999"
+    assert load_forge_cache(CacheDir.open(tree.cachepath)).timestamp < "9999"
 
 
 @pytest.mark.parametrize("key", ["timestamp", "forge_updated_at"])

@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.runner import Session
 from tests.conftest import PuppetTree, make_module, write
@@ -55,7 +56,7 @@ def test_a_due_forge_list_is_refreshed_before_the_site_is_built(site_tree):
     assert notices == ["Forge module cache updated (full): 20 modules, 20 new or changed, 1 requests"]
     modules = report.values()["modules"]
     assert modules == [{"name": "module7", "slug": "author7-module7", "version": "1.0.0"}]
-    assert load_forge_cache(tree.cachepath, NOW).timestamp == NOW.isoformat(timespec="seconds")
+    assert load_forge_cache(CacheDir.open(tree.cachepath), NOW).timestamp == NOW.isoformat(timespec="seconds")
 
 
 def test_a_forge_list_younger_than_the_ttl_by_the_given_clock_is_not_refreshed(site_tree):
@@ -76,12 +77,12 @@ def test_a_forge_list_younger_than_the_ttl_by_the_given_clock_is_not_refreshed(s
 ])
 def test_forge_refresh_due_is_a_pure_function_of_the_clock(tmp_path, age, ttl, due):
     write(tmp_path / "forge.json", json.dumps({"timestamp": NOW.isoformat(), "modules": ["a-b"]}))
-    forge = load_forge_cache(tmp_path, NOW)
+    forge = load_forge_cache(CacheDir.open(tmp_path), NOW)
     assert forge.is_due_for_refresh(NOW + age, ttl) is due
 
 
 def test_an_unusable_forge_list_is_always_due(tmp_path):
-    assert load_forge_cache(tmp_path, NOW).is_due_for_refresh(NOW, 10**6)
+    assert load_forge_cache(CacheDir.open(tmp_path), NOW).is_due_for_refresh(NOW, 10**6)
 
 
 def test_server_directories_leave_what_was_given_unchanged(site_tree, tmp_path):

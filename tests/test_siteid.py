@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.errors import DropsondeError
 from dropsonde.siteid import SECRET_FILENAME, compute_site_id, first_certificate_der, local_secret
 
@@ -35,10 +36,10 @@ def test_hash_of_the_first_certificates_der_bytes_with_and_without_seed(tmp_path
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(pem.read_bytes() + other_pem.read_bytes())
     assert first_certificate_der(bundle) == der.read_bytes()
-    site = compute_site_id(bundle, None, None, tmp_path / "state")
+    site = compute_site_id(bundle, None, None, CacheDir.open(tmp_path / "state"))
     assert site.source == "ca-certificate" and site.note is None
     assert site.value == openssl_sha512(der.read_bytes())
-    seeded = compute_site_id(bundle, "pepper", None, tmp_path / "state")
+    seeded = compute_site_id(bundle, "pepper", None, CacheDir.open(tmp_path / "state"))
     assert seeded.value == openssl_sha512(der.read_bytes() + b"pepper")
     assert seeded.value != site.value
 
@@ -46,9 +47,9 @@ def test_hash_of_the_first_certificates_der_bytes_with_and_without_seed(tmp_path
 def test_two_sites_differ_and_servers_of_one_site_agree(tmp_path):
     pem_a, _ = make_ca(tmp_path, "a")
     pem_b, _ = make_ca(tmp_path, "b")
-    a1 = compute_site_id(pem_a, None, None, tmp_path / "compile1")
-    a2 = compute_site_id(pem_a, None, None, tmp_path / "compile2")
-    b = compute_site_id(pem_b, None, None, tmp_path / "compile1")
+    a1 = compute_site_id(pem_a, None, None, CacheDir.open(tmp_path / "compile1"))
+    a2 = compute_site_id(pem_a, None, None, CacheDir.open(tmp_path / "compile2"))
+    b = compute_site_id(pem_b, None, None, CacheDir.open(tmp_path / "compile1"))
     assert a1.value == a2.value != b.value
 
 
@@ -56,21 +57,21 @@ def test_without_a_ca_certificate_a_local_secret_is_made_once(tmp_path):
     """Not a hash of guessable facts (certname, a path): a 256-bit random secret,
     kept 0600 in the state directory and mixed with the seed."""
     state = tmp_path / "state"
-    first = compute_site_id(tmp_path / "missing.pem", "pepper", None, state)
+    first = compute_site_id(tmp_path / "missing.pem", "pepper", None, CacheDir.open(state))
     assert first.source == "local-secret" and "random secret" in first.note and str(tmp_path) not in first.note
     secret_file = state / SECRET_FILENAME
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     secret = bytes.fromhex(secret_file.read_text())
     assert len(secret) == 32
     assert first.value == openssl_sha512(secret + b"pepper")
-    again = compute_site_id(tmp_path / "missing.pem", "pepper", None, state)
+    again = compute_site_id(tmp_path / "missing.pem", "pepper", None, CacheDir.open(state))
     assert again.value == first.value and secret_file.read_text() == (state / SECRET_FILENAME).read_text()
-    assert compute_site_id(tmp_path / "missing.pem", None, None, state).value == openssl_sha512(secret)
-    elsewhere = compute_site_id(tmp_path / "missing.pem", "pepper", None, tmp_path / "other")
+    assert compute_site_id(tmp_path / "missing.pem", None, None, CacheDir.open(state)).value == openssl_sha512(secret)
+    elsewhere = compute_site_id(tmp_path / "missing.pem", "pepper", None, CacheDir.open(tmp_path / "other"))
     assert elsewhere.value != first.value  # two sites with the same host name no longer collide
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n")
-    assert compute_site_id(garbage, "pepper", None, state).value == first.value
+    assert compute_site_id(garbage, "pepper", None, CacheDir.open(state)).value == first.value
     assert sorted(os.listdir(state)) == [SECRET_FILENAME]  # no temporary file left behind
 
 
@@ -80,26 +81,26 @@ def test_a_planted_symlink_is_never_followed(tmp_path):
     target = tmp_path / "target"
     os.symlink(target, state / SECRET_FILENAME)  # dangling: following it would create target
     with pytest.raises(DropsondeError, match="symbolic link"):
-        local_secret(state)
+        local_secret(CacheDir.open(state))
     assert not target.exists()
     target.write_text("a" * 64 + "\n")  # an existing target is not read through the link either
     with pytest.raises(DropsondeError, match="symbolic link"):
-        local_secret(state)
+        local_secret(CacheDir.open(state))
 
 
 def test_a_damaged_secret_is_an_error_naming_the_file(tmp_path):
     (tmp_path / SECRET_FILENAME).write_text("not a secret\n")
     with pytest.raises(DropsondeError, match=f"{SECRET_FILENAME}: not a site id secret"):
-        local_secret(tmp_path)
+        local_secret(CacheDir.open(tmp_path))
     os.unlink(tmp_path / SECRET_FILENAME)
     os.mkfifo(tmp_path / SECRET_FILENAME)  # opened without blocking, refused
     with pytest.raises(DropsondeError, match="not a regular file"):
-        local_secret(tmp_path)
+        local_secret(CacheDir.open(tmp_path))
 
 
 def test_concurrent_first_runs_agree_on_one_secret(tmp_path):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(local_secret(tmp_path))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: results.append(local_secret(CacheDir.open(tmp_path)))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -110,7 +111,7 @@ def test_concurrent_first_runs_agree_on_one_secret(tmp_path):
 
 def test_override_wins(tmp_path):
     pem, _ = make_ca(tmp_path)
-    assert compute_site_id(pem, "seed", "my-site", tmp_path).value == "my-site"
+    assert compute_site_id(pem, "seed", "my-site", CacheDir.open(tmp_path)).value == "my-site"
 
 
 def test_an_empty_localcacert_setting_is_said_to_be_empty(tree):

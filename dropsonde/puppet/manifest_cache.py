@@ -25,13 +25,15 @@ import time
 from stat import S_ISREG
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
-from dropsonde.atomic_file import write_atomic
 from dropsonde.puppet import manifests
 from dropsonde.puppet.manifests import Definition, ManifestInfo, read_manifest_data
 from dropsonde.tree_files import is_inside, read_tree_file
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 # stat changing (timestamps are coarse): its record is not trusted next time
 # (git's "racily clean" rule).
 RACY_WINDOW_NS = 2_000_000_000
+CACHE_FILENAME = "manifests.json"
+# a bound far above any real one (it grows with the manifests installed), so a planted file cannot exhaust memory
+MAX_CACHE_BYTES = 512 * 1024 * 1024
 
 
 def module_manifests(manifests_dir: Path) -> List[str]:
@@ -177,8 +182,10 @@ class ManifestCache:
 
     VERSION = 2
 
-    def __init__(self, cache_file: Optional[Path] = None, clock: Callable[[], int] = time.time_ns) -> None:
-        self.cache_file = cache_file
+    def __init__(self, cache: Optional["CacheDir"] = None, name: str = CACHE_FILENAME,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """``cache``: the cache directory the file ``name`` is kept in (None: nothing kept)."""
+        self.cache, self.name = cache, name
         self._now_ns = clock()
         self._paths: Dict[str, Dict[str, Optional[PathRecord]]] = {}  # manifests dir -> relative path -> record
         self._contents: Dict[str, Any] = {}  # md5 -> ContentRecord (or its JSON)
@@ -187,12 +194,12 @@ class ManifestCache:
         self._md5s: Dict[str, str] = {}
         self._names: Dict[str, str] = {}
         self.dirty = False
-        if cache_file is not None:
-            self._load(cache_file)
+        if cache is not None:
+            self._load(cache)
 
-    def _load(self, cache_file: Path) -> None:
+    def _load(self, cache: "CacheDir") -> None:
         try:
-            data = json.loads(cache_file.read_bytes(), object_hook=self._decode)
+            data = json.loads(cache.read_bytes(self.name, MAX_CACHE_BYTES), object_hook=self._decode)
         except (OSError, ValueError):
             return  # no cache yet, or a damaged one: start afresh
         if (
@@ -282,10 +289,10 @@ class ManifestCache:
         the ``installed`` modules' ``manifests`` directories; a read-only cache
         directory is not an error."""
         self._forget_gone({str(directory) for directory in installed})
-        if self.cache_file is None or not self.dirty:
+        if self.cache is None or not self.dirty:
             return
         try:
-            write_atomic(self.cache_file, self._serialized(), mode=0o600)
+            self.cache.write(self.name, self._serialized(), mode=0o600)
         except OSError as exc:
             log.debug("not saving the manifest cache: %s", exc)
         self.dirty = False

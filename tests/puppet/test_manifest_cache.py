@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from dropsonde.cache_dir import CacheDir
 from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests, read_manifest
 from tests.conftest import write
 
@@ -17,6 +18,11 @@ LATER = 10 ** 20  # a clock far past every file's timestamps: no record is too f
 
 def later() -> int:
     return LATER
+
+
+def kept_in(cache_file: Path):
+    """ManifestCache's arguments for a cache kept at ``cache_file``."""
+    return CacheDir.open(cache_file.parent), cache_file.name
 
 
 def cache_json(path: Path) -> dict:
@@ -40,7 +46,7 @@ def test_identical_copies_are_parsed_once_and_stored_once(tmp_path):
     for env in ("production", "staging"):
         write(tmp_path / env / "apache" / "manifests" / "init.pp", "class apache { include apache::params }")
     cache_file = tmp_path / "cache.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     first = cache.read(tmp_path / "production" / "apache" / "manifests", "init.pp")
     second = cache.read(tmp_path / "staging" / "apache" / "manifests", "init.pp")
     assert first.classes == second.classes == ["apache"]
@@ -67,11 +73,11 @@ def test_unchanged_files_come_from_the_cache_and_edited_ones_are_read_again(tmp_
     manifests = tmp_path / "m" / "manifests"
     manifest = write(manifests / "init.pp", "class m { }")
     cache_file = tmp_path / "cache" / "manifests.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     assert cache.read(manifests, "init.pp").classes == ["m"]
     cache.save([manifests])
     assert cache_file.is_file() and (cache_file.stat().st_mode & 0o777) == 0o600
-    warm = ManifestCache(cache_file, clock=later)
+    warm = ManifestCache(*kept_in(cache_file), clock=later)
     assert warm.read(manifests, "init.pp").classes == ["m"]
     assert not warm.dirty  # served from the cache
     before = manifest.stat()
@@ -88,11 +94,11 @@ def test_a_file_written_just_before_the_run_is_hashed_again_next_time(tmp_path):
     manifest = write(manifests / "init.pp", "class m { }")
     written = max(manifest.stat().st_mtime_ns, manifest.stat().st_ctime_ns)
     cache_file = tmp_path / "cache.json"
-    cache = ManifestCache(cache_file, clock=lambda: written + RACY_WINDOW_NS // 2)
+    cache = ManifestCache(*kept_in(cache_file), clock=lambda: written + RACY_WINDOW_NS // 2)
     cache.read(manifests, "init.pp")
     cache.save([manifests])
     assert set(cache_json(cache_file)["paths"][str(manifests)]["init.pp"]) == {"md5"}  # no stamp to trust
-    trusted = ManifestCache(cache_file, clock=lambda: written + 2 * RACY_WINDOW_NS)
+    trusted = ManifestCache(*kept_in(cache_file), clock=lambda: written + 2 * RACY_WINDOW_NS)
     trusted.read(manifests, "init.pp")
     trusted.save([manifests])
     assert cache_json(cache_file)["paths"][str(manifests)]["init.pp"]["size"] == len("class m { }")
@@ -106,7 +112,7 @@ def test_cache_keeps_only_what_installed_modules_hold(tmp_path):
     staging = tmp_path / "staging" / "apache" / "manifests"
     shutil.copytree(apache, staging)
     cache_file = tmp_path / "cache.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     cache.module(apache)
     cache.module(staging)
     cache.save([apache, staging])
@@ -115,7 +121,7 @@ def test_cache_keeps_only_what_installed_modules_hold(tmp_path):
     shutil.rmtree(tmp_path / "staging")  # r10k removed a branch
     (apache / "old.pp").unlink()
     write(apache / "init.pp", "class apache { include apache::params }")
-    later_run = ManifestCache(cache_file, clock=later)
+    later_run = ManifestCache(*kept_in(cache_file), clock=later)
     assert [f.classes for f in later_run.module(apache)] == [["apache"]]
     later_run.save([apache])
     stored = cache_json(cache_file)
@@ -128,11 +134,11 @@ def test_cache_of_a_module_left_out_is_dropped_even_when_nothing_else_changed(tm
     kept = write(tmp_path / "a" / "manifests" / "init.pp", "class a { }").parent
     gone = write(tmp_path / "b" / "manifests" / "init.pp", "class b { }").parent
     cache_file = tmp_path / "cache.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     cache.module(kept)
     cache.module(gone)
     cache.save([kept, gone])
-    warm = ManifestCache(cache_file, clock=later)
+    warm = ManifestCache(*kept_in(cache_file), clock=later)
     warm.module(kept)
     warm.save([kept])
     assert list(cache_json(cache_file)["paths"]) == [str(kept)]
@@ -143,11 +149,11 @@ def test_a_file_looked_up_and_missing_loses_its_record(tmp_path):
     write(manifests / "init.pp", "class m { }")
     write(manifests / "extra.pp", "class m::extra { }")
     cache_file = tmp_path / "cache.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     cache.module(manifests)
     cache.save([manifests])
     (manifests / "extra.pp").unlink()
-    warm = ManifestCache(cache_file, clock=later)
+    warm = ManifestCache(*kept_in(cache_file), clock=later)
     assert warm.read(manifests, "extra.pp") is None
     warm.save([manifests])
     assert list(cache_json(cache_file)["paths"][str(manifests)]) == ["init.pp"]
@@ -167,7 +173,7 @@ def test_damaged_cache_is_ignored(tmp_path):
     write(manifests / "a.pp", "class a {}")
     cache_file = tmp_path / "manifests.json"
     cache_file.write_text("{not json")
-    assert ManifestCache(cache_file).read(manifests, "a.pp").classes == ["a"]
+    assert ManifestCache(*kept_in(cache_file)).read(manifests, "a.pp").classes == ["a"]
 
 
 def test_damaged_records_are_read_again(tmp_path):
@@ -175,7 +181,7 @@ def test_damaged_records_are_read_again(tmp_path):
     write(manifests / "a.pp", "class a {}")
     write(manifests / "b.pp", "class b {}")
     cache_file = tmp_path / "manifests.json"
-    cache = ManifestCache(cache_file, clock=later)
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
     cache.module(manifests)
     cache.save([manifests])
     stored = cache_json(cache_file)
@@ -183,16 +189,16 @@ def test_damaged_records_are_read_again(tmp_path):
     del records["a.pp"]["inode"]
     stored["contents"][records["b.pp"]["md5"]]["definitions"] = [{"kind": "class", "name": 7, "line": 1, "declares": []}]
     cache_file.write_text(json.dumps(stored))
-    warm = ManifestCache(cache_file, clock=later)
+    warm = ManifestCache(*kept_in(cache_file), clock=later)
     assert [f.classes for f in warm.module(manifests)] == [["a"], ["b"]]
 
 
 def test_unwritable_cache_directory_is_not_an_error(tmp_path):
     manifests = tmp_path / "manifests"
     write(manifests / "a.pp", "class a {}")
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    cache = ManifestCache(blocker / "manifests.json", clock=later)
+    cache_dir = tmp_path / "cache"
+    cache = ManifestCache(CacheDir.open(cache_dir), clock=later)
     cache.read(manifests, "a.pp")
+    cache_dir.rmdir()  # a directory that takes no new file, even from root
     cache.save([manifests])  # no exception
-    assert blocker.read_text() == ""
+    assert not cache_dir.exists()
