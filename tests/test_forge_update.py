@@ -179,7 +179,7 @@ def test_a_page_that_drips_forever_ends_at_the_deadline(tmp_path):
         server.state.faults.append(Fault("drip", offset=100))
         started = time.monotonic()
         with pytest.raises(ForgeError, match=r"/v3/modules\?.*: no complete answer within 1 s$"):
-            refresh_forge_cache(tmp_path, server.url, full=True, now=NOW,
+            refresh_forge_cache(CacheDir.open(tmp_path), server.url, full=True, now=NOW,
                                 policy=HttpPolicy(deadline=1.0, sleep=WAITS.append))
         elapsed = time.monotonic() - started
     assert elapsed < 4
