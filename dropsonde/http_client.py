@@ -112,7 +112,7 @@ class HttpPolicy:
                 if _deadline_passed():
                     return
                 after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
-                wait = after if after else self.get_backoff_time()
+                wait = _within_deadline(after if after else self.get_backoff_time())
                 if wait > 0:
                     policy.sleep(wait)
 
@@ -270,6 +270,7 @@ class _Watch:
         self.fired = False
         self._sockets: List[Any] = []
         self._lock = threading.Lock()
+        self._ends_at = 0.0
         self._timer = threading.Timer(max(seconds, 0.0), self._fire)
         self._timer.daemon = True
 
@@ -282,14 +283,19 @@ class _Watch:
             _shut(sock)
 
     def _fire(self) -> None:
+        # under the lock, so no socket is shut down once stop() has returned
+        # (it may be back in the pool, serving the next request)
         with self._lock:
             self.fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
+            for sock in self._sockets:
+                _shut(sock)
 
     def start(self) -> None:
+        self._ends_at = time.monotonic() + self.seconds
         self._timer.start()
+
+    def seconds_left(self) -> float:
+        return max(0.0, self._ends_at - time.monotonic())
 
     def stop(self) -> None:
         with self._lock:
@@ -316,6 +322,13 @@ def _watch_socket(sock: Any) -> None:
 def _deadline_passed() -> bool:
     watch = getattr(_current, "watch", None)
     return watch is not None and watch.fired
+
+
+def _within_deadline(wait: float) -> float:
+    """``wait``, cut to what is left of the current request's deadline: a Retry-After
+    must not keep a run waiting past it."""
+    watch = getattr(_current, "watch", None)
+    return wait if watch is None else min(wait, watch.seconds_left())
 
 
 @contextmanager

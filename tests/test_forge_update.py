@@ -178,13 +178,23 @@ def test_a_page_that_drips_forever_ends_at_the_deadline(tmp_path):
     with ForgeServer(generate_modules(250)) as server:
         server.state.faults.append(Fault("drip", offset=100))
         started = time.monotonic()
-        with pytest.raises(ForgeError, match=r"/v3/modules\?.*: no complete answer within 1 s$"):
+        with pytest.raises(ForgeError, match=r"/v3/modules\?.*: no complete answer within 0.3 s$"):
             refresh_forge_cache(CacheDir.open(tmp_path), server.url, full=True, now=NOW,
-                                policy=HttpPolicy(deadline=1.0, sleep=WAITS.append))
+                                policy=HttpPolicy(deadline=0.3, sleep=WAITS.append))
         elapsed = time.monotonic() - started
     assert elapsed < 4
     assert len(server.state.requests) == 2 and WAITS == []
     assert not (tmp_path / "forge.json").exists()
+
+
+def test_a_retry_after_is_cut_to_the_deadline(tmp_path):
+    """Waiting out a Retry-After of 30 s would overrun a deadline of 1 s: the wait is cut to it."""
+    with ForgeServer(generate_modules(50)) as server:
+        server.state.faults.append(Fault("429", offset=0, times=1, retry_after="30"))
+        refresh_forge_cache(CacheDir.open(tmp_path), server.url, full=True, now=NOW,
+                            policy=HttpPolicy(deadline=1.0, sleep=WAITS.append))
+    assert len(WAITS) == 1 and 0 < WAITS[0] <= 1.0
+    assert len(cached(tmp_path)["modules"]) == 50
 
 
 def test_the_refresh_budget_also_ends_a_page_in_progress(tmp_path):
