@@ -12,15 +12,25 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde import __version__
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.errors import DropsondeError
-from dropsonde.forge_api import ForgeError, crawl_forge, forge_api_url, parse_forge_time, refresh_forge_cache
+from dropsonde.forge_api import (
+    ForgeError,
+    _next_page_url,
+    crawl_forge,
+    forge_api_url,
+    parse_forge_time,
+    refresh_forge_cache,
+)
 from dropsonde.http_client import HttpPolicy
 from tests.conftest import PuppetTree, assert_clean_error, make_module, write
 from tests.forge_server import Fault, ForgeModule, ForgeServer, generate_modules
+from tests.fuzzing import FUZZ
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 # The production retry numbers, with each wait between retries noted instead of spent.
@@ -479,3 +489,27 @@ def test_a_refusal_from_the_forge_is_asked_once_and_changes_nothing(tmp_path, st
     assert WAITS == []
     assert (tmp_path / "forge.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["forge.json"]
+
+
+URL_PIECES = ["/", "//", "\\", "@", ":", "?", "#", "%2f", "%5c", "%40", "127.0.0.1", "127.0.0.1:8140", "127.0.0.2:9", "8140", "[::1]", "localhost",
+              "v3", "modules", "http:", "https:", "HTTP://", " ", "\t", "\x00", "\u3002", "\uff0f", "\u2215", "=", "&", "."]
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(URL_PIECES) | st.text(max_size=4), max_size=12).map("".join))
+@example("http://127.0.0.2:9\\@127.0.0.1:8140/v3/modules")  # the review's H4
+def test_any_next_page_taken_is_sent_to_the_forge_origin(following):
+    """Whatever pagination.next a page names, what requests would actually send goes to
+    --forge-api's scheme, host and port (read with urllib3, the parser that sends), or
+    the page is refused."""
+    import requests
+    from urllib3.util import parse_url
+
+    base = "http://127.0.0.1:8140"
+    try:
+        url = _next_page_url(base, following)
+    except ForgeError:
+        return
+    sent = parse_url(requests.Request("GET", url).prepare().url)
+    assert (sent.scheme, sent.host, sent.port) == ("http", "127.0.0.1", 8140)
+    assert sent.auth is None
