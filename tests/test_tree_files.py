@@ -244,3 +244,21 @@ def test_debian_modules_linked_into_an_environment_are_still_read(tree):
     assert result.returncode == 0, result.stderr
     modules = result.json()["self-service-analytics"]["snapshots"]["modules"]["value"]
     assert [m["slug"] for m in modules] == ["puppetlabs-stdlib"]
+
+
+@pytest.mark.parametrize("name", ["puppet.conf", "telemetry.yaml"])
+def test_a_fifo_configuration_file_is_an_error_naming_it(tree, name):
+    path = (tree.confdir.parent if name == "telemetry.yaml" else tree.confdir) / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    with never_blocks(30):
+        result = tree.run("preview", "--format", "json")
+    assert_clean_error(result, name, "not a regular file (a FIFO)")
+
+
+def test_a_fifo_puppetdb_conf_fails_the_puppetdb_plugins_as_a_malformed_one_does(tree):
+    _site(tree)
+    os.mkfifo(tree.confdir / "puppetdb.conf")
+    with never_blocks(30):
+        result = tree.run("preview", "--format", "json")
+    assert "puppetdb.conf: cannot read: not a regular file (a FIFO)" in result.stderr

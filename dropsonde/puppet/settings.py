@@ -228,7 +228,7 @@ def load_puppet_settings(
     raw["confdir"] = confdir
     conf_path = Path(confdir) / "puppet.conf"
     from_file: Dict[str, str] = {}
-    if conf_path.is_file():
+    if os.path.lexists(conf_path):  # anything there but a readable file is an error naming it
         sections = parse_puppet_conf(conf_path)
         for section in reversed(SECTION_ORDER):
             from_file.update(sections.get(section, {}))
