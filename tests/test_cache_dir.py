@@ -294,3 +294,33 @@ def test_the_cache_directory_object_reads_and_writes_only_through_its_descriptor
             cache.read_bytes("state.json", 3)
     assert (tmp_path / "moved" / "state.json").read_text() == "ours"
     assert (tmp_path / "cache" / "state.json").read_text() == "attacker's"
+
+
+def test_the_lock_the_site_id_secret_and_the_submission_record_stay_in_the_checked_directory(tmp_path):
+    """The other files of the cache directory, after the same swap: created, read
+    and locked in the directory that was opened, never in the one now at its path."""
+    from datetime import datetime, timezone
+
+    from dropsonde.cache_dir import CacheDir
+    from dropsonde.schedule import submission_lock
+    from dropsonde.siteid import local_secret
+    from dropsonde.submit import last_submission, record_submission
+
+    path, moved = tmp_path / "dropsonde", tmp_path / "moved-away"
+    with CacheDir.open(path) as cache:
+        os.rename(path, moved)
+        path.mkdir(mode=0o700)
+        planted = {"siteid.secret": "f" * 64 + "\n",
+                   "last-submission.json": json.dumps({"submitted_at": "2026-11-27T00:00:00+00:00"})}
+        for name, text in planted.items():
+            (path / name).write_text(text)
+        with submission_lock(cache) as acquired:
+            assert acquired
+        secret = local_secret(cache)
+        assert last_submission(cache) is None  # none was recorded in the checked directory
+        record_submission(cache, "https://example.test", b"{}", datetime(2026, 11, 28, tzinfo=timezone.utc))
+        assert last_submission(cache)["submitted_at"] == "2026-11-28T00:00:00+00:00"
+    assert secret != bytes.fromhex("f" * 64)
+    assert {"submit.lock", "siteid.secret", "last-submission.json"} <= {p.name for p in moved.iterdir()}
+    assert sorted(p.name for p in path.iterdir()) == sorted(planted)
+    assert all((path / name).read_text() == text for name, text in planted.items())
