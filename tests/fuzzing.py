@@ -10,10 +10,16 @@ long runs of one pattern (which is what makes a parser backtrack or recurse).
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from dropsonde.errors import DropsondeError
+from tests.time_limits import cpu_limit
+
+T = TypeVar("T")
 
 # Each fuzz test stays within a few seconds: the suite runs on small CI machines.
 FUZZ = settings(
@@ -22,7 +28,7 @@ FUZZ = settings(
     database=None,  # no .hypothesis/ directory left in the tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-# Hard limit on the CPU time of one example (tests.cpu_limit): it stops a hang
+# Hard limit on the CPU time of one example (tests.time_limits.cpu_limit): it stops a hang
 # as it happens, and unlike a wall-clock deadline it does not fail on a busy machine.
 EXAMPLE_CPU_LIMIT = 2.0
 
@@ -83,3 +89,26 @@ def ini_text(sections: Sequence[str], keys: Sequence[str], value_pieces: Sequenc
         st.sampled_from(["", "# comment", "; comment", "  "]),
     )
     return st.lists(line, max_size=15).map("\n".join)
+
+
+def read_fuzzed_file(
+    path: Path, data: bytes, read: Callable[[], T], names: Sequence[str] = (), longest: int | None = None
+) -> T | None:
+    """Write ``data`` to ``path`` and run ``read`` on it under EXAMPLE_CPU_LIMIT.
+
+    The contract of every reader of an untrusted file, checked here once: it
+    returns (the result, for the caller's own checks), or it raises a
+    DropsondeError that names the file (``path``, or one of ``names``), and at
+    most ``longest`` characters long; the clear error gives None. Any other
+    exception, or a hang, fails the test.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            return read()
+        except DropsondeError as exc:
+            message = str(exc)
+    assert any(name in message for name in names or [str(path)]), message
+    assert longest is None or len(message) <= longest, f"{len(message)} characters: {message[:200]}"
+    return None

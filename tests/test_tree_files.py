@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
-from tests.blocking import never_blocks
+from tests.time_limits import never_blocks
 from tests.conftest import assert_clean_error, make_module, write
 from tests.fuzzing import FUZZ
 

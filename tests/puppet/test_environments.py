@@ -20,8 +20,8 @@ from dropsonde.puppet.environments import (
     read_metadata,
 )
 from tests.conftest import make_module, write
-from tests.cpu_limit import cpu_limit
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
+from tests.time_limits import cpu_limit
+from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, read_fuzzed_file, source_bytes
 
 
 def discover(roots, base=(), codedir=None):
@@ -256,15 +256,13 @@ ENVIRONMENT_CONF_LINES = ini_text(["main"], ["modulepath", "manifest", "config_v
 @given(source_bytes(ENVIRONMENT_CONF_VOCABULARY) | ENVIRONMENT_CONF_LINES.map(str.encode))
 def test_fuzzed_environment_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
     env_dir = tmp_path_factory.getbasetemp() / "fuzzed_env"
-    env_dir.mkdir(exist_ok=True)
-    (env_dir / "environment.conf").write_bytes(data)
-    with cpu_limit(EXAMPLE_CPU_LIMIT):
-        try:
-            modulepath = environment_modulepath(env_dir, [Path("/nonexistent/base")])
-        except DropsondeError as exc:
-            assert "environment.conf" in str(exc)
-            return
-    assert all(isinstance(path, Path) and "\0" not in str(path) for path in modulepath)
+    modulepath = read_fuzzed_file(
+        env_dir / "environment.conf",
+        data,
+        lambda: environment_modulepath(env_dir, [Path("/nonexistent/base")]),
+        names=["environment.conf"],
+    )
+    assert modulepath is None or all(isinstance(path, Path) and "\0" not in str(path) for path in modulepath)
 
 
 def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
-from tests.cpu_limit import cpu_limit
+from tests.time_limits import cpu_limit
 from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
 
 PUPPETFILE = b"""

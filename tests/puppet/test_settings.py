@@ -10,8 +10,8 @@ from hypothesis import given
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.settings import detect_layout, load_puppet_settings, parse_puppet_conf
 from tests.conftest import write
-from tests.cpu_limit import cpu_limit
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, source_bytes
+from tests.time_limits import cpu_limit
+from tests.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes
 
 
 def test_layout_defaults():
@@ -127,15 +127,15 @@ PUPPET_CONF_LINES = ini_text(
 @given(source_bytes(PUPPET_CONF_VOCABULARY) | PUPPET_CONF_LINES.map(str.encode))
 def test_fuzzed_puppet_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
     confdir = tmp_path_factory.getbasetemp() / "fuzzed_puppet"
-    confdir.mkdir(exist_ok=True)
-    (confdir / "puppet.conf").write_bytes(data)
-    with cpu_limit(EXAMPLE_CPU_LIMIT):
-        try:
-            settings = load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="debian")
-        except DropsondeError as exc:
-            assert "puppet.conf" in str(exc) or "puppet settings" in str(exc)
-            return
-        paths = settings.environmentpath + settings.basemodulepath + [settings.codedir, settings.vardir]
+    settings = read_fuzzed_file(
+        confdir / "puppet.conf",
+        data,
+        lambda: load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="debian"),
+        names=["puppet.conf", "puppet settings"],
+    )
+    if settings is None:
+        return
+    paths = settings.environmentpath + settings.basemodulepath + [settings.codedir, settings.vardir]
     assert all("\0" not in str(path) for path in paths)
 
 
