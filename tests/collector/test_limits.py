@@ -98,16 +98,22 @@ def stalled_clients(port: int, count: int) -> list:
     return clients
 
 
+def post_while_stalled(collector, count: int, timeout: float) -> tuple[int, float]:
+    """Post one report while ``count`` stalled clients hold connections open;
+    return its status and how long it took, the stalled sockets closed whatever happens."""
+    clients = stalled_clients(collector.port, count)
+    try:
+        started = time.monotonic()
+        code, _ = post(collector, envelope(site(2), MODULE), timeout=timeout)
+        return code, time.monotonic() - started
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_150_stalled_clients_do_not_keep_a_report_out(tmp_path):
     with CollectorProcess(str(tmp_path / "r.db"), "--rate", "100000", "--workers", "1") as collector:
-        clients = stalled_clients(collector.port, 150)
-        try:
-            started = time.monotonic()
-            code, _ = post(collector, envelope(site(2), MODULE), timeout=5)
-            elapsed = time.monotonic() - started
-        finally:
-            for client in clients:
-                client.close()
+        code, elapsed = post_while_stalled(collector, 150, timeout=5)
     assert code == 200 and elapsed < 5
 
 
@@ -156,14 +162,7 @@ def test_connections_beyond_the_limit_wait_until_a_stalled_one_is_cut(tmp_path):
     with CollectorProcess(str(tmp_path / "r.db"), "--connections", "4", "--read-timeout", "1",
                           "--workers", "1") as collector:
         assert post(collector, envelope(site(1), MODULE))[0] == 200  # the worker is up
-        clients = stalled_clients(collector.port, 4)
-        try:
-            started = time.monotonic()
-            code, _ = post(collector, envelope(site(2), MODULE), timeout=10)
-            elapsed = time.monotonic() - started
-        finally:
-            for client in clients:
-                client.close()
+        code, elapsed = post_while_stalled(collector, 4, timeout=10)
     assert code == 200 and 0.5 <= elapsed < 5  # served once the read timeout freed a slot
 
 
