@@ -244,6 +244,13 @@ SYSTEM_MODULE_DIRS = (
 )
 
 
+def _warn_link_outside_roots(kind: str, link: str, real: str) -> None:
+    """Say why a linked module or environment is left out: a link out of the Puppet
+    trees could make the probe read (and report on) any directory on the host."""
+    log.warning("skipping %s %s: a symbolic link to %s, outside the codedir, environmentpath and basemodulepath",
+                kind, link, real)
+
+
 def _module_dirs(directory: Path, roots: AllowedRoots) -> List[Tuple[str, str, Tuple[int, int], bool]]:
     """(name, path, (device, inode), path is real) of the module directories in one
     modulepath entry, sorted by name. The entry's real path is resolved once, so a
@@ -280,8 +287,7 @@ def _module_dirs(directory: Path, roots: AllowedRoots) -> List[Tuple[str, str, T
             continue
         real = roots.resolve_link(entry.path, (stat.st_dev, stat.st_ino))
         if not roots.contains(real):
-            log.warning("skipping module %s: a symbolic link to %s, outside the codedir, environmentpath and "
-                        "basemodulepath", entry.path, real)
+            _warn_link_outside_roots("module", entry.path, real)
             continue
         found.append((entry.name, real, (stat.st_dev, stat.st_ino), True))
     return found
@@ -325,8 +331,7 @@ def discover_environments(
                 continue
             env_real = os.path.realpath(entry.path)
             if not roots.contains(env_real):
-                log.warning("skipping environment %s: a symbolic link to %s, outside the codedir, environmentpath "
-                            "and basemodulepath", entry.path, env_real)
+                _warn_link_outside_roots("environment", entry.path, env_real)
                 continue
             env_dir = Path(entry.path)
             modulepath = environment_modulepath(env_dir, basemodulepath, env_real)
