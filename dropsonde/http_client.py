@@ -98,7 +98,14 @@ class HttpPolicy:
 
         class PolicyRetry(Retry):
             """urllib3's Retry, with the Retry-After cap (urllib3 1.26, as Debian 12
-            ships it, has no ``retry_after_max``) and the policy's ``sleep``."""
+            ships it, has no ``retry_after_max``) and the policy's ``sleep``.
+
+            urllib3 also retries any status of RETRY_AFTER_STATUS_CODES (413, 429, 503)
+            that carries Retry-After, whatever ``status_forcelist`` says: a report too
+            large for the collector would be sent four times. Only the statuses we
+            retry may be retried for their Retry-After."""
+
+            RETRY_AFTER_STATUS_CODES = frozenset(Retry.RETRY_AFTER_STATUS_CODES) & frozenset(RETRIED_STATUSES)
 
             def get_retry_after(self, response: Any) -> Optional[float]:
                 after = super().get_retry_after(response)

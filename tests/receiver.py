@@ -24,6 +24,7 @@ class ReceiverState:
     received: List[Received] = field(default_factory=list)
     location: Optional[str] = None  # where "redirect" sends (default: the same path, forever)
     redirect_status: int = 307
+    retry_after: Optional[str] = None  # a Retry-After header sent with a status answer
 
 
 class ReceiverHandler(QuietHandler):
@@ -41,7 +42,8 @@ class ReceiverHandler(QuietHandler):
         if state.mode == "500":
             return self.send(500, b"internal error", "text/plain")
         if state.mode.isdigit():  # any other status: "400", "404", "413"...
-            return self.send(int(state.mode), f"status {state.mode}".encode(), "text/plain")
+            retry_after = {"Retry-After": state.retry_after} if state.retry_after is not None else None
+            return self.send(int(state.mode), f"status {state.mode}".encode(), "text/plain", retry_after)
         if state.mode == "redirect" and self.path != state.location:
             return self.send(state.redirect_status, b"", "text/plain", {"Location": state.location or self.path})
         if state.mode == "notjson":

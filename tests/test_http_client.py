@@ -80,6 +80,8 @@ def test_the_urllib3_retry_it_builds():
     assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}  # never another 4xx
     assert retry.allowed_methods == frozenset({"POST"})
     assert retry.respect_retry_after_header and not retry.raise_on_status
+    assert not retry.is_retry("POST", 413, has_retry_after=True)  # urllib3 alone retries it
+    assert retry.is_retry("POST", 503, has_retry_after=True)
 
 
 def answer(status, retry_after=None):

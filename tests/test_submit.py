@@ -258,3 +258,14 @@ def test_a_refusal_is_sent_once_and_recorded_nowhere(tree, status):
     assert_clean_error(result, "Failed to submit report", f"HTTP {status}")
     assert len(receiver.state.received) == 1
     assert not (tree.cachepath / "last-submission.json").exists()
+
+
+def test_a_413_with_retry_after_is_still_sent_once_and_recorded_nowhere(tree):
+    """urllib3 retries 413 and 503 whenever they carry Retry-After, whatever the status
+    list says: a report too large for the collector was sent four times."""
+    with Receiver("413") as receiver:
+        receiver.state.retry_after = "1"
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert_clean_error(result, "Failed to submit report", "HTTP 413")
+    assert len(receiver.state.received) == 1
+    assert not (tree.cachepath / "last-submission.json").exists()
