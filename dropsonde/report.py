@@ -288,6 +288,7 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
     validator = schema_validator(record_json_schema(schema.columns))
     rng = random.Random(seed)
     modules = sorted(public_modules)
+    validators = schema.validators()
     for _ in range(size):
         row: Dict[str, Any] = {
             "message_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -297,7 +298,7 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         }
-        for plugin, plugin_check in zip(plugins, schema.validators()):
+        for plugin, plugin_check in zip(plugins, validators):
             data = plugin.example(rng, modules)
             validate_plugin_data(plugin, data, plugin_check)
             row.update(data)
