@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, List, Optional, Set
 
 RUBY_KEYWORDS = frozenset(
@@ -260,10 +259,3 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
     walker = _Walker()
     walker.walk(tree.root_node, set())
     return walker.result
-
-
-def read_puppetfile(path: Path) -> PuppetfileCalls:
-    """Command calls in the Puppetfile at ``path``; OSError or PuppetfileSyntaxError on failure."""
-    from dropsonde.tree_files import read_tree_file
-
-    return read_puppetfile_source(read_tree_file(path, "Puppetfile"))
