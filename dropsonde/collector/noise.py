@@ -65,8 +65,3 @@ class GeometricNoise:
             return 0
         uniform = 1.0 - source.random()  # in (0, 1]
         return int(math.floor(math.log(uniform) / math.log(alpha)))
-
-    def standard_deviation(self, sensitivity: int) -> float:
-        """Of the noise added to one number (the difference of two geometric variables)."""
-        alpha = self.alpha(sensitivity)
-        return math.sqrt(2 * alpha) / (1 - alpha)
