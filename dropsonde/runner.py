@@ -73,6 +73,7 @@ class Session:
         self._puppet: Optional["PuppetSettings"] = None
         self._cache: Optional["CacheDir"] = None
         self._site: Optional["Site"] = None
+        self._plugins: Optional["PluginSet"] = None
         self._closed = False
 
     def __enter__(self) -> "Session":
@@ -190,10 +191,15 @@ class Session:
         return load_forge_cache(cache, now)
 
     def plugins(self) -> "PluginSet":
+        """The enabled plugins, loaded once: a scheduled submission asks for them
+        twice (the consented columns, then the report), and each load would log
+        a broken plugin's warning again."""
         from dropsonde.plugins import load_plugins
 
-        options = self.options()
-        return load_plugins(options.enable, options.disable)
+        if self._plugins is None:
+            options = self.options()
+            self._plugins = load_plugins(options.enable, options.disable)
+        return self._plugins
 
     def report(self) -> "Report":
         """The report behind preview and submit; the site is closed once it is built."""

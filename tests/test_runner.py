@@ -98,3 +98,19 @@ def test_server_directories_leave_what_was_given_unchanged(site_tree, tmp_path):
         assert session.given == before
     assert (options.confdir, options.codedir) == (str(tree.confdir), str(tree.codedir))
     assert command_line == before
+
+
+def test_plugins_are_loaded_once_per_run(site_tree, monkeypatch, caplog):
+    """A scheduled submission asks for the plugins twice (consented columns, then
+    the report): a plugin that cannot be loaded is warned about once, not twice."""
+    from dropsonde import plugins
+
+    monkeypatch.setitem(plugins.BUILTIN_PLUGINS, "missing", "tests.no_such_module:Plugin")
+    site_tree.forge(["author7-module7"])
+    with Session(given(site_tree, update=False), clock=lambda: NOW) as session:
+        columns, _, _ = session.consent()
+        report = session.report()
+        assert session.plugins() is session.plugins()
+    assert "modules" in columns and report.values()["modules"]
+    assert [r.getMessage() for r in caplog.records if "could not be loaded" in r.getMessage()] == [
+        "plugin missing could not be loaded: ModuleNotFoundError: No module named 'tests.no_such_module'"]
