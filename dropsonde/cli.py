@@ -340,7 +340,8 @@ def collector_serve(
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
     link: str = typer.Option(CollectorSettings.download_link, "--download-link", help="Where a newer client is."),
     store_ip: bool = typer.Option(CollectorSettings.store_ip, "--store-ip", help="Keep client addresses (not stored by default)."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes. [default: one per CPU]"),
+    workers: int = typer.Option(0, "--workers", min=0, show_default=False,
+                                help="Worker processes. [default: one per CPU]"),
 ) -> None:
     """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
     from dropsonde.collector.limits import parse_networks

@@ -45,6 +45,17 @@ def test_help_lists_the_commands_and_imports_nothing_heavy():
         assert heavy not in imported
 
 
+@pytest.mark.parametrize("command", [(), ("preview",), ("submit",), ("last",), ("update",), ("dev", "example"),
+                                     ("collector", "serve"), ("collector", "aggregate")])
+def test_help_states_each_default_once(command):
+    """An option whose help text states its default (``[default: one per CPU]``)
+    must not get click's own second one beside it (``[default: 0]``)."""
+    result = run_dropsonde(*command, "--help")
+    assert result.returncode == 0
+    options = re.split(r"\n  (?=-)", result.stdout.split("Options:", 1)[1])
+    assert [entry.split()[0] for entry in options if entry.count("[default:") > 1] == []
+
+
 def _imported(result) -> set:
     return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
