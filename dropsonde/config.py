@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from dropsonde.errors import DropsondeError
+from dropsonde.terminal import shortened
 from dropsonde.tree_files import read_tree_file
 
 CONFIG_FILENAME = "telemetry.yaml"
@@ -161,11 +162,11 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
         subcommands = [c for c in COMMAND_KEYS if c.startswith(command + " ")]
         if command not in COMMAND_KEYS and not subcommands:
             known = sorted({c.split()[0] for c in COMMAND_KEYS})
-            raise DropsondeError(f"{path}: key '{dotted}': unknown command (known: {', '.join(known)})")
+            raise DropsondeError(f"{path}: key '{shortened(dotted)}': unknown command (known: {', '.join(known)})")
         if body is None:
             continue
         if not isinstance(body, Mapping):
-            raise DropsondeError(f"{path}: key '{dotted}': expected a mapping of options")
+            raise DropsondeError(f"{path}: key '{shortened(dotted)}': expected a mapping of options")
         for raw_option, value in body.items():
             option = _key(raw_option)
             if option == "commands" and subcommands:
@@ -173,7 +174,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
                 continue
             checks = COMMAND_KEYS.get(command, {})
             if option not in checks:
-                raise DropsondeError(f"{path}: key '{dotted}.{option}': unknown option")
+                raise DropsondeError(f"{path}: key '{shortened(f'{dotted}.{option}')}': unknown option")
             if value is not None:
                 out.setdefault(command, {})[option] = _check(path, f"{dotted}.{option}", checks[option], value)
 
@@ -219,7 +220,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
         elif key in IGNORED_KEYS:
             continue
         elif key not in GLOBAL_KEYS:
-            raise DropsondeError(f"{path}: key '{key}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
+            raise DropsondeError(f"{path}: key '{shortened(key)}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
         elif value is not None:
             settings[key] = _check(path, key, GLOBAL_KEYS[key], value)
     return settings

@@ -37,6 +37,14 @@ def printable(text: object) -> str:
     return _UNPRINTABLE_RE.sub(_escape, str(text))
 
 
+def shortened(text: object, limit: int = 60) -> str:
+    """``text`` made :func:`printable` and cut to ``limit`` characters plus "…": a
+    name taken from an untrusted file (a 10,000-character YAML key) is shown so
+    that it can be recognised, without drowning the error line that names it."""
+    shown = printable(text)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
 def printable_lines(text: str) -> str:
     """Multi-line ``text`` with each line made :func:`printable` (newlines kept)."""
     return "\n".join(printable(line) for line in text.split("\n"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dropsonde.config import merge_options, read_config_file
@@ -89,8 +89,13 @@ BILLION_LAUGHS = "disable:\n  - &a0 [x]\n" + "".join(
 )
 
 
+LONG_KEY = "k" * 10_000  # YAML allows it as an explicit key ("? key"); a plain key stops at 1024
+
+
 @FUZZ
 @given(source_bytes(YAML_VOCABULARY, run_size=3_000) | st.just(BILLION_LAUGHS.encode()))
+@example(f"? :{LONG_KEY}\n: 1\n".encode())  # once found at random: the unknown key was printed in full
+@example(f"commands:\n  :preview:\n    ? :{LONG_KEY}\n    : 1\n".encode())
 def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
     path = tmp_path_factory.getbasetemp() / "telemetry.yaml"
     settings = read_fuzzed_file(path, data, lambda: read_config_file(path), longest=len(str(path)) + 400)
@@ -111,3 +116,20 @@ def test_hostile_telemetry_yaml_is_a_short_clear_error(tmp_path, text, needle):
     with cpu_limit(2.0), pytest.raises(DropsondeError, match=needle) as error:
         read_config_file(path)
     assert len(str(error.value)) < len(str(path)) + 200
+
+
+@pytest.mark.parametrize(
+    "content, shown",
+    [
+        (f"? :{LONG_KEY}\n: 1\n", "key '" + "k" * 60 + "…': unknown setting"),
+        (f"commands:\n  ? :{LONG_KEY}\n  : 1\n", "key 'commands." + "k" * 51 + "…': unknown command"),
+        (f"commands:\n  :preview:\n    ? :{LONG_KEY}\n    : 1\n", "key '" + "commands.preview." + "k" * 43 + "…': unknown option"),
+        ('"' + "\\e" * 100 + '": 1\n', "key '" + "\\e" * 30 + "…': unknown setting"),  # YAML's escape for ESC
+    ],
+)
+def test_a_long_key_is_shown_cut_short_and_escaped(tmp_path, content, shown):
+    path = write(tmp_path / "telemetry.yaml", content)
+    with pytest.raises(DropsondeError) as error:
+        read_config_file(path)
+    assert shown in str(error.value) and len(str(error.value)) < len(str(path)) + 300
+
