@@ -33,6 +33,7 @@ from typing import Iterable, Union
 
 from dropsonde.atomic_file import DIRECTORY_MODE, open_directory, write_atomic_at
 from dropsonde.errors import DropsondeError
+from dropsonde.tree_files import read_at_most
 
 
 def _user(uid: int) -> str:
@@ -149,16 +150,9 @@ class CacheDir:
                 raise OSError(errno.EINVAL, "not a regular file", str(self / name))
             if status.st_size > limit:
                 raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(self / name))
-            chunks, left = [], limit + 1
-            while left > 0:
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                left -= len(chunk)
+            data = read_at_most(fd, limit + 1)
         finally:
             os.close(fd)
-        data = b"".join(chunks)
         if len(data) > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(self / name))
         return data

@@ -95,7 +95,7 @@ def read_tree_file(path: Union[str, "os.PathLike[str]"], kind: str, within: Opti
             raise RefusedFile(f"its real path is outside {within}", name)
         if status.st_size > limit:
             raise RefusedFile(f"larger than {describe_limit(kind)}, the limit for a {kind}", name)
-        data = _read_at_most(fd, limit + 1)
+        data = read_at_most(fd, limit + 1)
     finally:
         os.close(fd)
     if len(data) > limit:  # it grew after the fstat
@@ -138,7 +138,9 @@ def _file_type(mode: int) -> str:
     return "neither file nor directory"
 
 
-def _read_at_most(fd: int, count: int) -> bytes:
+def read_at_most(fd: int, count: int) -> bytes:
+    """Up to ``count`` bytes from ``fd``, read a MiB at a time: a file that grows
+    while it is read costs no more than ``count``."""
     chunks = []
     while count > 0:
         chunk = os.read(fd, min(count, MiB))
