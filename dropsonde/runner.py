@@ -133,17 +133,11 @@ class Session:
                 if name in self.given and self.given[name] is None}
 
     def puppet(self) -> "PuppetSettings":
-        """Puppet's settings for these options."""
-        from dropsonde.puppet.settings import load_puppet_settings
+        """Puppet's settings for these options, read once."""
+        from dropsonde.site import puppet_settings
 
         if self._puppet is None:
-            options = self.options()
-            overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
-            puppet = load_puppet_settings(overrides, layout=self.layout())
-            log.info("Puppet settings (%s layout) from %s: confdir %s, codedir %s, vardir %s", puppet.layout,
-                     puppet.puppet_conf or "built-in defaults (no puppet.conf)", puppet.confdir, puppet.codedir,
-                     puppet.vardir)
-            self._puppet = puppet
+            self._puppet = puppet_settings(self.options(), self.layout())
         return self._puppet
 
     def cache(self) -> "CacheDir":

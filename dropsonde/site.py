@@ -64,6 +64,18 @@ def autoload_files(name: str) -> List[str]:
     return ["/".join(parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
 
 
+def puppet_settings(options: Options, layout: Optional[str] = None) -> PuppetSettings:
+    """Puppet's settings for these options (command line and telemetry.yaml merged),
+    said in one log line; ``layout`` None means detected from this process's user
+    and the filesystem."""
+    overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
+    puppet = load_puppet_settings(overrides, layout=layout)
+    log.info("Puppet settings (%s layout) from %s: confdir %s, codedir %s, vardir %s", puppet.layout,
+             puppet.puppet_conf or "built-in defaults (no puppet.conf)", puppet.confdir, puppet.codedir,
+             puppet.vardir)
+    return puppet
+
+
 def cache_path(options: Options, puppet: PuppetSettings) -> Path:
     """The cache directory: ``--cachepath``, else ``$vardir/dropsonde`` (the Ruby client's)."""
     return Path(options.cachepath) if options.cachepath else puppet.vardir / "dropsonde"
@@ -103,14 +115,8 @@ class Site:
 
     @classmethod
     def from_options(cls, options: Options, layout: Optional[str] = None) -> "Site":
-        """Load Puppet's settings for these options (command line and telemetry.yaml merged);
-        ``layout`` None means detected from this process's user and the filesystem."""
-        overrides = {"confdir": options.confdir, "codedir": options.codedir, "vardir": options.vardir}
-        puppet = load_puppet_settings(overrides, layout=layout)
-        log.info("Puppet settings (%s layout) from %s: confdir %s, codedir %s, vardir %s", puppet.layout,
-                 puppet.puppet_conf or "built-in defaults (no puppet.conf)", puppet.confdir, puppet.codedir,
-                 puppet.vardir)
-        return cls(options, puppet)
+        """The site with Puppet's settings for these options (see :func:`puppet_settings`)."""
+        return cls(options, puppet_settings(options, layout))
 
     @property
     def forge(self) -> ForgeCache:
