@@ -1,6 +1,8 @@
-"""HTTP to the outside world (the Forge, the telemetry endpoint): one session
-recipe with our User-Agent, bounded retries and timeouts, and one way of
-describing a failure in a line.
+"""HTTP to the outside world (the Forge, the telemetry endpoint) and to
+PuppetDB: one session recipe with our User-Agent, bounded retries and
+timeouts, and one way of describing a failure in a line; PuppetDB gets
+:func:`plain_session` instead (no retries, redirects, proxies or system CA
+store), under the same deadline and size cap.
 
 Retries cover connection errors, 429 and 5xx, with exponential backoff and
 ``Retry-After`` honoured up to a cap, so a struggling server is not hammered

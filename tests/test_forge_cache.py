@@ -70,7 +70,7 @@ def test_a_little_clock_skew_is_tolerated(tmp_path):
 
 
 def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path):
-    """save_forge_cache goes through write_atomic (tested in test_atomic_file.py):
+    """save_forge_cache goes through CacheDir.write (write_atomic_at, tested in test_atomic_file.py):
     a write the file system refuses midway (a 4 KiB size limit standing for a full
     disk) leaves the old list, and a good one replaces the file, not its bytes."""
     old = write(tmp_path / "forge.json", json.dumps({"timestamp": "2026-11-01T00:00:00+00:00", "modules": ["a-b"]}))
