@@ -268,6 +268,7 @@ def dev_example(
     filename: Optional[str] = typer.Option(None, "--filename", help="Write to this file instead of stdout."),
 ) -> None:
     """Print randomized, schema-valid example rows as JSONL, loadable with `dev schema`."""
+    from dropsonde.atomic_file import write_atomic
     from dropsonde.report import example_rows
 
     session: Session = ctx.obj
@@ -278,7 +279,7 @@ def dev_example(
     lines = "".join(json.dumps(row, sort_keys=False) + "\n" for row in rows)
     if filename:
         try:
-            Path(filename).write_text(lines, encoding="utf-8")
+            write_atomic(Path(filename), lines.encode("utf-8"))
         except OSError as exc:
             raise DropsondeError(f"{filename}: cannot write: {exc.strerror or exc}") from None
     else:

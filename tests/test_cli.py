@@ -163,6 +163,19 @@ def test_dev_schema_skeleton_first_then_plugins_alphabetically(example):
     ]
 
 
+def test_dev_example_never_writes_through_a_planted_link(example, tmp_path):
+    """--filename is replaced atomically: a symbolic link planted at that name is
+    replaced, never written through, and its target keeps its bytes."""
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    out = tmp_path / "rows.jsonl"
+    out.symlink_to(target)
+    result = run_dropsonde(*example, "dev", "example", "--size", "3", "--filename", str(out))
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "keep me\n"
+    assert not out.is_symlink() and len(out.read_text().splitlines()) == 3
+
+
 def test_dev_example_rows_match_dev_schema(example, tmp_path):
     columns = run_dropsonde(*example, "dev", "schema").json()
     out = tmp_path / "rows.jsonl"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from dropsonde.errors import DropsondeError
@@ -58,13 +59,17 @@ def load_or_create_key(path: Path) -> bytes:
 
 
 def _read(path: Path) -> bytes:
+    """The key's bytes. Opened without blocking and refused unless a regular file:
+    a FIFO planted at the path would otherwise hang the weekly job."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise DropsondeError(f"--noise-key {path}: cannot read it: {exc.strerror or exc}") from None
     with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise DropsondeError(f"--noise-key {path}: not a regular file")
         if os.fstat(handle.fileno()).st_mode & 0o077:
             os.fchmod(handle.fileno(), 0o600)
         key = handle.read(KEY_BYTES + 1)

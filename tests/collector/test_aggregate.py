@@ -256,6 +256,24 @@ def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_pat
     assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # noise SD ~1,400 nodes
 
 
+def test_a_noise_key_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path):
+    """A FIFO at --noise-key made aggregate wait forever for a writer."""
+    import os
+
+    from tests.conftest import assert_clean_error
+    from tests.time_limits import never_blocks
+
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-11T10:00:00.000000+00:00") for n in range(6)])
+    fifo = tmp_path / "fifo-key"
+    os.mkfifo(fifo)
+    with never_blocks(30):
+        done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o"),
+                             "--week", "2026-W46", "--noise-key", str(fifo))
+    assert_clean_error(done, f"--noise-key {fifo}", "not a regular file")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_week_not_ended_is_published_only_with_force(tmp_path):
     from tests.conftest import assert_clean_error
 
