@@ -74,3 +74,40 @@ def write_atomic_at(dir_fd: int, name: str, data: Union[bytes, Iterable[bytes]],
         except FileNotFoundError:
             pass
         raise
+
+
+def create_once_at(dir_fd: int, name: str, data: bytes) -> None:
+    """Create ``name`` in ``dir_fd`` holding ``data`` (mode 0600) unless an entry of
+    that name exists already; the caller reads whichever is there afterwards.
+
+    For a secret made on first use (the site id secret, the noise key): it is
+    written whole under a temporary name opened O_CREAT|O_EXCL|O_NOFOLLOW and
+    hard-linked into place, and a link never replaces or follows an existing
+    entry. So two first runs racing agree on one secret, nobody ever reads a
+    partial one, and a planted symlink is left for the reader to refuse."""
+    temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.fsync(dir_fd)
+        except FileExistsError:
+            pass  # another run, or a planted entry: reading it decides
+    finally:
+        os.unlink(temporary, dir_fd=dir_fd)
+
+
+def create_once(path: Path, data: bytes) -> None:
+    """``create_once_at`` for a path: in the directory holding ``path``, which is
+    opened as it is named (the caller chose it, so a link to it is followed)."""
+    path = Path(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        create_once_at(dir_fd, path.name, data)
+    finally:
+        os.close(dir_fd)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from dropsonde.atomic_file import create_once_at
 from dropsonde.cache_dir import CacheDir
 from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.tree_files import read_tree_file
@@ -86,7 +87,7 @@ def local_secret(cache: CacheDir) -> bytes:
     except FileNotFoundError:
         pass
     try:
-        _create_secret(dir_fd)
+        create_once_at(dir_fd, SECRET_FILENAME, (secrets.token_hex(32) + "\n").encode("ascii"))
     except OSError as exc:
         raise DropsondeError(
             f"{path}: cannot create the site id secret ({exc.strerror or exc}); "
@@ -119,26 +120,6 @@ def _read_secret(dir_fd: int, path: Path) -> bytes:
             ExitStatus.FAILURE,
         )
     return bytes.fromhex(data.decode("ascii").strip())
-
-
-def _create_secret(dir_fd: int) -> None:
-    """Write a new secret in ``dir_fd`` and link it into place unless one appeared meanwhile."""
-    temporary = f".{SECRET_FILENAME}.{secrets.token_hex(8)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
-    try:
-        try:
-            os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temporary, SECRET_FILENAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-            os.fsync(dir_fd)
-        except FileExistsError:
-            pass  # another run, or a planted entry: reading it decides
-    finally:
-        os.unlink(temporary, dir_fd=dir_fd)
 
 
 def compute_site_id(localcacert: Optional[Path], seed: Optional[str], override: Optional[str],

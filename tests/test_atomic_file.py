@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from dropsonde.atomic_file import write_atomic
+from dropsonde.atomic_file import create_once, write_atomic
 
 OLD = b'{"modules": ["old-module"]}\n'
 
@@ -80,3 +80,23 @@ def test_chunks_are_written_in_order_and_a_failing_producer_leaves_the_old_bytes
         write_atomic(target, failing())
     assert target.read_bytes() == b'{"modules": ["a", "b"]}\n'
     assert sorted(os.listdir(target.parent)) == ["forge.json"]
+
+
+def test_create_once_makes_a_private_file_and_never_replaces_one(tmp_path):
+    """The site id secret and the noise key: the second of two first runs keeps the first's bytes."""
+    key = tmp_path / "reports.db.noise-key"
+    create_once(key, b"first")
+    create_once(key, b"second")
+    assert key.read_bytes() == b"first"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["reports.db.noise-key"]
+
+
+def test_create_once_never_writes_through_a_planted_link(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(OLD)
+    (tmp_path / "siteid.secret").symlink_to(victim)
+    create_once(tmp_path / "siteid.secret", b"secret")
+    assert victim.read_bytes() == OLD
+    assert (tmp_path / "siteid.secret").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["siteid.secret", "victim"]

@@ -18,6 +18,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from dropsonde.atomic_file import create_once
 from dropsonde.errors import DropsondeError
 
 KEY_BYTES = 32
@@ -40,22 +41,11 @@ def load_or_create_key(path: Path) -> bytes:
         return _read(path)
     except FileNotFoundError:
         pass
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secrets.token_bytes(KEY_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another run created it first: use that one
+        create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)
     except OSError as exc:
         raise DropsondeError(f"--noise-key {path}: cannot create it: {exc.strerror or exc}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> bytes:
