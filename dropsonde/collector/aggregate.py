@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from dropsonde.collector.noise import GeometricNoise
+from dropsonde.collector.normalize import week_start
 from dropsonde.collector.output import TableWriter, check_replaceable, staging, write_file
 from dropsonde.collector.queries import ORDER, Query, expand_lists, load_queries
 from dropsonde.collector.storage import Store
@@ -54,15 +55,13 @@ def week_bounds(week: Optional[str], today: Optional[date] = None) -> Tuple[str,
     """``YYYY-Www`` (default: the last complete ISO week) as (label, start, end) in UTC."""
     if week is None:
         today = today or datetime.now(timezone.utc).date()
-        monday = today - timedelta(days=today.isoweekday() - 1) - timedelta(days=7)
-    else:
-        try:
-            year, number = week.upper().split("-W")
-            monday = date.fromisocalendar(int(year), int(number), 1)
-        except ValueError:
-            raise DropsondeError(f"--week: expected YYYY-Www (for example 2026-W48), got {week!r}") from None
-    iso = monday.isocalendar()
-    start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
+        year, number, _ = (today - timedelta(days=7)).isocalendar()
+        week = f"{year}-W{number:02d}"
+    try:
+        start = week_start(week.upper())
+    except ValueError:
+        raise DropsondeError(f"--week: expected YYYY-Www (for example 2026-W48), got {week!r}") from None
+    iso = start.isocalendar()
     return f"{iso[0]}-W{iso[1]:02d}", start, start + timedelta(days=7)
 
 

@@ -59,10 +59,16 @@ def iso_week(timestamp: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+def week_start(week: str) -> datetime:
+    """Midnight UTC on the Monday that starts ISO week ``YYYY-Www`` (ValueError when
+    it is not one): the one place the store and the weekly job turn a week into times."""
+    year, number = week.split("-W")
+    return datetime.combine(date.fromisocalendar(int(year), int(number), 1), time(), timezone.utc)
+
+
 def week_range(week: str) -> Tuple[str, str]:
     """The stored timestamps of ``week`` are those in [start, end), as text."""
-    year, number = week.split("-W")
-    monday = datetime.combine(date.fromisocalendar(int(year), int(number), 1), time(), timezone.utc)
+    monday = week_start(week)
     return sortable_timestamp(monday), sortable_timestamp(monday + timedelta(days=7))
 
 

@@ -10,16 +10,18 @@ import re
 import shutil
 import statistics
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from dropsonde.collector.aggregate import PAIR_MODULES, noisy_rows, publish_week, top_modules, week_bounds
 from dropsonde.collector.noise import GeometricNoise
+from dropsonde.collector.normalize import iso_week, week_range
 from dropsonde.collector.queries import load_queries
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from dropsonde.errors import DropsondeError
+from dropsonde.wire import sortable_timestamp
 from tests.conftest import EXAMPLE_SITE, run_dropsonde
 
 WEEK = "2026-W48"  # Monday 23 November 2026
@@ -60,6 +62,17 @@ def test_week_bounds():
     assert week_bounds(None, today=date(2026, 11, 27))[0] == "2026-W47"  # the last complete week
     with pytest.raises(DropsondeError, match="--week"):
         week_bounds("last week")
+
+
+def test_the_last_complete_week_of_each_day_and_the_stores_range_agree():
+    """The weekly job and the store share one week-to-Monday computation (they were twins)."""
+    for offset in range(800):
+        today = date(2025, 12, 1) + timedelta(days=offset)
+        label, start, end = week_bounds(None, today=today)
+        assert start.isoweekday() == 1 and 7 <= (today - start.date()).days <= 13
+        assert label == iso_week(start.isoformat()) and week_bounds(label.lower()) == (label, start, end)
+        assert week_range(label) == (sortable_timestamp(start), sortable_timestamp(end))
+    assert week_bounds(None, today=date(2027, 1, 4))[0] == "2026-W53"  # 2026 has 53 ISO weeks
 
 
 def test_k_anonymity_latest_report_per_site_and_no_site_ids(tmp_path):
