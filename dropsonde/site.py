@@ -110,6 +110,7 @@ class Site:
         self._published: Dict[str, PublishedFiles] = {}
         self._dpkg = DpkgRecords(dpkg_info)
         self._set_aside: Dict[str, Dict[str, str]] = {}
+        self._public_classes: Dict[str, Set[str]] = {}  # by module path: judged once per run
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
 
@@ -261,7 +262,17 @@ class Site:
     def public_classes_of(self, module: Module) -> Set[str]:
         """The classes a public module publicly defines: in its own namespace, in the
         file Puppet's autoloader would load for each, and in a file as published.
-        The same rule as :meth:`defines_public_class`, applied to every manifest."""
+        The same rule as :meth:`defines_public_class`, applied to every manifest.
+        Kept per module for the run: the inventory and the modules metric ask for
+        every module after :attr:`public_classes` has, and judging each manifest
+        again would log each file set aside again. A copy, so no caller can change
+        what the next one gets."""
+        key = str(module.path)
+        if key not in self._public_classes:
+            self._public_classes[key] = self._find_public_classes(module)
+        return set(self._public_classes[key])
+
+    def _find_public_classes(self, module: Module) -> Set[str]:
         if not self.is_public(module):
             return set()
         classes: Set[str] = set()

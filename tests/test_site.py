@@ -224,3 +224,12 @@ def test_debians_packaged_modules_keep_their_classes_through_dpkgs_record(tree, 
     assert site.set_aside(linked) == {}
     assert site.public_classes_of(copied) == {"ntp"}
     assert set(site.set_aside(copied).values()) == {"no checksums.json: only the main class is reportable"}
+
+
+def test_a_module_s_manifests_are_judged_once_per_run(tree, modified_ntp):
+    """build_inventory took site.public_classes (every module) and then asked
+    public_classes_of again for each module: every manifest judged twice, and
+    with -v every "treated as private" line logged twice."""
+    result = tree.run("-v", "dev", "inventory")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("classes in manifests/service.pp are treated as private") == 1, result.stderr

@@ -119,6 +119,8 @@ def test_report_matches_ground_truth(tmp_path, puppetdb, loaded):
     assert f"PuppetDB settings from {tree.confdir / 'puppetdb.conf'}: {puppetdb.http_url}" in result.stderr
     assert f"PuppetDB {puppetdb.http_url} answered: {len(PUBLIC) + len(PRIVATE)} classes declared" in result.stderr
     assert CANARY not in result.stdout.lower() and "Odd" not in result.stdout
+    # the modules metric took site.public_classes, then judged each module's manifests again
+    assert result.stderr.count("classes in manifests/local.pp are treated as private") == 1, result.stderr
     values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
     classes, platforms = ground_truth(loaded)
     # PuppetDB titles classes as Puppet does (Apache::Mod::Ssl); they are sent in canonical form
