@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, List, Optional, Set
+from typing import Any, List, Optional, Set, Tuple
 
 RUBY_KEYWORDS = frozenset(
     """alias and begin break case class def defined? do else elsif end ensure false for if in
@@ -64,28 +64,37 @@ def _text(node: Any) -> str:
     return text.decode("utf-8", errors="replace")
 
 
-def _is_command(node: Any) -> bool:
+def _opens_with_paren(node: Any, source: bytes) -> bool:
+    """Whether ``node`` starts with "(", read from ``source`` at its first byte: its
+    text would copy the rest of the file at every level of ``mod mod mod ...``."""
+    return source[node.start_byte:node.start_byte + 1] == b"("
+
+
+def _is_command(node: Any, source: bytes) -> bool:
     """A receiver-less call whose arguments are not parenthesised."""
     if node.type != "call" or node.child_by_field_name("receiver") is not None:
         return False
     arguments = node.child_by_field_name("arguments")
-    return arguments is not None and arguments.type == "argument_list" and _text(arguments)[:1] != "("
+    return arguments is not None and arguments.type == "argument_list" and not _opens_with_paren(arguments, source)
 
 
-def _check_syntax(node: Any) -> None:
-    """Raise PuppetfileSyntaxError for errors tree-sitter lets through."""
+def _check_syntax(node: Any, parent: Optional[str], source: bytes) -> None:
+    """Raise PuppetfileSyntaxError for errors tree-sitter lets through. ``parent`` is
+    the type of the node's parent, passed down by the walk: tree-sitter finds
+    ``node.parent`` by descending from the root, so asking it at every level of
+    ``mod mod mod ...`` took quadratic time (30 KB of them: over 2 s)."""
     if node.type == "identifier" and _text(node) in RUBY_KEYWORDS:
         raise PuppetfileSyntaxError(f"unexpected keyword '{_text(node)}' at line {node.start_point[0] + 1}")
     if node.type == "heredoc_body":
         ends = [child for child in node.children if child.type == "heredoc_end"]
         if not ends or not _text(ends[-1]).strip():
             raise PuppetfileSyntaxError(f"unterminated heredoc at line {node.start_point[0] + 1}")
-    if node.type in ("test_pattern", "match_pattern") and node.parent is not None and node.parent.type in (
+    if node.type in ("test_pattern", "match_pattern") and parent in (
         "array", "argument_list", "element_reference", "pair"
     ):
         # Ruby allows `x in pat` / `x => pat` only where a statement could stand
         raise PuppetfileSyntaxError(f"a pattern match used as a value at line {node.start_point[0] + 1}")
-    if _is_command(node) and node.parent is not None and node.parent.type in ("array", "pair"):
+    if parent in ("array", "pair") and _is_command(node, source):
         raise PuppetfileSyntaxError(
             f"a call without parentheses inside [...] or {{...}} (line {node.start_point[0] + 1})"
         )
@@ -93,9 +102,9 @@ def _check_syntax(node: Any) -> None:
         kinds = [child.type for child in node.named_children if child.type != "comment"]
         if "pair" in kinds and any(kind not in ("pair", "hash_splat_argument") for kind in kinds[kinds.index("pair"):]):
             raise PuppetfileSyntaxError(f"an element after a `key => value` in [...] (line {node.start_point[0] + 1})")
-    if node.type == "argument_list" and _text(node)[:1] != "(" and node.named_child_count > 1:
+    if node.type == "argument_list" and not _opens_with_paren(node, source) and node.named_child_count > 1:
         for child in node.named_children:
-            if _is_command(child):
+            if _is_command(child, source):
                 raise PuppetfileSyntaxError(
                     f"a call without parentheses cannot be one of several arguments (line {child.start_point[0] + 1})"
                 )
@@ -108,20 +117,21 @@ class _Walker:
     of levels deep, past Python's recursion limit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, source: bytes) -> None:
+        self.source = source  # what the tree was parsed from
         self.result = PuppetfileCalls()
 
     def walk(self, root: Any, locals_: Set[str]) -> None:
         """Visit ``root`` and its descendants in source order (a node before its children)."""
-        pending = [(root, locals_)]
+        pending: List[Tuple[Any, Set[str], Optional[str]]] = [(root, locals_, None)]
         while pending:
-            node, scope = pending.pop()
-            scope = self._visit(node, scope)
-            pending.extend((child, scope) for child in reversed(node.children))
+            node, scope, parent = pending.pop()
+            scope = self._visit(node, parent, scope)
+            pending.extend((child, scope, node.type) for child in reversed(node.children))
 
-    def _visit(self, node: Any, locals_: Set[str]) -> Set[str]:
+    def _visit(self, node: Any, parent: Optional[str], locals_: Set[str]) -> Set[str]:
         """Check and record one node; return the local variables its children see."""
-        _check_syntax(node)
+        _check_syntax(node, parent, self.source)
         kind = node.type
         if kind in ("method", "singleton_method"):
             name = node.child_by_field_name("name")
@@ -137,7 +147,7 @@ class _Walker:
             # Ruby binds the name when it sees the assignment, before the right side.
             left = node.child_by_field_name("left")
             self._bind_targets(left, locals_)
-        if kind == "call" and _is_command(node):
+        if kind == "call" and _is_command(node, self.source):
             method = node.child_by_field_name("method")
             name = _text(method) if method is not None else ""
             if name and name not in locals_:
@@ -256,6 +266,6 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
     if tree.root_node.has_error:
         line = original.count(b"\n", 0, _first_error_offset(tree.root_node)) + 1
         raise PuppetfileSyntaxError(f"syntax error near line {line}")
-    walker = _Walker()
+    walker = _Walker(source)
     walker.walk(tree.root_node, set())
     return walker.result

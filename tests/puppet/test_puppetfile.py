@@ -161,6 +161,14 @@ def test_hostile_puppetfiles_are_read_or_refused_in_bounded_time(source):
     assert calls.commands == ["mod"]
 
 
+def test_commands_nested_7500_deep_are_read_in_linear_time():
+    """Found by the fuzz test: ``mod mod mod ...`` (30 KB) took 2.1 s of CPU, since
+    each level asked tree-sitter for its parent, which it finds from the root."""
+    with cpu_limit(0.5):
+        calls = read_puppetfile_source(b"mod " * 7_500 + b"'a'")
+    assert calls.commands == ["mod"] * 7_500
+
+
 # One Ruby process answers every example: Ripper's verdict on each source, one JSON line each.
 RIPPER_LOOP = """
 require 'ripper'; require 'json'; STDOUT.sync = true
