@@ -49,6 +49,12 @@ FIRST_PAGE_PARAMS = {
 }
 # The whole refresh is bounded too (each request is, by http_client).
 TOTAL_BUDGET = 600.0
+# And so is its number of pages: as many as the first page's total announces, plus
+# a few for modules published during the crawl; without a total, 1,000 pages
+# (100,000 modules, over ten times today's Forge). A Forge whose every page names
+# another would otherwise be stopped only by the time budget.
+EXTRA_PAGES = 10
+MAX_PAGES = 1000
 # A real page of 100 modules (readme, changelog, license and reference excluded) is about 0.5 MB.
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 # What pagination.next may be: a path and query on the Forge's origin, nothing that
@@ -144,9 +150,13 @@ def crawl_forge(
     params: Optional[Dict[str, str]] = dict(FIRST_PAGE_PARAMS)
     seen_urls: Set[str] = set()
     deadline = clock() + TOTAL_BUDGET
+    page_cap = MAX_PAGES
     while url is not None:
         if clock() > deadline:
             raise ForgeError(f"the Forge refresh took longer than {TOTAL_BUDGET:g} s")
+        if result.requests >= page_cap:
+            raise ForgeError(f"the Forge's pagination goes on past {page_cap} pages "
+                             f"(its first page announced {result.total} modules): not followed")
         page = _get_page(session, url, params, policy, deadline - clock())
         result.requests += 1
         pagination = page.get("pagination")
@@ -154,6 +164,8 @@ def crawl_forge(
             pagination = {}
         if isinstance(pagination.get("total"), int):
             result.total = pagination["total"]
+            if result.requests == 1:
+                page_cap = _page_cap(result.total)
         for module in page["results"]:
             if not isinstance(module, dict):
                 raise ForgeError(f"{url}: a result is not a module object")
@@ -176,6 +188,11 @@ def crawl_forge(
             raise ForgeError(f"the Forge's pagination repeats a page ({following})")
         seen_urls.add(url)
     return result
+
+
+def _page_cap(total: int) -> int:
+    """How many pages a crawl of ``total`` modules may read (see ``EXTRA_PAGES``)."""
+    return min(MAX_PAGES, max(0, -(-total // PAGE_SIZE)) + EXTRA_PAGES)
 
 
 def _next_page_url(base_url: str, following: Any) -> str:

@@ -68,6 +68,7 @@ class Fault:
     """What to do to the request for page ``offset``: an HTTP status ("500", "429",
     "404"...), hang (no answer until the server stops), truncated, reset, repeat,
     redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``),
+    endless (``pagination.next`` always names the following page, past the last module),
     drip (a byte at a time, never done), deep (JSON nested too deeply to parse)."""
 
     kind: str
@@ -125,6 +126,8 @@ class ForgeHandler(QuietHandler):
             next_url = f"/v3/modules?{urlencode({**query, 'offset': str(offset)})}"
         if fault is not None and fault.kind == "next":
             next_url = fault.target
+        if any(f.kind == "endless" for f in state.faults):
+            next_url = f"/v3/modules?{urlencode(following)}"
         body = {
             "pagination": {
                 "limit": limit, "offset": offset, "first": f"/v3/modules?{urlencode({**query, 'offset': '0'})}",

@@ -387,6 +387,18 @@ def test_pagination_next_must_be_a_plain_path(tmp_path, shape):
     assert not (tmp_path / "forge.json").exists()
 
 
+def test_pagination_that_never_ends_stops_a_few_pages_past_the_announced_total(tmp_path):
+    """A Forge whose every page names a next one was stopped only by the 600 s budget.
+    The first page's total (300 modules: 3 pages) bounds the crawl, plus 10 pages for
+    modules published meanwhile; the old cache stays."""
+    with ForgeServer(generate_modules(300)) as server:
+        server.state.faults.append(Fault("endless"))
+        with pytest.raises(ForgeError, match=r"pagination goes on past 13 pages \(its first page announced 300 modules\)"):
+            refresh(tmp_path, server, full=True)
+    assert len(server.state.requests) == 13
+    assert not (tmp_path / "forge.json").exists()
+
+
 def test_a_redirect_off_the_forge_origin_is_refused(tmp_path):
     with ForgeServer(generate_modules(300)) as elsewhere, ForgeServer(generate_modules(300)) as server:
         server.state.faults.append(Fault("redirect", offset=100, target=f"{elsewhere.url}/v3/modules?offset=100&limit=100"))
