@@ -13,6 +13,7 @@ rather than half-counted.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, List, Optional, Set, Tuple
@@ -49,6 +50,38 @@ class PuppetfileCalls:
 
     commands: List[str] = field(default_factory=list)
     defined_methods: Set[str] = field(default_factory=set)
+
+
+#: CPU seconds tree-sitter may spend on one Puppetfile, all its parses together.
+#: Real Puppetfiles take milliseconds; the Ruby grammar is far slower than linear
+#: on some hostile input (thousands of stray ``=end`` lines: minutes for 36 KB).
+PARSE_BUDGET = 1.0
+
+
+def _parse(source: bytes, deadline: float) -> Any:
+    """tree-sitter's tree of ``source``, or PuppetfileSyntaxError once the process's
+    CPU time passes ``deadline``. tree-sitter checks a progress callback only when
+    it reads through a callback; its releases for Python 3.9 (0.23) have
+    ``timeout_micros`` instead. A cancelled parse is reset: tree-sitter would
+    otherwise resume it on the next call, whatever that call's source."""
+    parser = _parser()
+    refused = PuppetfileSyntaxError(f"too costly to parse (more than {PARSE_BUDGET:g} s of CPU): skipped")
+    remaining = deadline - time.process_time()
+    if remaining <= 0:
+        raise refused
+    if hasattr(parser, "timeout_micros"):
+        parser.timeout_micros = max(1, int(remaining * 1_000_000))
+        tree = parser.parse(source)
+        if tree is None:
+            parser.reset()
+            raise refused
+        return tree
+    try:
+        return parser.parse(lambda offset, _point: source[offset:offset + 65536],
+                            progress_callback=lambda *_progress: time.process_time() > deadline)
+    except ValueError:  # the callback cancelled the parse
+        parser.reset()
+        raise refused from None
 
 
 @lru_cache(maxsize=1)
@@ -225,8 +258,8 @@ def _parse_as_ruby(source: bytes) -> Any:
     then ``:branch => 'main'``: one pattern to Ruby, which it rejects; two
     valid statements to tree-sitter). The line breaks there are blanked out
     and the source parsed again, so the tree is the one Ruby would build."""
-    parser = _parser()
-    tree = parser.parse(source)
+    deadline = time.process_time() + PARSE_BUDGET
+    tree = _parse(source, deadline)
     for _attempt in range(_MAX_CONTINUATIONS):
         gaps = []
         pending = [tree.root_node]
@@ -249,7 +282,7 @@ def _parse_as_ruby(source: bytes) -> Any:
         for start, end in gaps:
             joined[start:end] = b" " * (end - start)
         source = bytes(joined)
-        tree = parser.parse(source)
+        tree = _parse(source, deadline)
     raise PuppetfileSyntaxError(f"a pattern continued over more than {_MAX_CONTINUATIONS} lines")
 
 

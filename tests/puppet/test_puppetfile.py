@@ -169,6 +169,18 @@ def test_commands_nested_7500_deep_are_read_in_linear_time():
     assert calls.commands == ["mod"] * 7_500
 
 
+def test_a_puppetfile_tree_sitter_is_slow_on_is_refused_within_its_cpu_budget():
+    """Found by the fuzz test: tree-sitter's Ruby grammar is far slower than linear on
+    stray ``=end`` lines (6 KB: 3.3 s of CPU, 36 KB: over two minutes). Parsing one
+    Puppetfile has a CPU budget; past it the file is refused like an unreadable one."""
+    from dropsonde.puppet.puppetfile import PARSE_BUDGET
+
+    with cpu_limit(PARSE_BUDGET + 1.0), pytest.raises(PuppetfileSyntaxError, match="more than .* of CPU"):
+        read_puppetfile_source(b"mod =begin\n\n" + b"=end\n\n" * 6_000)
+    # the cancelled parse is not resumed by the next file's
+    assert read_puppetfile_source(b"mod 'puppetlabs-apache'\n").commands == ["mod"]
+
+
 # One Ruby process answers every example: Ripper's verdict on each source, one JSON line each.
 RIPPER_LOOP = """
 require 'ripper'; require 'json'; STDOUT.sync = true
