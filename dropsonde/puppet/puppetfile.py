@@ -69,19 +69,19 @@ def _parse(source: bytes, deadline: float) -> Any:
     remaining = deadline - time.process_time()
     if remaining <= 0:
         raise refused
-    if hasattr(parser, "timeout_micros"):
-        parser.timeout_micros = max(1, int(remaining * 1_000_000))
-        tree = parser.parse(source)
-        if tree is None:
-            parser.reset()
-            raise refused
-        return tree
     try:
-        return parser.parse(lambda offset, _point: source[offset:offset + 65536],
-                            progress_callback=lambda *_progress: time.process_time() > deadline)
-    except ValueError:  # the callback cancelled the parse
+        if hasattr(parser, "timeout_micros"):
+            parser.timeout_micros = max(1, int(remaining * 1_000_000))
+            tree = parser.parse(source)
+        else:
+            tree = parser.parse(lambda offset, _point: source[offset:offset + 65536],
+                                progress_callback=lambda *_progress: time.process_time() > deadline)
+    except ValueError:  # "Parsing failed": cancelled by the callback or the timeout
+        tree = None
+    if tree is None:
         parser.reset()
-        raise refused from None
+        raise refused
+    return tree
 
 
 @lru_cache(maxsize=1)
