@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -248,3 +249,24 @@ def postgres():
     if not (PG_BIN / "initdb").is_file():
         pytest.fail("needs Debian's postgresql package: run tests/run (it installs it)")
     yield from _service_in_tempdir(PostgresServer, "dropsonde-postgres-")
+
+
+@pytest.fixture
+def server_tree(tmp_path):
+    """A site with one public module, and an empty Puppet Server conf.d for the
+    scheduled-submission tests to opt in through."""
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-ntp"])
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
+    confd = tmp_path / "conf.d"
+    confd.mkdir()
+    return tree, confd
+
+
+def backdate_last_submission(tree: PuppetTree, seconds: int) -> None:
+    """Move the recorded submission ``seconds`` into the past, as that much time passing would."""
+    path = tree.cachepath / "last-submission.json"
+    record = json.loads(path.read_text())
+    when = datetime.fromisoformat(record["submitted_at"]) - timedelta(seconds=seconds)
+    record["submitted_at"] = when.isoformat(timespec="seconds")
+    path.write_text(json.dumps(record))

@@ -13,19 +13,15 @@ import pytest
 from dropsonde.cache_dir import CacheDir
 from dropsonde.consent import CONSENT_FILENAME, awaiting, read_consent, record_consent
 from dropsonde.errors import DropsondeError
-from tests.conftest import PuppetTree, assert_clean_error, make_module, write
+from tests.conftest import assert_clean_error, backdate_last_submission, write
 from tests.receiver import Receiver
-from tests.test_schedule import backdate_last_submission
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def enabled_site(tmp_path):
-    tree = PuppetTree(tmp_path / "site")
-    tree.forge(["puppetlabs-ntp"])
-    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
-    confd = tmp_path / "conf.d"
+def enabled_site(server_tree):
+    tree, confd = server_tree
     write(confd / "dropsonde.conf", "dropsonde { enabled: true, interval: 86400 }\n")
     return tree, confd
 

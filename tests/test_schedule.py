@@ -5,23 +5,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
 from dropsonde.schedule import next_due
-from tests.conftest import PuppetTree, assert_clean_error, make_module, run_dropsonde, write
+from tests.conftest import assert_clean_error, backdate_last_submission, run_dropsonde, write
 from tests.receiver import Receiver
-
-
-@pytest.fixture
-def server_tree(tmp_path):
-    tree = PuppetTree(tmp_path / "site")
-    tree.forge(["puppetlabs-ntp"])
-    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
-    confd = tmp_path / "conf.d"
-    confd.mkdir()
-    return tree, confd
 
 
 def scheduled(tree, confd, receiver):
@@ -40,15 +30,6 @@ def test_not_enabled_sends_nothing(server_tree, stanza):
     assert receiver.state.received == []
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "not enabled" in lines[0]
-
-
-def backdate_last_submission(tree, seconds):
-    """Move the recorded submission ``seconds`` into the past, as that much time passing would."""
-    path = tree.cachepath / "last-submission.json"
-    record = json.loads(path.read_text())
-    when = datetime.fromisoformat(record["submitted_at"]) - timedelta(seconds=seconds)
-    record["submitted_at"] = when.isoformat(timespec="seconds")
-    path.write_text(json.dumps(record))
 
 
 def test_enabled_sends_once_per_interval(server_tree):
