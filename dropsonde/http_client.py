@@ -7,9 +7,15 @@ store), under the same deadline and size cap.
 Retries cover connection errors, 429 and 5xx, with exponential backoff and
 ``Retry-After`` honoured up to a cap, so a struggling server is not hammered
 and a run never waits unboundedly. These numbers are an :class:`HttpPolicy`,
-passed in, so a test can count retries without waiting for them. Proxies and
-the CA store come from the standard environment (``https_proxy``,
-``REQUESTS_CA_BUNDLE``...).
+passed in, so a test can count retries without waiting for them. Proxies come
+from the standard environment (``https_proxy``...).
+
+Certificates are verified against the distribution's trust store
+(:func:`trust_store`), never requests' bundled certifi list and never
+``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``: a CA the admin added with
+``update-ca-certificates`` or ``update-ca-trust`` is trusted at once, and the
+scheduled run (no such variable in its environment) trusts exactly what a root
+shell trusts.
 
 Redirects stay on the origin they start from (scheme, host and port): a
 hostile or misconfigured server must not be able to send the report in clear
@@ -228,6 +234,29 @@ def check_redirect(from_url: str, method: str, status: int, location: str) -> No
         raise RedirectRefused(f"HTTP {status} redirect would resend the {method} as a GET: not followed")
 
 
+# The distributions' bundles of trusted CAs, as their ca-certificates tools write them.
+SYSTEM_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu (update-ca-certificates)
+    "/etc/pki/tls/certs/ca-bundle.crt",  # EL, Fedora (update-ca-trust)
+)
+
+
+def trust_store() -> Any:
+    """What requests verifies servers against: the first distribution bundle
+    present; else the file or directory OpenSSL itself was built to use; only
+    else requests' default (certifi), on a system with no store of its own."""
+    import ssl
+
+    for bundle in SYSTEM_CA_BUNDLES:
+        if os.path.isfile(bundle):
+            return bundle
+    defaults = ssl.get_default_verify_paths()
+    for candidate in (defaults.cafile, defaults.capath):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return True
+
+
 def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) -> Any:
     """A requests session that retries ``methods`` on connection errors, 429 and 5xx
     as ``policy`` says, and follows only same-origin, method-keeping redirects
@@ -235,7 +264,14 @@ def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) ->
     import requests
 
     class SameOriginSession(requests.Session):
-        """requests follows any redirect; this one checks each hop first."""
+        """requests follows any redirect; this one checks each hop first. Proxies
+        come from the environment, the CA store never does (:func:`trust_store`)."""
+
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> Any:
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            settings["verify"] = self.verify
+            return settings
 
         def get_redirect_target(self, resp: Any) -> Optional[str]:
             target = super().get_redirect_target(resp)
@@ -245,6 +281,7 @@ def session(policy: HttpPolicy, methods: FrozenSet[str] = frozenset({"GET"})) ->
 
     http = SameOriginSession()
     http.max_redirects = MAX_REDIRECTS
+    http.verify = trust_store()
     adapter = _watched_adapter(policy.retry(methods))
     http.mount("http://", adapter)
     http.mount("https://", adapter)
@@ -489,7 +526,30 @@ def describe_failure(url: str, exc: BaseException, policy: HttpPolicy) -> str:
 
 
 def innermost_reason(exc: BaseException) -> str:
-    """The useful end of a requests/urllib3 exception chain, which nests each cause in the next."""
+    """What went wrong, in words: requests and urllib3 nest each cause in the
+    next and print them as class reprs (``Caused by NameResolutionError(
+    "WatchedHTTPSConnection(host=…``), cut mid-expression in a journal. The
+    root cause is found in the chain and said plainly; the old text, cut at its
+    most useful part, only when the chain holds nothing known."""
+    import ssl
+
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {cause.verify_message or cause.reason or 'untrusted'}"
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name ({cause.strerror or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset by the server"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or cause.strerror or 'unknown reason'})"
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return "timed out"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
     text = str(exc)
     for marker in ("Caused by ", "certificate verify failed", "NewConnectionError", "ConnectionRefusedError",
                    "ConnectionResetError", "ProtocolError", "SSLError("):
@@ -497,3 +557,18 @@ def innermost_reason(exc: BaseException) -> str:
             text = text[text.index(marker):]
             break
     return text.strip("()'\" ")[:200]
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """Every exception reachable from ``exc`` (its cause and context, urllib3's
+    ``reason``, requests' wrapped arguments), nearest first, each once."""
+    seen: List[int] = []
+    queue: List[BaseException] = [exc]
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen or len(seen) > 50:
+            continue
+        seen.append(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        queue.extend(item for item in linked if isinstance(item, BaseException))

@@ -4,9 +4,15 @@ test_forge_update.py and puppet/test_puppetdb.py)."""
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
 import time
 
 import pytest
+import requests
+from urllib3.connection import HTTPSConnection
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import (
@@ -14,6 +20,7 @@ from dropsonde.http_client import (
     HttpPolicy,
     RedirectRefused,
     check_redirect,
+    describe_failure,
     fetch,
     json_answer,
     origin,
@@ -21,6 +28,7 @@ from dropsonde.http_client import (
     session,
 )
 from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
+from tests.puppetdb_server import free_port, make_ca, make_signed
 
 
 def test_origin_fills_in_default_ports_and_ignores_case():
@@ -194,3 +202,51 @@ def test_json_nested_too_deeply_is_malformed_not_a_crash():
     with pytest.raises(ValueError, match="^malformed JSON$"):
         json_answer(b'{"a": ')
     assert json_answer(b"[[1]]") == [[1]]
+
+
+def test_a_name_resolution_failure_is_said_in_words():
+    """The chain requests raises when a name does not resolve (urllib3 2's
+    NameResolutionError, whose repr names our connection class, inside
+    MaxRetryError, inside requests' ConnectionError): one plain reason, no class
+    reprs, as the journal shows it."""
+    resolver = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    connection = HTTPSConnection("collector.example", 443)
+    try:
+        try:
+            raise NameResolutionError("collector.example", connection, resolver) from resolver
+        except NameResolutionError as failure:
+            raise requests.exceptions.ConnectionError(MaxRetryError(None, "/", failure)) from None
+    except requests.exceptions.ConnectionError as raised:
+        said = describe_failure("https://collector.example/", raised, HttpPolicy())
+    assert said == "cannot reach https://collector.example/: cannot resolve the host name (Name or service not known)"
+
+
+def test_refused_and_untrusted_connections_are_said_in_words(tmp_path):
+    """Real failures on loopback: a closed port, and a TLS server whose CA nobody trusts."""
+    policy = HttpPolicy(retries=0)
+    closed = f"http://127.0.0.1:{free_port()}/"
+    with pytest.raises(Exception) as refused:
+        fetch(session(policy), "GET", closed, policy, 1024)
+    assert describe_failure(closed, refused.value, policy) == f"cannot reach {closed}: connection refused"
+
+    ca, ca_key = make_ca(tmp_path, "unknown")
+    cert, key = make_signed(tmp_path, "server", ca, ca_key, "IP:127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+        def handshake() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                try:
+                    context.wrap_socket(conn, server_side=True).close()
+                except (ssl.SSLError, OSError):
+                    pass
+
+        server = threading.Thread(target=handshake, daemon=True)
+        server.start()
+        with pytest.raises(Exception) as untrusted:
+            fetch(session(policy), "GET", url, policy, 1024)
+        server.join(timeout=30)
+    said = describe_failure(url, untrusted.value, policy)
+    assert said == f"{url}: TLS failure: certificate verify failed: unable to get local issuer certificate", said

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from dropsonde import http_client
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import HttpPolicy
 from dropsonde.submit import SubmitError, post_report, submission_url
@@ -165,19 +166,45 @@ def tls_context(cert, key) -> ssl.SSLContext:
     return context
 
 
-def test_https_verified_against_the_ca_store(tree, tmp_path):
+def system_store(monkeypatch, ca) -> None:
+    """``ca`` as the distribution's trust store (the file update-ca-certificates writes)."""
+    monkeypatch.setattr(http_client, "SYSTEM_CA_BUNDLES", (str(ca),))
+
+
+def test_https_verified_against_the_system_trust_store(tree, tmp_path, monkeypatch):
     ca, ca_key = make_ca(tmp_path, "trusted")
     cert, key = make_signed(tmp_path, "collector", ca, ca_key, "IP:127.0.0.1")
     rogue_ca, rogue_key = make_ca(tmp_path, "rogue")
     rogue_cert, rogue_key_file = make_signed(tmp_path, "impostor", rogue_ca, rogue_key, "IP:127.0.0.1")
-    store = {"REQUESTS_CA_BUNDLE": str(ca)}  # stands for the system store
+    system_store(monkeypatch, ca)
     with Receiver(tls=tls_context(cert, key)) as good:
-        ok = tree.run("submit", "--endpoint", good.endpoint, "--port", str(good.port), env=store)
+        ok = tree.run("submit", "--endpoint", good.endpoint, "--port", str(good.port))
     assert ok.returncode == 0, ok.stderr
     with Receiver(tls=tls_context(rogue_cert, rogue_key_file)) as bad:
-        refused = tree.run("submit", "--endpoint", bad.endpoint, "--port", str(bad.port), env=store)
+        refused = tree.run("submit", "--endpoint", bad.endpoint, "--port", str(bad.port))
     assert_clean_error(refused, "Failed to submit report", "TLS failure")
     assert bad.state.received == []
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_shell_variable_changes_nothing_the_scheduled_run_would_not_trust(tree, tmp_path, monkeypatch, variable):
+    """The timer runs without REQUESTS_CA_BUNDLE: a root shell that has it set must
+    trust the same CAs, neither more (a CA only the variable names) nor fewer
+    (a variable naming another bundle hides a CA the system store holds)."""
+    ca, ca_key = make_ca(tmp_path, "trusted")
+    cert, key = make_signed(tmp_path, "collector", ca, ca_key, "IP:127.0.0.1")
+    other_ca, _ = make_ca(tmp_path, "other")
+    system_store(monkeypatch, other_ca)
+    with Receiver(tls=tls_context(cert, key)) as receiver:
+        only_the_variable = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
+                                     env={variable: str(ca)})
+        assert_clean_error(only_the_variable, "Failed to submit report", "TLS failure")
+        assert receiver.state.received == []
+        system_store(monkeypatch, ca)
+        hidden = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
+                          env={variable: str(other_ca)})
+    assert hidden.returncode == 0, hidden.stderr
+    assert len(receiver.state.received) == 1
 
 
 @pytest.mark.parametrize("endpoint", ["updates.puppet.com", "ftp://x", "https://", "http://h:notaport"])
@@ -204,12 +231,12 @@ def test_last_without_a_submission(tree):
 
 
 @pytest.fixture
-def https_store(tmp_path):
-    """A CA trusted through REQUESTS_CA_BUNDLE (standing for the system store) and a server
-    certificate valid for 127.0.0.1 and localhost."""
+def https_store(tmp_path, monkeypatch):
+    """A CA in the system trust store and a server certificate valid for 127.0.0.1 and localhost."""
     ca, ca_key = make_ca(tmp_path, "trusted")
     cert, key = make_signed(tmp_path, "collector", ca, ca_key, "IP:127.0.0.1,DNS:localhost")
-    return tls_context(cert, key), {"REQUESTS_CA_BUNDLE": str(ca)}
+    system_store(monkeypatch, ca)
+    return tls_context(cert, key), {}
 
 
 @pytest.mark.parametrize("target", ["http", "other host", "other port"])
