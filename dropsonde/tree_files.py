@@ -47,6 +47,8 @@ LIMITS: Dict[str, int] = {
     "conf.d file": 1 * MiB,
     "certificate": 1 * MiB,
     "forge.json": 64 * MiB,
+    "forge-releases.json": 256 * MiB,
+    "release list": 16 * MiB,
 }
 
 _TYPES = (

@@ -1,0 +1,313 @@
+"""Release evidence: what the Forge published, per release, as dropsonde keeps it.
+
+A class is public only when the Forge published it (privacy rule 3). The proof
+is the release as the Forge serves it: its record (``/v3/releases/<slug>-<version>``)
+and its tarball, whose digest matched the record. Of that tarball only the
+manifests are kept: per release, the path of each ``manifests/**.pp`` whose
+path Puppet's autoloader can load, with the SHA-256 of its bytes and the
+classes it defines. Nothing the site can write (``checksums.json``, dpkg's
+``.md5sums``) is evidence: the site can build either.
+
+This module is the data format and its reading and writing, with no Forge
+client and no Puppet reader, so the collector can use the same evidence (which
+classes each release publishes) without the probe's readers. The fetching is
+:mod:`dropsonde.forge_releases`; the verdict per class is
+:mod:`dropsonde.publicness`.
+
+On disk, ``$cachepath/forge-releases.json`` (and the same format for an
+air-gapped site's bundle, ``dropsonde releases build``)::
+
+    {"format": 1,
+     "releases": {"puppetlabs-ntp-10.0.0": {
+         "slug": "puppetlabs-ntp", "version": "10.0.0",
+         "file_sha256": "<hex of the tarball>", "fetched_at": "2026-12-06T23:00:00+00:00",
+         "manifests": {"init.pp": {"sha256": "<hex>", "classes": ["ntp"]},
+                       "config.pp": {"sha256": "<hex>", "classes": ["ntp::config"]}}}},
+     "unavailable": {"acme-apache-99.0.0": {"checked_at": "...", "reason": "not a published release"}}}
+
+``manifests`` paths are relative to the module's ``manifests`` directory.
+``unavailable`` remembers releases the Forge does not publish (or served in a
+form we refuse) so a warm run asks nothing; they are asked again after the
+Forge cache's lifetime (``--ttl``). Releases are immutable, so a release once
+proven is never fetched again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+
+from dropsonde.errors import DropsondeError
+from dropsonde.privacy import class_name
+from dropsonde.tree_files import read_tree_file
+from dropsonde.vocabulary import normalize_slug
+from dropsonde.wire import parse_timestamp
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
+
+EVIDENCE_FILENAME = "forge-releases.json"
+FORMAT = 1
+#: Far above any real site's (a release's entry is a few KB): a bound on a damaged or planted file.
+MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
+# Versions asked of the Forge and kept: plain X.Y.Z, the only versions a report sends
+# (privacy.public_version); a "1.2.3-acme1" may name the site, so it is never sent to the Forge.
+_VERSION_RE = re.compile(r"(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})", re.ASCII)
+_SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+# A manifest path the autoloader can load: class-name segments, ".pp".
+_SEGMENT_RE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
+_MAX_REASON = 300
+
+
+def release_key(slug: str, version: str) -> str:
+    """``puppetlabs-ntp-10.0.0``: the Forge's name for a release (its URL's last segment)."""
+    return f"{slug}-{version}"
+
+
+def published_version(version: object) -> Optional[str]:
+    """``version`` when it is a plain ``X.Y.Z`` (the only kind we ask the Forge about), else None."""
+    return version if isinstance(version, str) and _VERSION_RE.fullmatch(version) else None
+
+
+def parse_release_key(text: str) -> Optional[Tuple[str, str]]:
+    """(slug, version) from ``author-name-X.Y.Z``, or None when it is not one."""
+    head, _, version = text.strip().rpartition("-")
+    slug = normalize_slug(head) if head else None
+    if slug is None or published_version(version) is None or slug != head:
+        return None
+    return slug, version
+
+
+def autoloadable_path(relative: str) -> bool:
+    """Whether ``relative`` (under ``manifests``) is a file Puppet's autoloader can
+    load: class-name segments joined by ``/``, ending in ``.pp``. No other file can
+    hold a reportable class, and no such path can be absolute or climb with ``..``."""
+    if not relative.endswith(".pp"):
+        return False
+    return all(_SEGMENT_RE.fullmatch(part) for part in relative[:-3].split("/"))
+
+
+@dataclass(frozen=True)
+class PublishedManifest:
+    """One manifest of a release: the SHA-256 of its bytes and the classes it defines."""
+
+    sha256: str
+    classes: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release as the Forge published it (only its autoloadable manifests)."""
+
+    slug: str
+    version: str
+    file_sha256: str
+    fetched_at: str
+    manifests: Mapping[str, PublishedManifest] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return release_key(self.slug, self.version)
+
+    def public_classes(self) -> FrozenSet[str]:
+        """The classes this release publishes where the autoloader finds them: in
+        the module's namespace, in a file Puppet would load for the name (what the
+        collector may accept for this release)."""
+        module = self.slug.split("-", 1)[1]
+        return frozenset(
+            name for relative, manifest in self.manifests.items() for name in manifest.classes
+            if name.split("::", 1)[0] == module and relative in autoload_files(name)
+        )
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A release we asked for and could not prove: not published, or refused (and why)."""
+
+    checked_at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReleaseEvidence:
+    """Every release proven so far, and those found unavailable; ``problem`` says
+    why the kept file could not be used (then nothing is proven: fail closed)."""
+
+    releases: Mapping[str, Release] = field(default_factory=dict)
+    unavailable: Mapping[str, Unavailable] = field(default_factory=dict)
+    problem: Optional[str] = None
+
+    def release(self, slug: str, version: str) -> Optional[Release]:
+        return self.releases.get(release_key(slug, version))
+
+    def is_known(self, slug: str, version: str, now: datetime, ttl: timedelta) -> bool:
+        """Whether asking the Forge again would be wasted: proven (releases are
+        immutable), or found unavailable less than ``ttl`` ago."""
+        key = release_key(slug, version)
+        if key in self.releases:
+            return True
+        gone = self.unavailable.get(key)
+        checked = parse_timestamp(gone.checked_at) if gone is not None else None
+        return checked is not None and now - ttl < checked <= now + ttl
+
+    def merged(self, releases: Iterable[Release], unavailable: Mapping[str, Unavailable]) -> "ReleaseEvidence":
+        """This evidence with ``releases`` and ``unavailable`` added (a proven release is never un-proven)."""
+        proven = dict(self.releases)
+        proven.update((release.key, release) for release in releases)
+        missing = {k: v for k, v in self.unavailable.items() if k not in proven}
+        missing.update((k, v) for k, v in unavailable.items() if k not in proven)
+        return ReleaseEvidence(proven, missing)
+
+
+def autoload_files(name: str) -> Tuple[str, ...]:
+    """The manifests Puppet's autoloader tries for class ``name``, in its order,
+    relative to the module's ``manifests`` directory (Puppet's TypeLoader:
+    ``a::b::c`` -> ``b/c.pp``, ``b.pp``, ``init.pp``). ``name`` must already
+    have passed :func:`~dropsonde.privacy.class_name`, so no segment is a path."""
+    parts = name.split("::")
+    return tuple("/".join(parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)) + ("init.pp",)
+
+
+# ---- JSON ----
+
+def evidence_json(evidence: ReleaseEvidence) -> bytes:
+    """The evidence in its on-disk format (sorted, so equal evidence is equal bytes)."""
+    data = {
+        "format": FORMAT,
+        "releases": {
+            key: {
+                "slug": release.slug, "version": release.version, "file_sha256": release.file_sha256,
+                "fetched_at": release.fetched_at,
+                "manifests": {relative: {"sha256": m.sha256, "classes": list(m.classes)}
+                              for relative, m in sorted(release.manifests.items())},
+            }
+            for key, release in sorted(evidence.releases.items())
+        },
+        "unavailable": {key: {"checked_at": gone.checked_at, "reason": gone.reason}
+                        for key, gone in sorted(evidence.unavailable.items())},
+    }
+    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+class EvidenceFormatError(ValueError):
+    """The evidence is not in the expected format; the text names the first bad entry."""
+
+
+def evidence_from_json(data: bytes) -> ReleaseEvidence:
+    """Evidence from its on-disk format, checked entry by entry; EvidenceFormatError naming the first bad one."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise EvidenceFormatError("not valid JSON (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError):
+        raise EvidenceFormatError("not valid JSON") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise EvidenceFormatError(f"not release evidence of format {FORMAT}")
+    releases, unavailable = raw.get("releases", {}), raw.get("unavailable", {})
+    if not isinstance(releases, dict) or not isinstance(unavailable, dict):
+        raise EvidenceFormatError("'releases' and 'unavailable' must be objects")
+    proven = {key: _release(key, value) for key, value in releases.items()}
+    missing = {key: _unavailable(key, value) for key, value in unavailable.items()}
+    return ReleaseEvidence(proven, missing)
+
+
+def _release(key: str, raw: Any) -> Release:
+    where = f"releases[{key!r:.80}]"
+    if not isinstance(raw, dict):
+        raise EvidenceFormatError(f"{where} is not an object")
+    slug, version = raw.get("slug"), raw.get("version")
+    if not isinstance(slug, str) or normalize_slug(slug) != slug or published_version(version) is None \
+            or release_key(slug, str(version)) != key:
+        raise EvidenceFormatError(f"{where}: slug and version must be an author-name and X.Y.Z naming the key")
+    file_sha256, fetched_at, manifests = raw.get("file_sha256"), raw.get("fetched_at"), raw.get("manifests")
+    if not isinstance(file_sha256, str) or not _SHA256_RE.fullmatch(file_sha256):
+        raise EvidenceFormatError(f"{where}: file_sha256 is not a SHA-256")
+    if not isinstance(fetched_at, str) or parse_timestamp(fetched_at) is None:
+        raise EvidenceFormatError(f"{where}: fetched_at is not a timestamp")
+    if not isinstance(manifests, dict):
+        raise EvidenceFormatError(f"{where}: manifests is not an object")
+    return Release(slug, str(version), file_sha256, fetched_at,
+                   {relative: _manifest(where, relative, value) for relative, value in manifests.items()})
+
+
+def _manifest(where: str, relative: str, raw: Any) -> PublishedManifest:
+    if not autoloadable_path(relative):
+        raise EvidenceFormatError(f"{where}: {relative!r:.80} is not an autoloadable manifest path")
+    sha256 = raw.get("sha256") if isinstance(raw, dict) else None
+    classes = raw.get("classes") if isinstance(raw, dict) else None
+    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+        raise EvidenceFormatError(f"{where}: {relative}: sha256 is not a SHA-256")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and class_name(c) == c for c in classes):
+        raise EvidenceFormatError(f"{where}: {relative}: classes must be a list of class names")
+    return PublishedManifest(sha256, tuple(classes))
+
+
+def _unavailable(key: str, raw: Any) -> Unavailable:
+    where = f"unavailable[{key!r:.80}]"
+    if parse_release_key(key) is None:
+        raise EvidenceFormatError(f"{where}: not an author-name-X.Y.Z release")
+    checked_at = raw.get("checked_at") if isinstance(raw, dict) else None
+    reason = raw.get("reason") if isinstance(raw, dict) else None
+    if not isinstance(checked_at, str) or parse_timestamp(checked_at) is None or not isinstance(reason, str):
+        raise EvidenceFormatError(f"{where}: needs a checked_at timestamp and a reason")
+    return Unavailable(checked_at, reason[:_MAX_REASON])
+
+
+# ---- the cache directory's copy, and files carried in ----
+
+def load_evidence(cache: "CacheDir") -> ReleaseEvidence:
+    """The evidence kept in the cache directory; never raises: a missing file is
+    no evidence, a damaged one is no evidence with a ``problem`` (fail closed)."""
+    try:
+        data = cache.read_bytes(EVIDENCE_FILENAME, MAX_EVIDENCE_BYTES)
+    except FileNotFoundError:
+        return ReleaseEvidence()
+    except OSError as exc:
+        return ReleaseEvidence(problem=f"{EVIDENCE_FILENAME} is unreadable ({exc.strerror or exc})")
+    try:
+        return evidence_from_json(data)
+    except EvidenceFormatError as exc:
+        return ReleaseEvidence(problem=f"{EVIDENCE_FILENAME} is unusable ({exc})")
+
+
+def save_evidence(cache: "CacheDir", evidence: ReleaseEvidence) -> Path:
+    """Write the evidence atomically (a kill -9 leaves the old file or the new one)."""
+    return cache.write(EVIDENCE_FILENAME, evidence_json(evidence), mode=0o644)
+
+
+def read_release_list(source: Path) -> List[Tuple[str, str]]:
+    """(slug, version) of each line of a release list (``dropsonde releases list``'s
+    output; blank lines and ``#`` comments are skipped); DropsondeError naming the
+    file and line of the first entry that is not ``author-name-X.Y.Z``."""
+    try:
+        text = read_tree_file(source, "release list").decode("utf-8")
+    except OSError as exc:
+        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DropsondeError(f"{source}: not UTF-8 text") from None
+    wanted: List[Tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parsed = parse_release_key(line)
+        if parsed is None:
+            raise DropsondeError(f"{source}, line {number}: not an author-name-X.Y.Z release: {line.strip()!r:.80}")
+        wanted.append(parsed)
+    return wanted
+
+
+def read_evidence_file(source: Path) -> ReleaseEvidence:
+    """An evidence bundle made elsewhere (an air-gapped site's import), checked
+    strictly: DropsondeError naming the file and the first bad entry."""
+    try:
+        data = read_tree_file(source, EVIDENCE_FILENAME)
+    except OSError as exc:
+        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return evidence_from_json(data)
+    except EvidenceFormatError as exc:
+        raise DropsondeError(f"{source}: {exc}") from None
