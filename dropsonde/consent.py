@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional
 
 from dropsonde.errors import DropsondeError
+from dropsonde.json_input import load_json
 from dropsonde.metrics.base import MetricPlugin
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def read_consent(cache: "CacheDir") -> Optional[Consent]:
     an error naming it: nothing is sent on a guess."""
     path = cache / CONSENT_FILENAME
     try:
-        record = json.loads(cache.read_bytes(CONSENT_FILENAME, MAX_CONSENT_BYTES).decode("utf-8"))
+        record = load_json(cache.read_bytes(CONSENT_FILENAME, MAX_CONSENT_BYTES), MAX_CONSENT_BYTES)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.json_input import load_json
 from dropsonde.terminal import printable
 from dropsonde.vocabulary import normalize_slug
 
@@ -113,7 +114,7 @@ def _get_page(session: Any, url: str, params: Optional[Dict[str, str]],
     if reply.status != 200:
         raise ForgeError(f"{where}: HTTP {reply.status} {_error_message(reply)}".rstrip())
     try:
-        page = http_client.json_answer(reply.body)
+        page = load_json(reply.body, MAX_PAGE_BYTES)
     except ValueError as exc:
         raise ForgeError(f"{where}: the answer is {exc}") from None
     if not isinstance(page, dict) or not isinstance(page.get("results"), list):
@@ -124,13 +125,14 @@ def _get_page(session: Any, url: str, params: Optional[Dict[str, str]],
 def _error_message(reply: http_client.Reply) -> str:
     """The Forge's own error text (``{"message": ..., "errors": [...]}``), if any."""
     try:
-        body = http_client.json_answer(reply.body)
+        body = load_json(reply.body, MAX_PAGE_BYTES)
     except ValueError:
         return ""
-    if isinstance(body, dict):
-        parts = [str(body.get("message", ""))] + [str(e) for e in body.get("errors", []) if e]
-        return ": ".join(p for p in parts if p)[:300]
-    return ""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    parts = [body.get("message")] + (errors if isinstance(errors, list) else [errors])
+    return printable(": ".join(str(part) for part in parts if isinstance(part, (str, int, float)) and part))[:300]
 
 
 def crawl_forge(

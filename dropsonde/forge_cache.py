@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Optional
 
 from dropsonde.errors import DropsondeError
+from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 from dropsonde.wire import parse_timestamp
@@ -100,13 +101,13 @@ def load_forge_cache(cache: "CacheDir", now: Optional[datetime] = None) -> Forge
 def _read_forge_cache(cache: "CacheDir", now: datetime) -> ForgeCache:
     path = cache / CACHE_FILENAME
     try:
-        data = json.loads(cache.read_bytes(CACHE_FILENAME, LIMITS[CACHE_FILENAME]).decode("utf-8"))
+        data = load_json(cache.read_bytes(CACHE_FILENAME, LIMITS[CACHE_FILENAME]), LIMITS[CACHE_FILENAME])
     except FileNotFoundError:
         return ForgeCache(path, frozenset(), problem="no Forge module cache yet")
     except OSError as exc:
         return ForgeCache(path, frozenset(), problem=f"Forge module cache unreadable ({exc.strerror or exc})")
-    except (UnicodeDecodeError, ValueError):
-        return ForgeCache(path, frozenset(), problem="Forge module cache is not valid JSON")
+    except ValueError as exc:
+        return ForgeCache(path, frozenset(), problem=f"Forge module cache is {exc}")
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list):
         return ForgeCache(path, frozenset(), problem="Forge module cache has no 'modules' list")
@@ -139,11 +140,11 @@ def read_forge_file(source: Path) -> ForgeCache:
     collector's allowlist): DropsondeError naming the file and the first bad
     entry, rather than the probe cache's silent fail-closed reading."""
     try:
-        data = json.loads(read_tree_file(source, CACHE_FILENAME).decode("utf-8"))
+        data = load_json(read_tree_file(source, CACHE_FILENAME), LIMITS[CACHE_FILENAME])
     except OSError as exc:
         raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DropsondeError(f"{source}: not a JSON file ({str(exc).splitlines()[0][:80]})") from None
+    except ValueError as exc:
+        raise DropsondeError(f"{source}: {exc}") from None
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list) or not modules:
         raise DropsondeError(f"{source}: expected an object with a non-empty 'modules' list of author-name slugs")

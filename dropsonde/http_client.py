@@ -495,18 +495,6 @@ def _read_capped(response: Any, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def json_answer(body: bytes) -> Any:
-    """The JSON value of an answer; ValueError (its text fits after "the answer is") if it
-    is not JSON, including JSON nested too deeply for the parser, whose RecursionError
-    would otherwise end the run as an internal error."""
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise ValueError("malformed JSON (nested too deeply)") from None
-    except ValueError:
-        raise ValueError("malformed JSON") from None
-
-
 def describe_failure(url: str, exc: BaseException, policy: HttpPolicy) -> str:
     """One line for a requests exception: timeout (the one ``policy`` set), TLS, proxy, refused, reset..."""
     import requests

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.json_input import load_json
 from dropsonde.terminal import printable
 
 if TYPE_CHECKING:
@@ -93,9 +94,9 @@ def post_report(url: str, body: bytes, policy: Optional[http_client.HttpPolicy] 
     if reply.status != 200:
         raise SubmitError(f"{url}: HTTP {reply.status}", text)
     try:
-        data = http_client.json_answer(reply.body)
+        data = load_json(reply.body, MAX_ANSWER_BYTES)
     except ValueError as exc:
-        raise SubmitError(f"{url}: the answer is not JSON: {exc}", text) from None
+        raise SubmitError(f"{url}: the answer is {exc}", text) from None
     if not isinstance(data, dict):
         raise SubmitError(f"{url}: the answer is not a JSON object", text)
     return Answer(str(data.get("message", "")), data.get("newer") is True, data.get("link"))
@@ -111,7 +112,7 @@ def record_submission(cache: "CacheDir", url: str, body: bytes, when: datetime) 
 def last_submission(cache: "CacheDir") -> Optional[Dict[str, Any]]:
     """The recorded last submission, or None when there is none (a damaged file counts as none)."""
     try:
-        state = json.loads(cache.read_bytes(STATE_FILENAME, MAX_STATE_BYTES).decode("utf-8"))
+        state = load_json(cache.read_bytes(STATE_FILENAME, MAX_STATE_BYTES), MAX_STATE_BYTES)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -69,7 +69,8 @@ class Fault:
     "404"...), hang (no answer until the server stops), truncated, reset, repeat,
     redirect (to ``target``, with ``status``), next (``pagination.next`` set to ``target``),
     endless (``pagination.next`` always names the following page, past the last module),
-    drip (a byte at a time, never done), deep (JSON nested too deeply to parse)."""
+    drip (a byte at a time, never done), deep (JSON nested too deeply to parse),
+    body (``target`` as the body, with ``status``)."""
 
     kind: str
     offset: int = 0
@@ -110,7 +111,7 @@ class ForgeHandler(QuietHandler):
         if not 1 <= limit <= 100:
             return self._json(400, {"message": "400 Bad Request", "errors": ["'limit' must be between 1 and 100"]})
         fault = self._fault(state, offset)
-        if fault is not None and (fault.kind.isdigit() or fault.kind in ("hang", "reset", "truncated", "redirect", "drip", "deep")):
+        if fault is not None and (fault.kind.isdigit() or fault.kind in ("hang", "reset", "truncated", "redirect", "drip", "deep", "body")):
             return self._inject(fault)
         groups = query.get("module_groups", "base").split()
         modules = [m for m in state.modules if m.group in groups]
@@ -160,6 +161,8 @@ class ForgeHandler(QuietHandler):
             return self.drip()
         if fault.kind == "deep":
             return self.send(200, DEEP_JSON, "application/json")
+        if fault.kind == "body":
+            return self.send(fault.status, fault.target.encode(), "application/json")
         if fault.kind == "truncated":
             return self.send(200, b'{"pagination": {"next": null}, "results": [{"slug": "a-b", "upd', "application/json")
         # "reset": close the connection with an RST, as the field report's firewall did

@@ -34,6 +34,7 @@ def test_reads_the_ruby_clients_file(tmp_path):
     [
         (None, "no Forge module cache"),
         ("{broken", "not valid JSON"),
+        ('{"modules": ' + "[" * 100_000, "nested more than 32 levels deep"),  # once a RecursionError
         ('{"modules": "puppetlabs-apache"}', "no 'modules' list"),
         ('{"modules": []}', "lists no modules"),
         ('{"modules": ["not a slug", 7]}', "lists no modules"),

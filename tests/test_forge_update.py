@@ -112,9 +112,15 @@ def test_a_ruby_clients_cache_is_refreshed_from_its_timestamp(tmp_path):
     "fault, needle",
     [
         (Fault("500", offset=300), "HTTP 500"),
-        (Fault("truncated", offset=200), "malformed JSON"),
+        (Fault("truncated", offset=200), "the answer is not valid JSON"),
         (Fault("reset", offset=800), "cannot reach"),
         (Fault("repeat", offset=400), "repeats a page"),
+        # error bodies whose "errors" is not a list: a TypeError once ended the run as an internal error
+        (Fault("body", offset=100, status=404, target='{"message": "404 Not Found", "errors": null}'),
+         "HTTP 404 404 Not Found$"),
+        (Fault("body", offset=100, status=404, target='{"message": null, "errors": "gone"}'), "HTTP 404 gone$"),
+        (Fault("body", offset=100, status=503, target='{"errors": [{"x": 1}, 7, "busy"]}'), "HTTP 503 7: busy$"),
+        (Fault("body", offset=100, status=404, target='[' * 100_000), "HTTP 404$"),
     ],
 )
 def test_a_failed_refresh_keeps_the_old_cache(tmp_path, fault, needle):
@@ -228,7 +234,7 @@ def test_deeply_nested_json_is_a_malformed_answer(tmp_path):
     with ForgeServer(generate_modules(10)) as server:
         server.state.faults.append(Fault("deep", offset=0))
         result = tree.run("--forge-api", server.url, "update")
-    assert_clean_error(result, f"{server.url}/v3/modules?", "malformed JSON (nested too deeply)")
+    assert_clean_error(result, f"{server.url}/v3/modules?", "the answer is nested more than 32 levels deep")
     assert result.returncode == 1
 
 
@@ -332,7 +338,8 @@ def test_import_from_file(tmp_path):
 @pytest.mark.parametrize(
     "content, needle",
     [
-        ("{not json", "not a JSON file"),
+        ("{not json", "not valid JSON"),
+        ("[" * 100_000, "nested more than 32 levels deep"),  # once a RecursionError: "internal error"
         ('{"modules": []}', "non-empty 'modules' list"),
         ('{"modules": ["puppetlabs-apache", "not a slug"]}', "modules[1] is not an author-name slug"),
         ('{"modules": ["puppetlabs-apache", 7]}', "modules[1]"),

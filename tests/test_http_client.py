@@ -22,12 +22,11 @@ from dropsonde.http_client import (
     check_redirect,
     describe_failure,
     fetch,
-    json_answer,
     origin,
     require_https_unless_loopback,
     session,
 )
-from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler
 from tests.puppetdb_server import free_port, make_ca, make_signed
 
 
@@ -195,13 +194,6 @@ def test_a_complete_answer_within_both_and_a_reused_connection():
         with pytest.raises(AnswerRefused, match="within 0.3 s"):
             fetch(http, "GET", server.url + "/x", FAST, 1_000_000)
 
-
-def test_json_nested_too_deeply_is_malformed_not_a_crash():
-    with pytest.raises(ValueError, match="nested too deeply"):
-        json_answer(DEEP_JSON)
-    with pytest.raises(ValueError, match="^malformed JSON$"):
-        json_answer(b'{"a": ')
-    assert json_answer(b"[[1]]") == [[1]]
 
 
 def test_a_name_resolution_failure_is_said_in_words():

@@ -12,7 +12,6 @@ are keyed by real path and each is read once (:class:`ModuleStore`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,7 +21,8 @@ from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
-from dropsonde.tree_files import RefusedFile, is_inside, read_tree_file
+from dropsonde.json_input import load_json
+from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def read_metadata(module: Module) -> None:
     leave the module without a slug (so private) and record the problem."""
     path = module.path / "metadata.json"
     try:
-        data = json.loads(read_tree_file(path, "metadata.json", within=str(module.path)).decode("utf-8"))
+        data = load_json(read_tree_file(path, "metadata.json", within=str(module.path)), LIMITS["metadata.json"])
     except FileNotFoundError:
         module.problem = "no metadata.json"
         return
@@ -100,11 +100,8 @@ def read_metadata(module: Module) -> None:
     except OSError as exc:
         module.problem = f"metadata.json unreadable: {exc.strerror or exc}"
         return
-    except (UnicodeDecodeError, ValueError) as exc:
-        module.problem = f"metadata.json is not valid JSON ({str(exc).splitlines()[0][:80]})"
-        return
-    except RecursionError:  # json nests one Python call per level
-        module.problem = "metadata.json is nested too deeply"
+    except ValueError as exc:
+        module.problem = f"metadata.json is {exc}"
         return
     if not isinstance(data, dict):
         module.problem = "metadata.json is not a JSON object"

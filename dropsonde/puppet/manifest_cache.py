@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
 from dropsonde import __version__
 from dropsonde.puppet import manifests
 from dropsonde.puppet.manifests import Definition, ManifestInfo, read_manifest_data
+from dropsonde.json_input import load_json
 from dropsonde.tree_files import is_inside, read_tree_file
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ RACY_WINDOW_NS = 2_000_000_000
 CACHE_FILENAME = "manifests.json"
 # a bound far above any real one (it grows with the manifests installed), so a planted file cannot exhaust memory
 MAX_CACHE_BYTES = 512 * 1024 * 1024
+# five values per manifest path, a few per definition: room for a million manifests
+MAX_CACHE_VALUES = 20_000_000
 
 
 def module_manifests(manifests_dir: Path) -> List[str]:
@@ -199,7 +202,8 @@ class ManifestCache:
 
     def _load(self, cache: "CacheDir") -> None:
         try:
-            data = json.loads(cache.read_bytes(self.name, MAX_CACHE_BYTES), object_hook=self._decode)
+            data = load_json(cache.read_bytes(self.name, MAX_CACHE_BYTES), MAX_CACHE_BYTES,
+                             max_values=MAX_CACHE_VALUES, object_hook=self._decode)
         except (OSError, ValueError):
             return  # no cache yet, or a damaged one: start afresh
         if (

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from dropsonde import http_client
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
+from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
 from dropsonde.terminal import printable
 from dropsonde.tree_files import read_tree_file
@@ -168,7 +169,7 @@ class PuppetDBClient:
                 problems.append(self._failed(url, f"HTTP {reply.status}"))
                 continue
             try:
-                rows = http_client.json_answer(reply.body)
+                rows = load_json(reply.body, MAX_ANSWER_BYTES)
             except ValueError as exc:
                 problems.append(self._failed(url, f"the answer is {exc}"))
                 continue

@@ -133,7 +133,7 @@ def test_symlink_loops_and_dangling_links_are_skipped(tmp_path, caplog):
     "content, problem",
     [
         (b"{not json", "not valid JSON"),
-        (b"\xff\xfe", "not valid JSON"),
+        (b"\xff\xfe", "not valid UTF-8"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"version": "1.0.0"}', "no valid 'name'"),
         (b'{"name": 42, "version": "1.0.0"}', "no valid 'name'"),
@@ -276,4 +276,4 @@ def test_deeply_nested_metadata_leaves_the_module_private(tmp_path):
     (tmp_path / "deep" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
     module = Module(name="deep", path=tmp_path / "deep")
     read_metadata(module)
-    assert module.slug is None and "nested too deeply" in module.problem
+    assert module.slug is None and "nested more than 32 levels deep" in module.problem

@@ -209,8 +209,8 @@ def fault_server(mode, tls_context=None) -> LoopbackServer:
 
 @pytest.mark.parametrize(
     "mode, cause",
-    [("500", "HTTP 500"), ("503", "HTTP 503"), ("truncated", "malformed JSON"), ("notalist", "not a JSON list"),
-     ("hang", "no answer within 0.2 s"), ("deep", "malformed JSON (nested too deeply)")],
+    [("500", "HTTP 500"), ("503", "HTTP 503"), ("truncated", "the answer is not valid JSON"), ("notalist", "not a JSON list"),
+     ("hang", "no answer within 0.2 s"), ("deep", "the answer is nested more than 32 levels deep")],
 )
 def test_faulty_server_degrades_with_one_warning(tmp_path, mode, cause):
     with fault_server(mode) as server:
