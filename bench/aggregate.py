@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.puppetdb_server import PostgresServer  # noqa: E402
+from tests.support.puppetdb_server import PostgresServer  # noqa: E402
 
 WEEKS = 5
 FIRST_MONDAY = "2026-10-26"  # 2026-W44; the weeks are W44..W48

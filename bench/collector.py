@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.collector.collector_process import CollectorProcess  # noqa: E402
+from tests.support.collector_process import CollectorProcess  # noqa: E402
 
 SKELETON = {"message_id", "site_id", "product", "version", "timestamp", "ip"}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.forge_server import ForgeServer, generate_modules  # noqa: E402
+from tests.support.forge_server import ForgeServer, generate_modules  # noqa: E402
 
 
 def update(cachepath: Path, server: ForgeServer, *extra: str) -> tuple:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the probe's PuppetDB phase against a real PuppetDB and print figures.
 
-Starts PuppetDB 7.12 + PostgreSQL 15 on 127.0.0.1 (tests/puppetdb_server.py),
+Starts PuppetDB 7.12 + PostgreSQL 15 on 127.0.0.1 (tests/support/puppetdb_server.py),
 loads nodes with 100 Class resources each (titles from a pool of 400, five OS
 families plus legacy-only nodes), then, at 2,000 nodes and at 10,000 nodes:
   - ours: the grouped queries (fetch_class_usage) in a fresh process: wall
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from tests.puppetdb_server import PuppetDBServer, facts_for  # noqa: E402
+from tests.support.puppetdb_server import PuppetDBServer, facts_for  # noqa: E402
 
 FAMILIES = [("RedHat", None), ("Debian", "Debian"), ("Suse", None), ("windows", None), (None, "Gentoo")]
 POOL = [f"Module{m}::Class{c}" for m in range(80) for c in range(5)]

@@ -19,8 +19,10 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from dropsonde.atomic_file import write_atomic
-from tests.conftest import REPO, PuppetTree, Result, assert_clean_error, make_module, write
-from tests.receiver import Receiver
+from tests.support.cli import Result, assert_clean_error
+from tests.support.paths import REPO
+from tests.support.puppet_tree import PuppetTree, make_module, write
+from tests.support.receiver import Receiver
 
 USER = "dropsonde-test"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creates a user and changes owners: needs root")
@@ -241,7 +243,7 @@ def test_a_cache_directory_swapped_during_a_run_is_neither_read_nor_written(tree
     from datetime import datetime, timezone
 
     from dropsonde.runner import Session
-    from tests.forge_server import ForgeServer, generate_modules
+    from tests.support.forge_server import ForgeServer, generate_modules
 
     now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
     modules = tree.environment("production") / "modules"

@@ -11,7 +11,9 @@ import pytest
 
 from dropsonde.schema import record_json_schema
 from dropsonde.wire import SKELETON_COLUMNS
-from tests.conftest import EXAMPLE_SITE, PuppetTree, assert_clean_error, make_module, run_dropsonde, write
+from tests.support.cli import assert_clean_error, run_dropsonde
+from tests.support.paths import EXAMPLE_SITE
+from tests.support.puppet_tree import PuppetTree, make_module, write
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from dropsonde.config import merge_options, read_config_file
 from dropsonde.errors import DropsondeError
-from tests.conftest import write
-from tests.time_limits import cpu_limit
-from tests.fuzzing import FUZZ, read_fuzzed_file, source_bytes
+from tests.support.puppet_tree import write
+from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
 
 
 def test_symbol_and_plain_keys_lists_and_commands(tmp_path):

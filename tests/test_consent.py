@@ -13,8 +13,9 @@ import pytest
 from dropsonde.cache_dir import CacheDir
 from dropsonde.consent import CONSENT_FILENAME, awaiting, read_consent, record_consent
 from dropsonde.errors import DropsondeError
-from tests.conftest import assert_clean_error, backdate_last_submission, write
-from tests.receiver import Receiver
+from tests.support.cli import assert_clean_error
+from tests.support.puppet_tree import backdate_last_submission, write
+from tests.support.receiver import Receiver
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 

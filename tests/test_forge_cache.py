@@ -12,7 +12,7 @@ import pytest
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache, save_forge_cache
-from tests.conftest import write
+from tests.support.puppet_tree import write
 
 
 def test_reads_the_ruby_clients_file(tmp_path):

@@ -28,9 +28,10 @@ from dropsonde.forge_api import (
     refresh_forge_cache,
 )
 from dropsonde.http_client import HttpPolicy
-from tests.conftest import PuppetTree, assert_clean_error, make_module, write
-from tests.forge_server import Fault, ForgeModule, ForgeServer, generate_modules
-from tests.fuzzing import FUZZ
+from tests.support.cli import assert_clean_error
+from tests.support.puppet_tree import PuppetTree, make_module, write
+from tests.support.forge_server import Fault, ForgeModule, ForgeServer, generate_modules
+from tests.support.fuzzing import FUZZ
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 # The production retry numbers, with each wait between retries noted instead of spent.

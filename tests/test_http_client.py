@@ -26,8 +26,8 @@ from dropsonde.http_client import (
     require_https_unless_loopback,
     session,
 )
-from tests.loopback import LoopbackServer, QuietHandler
-from tests.puppetdb_server import free_port, make_ca, make_signed
+from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.puppetdb_server import free_port, make_ca, make_signed
 
 
 def test_origin_fills_in_default_ports_and_ignores_case():

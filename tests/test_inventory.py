@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dropsonde.inventory import build_inventory, render_inventory
-from tests.conftest import forge_checksums, make_module, site_for, write
+from tests.support.puppet_tree import forge_checksums, make_module, site_for, write
 
 
 def inventory_of(tree):

@@ -25,8 +25,9 @@ from typing import Dict, Optional
 
 import pytest
 
-from tests.conftest import REPO, PuppetTree, make_module, write
-from tests.receiver import Receiver
+from tests.support.paths import REPO
+from tests.support.puppet_tree import PuppetTree, make_module, write
+from tests.support.receiver import Receiver
 
 SHIM = Path("/usr/share/puppetserver/cli/apps/dropsonde")
 UNIT_DIR = Path("/lib/systemd/system")

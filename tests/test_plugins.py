@@ -14,8 +14,9 @@ import typer
 
 from dropsonde.errors import DropsondeError
 from dropsonde.plugins import BUILTIN_PLUGINS, load_plugins
-from tests.conftest import EXAMPLE_SITE, REPO, assert_clean_error, run_dropsonde
-from tests.receiver import Receiver
+from tests.support.cli import assert_clean_error, run_dropsonde
+from tests.support.paths import EXAMPLE_SITE, REPO
+from tests.support.receiver import Receiver
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_plugin"
 EXAMPLE_ARGS = [

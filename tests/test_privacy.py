@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PuppetTree, forge_checksums, make_module, write
-from tests.fake_puppetdb import class_rows_server
+from tests.support.puppet_tree import PuppetTree, forge_checksums, make_module, write
+from tests.support.fake_puppetdb import class_rows_server
 
 CANARY = "zzcanary"
 

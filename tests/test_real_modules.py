@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PuppetTree, make_module, write
+from tests.support.puppet_tree import PuppetTree, make_module, write
 
 DEBIAN_MODULES = Path("/usr/share/puppet/modules")
 
@@ -90,7 +90,7 @@ def _report_and_inventory(tree: PuppetTree) -> tuple:
     from dropsonde.inventory import build_inventory
     from dropsonde.plugins import load_plugins
     from dropsonde.report import build_report, report_body
-    from tests.conftest import site_for
+    from tests.support.puppet_tree import site_for
 
     site = site_for(tree)
     try:

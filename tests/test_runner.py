@@ -11,8 +11,8 @@ import pytest
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.runner import Session
-from tests.conftest import PuppetTree, make_module, write
-from tests.forge_server import ForgeServer, generate_modules
+from tests.support.puppet_tree import PuppetTree, make_module, write
+from tests.support.forge_server import ForgeServer, generate_modules
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

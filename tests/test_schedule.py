@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 import pytest
 
 from dropsonde.schedule import next_due
-from tests.conftest import assert_clean_error, backdate_last_submission, run_dropsonde, write
-from tests.receiver import Receiver
+from tests.support.cli import assert_clean_error, run_dropsonde
+from tests.support.puppet_tree import backdate_last_submission, write
+from tests.support.receiver import Receiver
 
 
 def scheduled(tree, confd, receiver):

@@ -21,7 +21,7 @@ from dropsonde.inventory import build_inventory
 from dropsonde.metrics.profiles import Profiles
 from dropsonde.privacy import class_name
 from dropsonde.site import autoload_files
-from tests.conftest import forge_checksums, make_module, run_metric, site_for, write
+from tests.support.puppet_tree import forge_checksums, make_module, run_metric, site_for, write
 
 DEBIAN_NTP = Path("/usr/share/puppet/modules/ntp")
 

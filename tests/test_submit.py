@@ -14,9 +14,10 @@ from dropsonde import http_client
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import HttpPolicy
 from dropsonde.submit import SubmitError, post_report, submission_url
-from tests.conftest import PuppetTree, assert_clean_error, make_module, write
-from tests.puppetdb_server import free_port, make_ca, make_signed
-from tests.receiver import Receiver
+from tests.support.cli import assert_clean_error
+from tests.support.puppet_tree import PuppetTree, make_module, write
+from tests.support.puppetdb_server import free_port, make_ca, make_signed
+from tests.support.receiver import Receiver
 
 
 @pytest.fixture

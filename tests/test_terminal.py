@@ -4,8 +4,8 @@ server's answer, plugin output) are shown escaped, never interpreted."""
 from __future__ import annotations
 
 from dropsonde.terminal import printable, printable_lines
-from tests.conftest import make_module
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.support.puppet_tree import make_module
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 HOSTILE = "a\x1b]0;owned\x07b\x1b[2Jc\u202eevil\u2028d\r\nEND"
 

@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
-from tests.time_limits import never_blocks
-from tests.conftest import assert_clean_error, make_module, write
-from tests.fuzzing import FUZZ
+from tests.support.time_limits import never_blocks
+from tests.support.cli import assert_clean_error
+from tests.support.puppet_tree import make_module, write
+from tests.support.fuzzing import FUZZ
 
 
 def test_a_regular_file_is_read_whole(tmp_path):

@@ -22,7 +22,8 @@ from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from dropsonde.errors import DropsondeError
 from dropsonde.wire import sortable_timestamp
-from tests.conftest import EXAMPLE_SITE, run_dropsonde
+from tests.support.cli import run_dropsonde
+from tests.support.paths import EXAMPLE_SITE
 
 WEEK = "2026-W48"  # Monday 23 November 2026
 NO_NOISE = 1e9  # an epsilon so large that the noise is always 0: to check what the queries count
@@ -273,8 +274,8 @@ def test_a_noise_key_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path)
     """A FIFO at --noise-key made aggregate wait forever for a writer."""
     import os
 
-    from tests.conftest import assert_clean_error
-    from tests.time_limits import never_blocks
+    from tests.support.cli import assert_clean_error
+    from tests.support.time_limits import never_blocks
 
     store = open_store(str(tmp_path / "a.db"), columns())
     store.insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-11T10:00:00.000000+00:00") for n in range(6)])
@@ -288,7 +289,7 @@ def test_a_noise_key_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path)
 
 
 def test_a_week_not_ended_is_published_only_with_force(tmp_path):
-    from tests.conftest import assert_clean_error
+    from tests.support.cli import assert_clean_error
 
     week = date.today().isocalendar()
     current = f"{week[0]}-W{week[1]:02d}"
@@ -299,7 +300,7 @@ def test_a_week_not_ended_is_published_only_with_force(tmp_path):
 
 def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_path, postgres):
     """F8: a mistyped --db created an empty store, whose empty publication replaced the real one."""
-    from tests.conftest import assert_clean_error
+    from tests.support.cli import assert_clean_error
 
     typo = tmp_path / "typo.db"
     missing = run_dropsonde("collector", "aggregate", "--db", str(typo), "--out", str(tmp_path / "o"), "--week", "2026-W47")
@@ -326,7 +327,7 @@ def test_an_empty_run_does_not_replace_a_publication_of_the_same_week_unless_for
 
     assert aggregate("a.db").returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    from tests.conftest import assert_clean_error
+    from tests.support.cli import assert_clean_error
 
     assert_clean_error(aggregate("empty.db"), f"--out {out}", "found none", "--force")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -511,7 +512,7 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
 
 
 def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, postgres):
-    from tests.conftest import assert_clean_error
+    from tests.support.cli import assert_clean_error
 
     out = str(tmp_path / "out")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "no" / "such.db"), "--out", out),

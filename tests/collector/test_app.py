@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -13,22 +10,10 @@ from datetime import date
 import pytest
 import requests
 
-from tests.collector.collector_process import CollectorProcess, envelope
-from tests.conftest import PuppetTree, make_module
+from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
+from tests.support.puppet_tree import PuppetTree, make_module
 
-MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
 PHISH = "Visit http://phish.example to claim your Puppet license"
-
-
-def site(n: int) -> str:
-    return hashlib.sha512(f"site{n}".encode()).hexdigest()
-
-
-def post(collector, body: bytes, content_type: str = "application/json", headers=None, timeout: float = 30):
-    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=timeout)
-    connection.request("POST", "/", body=body, headers={"Content-Type": content_type, **(headers or {})})
-    response = connection.getresponse()
-    return response.status, response.read()
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +21,6 @@ def collector(tmp_path_factory):
     db = tmp_path_factory.mktemp("collector") / "reports.db"
     with CollectorProcess(str(db), "--rate", "100000", "--latest-version", "9.9.9") as process:
         yield process
-
-
-def rows(db: str, sql: str):
-    with sqlite3.connect(db) as connection:
-        return connection.execute(sql).fetchall()
 
 
 def test_dropsonde_submit_to_the_collector(tmp_path, collector):
@@ -123,7 +103,7 @@ def test_counts_that_are_not_counts_are_refused(collector, columns, column):
 
 
 def test_serve_needs_a_readable_forge_list(tmp_path):
-    from tests.conftest import run_dropsonde
+    from tests.support.cli import run_dropsonde
 
     missing = tmp_path / "forge.json"
     result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(missing),
@@ -195,7 +175,7 @@ def test_kill_9_loses_no_acknowledged_report(tmp_path):
 
 
 def test_load_reports_bad_lines_by_number(tmp_path):
-    from tests.conftest import run_dropsonde
+    from tests.support.cli import run_dropsonde
 
     bad = tmp_path / "rows.jsonl"
     bad.write_text('{"message_id": "x"}\n')
@@ -204,7 +184,7 @@ def test_load_reports_bad_lines_by_number(tmp_path):
 
 
 def test_two_collectors_share_one_postgresql(postgres, tmp_path):
-    from tests.conftest import run_dropsonde
+    from tests.support.cli import run_dropsonde
 
     postgres.psql("CREATE DATABASE shared_reports")
     url = postgres.url("shared_reports")

@@ -12,8 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from dropsonde.collector.limits import RateLimiter, client_address, parse_networks, rate_key, read_body
-from tests.collector.collector_process import CollectorProcess, envelope
-from tests.collector.test_app import MODULE, post, rows, site
+from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
 
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.0.2.1"])

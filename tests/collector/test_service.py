@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import run_dropsonde
+from tests.support.cli import run_dropsonde
 
 PUPPET_PORTS = {"8140", "8142", "8143", "8170", "8080", "8081", "4433"}
 
@@ -34,8 +34,7 @@ def test_sighup_replaces_the_workers_gracefully_with_the_refreshed_forge_list(tm
     import signal
     import time
 
-    from tests.collector.collector_process import CollectorProcess, envelope
-    from tests.collector.test_app import post, site
+    from tests.support.collector_process import CollectorProcess, envelope, post, site
 
     forge = tmp_path / "forge.json"
     forge.write_text(json.dumps({"modules": ["puppetlabs-ntp"]}))

@@ -1,5 +1,5 @@
 from dropsonde.metrics.dependencies import Dependencies
-from tests.conftest import make_module, run_metric
+from tests.support.puppet_tree import make_module, run_metric
 
 
 def test_public_dependencies_of_private_modules_one_row_per_module(tree):

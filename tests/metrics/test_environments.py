@@ -1,5 +1,5 @@
 from dropsonde.metrics.environments import Environments
-from tests.conftest import run_metric
+from tests.support.puppet_tree import run_metric
 
 
 def test_counts_valid_environment_directories(tree):

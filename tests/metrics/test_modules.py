@@ -1,7 +1,7 @@
 import os
 
 from dropsonde.metrics.modules import Modules
-from tests.conftest import make_module, run_metric
+from tests.support.puppet_tree import make_module, run_metric
 
 
 def test_public_modules_unique_sorted_with_versions(tree):

@@ -1,5 +1,5 @@
 from dropsonde.metrics.profiles import Profiles
-from tests.conftest import make_module, run_metric
+from tests.support.puppet_tree import make_module, run_metric
 
 
 def test_public_classes_declared_by_private_classes(tree):

@@ -1,5 +1,5 @@
 from dropsonde.metrics.puppetfiles import Puppetfiles
-from tests.conftest import run_metric, write
+from tests.support.puppet_tree import run_metric, write
 
 
 def test_counts_core_methods_and_hides_site_methods(tree, caplog):

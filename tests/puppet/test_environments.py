@@ -19,9 +19,9 @@ from dropsonde.puppet.environments import (
     normalize_slug,
     read_metadata,
 )
-from tests.conftest import make_module, write
-from tests.time_limits import cpu_limit
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, read_fuzzed_file, source_bytes
+from tests.support.puppet_tree import make_module, write
+from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, ini_text, read_fuzzed_file, source_bytes
 
 
 def discover(roots, base=(), codedir=None):

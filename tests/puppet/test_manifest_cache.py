@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests, read_manifest
-from tests.conftest import write
+from tests.support.puppet_tree import write
 
 LATER = 10 ** 20  # a clock far past every file's timestamps: no record is too fresh to trust
 

@@ -14,8 +14,8 @@ from hypothesis import given
 
 from dropsonde.puppet.manifest_cache import read_manifest
 from dropsonde.puppet.manifests import ManifestInfo, read_manifest_data, read_manifest_text
-from tests.time_limits import cpu_limit
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes, source_text
+from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes, source_text
 
 DEBIAN_MODULES = Path("/usr/share/puppet/modules")
 HERE = Path(__file__).parent

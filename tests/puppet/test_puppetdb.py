@@ -21,11 +21,11 @@ from dropsonde.puppet.puppetdb import (
     pql_string,
     read_puppetdb_conf,
 )
-from tests.conftest import PuppetTree, forge_checksums, make_module, write
-from tests.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes
-from tests.fake_puppetdb import class_rows_server
-from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
-from tests.puppetdb_server import facts_for, free_port, make_ca, make_signed
+from tests.support.puppet_tree import PuppetTree, forge_checksums, make_module, write
+from tests.support.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes
+from tests.support.fake_puppetdb import class_rows_server
+from tests.support.loopback import DEEP_JSON, LoopbackServer, QuietHandler
+from tests.support.puppetdb_server import facts_for, free_port, make_ca, make_signed
 
 CANARY = "zzcanary"
 

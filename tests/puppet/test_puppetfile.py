@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropsonde.puppet.puppetfile import PuppetfileCalls, PuppetfileSyntaxError, read_puppetfile_source
-from tests.time_limits import cpu_limit
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
+from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
 
 PUPPETFILE = b"""
 forge 'https://forge.puppet.com'

@@ -7,8 +7,8 @@ from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.server_config import DEFAULT_INTERVAL, read_server_config
-from tests.conftest import write
-from tests.fuzzing import FUZZ, read_fuzzed_file, source_bytes
+from tests.support.puppet_tree import write
+from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
 
 
 def test_files_are_merged_and_opt_in_is_explicit(tmp_path):

@@ -9,9 +9,9 @@ from hypothesis import given
 
 from dropsonde.errors import DropsondeError
 from dropsonde.puppet.settings import detect_layout, load_puppet_settings, parse_puppet_conf
-from tests.conftest import write
-from tests.time_limits import cpu_limit
-from tests.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes
+from tests.support.puppet_tree import write
+from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes
 
 
 def test_layout_defaults():

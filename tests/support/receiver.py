@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
+from tests.support.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 
 
 @dataclass

@@ -1,22 +1,28 @@
-"""`dropsonde collector serve` as a real process on a free loopback port."""
+"""`dropsonde collector serve` as a real process on a free loopback port, and
+what tests send it (reports, POSTs) and read back from its SQLite store."""
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from typing import List, Optional
 
-from tests.puppetdb_server import free_port
+from tests.support.puppetdb_server import free_port
 
 # The collector's Forge list unless a test gives its own `--forge-cache`: the
 # modules of the example site and of the tests' reports.
 FORGE_MODULES = ["puppet-nginx", "puppetlabs-apache", "puppetlabs-concat", "puppetlabs-ntp", "puppetlabs-stdlib"]
+
+MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
 
 
 class CollectorProcess:
@@ -86,3 +92,19 @@ def envelope(site_id: str, modules: List[dict], **columns) -> bytes:
         "product": "popularity-module", "version": "1.0.0", "site_id": site_id,
         "self-service-analytics": {"snapshots": {k: {"value": v, "timestamp": stamp} for k, v in snapshots.items()}},
     }).encode()
+
+
+def site(n: int) -> str:
+    return hashlib.sha512(f"site{n}".encode()).hexdigest()
+
+
+def post(collector, body: bytes, content_type: str = "application/json", headers=None, timeout: float = 30):
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=timeout)
+    connection.request("POST", "/", body=body, headers={"Content-Type": content_type, **(headers or {})})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def rows(db: str, sql: str):
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from dropsonde.errors import DropsondeError
-from tests.time_limits import cpu_limit
+from tests.support.time_limits import cpu_limit
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ FUZZ = settings(
     database=None,  # no .hypothesis/ directory left in the tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
-# Hard limit on the CPU time of one example (tests.time_limits.cpu_limit): it stops a hang
+# Hard limit on the CPU time of one example (tests.support.time_limits.cpu_limit): it stops a hang
 # as it happens, and unlike a wall-clock deadline it does not fail on a busy machine.
 EXAMPLE_CPU_LIMIT = 2.0
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.loopback import DEEP_JSON, LoopbackServer, QuietHandler
+from tests.support.loopback import DEEP_JSON, LoopbackServer, QuietHandler
 
 # Early enough that 5,000 hourly updates still lie before the tests' fixed "now" (2026-11-27).
 EPOCH = datetime(2026, 4, 1, 12, 0, 0, tzinfo=timezone(timedelta(hours=-7)))

@@ -8,7 +8,7 @@ import json
 import urllib.parse
 from typing import Any, List
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.support.loopback import LoopbackServer, QuietHandler
 
 
 class ClassRowsHandler(QuietHandler):
