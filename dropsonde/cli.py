@@ -27,7 +27,7 @@ from dropsonde.collector.settings import (
 )
 from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
-from dropsonde.runner import Session
+from dropsonde.session import Session
 from dropsonde.terminal import PrintableFormatter, printable, printable_lines
 
 log = logging.getLogger("dropsonde")

@@ -242,7 +242,7 @@ def test_a_cache_directory_swapped_during_a_run_is_neither_read_nor_written(tree
     back is the one it wrote, and the files written later land there too."""
     from datetime import datetime, timezone
 
-    from dropsonde.runner import Session
+    from dropsonde.session import Session
     from tests.support.forge_server import ForgeServer, generate_modules
 
     now = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

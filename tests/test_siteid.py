@@ -116,7 +116,7 @@ def test_override_wins(tmp_path):
 
 def test_an_empty_localcacert_setting_is_said_to_be_empty(tree):
     """An empty setting was read as the path "" (the current directory): "Is a directory"."""
-    from dropsonde.runner import Session
+    from dropsonde.session import Session
 
     with open(tree.confdir / "puppet.conf", "a", encoding="utf-8") as conf:
         conf.write("localcacert =\n")

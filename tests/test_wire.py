@@ -23,7 +23,7 @@ def test_importing_the_collector_app_loads_no_puppet_reader():
     loaded = loaded_by("import dropsonde.collector.app")
     assert "dropsonde.wire" in loaded
     assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
-    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.runner"}
+    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.session"}
 
 
 def test_the_collector_learns_the_columns_without_loading_a_puppet_reader():
@@ -32,7 +32,7 @@ def test_the_collector_learns_the_columns_without_loading_a_puppet_reader():
                        "dropsonde.collector.aggregate; assert 'puppetfile_ruby_methods' in known_columns()")
     assert "dropsonde.metrics.puppetfiles" in loaded
     assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
-    assert not loaded & {"dropsonde.site", "dropsonde.runner"}
+    assert not loaded & {"dropsonde.site", "dropsonde.session"}
 
 
 def test_envelope():

@@ -10,7 +10,7 @@ import pytest
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache
-from dropsonde.runner import Session
+from dropsonde.session import Session
 from tests.support.puppet_tree import PuppetTree, make_module, write
 from tests.support.forge_server import ForgeServer, generate_modules
 
