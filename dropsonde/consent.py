@@ -45,10 +45,10 @@ class Consent:
 def report_columns(plugins: Iterable[MetricPlugin]) -> Dict[str, str]:
     """{column: description} of the enabled plugins, in report order: what a
     scheduled submission could send."""
-    from dropsonde.report import report_schema
+    from dropsonde.report import report_columns
 
     plugins = list(plugins)
-    columns = report_schema(plugins).columns
+    columns = report_columns(plugins).columns
     own = {column["name"] for plugin in plugins for column in plugin.schema()}
     return {column["name"]: str(column.get("description", "")) for column in columns if column["name"] in own}
 

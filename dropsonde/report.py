@@ -24,7 +24,7 @@ from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
     SchemaError,
-    record_json_schema,
+    json_schema_for_columns,
     schema_validator,
     validation_message,
 )
@@ -76,7 +76,7 @@ class Report:
         return envelope(self.site_id.value, self.values(), self.timestamp)
 
 
-def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:
+def plugin_columns(plugin: MetricPlugin) -> List[Dict[str, Any]]:
     """A plugin's columns, checked to be a list (its contents are checked by the JSON Schema translation)."""
     schema = plugin.schema()
     if not isinstance(schema, list) or not all(isinstance(column, dict) for column in schema):
@@ -84,19 +84,19 @@ def plugin_schema(plugin: MetricPlugin) -> List[Dict[str, Any]]:
     return schema
 
 
-def plugin_json_schema(plugin: MetricPlugin) -> Dict[str, Any]:
+def json_schema_for_plugin(plugin: MetricPlugin) -> Dict[str, Any]:
     """The JSON Schema of a plugin's columns: a BigQuery schema that does not
     translate is the plugin's error, named as such."""
     try:
-        return record_json_schema(plugin_schema(plugin))
+        return json_schema_for_columns(plugin_columns(plugin))
     except SchemaError as exc:
         raise PluginOutputError(plugin, "invalid schema", str(exc)) from None
 
 
 def plugin_validator(plugin: MetricPlugin) -> Any:
     """The validator of a plugin's columns, for a check outside a report run
-    (a run builds each once, through :meth:`ReportSchema.validators`)."""
-    return schema_validator(plugin_json_schema(plugin))
+    (a run builds each once, through :meth:`ReportColumns.validators`)."""
+    return schema_validator(json_schema_for_plugin(plugin))
 
 
 def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[Any] = None) -> Dict[str, Any]:
@@ -136,7 +136,7 @@ def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[Any] = None
 
 
 @dataclass
-class ReportSchema:
+class ReportColumns:
     """The report's columns (the skeleton's, then each plugin's) and each plugin's
     JSON Schema, in the order of the plugins given: checked once per run."""
 
@@ -149,31 +149,31 @@ class ReportSchema:
         return [schema_validator(json_schema) for json_schema in self.json_schemas]
 
 
-def report_schema(plugins: List[MetricPlugin]) -> ReportSchema:
+def report_columns(plugins: List[MetricPlugin]) -> ReportColumns:
     """Every plugin's schema checked, and a column name used twice is an error."""
     columns = [dict(column) for column in SKELETON_COLUMNS]
     json_schemas = []
     owner = {column["name"]: "the report skeleton" for column in columns}
     for plugin in plugins:
-        json_schemas.append(plugin_json_schema(plugin))
-        for column in plugin_schema(plugin):
+        json_schemas.append(json_schema_for_plugin(plugin))
+        for column in plugin_columns(plugin):
             if column["name"] in owner:
                 raise DropsondeError(
                     f"plugin {plugin.name}: column '{column['name']}' is already defined by {owner[column['name']]}"
                 )
             owner[column["name"]] = f"plugin {plugin.name}"
             columns.append(column)
-    return ReportSchema(columns, json_schemas)
+    return ReportColumns(columns, json_schemas)
 
 
 def check_columns(plugins: List[MetricPlugin]) -> List[Dict[str, Any]]:
     """Skeleton columns then every plugin's columns (the ``dev schema`` table)."""
-    return report_schema(plugins).columns
+    return report_columns(plugins).columns
 
 
 def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None) -> Report:
     """Run every enabled plugin and assemble the report."""
-    schema = report_schema(plugins.enabled)
+    declared = report_columns(plugins.enabled)
     now = now or datetime.now(timezone.utc)
     settings = site.puppet
     cacert = settings.values.get("localcacert")
@@ -182,7 +182,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
-    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, schema.validators())]
+    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, declared.validators())]
     for name, reason in plugins.broken.items():
         results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded ({reason})"))
     results.sort(key=lambda result: result.plugin.name)
@@ -260,7 +260,7 @@ def render_human(report: Report) -> str:
             lines += [_wrap(f"FAILED, nothing from this plugin is included: {result.error}; "
                             "the warning on stderr says why", "  "), ""]
             continue
-        for column in plugin_schema(plugin):
+        for column in plugin_columns(plugin):
             value = result.data.get(column["name"])
             # a third-party plugin's column description is text from outside: one line each
             lines.append(f"- {printable(column['name'])}: {printable(column.get('description', ''))}")
@@ -284,11 +284,11 @@ def _render_value(value: Any) -> Iterator[str]:
 
 def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
     """Random rows in the BigQuery table layout of ``dev schema``, each validated against it."""
-    schema = report_schema(plugins)
-    validator = schema_validator(record_json_schema(schema.columns))
+    declared = report_columns(plugins)
+    validator = schema_validator(json_schema_for_columns(declared.columns))
     rng = random.Random(seed)
     modules = sorted(public_modules)
-    validators = schema.validators()
+    validators = declared.validators()
     for _ in range(size):
         row: Dict[str, Any] = {
             "message_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),

@@ -1,6 +1,8 @@
-"""Report schemas: BigQuery column lists (the skeleton every row starts with
-is :data:`dropsonde.wire.SKELETON_COLUMNS`) and their translation to JSON Schema so that plugin data is checked by type
-(not just by key) before it can be previewed or sent. Every INTEGER column holds
+"""Report schemas. Two words, never mixed: *columns* are BigQuery column
+declarations (what a plugin's ``schema()`` returns; the skeleton every row starts
+with is :data:`dropsonde.wire.SKELETON_COLUMNS`), and a *JSON Schema* is their
+translation (``json_schema_for_column``, ``json_schema_for_columns``), so that
+plugin data is checked by type (not just by key) before it can be previewed or sent. Every INTEGER column holds
 a whole number from 0 to :data:`MAX_INTEGER`, for third-party plugins too.
 
 That JSON Schema is checked by jsonschema (the project's chosen validator),
@@ -36,14 +38,14 @@ class SchemaError(ValueError):
     """A plugin's schema is not a valid BigQuery column list."""
 
 
-def column_json_schema(column: Dict[str, Any]) -> Dict[str, Any]:
+def json_schema_for_column(column: Dict[str, Any]) -> Dict[str, Any]:
     """JSON Schema for the values of one BigQuery column (mode included)."""
     kind = str(column.get("type", "")).upper()
     if kind in ("RECORD", "STRUCT"):
         fields = column.get("fields")
         if not isinstance(fields, list) or not fields:
             raise SchemaError(f"column {column.get('name')!r}: a RECORD needs fields")
-        item: Dict[str, Any] = record_json_schema(fields)
+        item: Dict[str, Any] = json_schema_for_columns(fields)
     elif kind in _JSON_TYPES:
         item = dict(_JSON_TYPES[kind])
     else:
@@ -58,7 +60,7 @@ def column_json_schema(column: Dict[str, Any]) -> Dict[str, Any]:
     raise SchemaError(f"column {column.get('name')!r}: unknown mode {column.get('mode')!r}")
 
 
-def record_json_schema(columns: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+def json_schema_for_columns(columns: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     """JSON Schema of an object holding ``columns``: no other keys, REQUIRED ones present."""
     properties: Dict[str, Any] = {}
     required: List[str] = []
@@ -68,15 +70,15 @@ def record_json_schema(columns: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
             raise SchemaError(f"column without a name: {column!r}")
         if name in properties:
             raise SchemaError(f"column {name!r} defined twice")
-        properties[name] = column_json_schema(column)
+        properties[name] = json_schema_for_column(column)
         if str(column.get("mode", "NULLABLE")).upper() == "REQUIRED":
             required.append(name)
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
 def schema_validator(schema: Dict[str, Any]) -> Any:
-    """A Draft 7 validator of ``schema`` (made by :func:`record_json_schema` or
-    :func:`column_json_schema`, so valid by construction): build it once and use it
+    """A Draft 7 validator of ``schema`` (made by :func:`json_schema_for_columns` or
+    :func:`json_schema_for_column`, so valid by construction): build it once and use it
     for every check. No format checker: BigQuery's types need none. jsonschema is
     imported here, not at the top, so ``--help``, ``list`` and ``dev schema`` never
     load it."""

@@ -9,7 +9,7 @@ import shutil
 import jsonschema
 import pytest
 
-from dropsonde.schema import record_json_schema
+from dropsonde.schema import json_schema_for_columns
 from dropsonde.wire import SKELETON_COLUMNS
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.paths import EXAMPLE_SITE
@@ -185,7 +185,7 @@ def test_dev_example_rows_match_dev_schema(example, tmp_path):
     assert result.returncode == 0 and result.stdout == ""
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 25
-    validator = jsonschema.Draft7Validator(record_json_schema(columns))
+    validator = jsonschema.Draft7Validator(json_schema_for_columns(columns))
     for row in rows:
         assert list(validator.iter_errors(row)) == []
     forge = set(json.loads((EXAMPLE_SITE / "cache" / "forge.json").read_text())["modules"])

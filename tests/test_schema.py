@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dropsonde.schema import SchemaError, column_json_schema, record_json_schema, schema_validator
+from dropsonde.schema import SchemaError, json_schema_for_column, json_schema_for_columns, schema_validator
 
 
 def valid(schema, value) -> bool:
@@ -12,18 +12,18 @@ def valid(schema, value) -> bool:
 
 
 def test_modes_and_scalar_types():
-    assert valid(column_json_schema({"name": "n", "type": "INTEGER", "mode": "NULLABLE"}), None)
-    assert not valid(column_json_schema({"name": "n", "type": "INTEGER", "mode": "REQUIRED"}), None)
-    assert not valid(column_json_schema({"name": "n", "type": "INTEGER"}), "3")
-    assert not valid(column_json_schema({"name": "n", "type": "INTEGER"}), 3.5)
-    assert valid(column_json_schema({"name": "f", "type": "FLOAT"}), 3.5)
-    assert not valid(column_json_schema({"name": "b", "type": "BOOLEAN"}), 1)
-    assert valid(column_json_schema({"name": "s", "type": "STRING", "mode": "REPEATED"}), ["a", "b"])
-    assert not valid(column_json_schema({"name": "s", "type": "STRING", "mode": "REPEATED"}), "ab")
+    assert valid(json_schema_for_column({"name": "n", "type": "INTEGER", "mode": "NULLABLE"}), None)
+    assert not valid(json_schema_for_column({"name": "n", "type": "INTEGER", "mode": "REQUIRED"}), None)
+    assert not valid(json_schema_for_column({"name": "n", "type": "INTEGER"}), "3")
+    assert not valid(json_schema_for_column({"name": "n", "type": "INTEGER"}), 3.5)
+    assert valid(json_schema_for_column({"name": "f", "type": "FLOAT"}), 3.5)
+    assert not valid(json_schema_for_column({"name": "b", "type": "BOOLEAN"}), 1)
+    assert valid(json_schema_for_column({"name": "s", "type": "STRING", "mode": "REPEATED"}), ["a", "b"])
+    assert not valid(json_schema_for_column({"name": "s", "type": "STRING", "mode": "REPEATED"}), "ab")
 
 
 def test_records_reject_undeclared_and_missing_required_fields():
-    schema = record_json_schema([
+    schema = json_schema_for_columns([
         {"name": "rows", "type": "RECORD", "mode": "REPEATED", "fields": [
             {"name": "name", "type": "STRING", "mode": "REQUIRED"},
             {"name": "count", "type": "INTEGER", "mode": "NULLABLE"},
@@ -46,12 +46,12 @@ def test_records_reject_undeclared_and_missing_required_fields():
 )
 def test_invalid_schemas(column, message):
     with pytest.raises(SchemaError, match=message):
-        record_json_schema([column])
+        json_schema_for_columns([column])
 
 
 def test_duplicate_column_in_one_record():
     with pytest.raises(SchemaError, match="defined twice"):
-        record_json_schema([{"name": "a", "type": "STRING"}, {"name": "a", "type": "INTEGER"}])
+        json_schema_for_columns([{"name": "a", "type": "STRING"}, {"name": "a", "type": "INTEGER"}])
 
 
 @pytest.mark.parametrize("kind", ["INTEGER", "INT64"])
@@ -60,6 +60,6 @@ def test_duplicate_column_in_one_record():
 def test_integers_are_bounded_for_every_plugin(kind, value, valid):
     """Review L2: a count of 10^30 (beyond INT64) or -5 passed validation. The bound is in
     the schema translation, so it holds for third-party plugins' INTEGER columns too."""
-    schema = record_json_schema([{"name": "rows", "type": "RECORD", "mode": "REPEATED",
+    schema = json_schema_for_columns([{"name": "rows", "type": "RECORD", "mode": "REPEATED",
                                   "fields": [{"name": "n", "type": kind, "mode": "REQUIRED"}]}])
     assert schema_validator(schema).is_valid({"rows": [{"n": value}]}) is valid

@@ -21,7 +21,7 @@ from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.limits import RateLimiter, client_address, rate_key, read_body
 from dropsonde.collector.settings import CollectorSettings
 from dropsonde.collector.storage import Store
-from dropsonde.schema import column_json_schema, schema_validator, validation_message
+from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
 from dropsonde.wire import ANALYTICS_KEY, ENVELOPE_KEYS, PRODUCT, REPORT_VERSION, sortable_timestamp
 
 SITE_ID_RE = re.compile(r"^[0-9a-f]{128}$")
@@ -87,7 +87,7 @@ class ReportValidator:
     """Checks a report against the envelope and the schemas of the known columns."""
 
     def __init__(self, columns: Dict[str, Dict[str, Any]]) -> None:
-        self.validators = {name: schema_validator(column_json_schema(column)) for name, column in columns.items()}
+        self.validators = {name: schema_validator(json_schema_for_column(column)) for name, column in columns.items()}
 
     def check(self, report: Any) -> Tuple[str, Dict[str, Any]]:
         """The site id and the snapshot values by column; Rejected(400) naming the first problem."""

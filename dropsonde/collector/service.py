@@ -157,10 +157,10 @@ def load_jsonl(path: Path, db: str) -> int:
     """Load ``dev example`` rows (the table layout) after checking each against the schema."""
     from dropsonde.plugins import load_plugins
     from dropsonde.report import check_columns
-    from dropsonde.schema import record_json_schema, schema_validator, validation_message
+    from dropsonde.schema import json_schema_for_columns, schema_validator, validation_message
 
     columns = check_columns(load_plugins().enabled)
-    validator = schema_validator(record_json_schema(columns))
+    validator = schema_validator(json_schema_for_columns(columns))
     store = open_store(db, [c["name"] for c in columns if c["name"] not in SKELETON])
     batch: List[Dict[str, Any]] = []
     loaded = 0
