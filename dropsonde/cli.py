@@ -18,12 +18,12 @@ from typing import Any, List, Optional
 import typer
 
 from dropsonde import __version__
-from dropsonde.collector.settings import (
+from dropsonde.collector.options import (
     DEFAULT_CONNECTIONS,
     DEFAULT_EPSILON,
     DEFAULT_K,
     DEFAULT_LISTEN,
-    CollectorSettings,
+    ServeOptions,
 )
 from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -331,16 +331,16 @@ def collector_serve(
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
     forge_cache: Path = typer.Option(..., "--forge-cache", help="forge.json (as `dropsonde update` keeps it): "
                                      "the only modules a report may name."),
-    max_body: int = typer.Option(CollectorSettings.max_body, "--max-body", min=1024, help="Largest report accepted, in bytes."),
-    rate: int = typer.Option(CollectorSettings.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
+    max_body: int = typer.Option(ServeOptions.max_body, "--max-body", min=1024, help="Largest report accepted, in bytes."),
+    rate: int = typer.Option(ServeOptions.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
     trusted_proxy: List[str] = typer.Option([], "--trusted-proxy", help="CIDR of a reverse proxy whose "
                                             "X-Forwarded-For names the client (repeatable)."),
-    read_timeout: int = typer.Option(CollectorSettings.read_timeout, "--read-timeout", min=1, help="Seconds a client has to send "
+    read_timeout: int = typer.Option(ServeOptions.read_timeout, "--read-timeout", min=1, help="Seconds a client has to send "
                                      "a request's headers, and again its body."),
     connections: int = typer.Option(DEFAULT_CONNECTIONS, "--connections", min=1, help="Connections served at once per worker."),
     latest: Optional[str] = typer.Option(None, "--latest-version", help="Newest client release (X.Y.Z): older clients are told."),
-    link: str = typer.Option(CollectorSettings.download_link, "--download-link", help="Where a newer client is."),
-    store_ip: bool = typer.Option(CollectorSettings.store_ip, "--store-ip", help="Keep client addresses (not stored by default)."),
+    link: str = typer.Option(ServeOptions.download_link, "--download-link", help="Where a newer client is."),
+    store_ip: bool = typer.Option(ServeOptions.store_ip, "--store-ip", help="Keep client addresses (not stored by default)."),
     workers: int = typer.Option(0, "--workers", min=0, show_default=False,
                                 help="Worker processes. [default: one per CPU]"),
 ) -> None:
@@ -352,10 +352,10 @@ def collector_serve(
         proxies = parse_networks(trusted_proxy)
     except ValueError as exc:
         raise DropsondeError(str(exc)) from None
-    settings = CollectorSettings(max_body=max_body, rate_per_minute=rate, latest_version=latest,
-                                 download_link=link, store_ip=store_ip, trusted_proxies=proxies,
-                                 read_timeout=read_timeout)
-    serve(listen, db, settings, forge_cache, connections, workers or os.cpu_count() or 1)
+    options = ServeOptions(max_body=max_body, rate_per_minute=rate, latest_version=latest,
+                           download_link=link, store_ip=store_ip, trusted_proxies=proxies,
+                           read_timeout=read_timeout)
+    serve(listen, db, options, forge_cache, connections, workers or os.cpu_count() or 1)
 
 
 @collector_app.command("aggregate")

@@ -180,7 +180,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
 
 
 def read_config_file(path: Path) -> Dict[str, Any]:
-    """The settings in ``telemetry.yaml`` as {key: checked value}, plus "commands".
+    """The options in ``telemetry.yaml`` as {key: checked value}, plus "commands".
 
     A missing file is an empty config; anything malformed raises DropsondeError
     naming the file and the key or line.
@@ -210,29 +210,29 @@ def read_config_file(path: Path) -> Dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise DropsondeError(f"{path}: expected a mapping of settings at the top level")
-    settings: Dict[str, Any] = {}
+    options: Dict[str, Any] = {}
     for raw_key, value in data.items():
         key = ALIASES.get(_key(raw_key), _key(raw_key))
         if key == "commands":
             commands: Dict[str, Dict[str, Any]] = {}
             _read_commands(path, value, "", commands)
-            settings["commands"] = commands
+            options["commands"] = commands
         elif key in IGNORED_KEYS:
             continue
         elif key not in GLOBAL_KEYS:
             raise DropsondeError(f"{path}: key '{shortened(key)}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
         elif value is not None:
-            settings[key] = _check(path, key, GLOBAL_KEYS[key], value)
-    return settings
+            options[key] = _check(path, key, GLOBAL_KEYS[key], value)
+    return options
 
 
-def merge_options(given: Mapping[str, Any], file_settings: Mapping[str, Any], config_file: Optional[Path]) -> Options:
+def merge_options(given: Mapping[str, Any], file_options: Mapping[str, Any], config_file: Optional[Path]) -> Options:
     """Command line (``given``, None = not given) over the file over defaults."""
     options = Options(config_file=config_file)
     for name in GLOBAL_KEYS:
         if given.get(name) is not None:
             setattr(options, name, given[name])
-        elif name in file_settings:
-            setattr(options, name, file_settings[name])
-    options.commands = dict(file_settings.get("commands", {}))
+        elif name in file_options:
+            setattr(options, name, file_options[name])
+    options.commands = dict(file_options.get("commands", {}))
     return options

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from dropsonde.forge_cache import ForgeCache
     from dropsonde.plugins import PluginSet
     from dropsonde.puppet.server_config import ServerConfig
-    from dropsonde.puppet.settings import PuppetSettings
+    from dropsonde.puppet.puppet_conf import PuppetSettings
     from dropsonde.report import Report
     from dropsonde.site import Site
 
@@ -47,7 +47,7 @@ def utc_now() -> datetime:
 
 def config_file_for(given: Mapping[str, Any]) -> Path:
     """``telemetry.yaml``: in the parent of Puppet's confdir, as the Ruby client reads it."""
-    from dropsonde.puppet.settings import resolve_confdir
+    from dropsonde.puppet.puppet_conf import resolve_confdir
 
     return Path(resolve_confdir(given.get("confdir"))).parent / CONFIG_FILENAME
 
@@ -113,7 +113,7 @@ class Session:
         """Which Puppet layout's defaults apply. As `puppetserver dropsonde` the
         server's own (AIO or Debian) even when not root: the shim and the timer
         run as the user Puppet Server runs as, and must see what the server sees."""
-        from dropsonde.puppet.settings import detect_layout
+        from dropsonde.puppet.puppet_conf import detect_layout
 
         return detect_layout(is_root=True) if self.given.get("puppetserver") else detect_layout()
 

@@ -42,7 +42,7 @@ from dropsonde.puppet.puppetdb import (
     fetch_class_usage,
     read_puppetdb_conf,
 )
-from dropsonde.puppet.settings import PuppetSettings, load_puppet_settings
+from dropsonde.puppet.puppet_conf import PuppetSettings, load_puppet_settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.limits import RateLimiter, client_address, rate_key, read_body
-from dropsonde.collector.settings import CollectorSettings
+from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.storage import Store
 from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
 from dropsonde.wire import ANALYTICS_KEY, ENVELOPE_KEYS, PRODUCT, REPORT_VERSION, sortable_timestamp
@@ -134,13 +134,13 @@ def _newer(user_agent: str, latest: Optional[str]) -> bool:
 class CollectorApp:
     """The WSGI application."""
 
-    def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], settings: CollectorSettings,
+    def __init__(self, store: Store, columns: Dict[str, Dict[str, Any]], options: ServeOptions,
                  allowlist: Allowlist, limiter: RateLimiter) -> None:
         self.store = store
         self.columns = columns
         self.validator = ReportValidator(columns)
         self.allowlist = allowlist
-        self.settings = settings
+        self.options = options
         self.limiter = limiter
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -157,7 +157,7 @@ class CollectorApp:
             raise Rejected(404, "reports are POSTed to /")
         if environ.get("REQUEST_METHOD") != "POST":
             raise Rejected(405, "reports are POSTed to /")
-        address = client_address(environ, self.settings.trusted_proxies)
+        address = client_address(environ, self.options.trusted_proxies)
         if not self._allow(address):
             raise Rejected(429, "too many reports from this address; try again later")
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -167,12 +167,12 @@ class CollectorApp:
             length = int(environ.get("CONTENT_LENGTH") or "")
         except ValueError:
             raise Rejected(411, "a Content-Length is required") from None
-        if length > self.settings.max_body:
-            raise Rejected(413, f"the report is larger than {self.settings.max_body} bytes")
+        if length > self.options.max_body:
+            raise Rejected(413, f"the report is larger than {self.options.max_body} bytes")
         try:
-            body = read_body(environ, length, self.settings.read_timeout)
+            body = read_body(environ, length, self.options.read_timeout)
         except TimeoutError:
-            raise Rejected(408, f"the report was not sent within {self.settings.read_timeout:g} s") from None
+            raise Rejected(408, f"the report was not sent within {self.options.read_timeout:g} s") from None
         site_id, values = self.validator.check(parse_body(body))
         violation = self.allowlist.violation(self.columns, values)
         if violation is not None:
@@ -183,16 +183,16 @@ class CollectorApp:
             "product": PRODUCT,
             "version": REPORT_VERSION,
             "timestamp": sortable_timestamp(datetime.now(timezone.utc)),
-            "ip": address if self.settings.store_ip else None,
+            "ip": address if self.options.store_ip else None,
             **values,
         }
         try:
             self.store.insert(row)
         except Exception:  # noqa: BLE001 - the client will retry; nothing was stored
             raise Rejected(503, "the report could not be stored; try again later") from None
-        newer = _newer(environ.get("HTTP_USER_AGENT", ""), self.settings.latest_version)
+        newer = _newer(environ.get("HTTP_USER_AGENT", ""), self.options.latest_version)
         message = "Report received, thank you." if not newer else "Report received."
-        return 200, {"message": message, "newer": newer, "link": self.settings.download_link if newer else None}
+        return 200, {"message": message, "newer": newer, "link": self.options.download_link if newer else None}
 
     def _allow(self, address: str) -> bool:
         try:

@@ -29,7 +29,7 @@ import random
 import secrets
 from typing import Optional
 
-from dropsonde.collector.settings import DEFAULT_EPSILON
+from dropsonde.collector.options import DEFAULT_EPSILON
 
 class GeometricNoise:
     """Adds two-sided geometric noise calibrated to ``epsilon`` per published number."""

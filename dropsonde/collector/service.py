@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.limits import RateLimiter
-from dropsonde.collector.settings import DEFAULT_CONNECTIONS
+from dropsonde.collector.options import DEFAULT_CONNECTIONS, ServeOptions
 from dropsonde.collector.storage import Store, open_store
 from dropsonde.errors import DropsondeError
 from dropsonde.forge_cache import read_forge_file
@@ -64,7 +64,7 @@ def load_allowlist(forge_cache: Path) -> Allowlist:
     return Allowlist(read_forge_file(forge_cache).modules)
 
 
-def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: int = DEFAULT_CONNECTIONS,
+def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connections: int = DEFAULT_CONNECTIONS,
           workers: int = 1) -> None:
     """Serve until SIGTERM (graceful) or SIGINT, on gunicorn with gevent workers.
 
@@ -73,7 +73,7 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
     its heartbeat (30 s), and on SIGHUP replaces them gracefully (re-reading
     ``forge_cache``). Its gevent worker serves each connection in a greenlet,
     so a slow client holds a greenlet, not a thread; reading a request's
-    headers is bounded by ``settings.read_timeout`` (gunicorn's keep-alive
+    headers is bounded by ``options.read_timeout`` (gunicorn's keep-alive
     timeout wraps it) and its body by the application, and at most
     ``connections`` are served per worker (the rest wait in the backlog).
     """
@@ -84,7 +84,7 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
     listener = bind(listen)
     open_store(db, list(columns))  # schema created once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
-    limiter = RateLimiter(os.path.join(scratch, "rate.db"), settings.rate_per_minute).create()
+    limiter = RateLimiter(os.path.join(scratch, "rate.db"), options.rate_per_minute).create()
     master = os.getpid()
 
     def load_app() -> Any:
@@ -95,11 +95,11 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
         store.start_writer()
         # Read again here, so a SIGHUP after `dropsonde update` takes the new list; a list
         # that has become unreadable stops the workers (fail closed) rather than accept anything.
-        return CollectorApp(store, columns, settings, load_allowlist(forge_cache), limiter)
+        return CollectorApp(store, columns, options, load_allowlist(forge_cache), limiter)
 
     class Server(BaseApplication):  # type: ignore[misc] # gunicorn publishes no types
         def load_config(self) -> None:
-            for key, value in _gunicorn_options(listener, settings, connections, workers).items():
+            for key, value in _gunicorn_options(listener, options, connections, workers).items():
                 if key in self.cfg.settings:  # settings newer than the oldest gunicorn supported are skipped
                     self.cfg.set(key, value)
 
@@ -115,13 +115,13 @@ def serve(listen: str, db: str, settings: Any, forge_cache: Path, connections: i
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _gunicorn_options(listener: socket.socket, settings: Any, connections: int, workers: int) -> Dict[str, Any]:
+def _gunicorn_options(listener: socket.socket, options: ServeOptions, connections: int, workers: int) -> Dict[str, Any]:
     return {
         "bind": f"fd://{listener.fileno()}",
         "workers": workers,
         "worker_class": "gevent",
         "worker_connections": connections,
-        "keepalive": settings.read_timeout,  # bounds reading each request's line and headers
+        "keepalive": options.read_timeout,  # bounds reading each request's line and headers
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": WORKER_TIMEOUT,
         "backlog": LISTEN_BACKLOG,

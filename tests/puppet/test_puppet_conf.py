@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 from dropsonde.errors import DropsondeError
-from dropsonde.puppet.settings import detect_layout, load_puppet_settings, parse_puppet_conf
+from dropsonde.puppet.puppet_conf import detect_layout, load_puppet_settings, parse_puppet_conf
 from tests.support.puppet_tree import write
 from tests.support.time_limits import cpu_limit
 from tests.support.fuzzing import FUZZ, ini_text, read_fuzzed_file, source_bytes

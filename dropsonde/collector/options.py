@@ -1,4 +1,4 @@
-"""The collector's settings and their defaults, in one place: the options of
+"""The collector commands' options and their defaults, in one place:
 ``dropsonde collector serve`` and ``aggregate`` take their defaults from here,
 and so does the code that runs without those commands (tests, WSGI servers).
 
@@ -27,7 +27,7 @@ _RELEASE_RE = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 @dataclass
-class CollectorSettings:
+class ServeOptions:
     """How ``collector serve`` answers: limits, the newer-client hint, what is kept."""
 
     # 512 KiB: the example site's reports are under 3 KB; a 93-module report listing every class
