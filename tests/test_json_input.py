@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dropsonde.json_input import MAX_JSON_DEPTH, InvalidJSON, load_json
-from tests.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
-from tests.time_limits import cpu_limit
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
+from tests.support.time_limits import cpu_limit
 
 
 def test_plain_documents_are_read():
