@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
+from dropsonde.cpu_budget import MANIFEST_CPU_SECONDS, OverBudget, cpu_budget
+
 DECLARING_FUNCTIONS = frozenset({"include", "require", "contain"})
 ATTRIBUTE_ARROWS = frozenset({"=>", "+>"})
 
@@ -119,6 +121,10 @@ class _Scan:
         self._found: Dict[str, Tuple[int, int]] = {}
         self.no_regex = (0, 0)  # a '/' in [start, end) cannot open a regex
         self.no_heredoc = (0, 0)  # an '@(' followed by text in [start, end) is no heredoc
+        # Where the heredoc bodies of the current line end: shared by the lexer of an
+        # interpolation and the one around it, as Puppet's lexing context is, so that
+        # `"${@(END)}"` skips its body once the line ends, whichever lexer gets there.
+        self.resume_after_line: Optional[int] = None
 
     def find(self, needle: str, pos: int) -> int:
         """``text.find(needle, pos)``, answered from an earlier search when it covers ``pos``."""
@@ -139,21 +145,21 @@ class _Lexer:
         self.scan = scan or _Scan(text)
         self.depth = depth  # of string interpolation
         self.pos = 0
-        self.resume_after_line: Optional[int] = None  # where heredoc bodies on this line end
 
     def tokens(self) -> Iterator[Token]:
         """Yield every significant token until end of input."""
         text, size = self.text, len(self.text)
         last_kind, last_value = "", ""
+        scan = self.scan
         while True:
-            resume = self.resume_after_line
+            resume = scan.resume_after_line
             heredoc_pending = resume is not None
             match = None if heredoc_pending else _TOKEN_RE.match(text, self.pos)
             if match is None:
                 start = self._skip(self.pos, keep_newline=heredoc_pending)
                 if resume is not None and (start >= size or text[start] == "\n"):
                     # never backwards, even if a string ran on into the heredoc body
-                    self.pos, self.resume_after_line = max(start, resume), None
+                    self.pos, scan.resume_after_line = max(start, resume), None
                     continue
                 if start >= size:
                     self.pos = size
@@ -306,16 +312,21 @@ class _Lexer:
         if not tag:
             return Token("OP", "@(", start)
         self.pos = spec.end()
-        body_start = self.resume_after_line
+        body_start = self.scan.resume_after_line
         if body_start is None:
             newline = self.scan.find("\n", self.pos)
             body_start = len(self.text) if newline < 0 else newline + 1
-        self.resume_after_line = self._heredoc_end(tag, body_start)
+        self.scan.resume_after_line = self._heredoc_end(tag, body_start)
         return Token("HEREDOC", "", start)
 
     def _heredoc_end(self, tag: str, pos: int) -> int:
         """Offset just past the first line from ``pos`` that ends in ``tag`` (then
-        blanks and an optional CR), or the end of the text."""
+        blanks and an optional CR), or the end of the text.
+
+        Linear overall: the lines searched are the heredoc's body, which the
+        lexers then skip (``resume_after_line`` is shared), and a heredoc with
+        no end runs to the end of the text, where every lexer stops (Puppet
+        rejects the file)."""
         text, size = self.text, len(self.text)
         while pos < size:
             newline = text.find("\n", pos)
@@ -327,6 +338,18 @@ class _Lexer:
                 return min(line_end + 1, size)
             pos = line_end + 1
         return size
+
+
+#: What one manifest's result may weigh: the characters of the names it defines
+#: and declares. The largest real one (Debian's oci::controller, 259 declared
+#: classes) is 5.7 KB; past this the file is set aside. It bounds the memory and
+#: the cache space a manifest takes (400,000 nested classes named after a
+#: 1,000-character one would take 400 MB).
+MANIFEST_OUTPUT_BYTES = 64 * 1024
+
+
+class _OverOutputBudget(Exception):
+    """The manifest defines or declares more than MANIFEST_OUTPUT_BYTES of names."""
 
 
 # A nested class is named after every class around it. Past this length a
@@ -364,6 +387,13 @@ class _Reader:
         self.declared: Dict[int, Set[str]] = {}  # by id() of the Definition
         self.lines_before = 0  # newlines before line_pos: line numbers without rescanning
         self.line_pos = 0
+        self.output = 0  # characters of the names recorded so far
+
+    def _record(self, name: str) -> None:
+        """Count a name recorded against MANIFEST_OUTPUT_BYTES."""
+        self.output += len(name) + 8  # and the little each record costs besides its name
+        if self.output > MANIFEST_OUTPUT_BYTES:
+            raise _OverOutputBudget()
 
     def read(self) -> ManifestInfo:
         while self.index < len(self.tokens):
@@ -389,6 +419,7 @@ class _Reader:
             return
         seen = self.declared.setdefault(id(owner), set())
         if name not in seen:
+            self._record(name)
             seen.add(name)
             owner.declares.append(name)
 
@@ -449,6 +480,7 @@ class _Reader:
         if overlong:
             self.stack.append(_Frame(overlong=True))
             return
+        self._record(name)
         definition = Definition(kind=keyword.value, name=name, line=self._line(keyword.pos))
         self.info.definitions.append(definition)
         enclosing_class = name if keyword.value == "class" else frame.enclosing_class
@@ -517,8 +549,18 @@ class _Reader:
 
 
 def read_manifest_text(text: str) -> ManifestInfo:
-    """Definitions and declarations in Puppet source text."""
-    return _Reader(text).read()
+    """Definitions and declarations in Puppet source text, within the budgets:
+    MANIFEST_CPU_SECONDS of CPU time and MANIFEST_OUTPUT_BYTES of names. Over
+    either, nothing is returned (the file's classes are not public) and
+    ``error`` says which budget it broke."""
+    try:
+        with cpu_budget(MANIFEST_CPU_SECONDS):
+            return _Reader(text).read()
+    except OverBudget as exc:
+        return ManifestInfo(error=f"set aside: reading it took {exc} (MANIFEST_CPU_SECONDS)")
+    except _OverOutputBudget:
+        return ManifestInfo(error=f"set aside: it defines and declares more than {MANIFEST_OUTPUT_BYTES // 1024} KiB "
+                                  "of class names (MANIFEST_OUTPUT_BYTES)")
 
 
 def read_manifest_data(data: bytes) -> ManifestInfo:
@@ -537,5 +579,5 @@ def read_manifest_data(data: bytes) -> ManifestInfo:
         text = data.decode("utf-8", errors="replace")
         error = "not valid UTF-8"
     info = read_manifest_text(text)
-    info.error = error
+    info.error = info.error or error
     return info

@@ -13,10 +13,11 @@ rather than half-counted.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from dropsonde.cpu_budget import PUPPETFILE_CPU_SECONDS, Budget, OverBudget, cpu_budget
 
 RUBY_KEYWORDS = frozenset(
     """alias and begin break case class def defined? do else elsif end ensure false for if in
@@ -52,35 +53,37 @@ class PuppetfileCalls:
     defined_methods: Set[str] = field(default_factory=set)
 
 
-#: CPU seconds tree-sitter may spend on one Puppetfile, all its parses together.
-#: Real Puppetfiles take milliseconds; the Ruby grammar is far slower than linear
-#: on some hostile input (thousands of stray ``=end`` lines: minutes for 36 KB).
-PARSE_BUDGET = 1.0
+def _too_costly() -> PuppetfileSyntaxError:
+    return PuppetfileSyntaxError(
+        f"set aside: reading it took more than {PUPPETFILE_CPU_SECONDS:g} s of CPU time (PUPPETFILE_CPU_SECONDS)")
 
 
-def _parse(source: bytes, deadline: float) -> Any:
-    """tree-sitter's tree of ``source``, or PuppetfileSyntaxError once the process's
-    CPU time passes ``deadline``. tree-sitter checks a progress callback only when
-    it reads through a callback; its releases for Python 3.9 (0.23) have
-    ``timeout_micros`` instead. A cancelled parse is reset: tree-sitter would
+def _parse(source: bytes, budget: Budget) -> Any:
+    """tree-sitter's tree of ``source``, or PuppetfileSyntaxError once ``budget`` is
+    spent: tree-sitter's C code does not see the budget's signal, so it gets the
+    time left as its own limit. It checks a progress callback only when it reads
+    through a callback; its releases for Python 3.9 (0.23) have ``timeout_micros``
+    instead. A cancelled or interrupted parse is reset: tree-sitter would
     otherwise resume it on the next call, whatever that call's source."""
     parser = _parser()
-    refused = PuppetfileSyntaxError(f"too costly to parse (more than {PARSE_BUDGET:g} s of CPU): skipped")
-    remaining = deadline - time.process_time()
+    remaining = budget.remaining()
     if remaining <= 0:
-        raise refused
+        raise _too_costly()
     try:
         if hasattr(parser, "timeout_micros"):
             parser.timeout_micros = max(1, int(remaining * 1_000_000))
             tree = parser.parse(source)
         else:
             tree = parser.parse(lambda offset, _point: source[offset:offset + 65536],
-                                progress_callback=lambda *_progress: time.process_time() > deadline)
+                                progress_callback=lambda *_progress: budget.remaining() <= 0)
     except ValueError:  # "Parsing failed": cancelled by the callback or the timeout
         tree = None
+    except BaseException:  # the budget's own OverBudget, raised in the read callback
+        parser.reset()
+        raise
     if tree is None:
         parser.reset()
-        raise refused
+        raise _too_costly()
     return tree
 
 
@@ -92,8 +95,10 @@ def _parser() -> Any:
     return Parser(Language(tree_sitter_ruby.language()))
 
 
-def _text(node: Any) -> str:
-    text: bytes = node.text
+def _text(node: Any, source: bytes) -> str:
+    """The node's text, sliced from ``source``: tree-sitter's ``node.text`` costs
+    time proportional to the whole file (48,000 names of a 250 KB file: 2 s)."""
+    text = source[node.start_byte:node.end_byte]
     return text.decode("utf-8", errors="replace")
 
 
@@ -116,11 +121,11 @@ def _check_syntax(node: Any, parent: Optional[str], source: bytes) -> None:
     the type of the node's parent, passed down by the walk: tree-sitter finds
     ``node.parent`` by descending from the root, so asking it at every level of
     ``mod mod mod ...`` took quadratic time (30 KB of them: over 2 s)."""
-    if node.type == "identifier" and _text(node) in RUBY_KEYWORDS:
-        raise PuppetfileSyntaxError(f"unexpected keyword '{_text(node)}' at line {node.start_point[0] + 1}")
+    if node.type == "identifier" and _text(node, source) in RUBY_KEYWORDS:
+        raise PuppetfileSyntaxError(f"unexpected keyword '{_text(node, source)}' at line {node.start_point[0] + 1}")
     if node.type == "heredoc_body":
         ends = [child for child in node.children if child.type == "heredoc_end"]
-        if not ends or not _text(ends[-1]).strip():
+        if not ends or not _text(ends[-1], source).strip():
             raise PuppetfileSyntaxError(f"unterminated heredoc at line {node.start_point[0] + 1}")
     if node.type in ("test_pattern", "match_pattern") and parent in (
         "array", "argument_list", "element_reference", "pair"
@@ -143,6 +148,48 @@ def _check_syntax(node: Any, parent: Optional[str], source: bytes) -> None:
                 )
 
 
+class _Scopes:
+    """Ruby's local variables as the walk meets them, at a constant cost per
+    operation: one set per ``def``/``class``/``module`` (which see nothing from
+    outside), and an undo log so that a block's own variables are forgotten
+    when it ends (a copy of the set per block was quadratic: 20,000 locals and
+    8,000 blocks took 30 s)."""
+
+    def __init__(self) -> None:
+        self._names: List[Set[str]] = [set()]
+        self._added: List[List[str]] = [[]]  # per scope, in order, the names bound in it
+
+    def bind(self, name: str) -> None:
+        names = self._names[-1]
+        if name not in names:
+            names.add(name)
+            self._added[-1].append(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._names[-1]
+
+    def open_block(self) -> int:
+        """Where the current scope's undo log stands, to pass to :meth:`close_block`."""
+        return len(self._added[-1])
+
+    def close_block(self, mark: int) -> None:
+        names, added = self._names[-1], self._added[-1]
+        while len(added) > mark:
+            names.discard(added.pop())
+
+    def open_scope(self) -> None:
+        self._names.append(set())
+        self._added.append([])
+
+    def close_scope(self) -> None:
+        self._names.pop()
+        self._added.pop()
+
+
+# Entries of the walk's stack besides nodes: the end of a block or of a scope.
+_CLOSE_BLOCK, _CLOSE_SCOPE = "close block", "close scope"
+
+
 class _Walker:
     """Source-order walk that tracks which names are local variables.
 
@@ -153,58 +200,70 @@ class _Walker:
     def __init__(self, source: bytes) -> None:
         self.source = source  # what the tree was parsed from
         self.result = PuppetfileCalls()
+        self.scopes = _Scopes()
+        self._names: Dict[str, str] = {}  # one string per distinct name: a million calls cost 8 MB, not 50
 
-    def walk(self, root: Any, locals_: Set[str]) -> None:
-        """Visit ``root`` and its descendants in source order (a node before its children)."""
-        pending: List[Tuple[Any, Set[str], Optional[str]]] = [(root, locals_, None)]
+    def walk(self, root: Any) -> None:
+        """Visit ``root`` and its descendants in source order (a node before its
+        children); a block's or scope's end is an entry of the stack too."""
+        pending: List[Tuple[Any, Any]] = [(root, None)]
         while pending:
-            node, scope, parent = pending.pop()
-            scope = self._visit(node, parent, scope)
-            pending.extend((child, scope, node.type) for child in reversed(node.children))
+            node, parent = pending.pop()
+            if node is _CLOSE_BLOCK:
+                self.scopes.close_block(parent)
+                continue
+            if node is _CLOSE_SCOPE:
+                self.scopes.close_scope()
+                continue
+            kind = node.type
+            if kind in _SCOPE_NODES:
+                self.scopes.open_scope()
+                pending.append((_CLOSE_SCOPE, None))
+            elif kind in ("block", "do_block", "lambda"):
+                pending.append((_CLOSE_BLOCK, self.scopes.open_block()))
+            self._visit(node, parent)
+            pending.extend((child, kind) for child in reversed(node.children))
 
-    def _visit(self, node: Any, parent: Optional[str], locals_: Set[str]) -> Set[str]:
-        """Check and record one node; return the local variables its children see."""
+    def _visit(self, node: Any, parent: Optional[str]) -> None:
+        """Check and record one node, binding the local variables it introduces."""
         _check_syntax(node, parent, self.source)
         kind = node.type
         if kind in ("method", "singleton_method"):
             name = node.child_by_field_name("name")
             if name is not None:
-                self.result.defined_methods.add(_text(name))
-        if kind in _SCOPE_NODES:
-            locals_ = set()
-        elif kind in ("block", "do_block", "lambda"):
-            locals_ = set(locals_)
+                self.result.defined_methods.add(_text(name, self.source))
         if kind in _PARAMETER_NODES:
-            self._bind_parameters(node, locals_)
+            self._bind_parameters(node)
         if kind in ("assignment", "operator_assignment"):
             # Ruby binds the name when it sees the assignment, before the right side.
-            left = node.child_by_field_name("left")
-            self._bind_targets(left, locals_)
+            self._bind_targets(node.child_by_field_name("left"))
         if kind == "call" and _is_command(node, self.source):
             method = node.child_by_field_name("method")
-            name = _text(method) if method is not None else ""
-            if name and name not in locals_:
-                self.result.commands.append(name)
-        return locals_
+            name = _text(method, self.source) if method is not None else ""
+            if name and name not in self.scopes:
+                self.result.commands.append(self._names.setdefault(name, name))
 
-    def _bind_targets(self, node: Optional[Any], locals_: Set[str]) -> None:
-        if node is None:
-            return
-        if node.type == "identifier":
-            locals_.add(_text(node))
-        elif node.type in ("left_assignment_list", "destructured_left_assignment", "rest_assignment"):
-            for child in node.named_children:
-                self._bind_targets(child, locals_)
+    def _bind_targets(self, node: Optional[Any]) -> None:
+        """Bind the names assigned to, however deeply ``(a, (b, *c))`` nests them."""
+        pending = [node] if node is not None else []
+        while pending:
+            target = pending.pop()
+            if target.type == "identifier":
+                self.scopes.bind(_text(target, self.source))
+            elif target.type in ("left_assignment_list", "destructured_left_assignment", "rest_assignment"):
+                pending.extend(target.named_children)
 
-    def _bind_parameters(self, node: Any, locals_: Set[str]) -> None:
+    def _bind_parameters(self, node: Any) -> None:
+        """Bind the names a parameter list declares directly; a nested one (``def
+        m((a, b))``) binds its own when the walk reaches it, so that nesting costs
+        nothing more."""
         for child in node.named_children:
             if child.type == "identifier":
-                locals_.add(_text(child))
+                self.scopes.bind(_text(child, self.source))
             elif child.type in _PARAMETER_NODES:
                 name = child.child_by_field_name("name")
                 if name is not None:
-                    locals_.add(_text(name))
-                self._bind_parameters(child, locals_)
+                    self.scopes.bind(_text(name, self.source))
 
 
 def _first_error_offset(node: Any) -> int:
@@ -218,9 +277,9 @@ def _first_error_offset(node: Any) -> int:
     return start
 
 
-def _is_trailing_comma(node: Any) -> bool:
+def _is_trailing_comma(node: Any, source: bytes) -> bool:
     """The rest pattern tree-sitter makes of a pattern's trailing comma (``x => a,``)."""
-    return bool(node.type == "splat_parameter" and node.child_count == 0 and node.text == b",")
+    return bool(node.type == "splat_parameter" and node.child_count == 0 and source[node.start_byte:node.end_byte] == b",")
 
 
 def _next_code(source: bytes, pos: int) -> int:
@@ -251,21 +310,20 @@ _MODIFIER_RE = re.compile(rb"(?:if|unless|while|until|rescue)\b")
 _MAX_CONTINUATIONS = 8
 
 
-def _parse_as_ruby(source: bytes) -> Any:
+def _parse_as_ruby(source: bytes, budget: Budget) -> Any:
     """Parse ``source`` with tree-sitter, then undo where tree-sitter ends a
     statement that Ruby continues: after a pattern's trailing comma Ruby reads
     on past the newline (``#mod 'x',`` commented out leaves ``:git => 'url',``
     then ``:branch => 'main'``: one pattern to Ruby, which it rejects; two
     valid statements to tree-sitter). The line breaks there are blanked out
     and the source parsed again, so the tree is the one Ruby would build."""
-    deadline = time.process_time() + PARSE_BUDGET
-    tree = _parse(source, deadline)
+    tree = _parse(source, budget)
     for _attempt in range(_MAX_CONTINUATIONS):
         gaps = []
         pending = [tree.root_node]
         while pending:
             node = pending.pop()
-            if _is_trailing_comma(node):
+            if _is_trailing_comma(node, source):
                 start, end = node.end_byte, _next_code(source, node.end_byte)
                 if end >= len(source):
                     continue  # `x => a,` ends the file: valid
@@ -282,12 +340,21 @@ def _parse_as_ruby(source: bytes) -> Any:
         for start, end in gaps:
             joined[start:end] = b" " * (end - start)
         source = bytes(joined)
-        tree = _parse(source, deadline)
+        tree = _parse(source, budget)
     raise PuppetfileSyntaxError(f"a pattern continued over more than {_MAX_CONTINUATIONS} lines")
 
 
 def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
-    """Command calls in Puppetfile source; PuppetfileSyntaxError if Ruby would reject it."""
+    """Command calls in Puppetfile source; PuppetfileSyntaxError if Ruby would reject
+    it, or if reading it takes more than PUPPETFILE_CPU_SECONDS (set aside)."""
+    try:
+        with cpu_budget(PUPPETFILE_CPU_SECONDS) as budget:
+            return _read_puppetfile(source, budget)
+    except OverBudget:
+        raise _too_costly() from None
+
+
+def _read_puppetfile(source: bytes, budget: Budget) -> PuppetfileCalls:
     if b"\0" in source:
         raise PuppetfileSyntaxError("binary file (contains NUL bytes)")
     try:
@@ -295,10 +362,10 @@ def read_puppetfile_source(source: bytes) -> PuppetfileCalls:
     except UnicodeDecodeError:
         raise PuppetfileSyntaxError("not valid UTF-8") from None
     original = source
-    source, tree = _parse_as_ruby(source)
+    source, tree = _parse_as_ruby(source, budget)
     if tree.root_node.has_error:
         line = original.count(b"\n", 0, _first_error_offset(tree.root_node)) + 1
         raise PuppetfileSyntaxError(f"syntax error near line {line}")
     walker = _Walker(source)
-    walker.walk(tree.root_node, set())
+    walker.walk(tree.root_node)
     return walker.result

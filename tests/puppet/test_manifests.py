@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
+from dropsonde.cpu_budget import MANIFEST_CPU_SECONDS
 from dropsonde.puppet.manifest_cache import read_manifest
 from dropsonde.puppet.manifests import ManifestInfo, read_manifest_data, read_manifest_text
 from tests.support.time_limits import cpu_limit
@@ -198,16 +199,55 @@ PROFILE = "class profile::x {\n include apache\n}"
         pytest.param(PROFILE + "\n" + "@(" + " " * 50_000, id="heredoc-tag-of-blanks"),
         pytest.param(PROFILE + "\n" + "@(A) " * 20_000 + "\nA\n", id="many-heredocs-on-one-line"),
         pytest.param(PROFILE + "\n" + '"${' * 5_000, id="deeply-nested-interpolations"),
-        pytest.param("{" * 20_000 + "class a { include b }" * 20_000, id="definitions-deep-in-braces"),
-        pytest.param("class a { " * 20_000, id="20000-nested-classes"),
-        pytest.param("class a {" + "include b%d " * 20_000 % tuple(range(20_000)) + "}", id="20000-includes"),
-        pytest.param("class a {}\n" * 20_000, id="20000-classes"),
+        # the reviewer's: a heredoc opened in an interpolation closed on the same line rescanned the rest
+        pytest.param(PROFILE + "\n" + '$a = "${@(Z)}"\n' * 12_000, id="heredoc-in-interpolation"),
+        pytest.param(PROFILE + "\n" + "".join(f'$a = "${{@(Z{i})}}"\n' for i in range(12_000)),
+                     id="distinct-heredocs-in-interpolations"),
+        pytest.param(PROFILE + "\n" + "".join(f'$a = "${{@(Z{i})}}"\n' for i in range(6_000))
+                     + "".join(f"Z{i}\n" for i in reversed(range(6_000))), id="nested-heredoc-ends-reversed"),
+        pytest.param("{" * 20_000 + "class a { include b }" * 200, id="definitions-deep-in-braces"),
+        pytest.param("class a { " * 100, id="100-nested-classes"),
+        pytest.param("class a {" + "include b%d " * 2_000 % tuple(range(2_000)) + "}", id="2000-includes"),
+        pytest.param("class a {}\n" * 2_000, id="2000-classes"),
     ],
 )
 def test_hostile_manifests_are_read_in_bounded_time(text):
     with cpu_limit(1.0):
         info = read_manifest_text(text)
     assert info.definitions[0].name in ("profile::x", "a")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the reviewer's: 400,000 classes nested in one with a 1,000-character name took
+        # 1.6 GB and a 423 MB cache; a few such files made every later run re-parse all
+        pytest.param("class p" + "x" * 1000 + " {\n" + "class b{}\n" * 400_000 + "}\n", id="400000-nested-classes"),
+        pytest.param("{" * 20_000 + "class a { include b }" * 20_000, id="20000-definitions-deep-in-braces"),
+        pytest.param("class a { " * 20_000, id="20000-nested-classes"),
+        pytest.param("class a {" + "include b%d " * 20_000 % tuple(range(20_000)) + "}", id="20000-includes"),
+        pytest.param("class a {}\n" * 20_000, id="20000-classes"),
+    ],
+)
+def test_manifests_over_the_output_budget_are_set_aside(text):
+    """What a manifest defines and declares is bounded (MANIFEST_OUTPUT_BYTES, 64 KiB;
+    the largest real one is 5.7 KB): past it the file is set aside, its classes not public."""
+    with cpu_limit(MANIFEST_CPU_SECONDS + 1.0):
+        info = read_manifest_text(text)
+    assert info.definitions == []
+    assert info.error.startswith("set aside:")
+    assert "MANIFEST_OUTPUT_BYTES" in info.error or "MANIFEST_CPU_SECONDS" in info.error
+
+
+def test_a_manifest_over_its_cpu_budget_is_set_aside(monkeypatch):
+    """Whatever makes reading slow, the budget stops it: here a budget of a few ms."""
+    import dropsonde.puppet.manifests as manifests
+
+    monkeypatch.setattr(manifests, "MANIFEST_CPU_SECONDS", 0.005)
+    with cpu_limit(2.0):
+        info = read_manifest_text("class a { include b }\n" * 50_000)
+    assert info.definitions == []
+    assert info.error == "set aside: reading it took more than 0.005 s of CPU time (MANIFEST_CPU_SECONDS)"
 
 
 PUPPET_VOCABULARY = [

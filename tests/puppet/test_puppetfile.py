@@ -150,6 +150,13 @@ def test_fuzzed_puppetfiles_are_read_or_refused_in_bounded_time(source):
         pytest.param(b"x do\n" * 3_000 + b"mod 'a'\n" + b"end\n" * 3_000, id="3000-nested-blocks"),
         pytest.param(b"{a: " * 3_000 + b"1" + b"}" * 3_000 + b"\nmod 'a'\n", id="3000-nested-hashes"),
         pytest.param(b"{" * 20_000, id="20000-open-braces"),
+        # the reviewer's: every block copied every local variable (quadratic), and parameters
+        # nested 3,000 deep (valid Ruby) were bound by recursion (RecursionError)
+        pytest.param(b"".join(b"a%d=1\n" % i for i in range(20_000)) + b"x do\nend\n" * 8_000 + b"mod 'a'\n",
+                     id="20000-locals-then-8000-blocks"),
+        pytest.param(b"def m(" + b"(" * 3_000 + b"a" + b")" * 3_000 + b")\nend\nmod 'a'\n",
+                     id="3000-nested-destructured-parameters"),
+        pytest.param(b"(" * 3_000 + b"a" + b")" * 3_000 + b", b = 1, 2\nmod 'a'\n", id="3000-nested-assignment-targets"),
     ],
 )
 def test_hostile_puppetfiles_are_read_or_refused_in_bounded_time(source):
@@ -173,9 +180,9 @@ def test_a_puppetfile_tree_sitter_is_slow_on_is_refused_within_its_cpu_budget():
     """Found by the fuzz test: tree-sitter's Ruby grammar is far slower than linear on
     stray ``=end`` lines (6 KB: 3.3 s of CPU, 36 KB: over two minutes). Parsing one
     Puppetfile has a CPU budget; past it the file is refused like an unreadable one."""
-    from dropsonde.puppet.puppetfile import PARSE_BUDGET
+    from dropsonde.cpu_budget import PUPPETFILE_CPU_SECONDS
 
-    with cpu_limit(PARSE_BUDGET + 1.0), pytest.raises(PuppetfileSyntaxError, match="more than .* of CPU"):
+    with cpu_limit(PUPPETFILE_CPU_SECONDS + 1.0), pytest.raises(PuppetfileSyntaxError, match="more than .* of CPU"):
         read_puppetfile_source(b"mod =begin\n\n" + b"=end\n\n" * 6_000)
     # the cancelled parse is not resumed by the next file's
     assert read_puppetfile_source(b"mod 'puppetlabs-apache'\n").commands == ["mod"]

@@ -3,10 +3,10 @@ seconds, naming the input, instead of hanging the whole suite.
 
 Two clocks, one mechanism (an interval timer whose signal raises inside the block):
 
-- ``cpu_limit``: CPU time (``ITIMER_PROF``). Parsers of untrusted files must never
-  hang; a regression to exponential backtracking is caught, and a loaded CI machine
-  does not make the tests flaky, since waiting uses no CPU time. SIGPROF interrupts
-  Python code and the regular-expression engine alike.
+- ``cpu_limit``: CPU time, the probe's own budgets (:mod:`dropsonde.cpu_budget`),
+  so that the probe's budgets nest inside a test's limit. Parsers of untrusted
+  files must never hang; a regression to exponential backtracking is caught, and
+  a loaded CI machine does not make the tests flaky, since waiting uses no CPU time.
 - ``never_blocks``: wall-clock time (``ITIMER_REAL``). Opening a FIFO for reading
   waits for a writer using no CPU time, so ``cpu_limit`` never fires; SIGALRM
   interrupts the blocked system call instead. Nothing waits on it when the code
@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import signal
 from typing import Callable, Iterator
+
+from dropsonde.cpu_budget import Budget, cpu_budget
 
 
 class CPUTimeExceeded(AssertionError):
@@ -47,14 +49,9 @@ def _interval_limit(timer: int, signum: int, seconds: float, failure: Callable[[
         signal.signal(signum, previous)
 
 
-def cpu_limit(seconds: float) -> contextlib.AbstractContextManager[None]:
+def cpu_limit(seconds: float) -> contextlib.AbstractContextManager[Budget]:
     """Raise CPUTimeExceeded inside the block once it has used ``seconds`` of CPU time."""
-    return _interval_limit(
-        signal.ITIMER_PROF,
-        signal.SIGPROF,
-        seconds,
-        lambda: CPUTimeExceeded(f"still running after {seconds} s of CPU time"),
-    )
+    return cpu_budget(seconds, lambda: CPUTimeExceeded(f"still running after {seconds} s of CPU time"))
 
 
 def never_blocks(seconds: float = 10.0) -> contextlib.AbstractContextManager[None]:

@@ -1,0 +1,96 @@
+"""CPU-time budgets: the one mechanism that stops a reader of untrusted input
+which runs too long, whatever the reason.
+
+Each reader's algorithm is meant to be linear, but a budget holds even where
+that promise breaks (a backtracking regular expression, a library's parser,
+a case nobody thought of): the reader runs inside :func:`cpu_budget`, and once
+it has used its seconds of CPU time :class:`OverBudget` is raised inside it.
+The caller sets that input aside (its classes are not public) with one warning
+naming it and the budget, and the run goes on.
+
+CPU time, not wall-clock time: a loaded machine or a process stopped for a while
+does not make a file "too costly", so the verdict on a file is the same at
+every run (the manifest cache may keep it). The clock is the process's profiling
+interval timer (``ITIMER_PROF``), whose ``SIGPROF`` interrupts Python code and
+the regular-expression engine alike; C code that never returns to Python (a
+tree-sitter parse) needs its own limit, given as :meth:`Budget.remaining`.
+
+Budgets nest: an inner one never extends an outer one, and when the outer one
+runs out first, its own handler runs (the test suite's ``cpu_limit`` is built
+on this module). Signals reach the main thread only: elsewhere a budget is
+not enforced, and the readers' own bounds are what holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from typing import Callable, Iterator, Optional
+
+# What the probe's readers may spend, per file or answer. Real inputs take a small
+# fraction of these (README, "Budgets"): the largest manifest of Debian's modules
+# (292 KB) is read in 0.04 s, the largest Puppetfile of the r10k trees in milliseconds.
+#: One manifest (lexing and reading its definitions).
+MANIFEST_CPU_SECONDS = 1.0
+#: One Puppetfile, all its tree-sitter parses and the walk of the tree together.
+PUPPETFILE_CPU_SECONDS = 1.0
+#: One configuration file: puppet.conf, environment.conf, puppetdb.conf,
+#: telemetry.yaml, one conf.d file of Puppet Server (HOCON).
+CONFIG_CPU_SECONDS = 2.0
+#: Everything done with one PuppetDB answer once it has arrived.
+ANSWER_CPU_SECONDS = 5.0
+
+
+class OverBudget(Exception):
+    """The block used more CPU time than its budget; ``str()`` says how much it had."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"more than {seconds:g} s of CPU time")
+        self.seconds = seconds
+
+
+class Budget:
+    """A running budget: how much of it is left, for C code that takes its own limit."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.process_time) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self.deadline = clock() + seconds
+
+    def remaining(self) -> float:
+        """CPU seconds left (0 when spent)."""
+        return max(0.0, self.deadline - self._clock())
+
+
+@contextlib.contextmanager
+def cpu_budget(seconds: float, exceeded: Optional[Callable[[], BaseException]] = None) -> Iterator[Budget]:
+    """Run the block with at most ``seconds`` of CPU time; then raise ``exceeded()``
+    (by default :class:`OverBudget`) inside it. The timer is stopped, and an outer
+    budget's timer and handler restored, however the block ends."""
+    budget = Budget(seconds)
+    if threading.current_thread() is not threading.main_thread():
+        yield budget
+        return
+    failure = exceeded or (lambda: OverBudget(seconds))
+    outer_handler = signal.getsignal(signal.SIGPROF)
+    outer_left, _interval = signal.getitimer(signal.ITIMER_PROF)
+    outer_deadline = time.process_time() + outer_left if outer_left > 0 else None
+    outer_first = outer_deadline is not None and outer_deadline < budget.deadline
+
+    def expire(signum: int, frame: object) -> None:
+        if outer_first and callable(outer_handler):
+            outer_handler(signum, frame)  # type: ignore[arg-type]
+        raise failure()
+
+    signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, min(seconds, outer_left) if outer_first else seconds)
+    try:
+        yield budget
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, outer_handler)
+        if outer_deadline is not None:
+            # what the outer budget has left; spent already, it fires at once
+            signal.setitimer(signal.ITIMER_PROF, max(outer_deadline - time.process_time(), 1e-6))
