@@ -186,6 +186,10 @@ def _without_file_options(value: str) -> str:
 # Settings referring to settings referring to ... deeper than this are an
 # error: Puppet's own settings nest a few levels, and it bounds the recursion.
 _MAX_INTERPOLATION_DEPTH = 50
+#: The longest value a setting may have once interpolated. Real ones are paths
+#: (the longest default, hostprivkey, about 60 characters); `a = $b$b`, `b = $c$c`...
+#: doubles at each line, and 33 such lines (577 bytes) asked for 8 GB.
+MAX_SETTING_LENGTH = 64 * 1024
 
 
 def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: Tuple[str, ...]) -> str:
@@ -196,12 +200,18 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
     if len(seen) > _MAX_INTERPOLATION_DEPTH:
         raise DropsondeError(f"puppet settings: ${name}: more than {_MAX_INTERPOLATION_DEPTH} levels of $setting")
     value = raw.get(name, "")
+    grown = [len(value)]
 
     def replace(match: "re.Match[str]") -> str:
         ref = match.group(1) or match.group(2)
         if ref == "environment" or ref not in raw:
             return match.group(0)
-        return _interpolate(ref, raw, resolved, seen + (name,))
+        piece = _interpolate(ref, raw, resolved, seen + (name,))
+        grown[0] += len(piece)
+        if grown[0] > MAX_SETTING_LENGTH:
+            raise DropsondeError(f"puppet settings: ${name}: longer than {MAX_SETTING_LENGTH} characters "
+                                 "once its $settings are interpolated (MAX_SETTING_LENGTH)")
+        return piece
 
     value = os.path.expanduser(_INTERPOLATION_RE.sub(replace, value)) if "$" in value or "~" in value else value
     resolved[name] = value

@@ -5,19 +5,34 @@ Two things come from there: whether the admin opted in to scheduled
 submission (``dropsonde { enabled: true }``, with ``interval``), and, when run
 as ``puppetserver dropsonde``, which Puppet directories the server uses
 (``jruby-puppet.server-*-dir``, or the legacy ``master-*-dir``).
+
+conf.d is read as untrusted input, like the code tree. HOCON's ``include`` could
+fetch a URL (``include "http://..."`` as much as ``include url(...)``), read any
+file (``file:``, an absolute path, ``../fifo``, ``/dev/zero``) or include itself
+forever, and pyhocon does each of those when asked. So every include is found
+and checked first (:func:`_includes`): only a quoted plain relative path to a
+file inside conf.d is followed, read through the bounded tree-file reader (no
+FIFO, no device, size cap), at most ``MAX_INCLUDES`` of them and never in a
+cycle; anything else is an error naming the file and line. pyhocon then parses
+a staged copy of those files, never the originals.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Optional
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional, Tuple
 
+from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import DropsondeError
 from dropsonde.tree_files import read_tree_file
 
 DEFAULT_INTERVAL = 604800  # seconds: a week, Puppet Server's default
+# Longer than this is no schedule (and 10**23 seconds overflowed the date arithmetic).
+MAX_INTERVAL = 10 * 366 * 86400
 
 CONFD_BY_LAYOUT = {
     "aio": "/etc/puppetlabs/puppetserver/conf.d",
@@ -34,9 +49,18 @@ SERVER_DIRS_BY_LAYOUT = {
              "vardir": "~/.puppetlabs/opt/puppetserver", "logdir": "~/.puppetlabs/var/log"},
 }
 _DIR_KEYS = {"confdir": "conf-dir", "codedir": "code-dir", "vardir": "var-dir", "logdir": "log-dir"}
-# HOCON's `include url("...")` (or `include required(url(...))`) would make
-# pyhocon fetch it: a probe run must not reach out to wherever conf.d points.
-_URL_INCLUDE_RE = re.compile(r"\binclude\s+(?:required\s*\(\s*)?url\s*\(")
+#: Includes followed from one conf.d file, nested ones counted: Puppet Server's own
+#: conf.d has none; every include is one more file read and parsed.
+MAX_INCLUDES = 32
+# Every `include` keyword (pyhocon's is caseless), wherever it stands: one in a comment
+# or a string is looked at too, and is harmless unless an include form follows it.
+_INCLUDE_RE = re.compile(r"(?<![A-Za-z0-9_$])include(?![A-Za-z0-9_$])", re.IGNORECASE)
+# What pyhocon reads after `include` (blanks and line breaks allowed between the parts).
+_QUOTED_RE = re.compile(r'\s*"((?:[^"\\\n]|\\.)*)"')
+_REQUIRED_QUOTED_RE = re.compile(r'\s*required\s*\(\s*"((?:[^"\\\n]|\\.)*)"\s*\)')
+_OTHER_FORM_RE = re.compile(r"\s*(?:required\s*\(\s*)?(url|file|package|classpath)\s*\(", re.IGNORECASE)
+# A plain relative file name: no scheme, no glob, no escape, nothing pyhocon reads differently.
+_PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@+-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.@+-]*)*")
 
 
 @dataclass
@@ -49,26 +73,87 @@ class ServerConfig:
     files: int = 0
 
 
+def _read_text(path: Path, within: Optional[str]) -> str:
+    """One conf.d file's text, read as any untrusted file is (tree_files)."""
+    try:
+        return read_tree_file(path, "conf.d file", within=within).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _includes(path: Path, text: str) -> List[Tuple[str, int]]:
+    """The files ``text`` includes, as (relative path, line); DropsondeError naming
+    ``path`` and the line for any include but a quoted plain relative path."""
+    found = []
+    for keyword in _INCLUDE_RE.finditer(text):
+        end = keyword.end()
+        line = text.count("\n", 0, keyword.start()) + 1
+        other = _OTHER_FORM_RE.match(text, end)
+        if other is not None:
+            raise DropsondeError(f"{path}:{line}: include {other.group(1).lower()}(...): dropsonde follows only "
+                                 "includes of plain relative files inside conf.d (no URL, no file:, no classpath)")
+        quoted = _QUOTED_RE.match(text, end) or _REQUIRED_QUOTED_RE.match(text, end)
+        if quoted is None:
+            continue  # the word "include" in a comment, a string or a key: no include
+        target = quoted.group(1)
+        parts = PurePosixPath(target).parts
+        if not _PLAIN_PATH_RE.fullmatch(target) or ".." in parts:
+            raise DropsondeError(f"{path}:{line}: include {target[:80]!r}: dropsonde follows only includes of plain "
+                                 "relative files inside conf.d (no URL, no absolute path, no '..', no glob)")
+        found.append((target, line))
+    return found
+
+
+def _stage(path: Path, confd: Path, real_confd: str, staging: Path, chain: Tuple[Path, ...], count: List[int]) -> str:
+    """Copy ``path`` and what it includes (checked, bounded, never in a cycle) into
+    ``staging``, at the same place relative to conf.d; return its text. conf.d's
+    own files may be links to elsewhere (the admin put them there); an included
+    one must really be inside conf.d."""
+    text = _read_text(path, real_confd if chain else None)
+    relative = path.relative_to(confd)
+    for target, line in _includes(path, text):
+        included = path.parent / target
+        if included in chain or included == path:
+            raise DropsondeError(f"{path}:{line}: include {target!r} includes itself (through {included})")
+        count[0] += 1
+        if count[0] > MAX_INCLUDES:
+            raise DropsondeError(f"{path}:{line}: more than {MAX_INCLUDES} includes (MAX_INCLUDES)")
+        if not os.path.lexists(included):
+            continue  # pyhocon skips a missing optional include, and so does Puppet Server
+        _stage(included, confd, real_confd, staging, chain + (path,), count)
+    copy = staging / relative
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(text, encoding="utf-8")
+    return text
+
+
+def _parse(path: Path, confd: Path) -> Any:
+    """One conf.d file parsed, with its includes (from a staged copy), within CONFIG_CPU_SECONDS."""
+    from pyhocon import ConfigFactory
+
+    real_confd = os.path.realpath(confd)
+    with tempfile.TemporaryDirectory(prefix="dropsonde-confd-") as staging:
+        text = _stage(path, confd, real_confd, Path(staging), (), [0])
+        basedir = str(Path(staging) / path.relative_to(confd).parent)
+        try:
+            with cpu_budget(CONFIG_CPU_SECONDS):
+                return ConfigFactory.parse_string(text, basedir=basedir, resolve=True)
+        except OverBudget as exc:
+            raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+        except RecursionError:
+            raise DropsondeError(f"{path}: not valid HOCON: nested too deeply") from None
+        except Exception as exc:  # pyhocon raises pyparsing and its own errors
+            reason = str(exc).replace(staging, str(confd)).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise DropsondeError(f"{path}: not valid HOCON: {reason}") from None
+
+
 def _read_tree(confd: Path) -> Any:
-    from pyhocon import ConfigFactory, ConfigTree
+    from pyhocon import ConfigTree
 
     merged = ConfigTree()
     files = sorted(confd.glob("*.conf")) if confd.is_dir() else []
     for path in files:
-        try:
-            text = read_tree_file(path, "conf.d file").decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-        if _URL_INCLUDE_RE.search(text):
-            raise DropsondeError(f"{path}: includes a URL; dropsonde never fetches configuration over the network")
-        try:
-            tree = ConfigFactory.parse_string(text, basedir=str(path.parent), resolve=True)
-        except OSError as exc:
-            raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except Exception as exc:  # pyhocon raises pyparsing and its own errors
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise DropsondeError(f"{path}: not valid HOCON: {reason}") from None
-        merged = ConfigTree.merge_configs(merged, tree)
+        merged = ConfigTree.merge_configs(merged, _parse(path, confd))
     return merged, len(files)
 
 
@@ -84,13 +169,14 @@ def read_server_config(confd: Path, layout: str) -> ServerConfig:
     if isinstance(enabled, str) and enabled.lower() in ("true", "false"):
         enabled = enabled.lower() == "true"
     if not isinstance(enabled, bool):
-        raise DropsondeError(f"{confd}: dropsonde.enabled: expected true or false, got {enabled!r}")
+        raise DropsondeError(f"{confd}: dropsonde.enabled: expected true or false, got {str(enabled)[:40]!r}")
     config.enabled = enabled
     interval = tree.get("dropsonde.interval", DEFAULT_INTERVAL)
-    if isinstance(interval, str) and interval.isdigit():
+    if isinstance(interval, str) and interval.isdigit() and len(interval) <= 20:
         interval = int(interval)
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-        raise DropsondeError(f"{confd}: dropsonde.interval: expected a positive number of seconds, got {interval!r}")
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 0 < interval <= MAX_INTERVAL:
+        raise DropsondeError(f"{confd}: dropsonde.interval: expected a positive number of seconds up to "
+                             f"{MAX_INTERVAL} (ten years), got {str(interval)[:40]!r}")
     config.interval = interval
     defaults = SERVER_DIRS_BY_LAYOUT[layout]
     for name, key in _DIR_KEYS.items():

@@ -144,11 +144,15 @@ def test_fuzzed_puppet_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, 
     [
         ("[main]\ncodedir = ~\x00x\n", "puppet.conf:2: contains a NUL"),
         ("[main]\n" + "".join(f"s{i} = $s{i + 1}\n" for i in range(3000)), "levels of \\$setting"),
+        # the reviewer's: each line doubles the one after it (577 bytes: a MemoryError)
+        ("[main]\n" + "".join(f"s{i} = $s{i + 1}$s{i + 1}\n" for i in range(33)) + "s33 = x\n",
+         "longer than 65536 characters once its \\$settings are interpolated"),
+        ("[main]\na = " + "$b" * 100_000 + "\nb = " + "x" * 60_000 + "\n", "\\$a: longer than 65536"),
     ],
 )
 def test_hostile_puppet_conf_is_a_clear_error(tmp_path, text, needle):
     write(tmp_path / "puppet.conf", text)
-    with pytest.raises(DropsondeError, match=needle):
+    with cpu_limit(2.0), pytest.raises(DropsondeError, match=needle):
         load_puppet_settings({"confdir": str(tmp_path)}, environ={}, layout="debian")
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 
 from dropsonde.errors import DropsondeError
-from dropsonde.puppet.server_config import DEFAULT_INTERVAL, read_server_config
-from tests.support.puppet_tree import write
+from dropsonde.puppet.server_config import DEFAULT_INTERVAL, MAX_INCLUDES, read_server_config
 from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
+from tests.support.loopback import LoopbackServer, QuietHandler
+from tests.support.puppet_tree import write
+from tests.support.time_limits import cpu_limit, never_blocks
 
 
 def test_files_are_merged_and_opt_in_is_explicit(tmp_path):
@@ -52,8 +56,11 @@ def test_missing_confd_means_not_enabled(tmp_path):
         ("dropsonde { interval: -5 }\n", "dropsonde.interval"),
         ("dropsonde { interval: soon }\n", "dropsonde.interval"),
         ("jruby-puppet { server-code-dir: [1, {a: 2}] }\n", "jruby-puppet.server-code-dir: expected a directory"),
-        ('include url("http://127.0.0.1:9/x.conf")\n', "broken.conf: includes a URL"),
-        ('a { include required(url("http://127.0.0.1:9/x.conf")) }\n', "broken.conf: includes a URL"),
+        ('include url("http://127.0.0.1:9/x.conf")\n', "broken.conf:1: include url"),
+        ('a {\n  include required(url("http://127.0.0.1:9/x.conf")) }\n', "broken.conf:2: include url"),
+        ("dropsonde { interval: 99999999999999999999999 }\n", "dropsonde.interval: expected a positive number"),
+        ('dropsonde { interval: "99999999999999999999999" }\n', "dropsonde.interval: expected a positive number"),
+        ("dropsonde { interval: " + "9" * 5000 + " }\n", "dropsonde.interval: expected"),
     ],
 )
 def test_bad_configuration_names_the_file_or_key(tmp_path, text, needle):
@@ -78,3 +85,72 @@ def test_fuzzed_confd_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
         return
     assert isinstance(config.enabled, bool) and config.interval > 0
     assert all(isinstance(value, str) for value in config.directories.values())
+
+
+class Counting(QuietHandler):
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.server.state.append(self.path)
+        self.send(200, b"dropsonde { enabled: true }\n", "text/plain")
+
+
+def test_an_include_of_a_url_in_any_form_is_an_error_and_nothing_is_fetched(tmp_path):
+    """The reviewer's: `include "http://..."` (no url(...)) was fetched by pyhocon, so a
+    remote file could set dropsonde.enabled."""
+    fetched = []
+    with LoopbackServer(Counting, fetched) as server:
+        for number, form in enumerate([f'"{server.url}/a.conf"', f'"https://127.0.0.1:1/x"', f'url("{server.url}/b")',
+                                       f'required(url("{server.url}/c"))', f'"file://{tmp_path}/x.conf"',
+                                       'classpath("x.conf")', 'file("/etc/hostname")', 'package("x:y.conf")',
+                                       'INCLUDE "http://127.0.0.1:1/"']):
+            confd = tmp_path / f"confd{number}"
+            write(confd / "evil.conf", f"dropsonde {{ enabled: false }}\n\n  include {form}\n")
+            with pytest.raises(DropsondeError, match=r"evil\.conf:3: include .*plain relative files inside conf\.d"):
+                read_server_config(confd, "aio")
+    assert fetched == []
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "file:///dev/zero", "../fifo", "sub/../../fifo", "/etc/hostname",
+                                    "*.conf", "a\\b", "x y", ""])
+def test_an_include_of_anything_but_a_plain_relative_file_is_an_error(tmp_path, target):
+    """`include "../fifo"` hung the run, `include "file:///dev/zero"` ended it with a MemoryError."""
+    os.mkfifo(tmp_path / "fifo")
+    write(tmp_path / "confd" / "evil.conf", f'a = 1\ninclude "{target}"\n')
+    with never_blocks(10), cpu_limit(5), pytest.raises(DropsondeError, match=r"evil\.conf:2: include"):
+        read_server_config(tmp_path / "confd", "aio")
+
+
+def test_a_plain_relative_include_is_followed_through_the_bounded_reader(tmp_path):
+    confd = tmp_path / "confd"
+    write(confd / "main.conf", 'include "extra/dropsonde.inc"\n# a comment that would include "nothing"\n')
+    write(confd / "extra" / "dropsonde.inc", 'dropsonde { include "interval.inc" }\n')
+    write(confd / "extra" / "interval.inc", "enabled: true\ninterval: 3600\n")
+    config = read_server_config(confd, "aio")
+    assert (config.enabled, config.interval) == (True, 3600)
+
+
+def test_an_included_fifo_device_or_link_out_of_confd_is_refused_without_blocking(tmp_path):
+    confd = tmp_path / "confd"
+    os.mkfifo(tmp_path / "outside-fifo")
+    write(tmp_path / "outside.conf", "dropsonde { enabled: true }\n")
+    confd.mkdir()
+    os.mkfifo(confd / "fifo.inc")
+    os.symlink("/dev/zero", confd / "zero.inc")
+    os.symlink(tmp_path / "outside.conf", confd / "outside.inc")
+    for name, reason in [("fifo.inc", "not a regular file"), ("zero.inc", "outside"), ("outside.inc", "outside")]:
+        write(confd / "main.conf", f'include "{name}"\n')
+        with never_blocks(10), pytest.raises(DropsondeError, match=f"{name}: cannot read: .*{reason}"):
+            read_server_config(confd, "aio")
+
+
+def test_includes_in_a_cycle_or_too_many_are_an_error(tmp_path):
+    """33 self-referencing lines made pyhocon recurse until MemoryError."""
+    confd = tmp_path / "confd"
+    write(confd / "a.conf", 'x = 1\ninclude "b.inc"\n')
+    write(confd / "b.inc", 'include "a.conf"\n')
+    with cpu_limit(5), pytest.raises(DropsondeError, match=r"b\.inc:1: include 'a\.conf' includes itself"):
+        read_server_config(confd, "aio")
+    write(confd / "a.conf", 'include "b.inc"\n' * 33)
+    write(confd / "b.inc", 'include "c.inc"\n' * 33)
+    write(confd / "c.inc", "x = 1\n")
+    with cpu_limit(5), pytest.raises(DropsondeError, match=f"more than {MAX_INCLUDES} includes"):
+        read_server_config(confd, "aio")
