@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from dropsonde.cpu_budget import OverBudget, cpu_budget
-from tests.time_limits import CPUTimeExceeded, cpu_limit
+from tests.support.time_limits import CPUTimeExceeded, cpu_limit
 
 
 def spin() -> None:
