@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_requirement
-from dropsonde.schema import field, repeated_record
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.site import Site
@@ -21,14 +21,7 @@ class Dependencies(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            repeated_record(
-                "dependencies",
-                "Public modules that private modules depend on",
-                field("name", "STRING", "The module slug (author-name)"),
-                field("version_requirement", "STRING", "The version range the private module asks for"),
-            )
-        ]
+        return metric_columns("dependencies")
 
     def run(self, site: Site) -> Dict[str, Any]:
         rows = [

@@ -6,7 +6,7 @@ import random
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.schema import field
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.site import Site
@@ -19,7 +19,7 @@ class Environments(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [field("environment_count", "INTEGER", "The number of directory environments", mode="NULLABLE")]
+        return metric_columns("environment_count")
 
     def run(self, site: Site) -> Dict[str, Any]:
         return {"environment_count": len(site.environments)}

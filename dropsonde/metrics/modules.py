@@ -8,16 +8,10 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import public_version
-from dropsonde.schema import field, repeated_record
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.site import Site
-
-MODULE_FIELDS = (
-    field("name", "STRING", "The module name"),
-    field("slug", "STRING", "The Forge slug (author-name)"),
-    field("version", "STRING", "The installed version"),
-)
 
 
 def _random_version(rng: random.Random, slug: str) -> str:
@@ -36,23 +30,7 @@ class Modules(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            repeated_record("modules", "Public modules installed in any environment", *MODULE_FIELDS),
-            repeated_record(
-                "classes",
-                "Public classes declared on nodes, with the number of nodes",
-                field("name", "STRING", "The class name"),
-                field("count", "INTEGER", "Nodes declaring it"),
-            ),
-            repeated_record(
-                "unused_modules", "Installed public modules none of whose classes is declared on any node", *MODULE_FIELDS
-            ),
-            repeated_record(
-                "unused_classes",
-                "Classes of installed public modules declared on no node",
-                field("name", "STRING", "The class name"),
-            ),
-        ]
+        return metric_columns("modules", "classes", "unused_modules", "unused_classes")
 
     def run(self, site: Site) -> Dict[str, Any]:
         public = [module for module in site.modules if site.is_public(module)]

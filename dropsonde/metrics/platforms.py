@@ -7,8 +7,8 @@ import random
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.schema import field, repeated_record
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.site import Site
@@ -22,15 +22,7 @@ class Platforms(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            repeated_record(
-                "class_platforms",
-                "Nodes declaring each public class, per OS family",
-                field("name", "STRING", "The class name"),
-                field("platform", "STRING", "The OS family"),
-                field("count", "INTEGER", "Nodes"),
-            )
-        ]
+        return metric_columns("class_platforms")
 
     def run(self, site: Site) -> Dict[str, Any]:
         usage = site.class_usage

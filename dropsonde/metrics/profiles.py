@@ -7,7 +7,7 @@ import random
 from typing import TYPE_CHECKING, Any, Dict, List, Set
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.schema import field, repeated_record
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.site import Site
@@ -21,14 +21,7 @@ class Profiles(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            repeated_record(
-                "profile_classes",
-                "Public classes declared by private classes",
-                field("name", "STRING", "The public class name"),
-                field("count", "INTEGER", "Number of private classes declaring it"),
-            )
-        ]
+        return metric_columns("profile_classes")
 
     def run(self, site: Site) -> Dict[str, Any]:
         declarers: Dict[str, Set[str]] = {}

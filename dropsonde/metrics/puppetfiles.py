@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Union
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
-from dropsonde.schema import field, repeated_record
 from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import RUBY_CORE_METHODS
+from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
     from dropsonde.puppet.puppetfile import PuppetfileCalls
@@ -32,14 +32,7 @@ class Puppetfiles(MetricPlugin):
     )
 
     def schema(self) -> List[Dict[str, Any]]:
-        return [
-            repeated_record(
-                "puppetfile_ruby_methods",
-                "Ruby methods called in Puppetfiles, with how often",
-                field("name", "STRING", "The method name"),
-                field("count", "INTEGER", "Calls over all Puppetfiles"),
-            )
-        ]
+        return metric_columns("puppetfile_ruby_methods")
 
     def run(self, site: Site) -> Dict[str, Any]:
         # the reader (and tree-sitter) only when run: the collector loads plugins for their schemas alone
