@@ -41,9 +41,9 @@ def generate(url: str, sites: int) -> float:
     """Fill the narrow tables for ``sites`` sites x WEEKS weeks; the time it took."""
     import psycopg
 
-    from dropsonde.collector.service import store_for
+    from dropsonde.collector.storage import open_store
 
-    store_for(url)  # the schema, as the collector creates it
+    open_store(url)  # the schema, as the collector creates it
     popular = "floor(2000 * power(random(), 3))::int"  # module m: a few very common, a long tail
     statements = [
         "SELECT setseed(0.42)",

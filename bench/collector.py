@@ -94,11 +94,11 @@ def ingest(count: int, tmp: Path) -> None:
 
 
 def aggregation(stored: int, tmp: Path) -> None:
-    from dropsonde.collector.service import store_for
+    from dropsonde.collector.storage import open_store
 
     rows = example_rows(2000, tmp)
     week = date.today().isocalendar()
-    store = store_for(str(tmp / "aggregate.db"))
+    store = open_store(str(tmp / "aggregate.db"))
     now = f"{date.today().isoformat()}T00:00:01.000000+00:00"
     batch = []
     for n in range(stored):

@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -24,6 +25,7 @@ from dropsonde.collector.options import (
     DEFAULT_K,
     DEFAULT_LISTEN,
     ServeOptions,
+    OptionError,
 )
 from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -343,19 +345,19 @@ def collector_serve(
     store_ip: bool = typer.Option(ServeOptions.store_ip, "--store-ip", help="Keep client addresses (not stored by default)."),
     workers: int = typer.Option(0, "--workers", min=0, show_default=False,
                                 help="Worker processes. [default: one per CPU]"),
+    sites_per_source: int = typer.Option(ServeOptions.sites_per_source, "--sites-per-source", min=1,
+                                         help="Distinct sites one address (IPv6: one /48) may report for in a week."),
 ) -> None:
     """Accept reports on POST / (what `dropsonde submit --endpoint` sends) and store them."""
-    from dropsonde.collector.limits import parse_networks
-    from dropsonde.collector.service import serve
+    from dropsonde.collector.client_address import parse_networks
+    from dropsonde.collector.gunicorn_server import serve
 
-    try:
-        proxies = parse_networks(trusted_proxy)
-    except ValueError as exc:
-        raise DropsondeError(str(exc)) from None
-    options = ServeOptions(max_body=max_body, rate_per_minute=rate, latest_version=latest,
-                           download_link=link, store_ip=store_ip, trusted_proxies=proxies,
-                           read_timeout=read_timeout)
-    serve(listen, db, options, forge_cache, connections, workers or os.cpu_count() or 1)
+    with _collector_options():
+        settings = ServeOptions(max_body=max_body, rate_per_minute=rate, latest_version=latest,
+                                     download_link=link, store_ip=store_ip,
+                                     trusted_proxies=parse_networks(trusted_proxy), read_timeout=read_timeout,
+                                     sites_per_source=sites_per_source)
+        serve(listen, db, settings, forge_cache, connections, workers or os.cpu_count() or 1)
 
 
 @collector_app.command("aggregate")
@@ -376,7 +378,7 @@ def collector_aggregate(
     from dropsonde.collector.noise import GeometricNoise
     from dropsonde.collector.noise_key import default_key_path, load_or_create_key
     from dropsonde.collector.render import render_page
-    from dropsonde.collector.service import store_for
+    from dropsonde.collector.storage import open_store
 
     label, _, end = week_bounds(week)
     if not 0 < epsilon < float("inf"):
@@ -385,7 +387,8 @@ def collector_aggregate(
         raise DropsondeError(f"--week {label}: the week has not ended; its numbers still change, and two publications "
                              "with the same noise would differ by the exact change (--force to publish it anyway)")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
-    store = store_for(db, read_only=True)
+    with _collector_options():
+        store = open_store(db, read_only=True)
     key = None if seed is not None else load_or_create_key(Path(noise_key) if noise_key else default_key_path(db))
     result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page, force)
     sites = result.sites if result.sites is not None else f"fewer than {k}"
@@ -398,9 +401,29 @@ def collector_load(
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
 ) -> None:
     """Load example rows, to try the aggregation without real reports."""
-    from dropsonde.collector.service import load_jsonl
+    from dropsonde.collector.jsonl_loader import load_jsonl
 
-    typer.echo(f"{load_jsonl(Path(file), db)} rows loaded")
+    with _collector_options():
+        loaded = load_jsonl(Path(file), db)
+    typer.echo(f"{loaded} rows loaded")
+
+
+#: the collector's settings and store as its commands' options name them
+_COLLECTOR_OPTIONS = {"db": "--db", "listen": "--listen", "trusted_proxies": "--trusted-proxy",
+                      "latest_version": "--latest-version"}
+
+
+@contextmanager
+def _collector_options() -> Iterator[None]:
+    """The collector's errors about a setting or the store, phrased with the option that set it."""
+    from dropsonde.collector.storage import StoreError
+
+    try:
+        yield
+    except OptionError as exc:
+        raise DropsondeError(exc.phrased(_COLLECTOR_OPTIONS.get(exc.setting, exc.setting)), exc.status) from None
+    except StoreError as exc:
+        raise DropsondeError(f"--db {exc.store}: {exc.reason}", exc.status) from None
 
 
 def _exit_on_sigterm(number: int, frame: Any) -> None:

@@ -18,21 +18,51 @@ def loaded_by(code: str) -> set:
                               timeout=60).stdout.split())
 
 
-def test_importing_the_collector_app_loads_no_puppet_reader():
-    """The server needs the report format, not the probe: no Puppet reader, site or report code."""
+def test_importing_the_collector_app_loads_no_plugin_loader_and_no_puppet_reader():
+    """The server needs the report format, not the probe: no plugin loader, metric, Puppet reader, site or report code."""
     loaded = loaded_by("import dropsonde.collector.app")
-    assert "dropsonde.wire" in loaded
-    assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
-    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.session"}
+    assert {"dropsonde.wire", "dropsonde.wire_columns"} <= loaded
+    assert not {m for m in loaded if m.startswith(("dropsonde.puppet", "dropsonde.metrics"))}
+    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.session",
+                         "dropsonde.runner"}
 
 
-def test_the_collector_learns_the_columns_without_loading_a_puppet_reader():
-    """What `collector serve` and `aggregate` load: the plugins, for their schemas only."""
-    loaded = loaded_by("from dropsonde.collector.service import known_columns; import dropsonde.collector.app, "
-                       "dropsonde.collector.aggregate; assert 'puppetfile_ruby_methods' in known_columns()")
-    assert "dropsonde.metrics.puppetfiles" in loaded
-    assert not {m for m in loaded if m.startswith("dropsonde.puppet")}
-    assert not loaded & {"dropsonde.site", "dropsonde.session"}
+def test_every_collector_command_knows_the_columns_without_the_probe():
+    """What `collector serve`, `load` and `aggregate` load: the wire format, not the plugins."""
+    loaded = loaded_by("import dropsonde.collector.gunicorn_server, dropsonde.collector.jsonl_loader, "
+                       "dropsonde.collector.aggregate; from dropsonde.wire_columns import REPORT_COLUMNS; "
+                       "assert 'puppetfile_ruby_methods' in REPORT_COLUMNS")
+    assert not {m for m in loaded if m.startswith(("dropsonde.puppet", "dropsonde.metrics"))}
+    assert not loaded & {"dropsonde.report", "dropsonde.site", "dropsonde.plugins", "dropsonde.session",
+                         "dropsonde.runner"}
+
+
+def test_nothing_in_the_collector_imports_the_probe():
+    """In the import graph the collector stands beside the probe: no module of
+    dropsonde.collector names report, plugins, metrics, site or a Puppet reader."""
+    import ast
+    from pathlib import Path
+
+    import dropsonde.collector
+
+    probe = ("dropsonde.report", "dropsonde.plugins", "dropsonde.metrics", "dropsonde.site", "dropsonde.puppet",
+             "dropsonde.session", "dropsonde.runner")
+    found = []
+    for path in Path(dropsonde.collector.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [(path.name, n) for n in names if n.startswith(probe)]
+    assert found == []
+
+
+def test_the_built_in_metrics_declare_the_wire_columns():
+    """One declaration: the probe's built-in plugins compute exactly the columns the collector accepts."""
+    from dropsonde.plugins import load_plugins
+    from dropsonde.wire_columns import METRIC_COLUMNS
+
+    declared = [column for plugin in sorted(load_plugins().enabled, key=lambda p: p.name) for column in plugin.schema()]
+    assert declared == list(METRIC_COLUMNS)
 
 
 def test_envelope():

@@ -18,7 +18,11 @@ from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
-from dropsonde.collector.limits import RateLimiter, client_address, rate_key, read_body
+from dropsonde.collector.body_reader import read_body
+from dropsonde.collector.client_address import client_address
+from dropsonde.collector.group_commit import StoreUnavailable
+from dropsonde.collector.normalize import iso_week
+from dropsonde.collector.rate_limiter import RateLimiter
 from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.storage import Store
 from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
@@ -149,7 +153,10 @@ class CollectorApp:
         except Rejected as exc:
             status, body = exc.status, {"message": str(exc), "newer": False, "link": None, **exc.detail}
         payload = json.dumps(body).encode("utf-8")
-        start_response(f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        if status == HTTPStatus.REQUEST_TIMEOUT:  # what is left of the body is never read: close the connection
+            headers.append(("Connection", "close"))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [payload]
 
     def handle(self, environ: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
@@ -177,25 +184,40 @@ class CollectorApp:
         violation = self.allowlist.violation(self.columns, values)
         if violation is not None:
             raise Rejected(400, violation.message(), column=violation.column, rule=violation.rule)
+        received = datetime.now(timezone.utc)
+        self._admit(address, site_id, received)
         row = {
             "message_id": str(uuid.uuid4()),
             "site_id": site_id,
             "product": PRODUCT,
             "version": REPORT_VERSION,
-            "timestamp": sortable_timestamp(datetime.now(timezone.utc)),
+            "timestamp": sortable_timestamp(received),
             "ip": address if self.options.store_ip else None,
             **values,
         }
         try:
             self.store.insert(row)
+        except StoreUnavailable:
+            raise Rejected(503, "the store is unavailable; try again later") from None
         except Exception:  # noqa: BLE001 - the client will retry; nothing was stored
             raise Rejected(503, "the report could not be stored; try again later") from None
         newer = _newer(environ.get("HTTP_USER_AGENT", ""), self.options.latest_version)
         message = "Report received, thank you." if not newer else "Report received."
         return 200, {"message": message, "newer": newer, "link": self.options.download_link if newer else None}
 
+    def _admit(self, address: str, site_id: str, received: datetime) -> None:
+        """One source speaks for at most ``sites_per_source`` sites a week: invented
+        site ids (Sybils) from one address stop counting beyond that."""
+        try:
+            admitted = self.limiter.admit_site(address, site_id, iso_week(sortable_timestamp(received)))
+        except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in
+            raise Rejected(503, "the server is busy; try again later") from None
+        if not admitted:
+            raise Rejected(429, f"this address has sent reports for {self.options.sites_per_source} sites this "
+                                "week, the most one address may")
+
     def _allow(self, address: str) -> bool:
         try:
-            return self.limiter.allow(rate_key(address))
+            return self.limiter.allow(address)
         except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in
             raise Rejected(503, "the server is busy; try again later") from None

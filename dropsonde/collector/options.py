@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Tuple
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 
 if TYPE_CHECKING:
-    from dropsonde.collector.limits import Network
+    from dropsonde.collector.client_address import Network
 
 DEFAULT_LISTEN = "127.0.0.1:8745"  # not 8140: that is Puppet Server's
 DEFAULT_CONNECTIONS = 1000
@@ -24,6 +24,22 @@ DEFAULT_K = 5
 DEFAULT_EPSILON = 1.0
 
 _RELEASE_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class OptionError(DropsondeError):
+    """An option the collector cannot use: ``setting`` is its name here (the
+    field of :class:`ServeOptions`, or ``listen``, ``db``...), ``value``
+    what was given (None when the reason shows it), ``reason`` what is wrong.
+    The CLI phrases it with its own option name."""
+
+    def __init__(self, setting: str, value: Optional[str], reason: str,
+                 status: ExitStatus = ExitStatus.USAGE) -> None:
+        self.setting, self.value, self.reason = setting, value, reason
+        super().__init__(self.phrased(setting), status)
+
+    def phrased(self, name: str) -> str:
+        """The message with the setting called ``name`` (an option, a key)."""
+        return f"{name} {self.value}: {self.reason}" if self.value is not None else f"{name}: {self.reason}"
 
 
 @dataclass
@@ -39,7 +55,9 @@ class ServeOptions:
     store_ip: bool = False
     trusted_proxies: Tuple["Network", ...] = ()
     read_timeout: int = 10
+    #: distinct site ids one source (an IPv4 address, an IPv6 /48) may report for in an ISO week
+    sites_per_source: int = 10
 
     def __post_init__(self) -> None:
         if self.latest_version is not None and not _RELEASE_RE.match(self.latest_version):
-            raise DropsondeError(f"--latest-version: expected X.Y.Z, got {self.latest_version!r}")
+            raise OptionError("latest_version", None, f"expected X.Y.Z, got {self.latest_version!r}")

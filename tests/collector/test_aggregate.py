@@ -40,9 +40,9 @@ def report(n: int, modules=(), when="2026-11-25T10:00:00.000000+00:00", **column
 
 
 def columns():
-    from dropsonde.collector.service import known_columns
+    from dropsonde.wire_columns import REPORT_COLUMNS
 
-    return list(known_columns())
+    return list(REPORT_COLUMNS)
 
 
 def table(store, name, k=5, week=WEEK, epsilon=NO_NOISE, seed=0, **lists):
@@ -518,7 +518,7 @@ def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, pos
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "no" / "such.db"), "--out", out),
                        "--db", "no/such.db")
     refused = run_dropsonde("collector", "aggregate", "--db", "postgresql://u:secret@127.0.0.1:1/db", "--out", out)
-    assert_clean_error(refused, "--db postgresql://127.0.0.1:1/db")
+    assert_clean_error(refused, "--db postgresql://u:***@127.0.0.1:1/db")
     assert "secret" not in refused.stderr
     (tmp_path / "file").write_text("")
     open_store(str(tmp_path / "a.db"), columns())

@@ -198,9 +198,9 @@ def test_two_collectors_share_one_postgresql(postgres, tmp_path):
     result = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(out),
                            "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--seed", "1")
     assert result.returncode == 0, result.stderr
-    from dropsonde.collector.service import store_for
+    from dropsonde.collector.storage import open_store
 
-    stored = store_for(url).query("SELECT COUNT(*) AS sites FROM site_weeks WHERE week = :week",
+    stored = open_store(url).query("SELECT COUNT(*) AS sites FROM site_weeks WHERE week = :week",
                                   {"week": f"{week[0]}-W{week[1]:02d}"})
     assert list(stored) == [{"sites": 100}]
     assert 90 <= json.loads((out / "sites.json").read_text())[0]["sites"] <= 110  # published with noise

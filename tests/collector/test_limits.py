@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dropsonde.collector.limits import RateLimiter, client_address, parse_networks, rate_key, read_body
+from dropsonde.collector.body_reader import read_body
+from dropsonde.collector.client_address import client_address, parse_networks, rate_key
+from dropsonde.collector.rate_limiter import RateLimiter
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
 
 
@@ -45,25 +47,43 @@ def test_an_unparsable_hop_from_a_trusted_proxy_is_logged(caplog):
 
 
 @pytest.mark.parametrize("address, key", [
-    ("2001:db8::1", "2001:db8::/64"),
-    ("2001:db8::ffff:1", "2001:db8::/64"),
-    ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+    ("2001:db8::1", "2001:db8::/48"),
+    ("2001:db8::ffff:1", "2001:db8::/48"),
+    ("2001:db8:0:1::1", "2001:db8::/48"),  # another /64 of the same /48: the same source
+    ("2001:db8:ffff:ffff::1", "2001:db8:ffff::/48"),
     ("198.51.100.7", "198.51.100.7"),
     ("::ffff:198.51.100.7", "198.51.100.7"),
 ])
-def test_rate_budgets_are_per_ipv4_address_and_per_ipv6_64(address, key):
+def test_rate_budgets_are_per_ipv4_address_and_per_ipv6_48(address, key):
     assert rate_key(address) == key
 
 
-def test_a_bad_trusted_proxy_is_named():
-    with pytest.raises(ValueError, match="not-a-cidr"):
+def test_the_65536_64s_of_one_48_share_one_budget(tmp_path):
+    """#17.9: with a budget per /64, one /48 had 65,536 budgets."""
+    limiter = RateLimiter(str(tmp_path / "rate.db"), 3, clock=lambda: 1000.0).create()
+    taken = [limiter.allow(f"2001:db8:7:{n:x}::1") for n in range(0, 65536, 4096)]
+    assert taken == [True] * 3 + [False] * 13
+
+
+def test_a_bad_trusted_proxy_is_named_and_the_cli_names_its_option(tmp_path):
+    from dropsonde.collector.options import OptionError
+    from tests.support.cli import assert_clean_error, run_dropsonde
+
+    with pytest.raises(OptionError, match="not-a-cidr") as raised:
         parse_networks(["10.0.0.0/8", "not-a-cidr"])
+    assert "--" not in str(raised.value)  # the option's name is the CLI's business
+    forge = tmp_path / "forge.json"
+    forge.write_text('{"modules": ["puppetlabs-ntp"]}')
+    result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
+                           "--trusted-proxy", "not-a-cidr", "--listen", "127.0.0.1:1")
+    assert_clean_error(result, "--trusted-proxy: not an address or CIDR: 'not-a-cidr'")
 
 
 def test_two_limiters_on_one_file_share_each_budget(tmp_path):
     now = [1000.0]
-    first = RateLimiter(str(tmp_path / "rate.db"), 60, clock=lambda: now[0]).create()
-    second = RateLimiter(str(tmp_path / "rate.db"), 60, clock=lambda: now[0])
+    key = b"k" * 32  # the workers' key, made once in the master before the fork
+    first = RateLimiter(str(tmp_path / "rate.db"), 60, clock=lambda: now[0], key=key).create()
+    second = RateLimiter(str(tmp_path / "rate.db"), 60, clock=lambda: now[0], key=key)
     taken = [limiter.allow("a") for _ in range(40) for limiter in (first, second)]
     assert taken.count(True) == 60 and taken[-1] is False
     assert second.allow("b")  # another address has its own bucket
@@ -71,7 +91,7 @@ def test_two_limiters_on_one_file_share_each_budget(tmp_path):
     assert [first.allow("a"), second.allow("a"), first.allow("a")] == [True, True, False]
 
 
-def test_a_body_sent_too_slowly_is_cut_off():
+def test_a_body_sent_too_slowly_is_cut_off_and_can_still_be_answered():
     server, client = socket.socketpair()
     with server, client:
         client.sendall(b"x" * 10)
@@ -80,8 +100,80 @@ def test_a_body_sent_too_slowly_is_cut_off():
         with pytest.raises(TimeoutError):
             read_body(environ, 100, timeout=0.3)
         assert time.monotonic() - started < 3
+        server.sendall(b"HTTP/1.1 408")  # shut for reading only: the answer still goes out
+        assert client.recv(100) == b"HTTP/1.1 408"
+    server, client = socket.socketpair()
+    with server, client:
         client.sendall(b"y" * 5)
         assert read_body({"wsgi.input": server.makefile("rb"), "gunicorn.socket": server}, 5, timeout=3) == b"yyyyy"
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def trickle(sock: socket.socket, data: bytes, interval: float, stop) -> None:
+    """A slow client: one byte every ``interval`` seconds until ``stop`` is set or the peer is gone."""
+    for byte in data:
+        if stop.wait(interval):
+            return
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+
+
+def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_deadline_for_the_whole_body():
+    """#17.7: each byte arrived before a per-read timeout, so the read never ended."""
+    import threading
+
+    server, client = socket.socketpair()
+    stop = threading.Event()
+    sender = threading.Thread(target=trickle, args=(client, b"x" * 100, 0.05, stop))
+    with server, client:
+        sender.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(TimeoutError):
+                read_body({"wsgi.input": server.makefile("rb"), "gunicorn.socket": server}, 100, timeout=0.5)
+            elapsed = time.monotonic() - started
+        finally:
+            stop.set()
+            sender.join()
+    assert elapsed < 2.5  # the whole body would have taken 5 s
+
+
+def test_a_trickling_client_gets_408_within_the_read_timeout_from_the_real_server(tmp_path):
+    """#17.7 against gunicorn: a body sent one byte every 0.5 s held a worker past
+    --read-timeout (gunicorn reads until n bytes arrive); now 408 within it."""
+    import threading
+
+    report = envelope(site(1), MODULE)
+    head = (f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(report)}\r\n\r\n").encode()
+    with CollectorProcess(str(tmp_path / "r.db"), "--read-timeout", "2", "--workers", "1") as collector:
+        assert post(collector, envelope(site(2), MODULE))[0] == 200  # the worker is up
+        client = socket.create_connection(("127.0.0.1", collector.port), timeout=15)
+        stop = threading.Event()
+        sender = threading.Thread(target=trickle, args=(client, report, 0.5, stop))
+        with client:
+            client.sendall(head)
+            started = time.monotonic()
+            sender.start()
+            try:
+                answer = read_to_end(client)  # until the server answers and closes (or 15 s)
+                elapsed = time.monotonic() - started
+            finally:
+                stop.set()
+                sender.join()
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"not sent within 2 s" in answer
+    assert elapsed < 2 + 2.5  # the read timeout, and a margin for a busy machine
 
 
 def stalled_clients(port: int, count: int) -> list:
@@ -121,11 +213,10 @@ def test_a_stalled_client_is_cut_off_after_the_read_timeout(tmp_path):
         body_stall, header_stall = stalled_clients(collector.port, 2)
         started = time.monotonic()
         assert header_stall.recv(1024) == b""  # closed without an answer
-        answer = body_stall.recv(4096)
-        closed = body_stall.recv(1024)
+        answer = read_to_end(body_stall)
         elapsed = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 ") and b"not sent within 1 s" in answer
-    assert closed == b"" and elapsed < 5
+    assert elapsed < 5
 
 
 def test_the_rate_limit_is_shared_by_all_workers(tmp_path):
@@ -165,10 +256,11 @@ def test_connections_beyond_the_limit_wait_until_a_stalled_one_is_cut(tmp_path):
     assert code == 200 and 0.5 <= elapsed < 5  # served once the read timeout freed a slot
 
 
-def test_budgets_behind_a_proxy_are_per_ipv6_64_and_ipv4_whatever_its_spelling(tmp_path):
+def test_budgets_behind_a_proxy_are_per_ipv6_48_and_ipv4_whatever_its_spelling(tmp_path):
     """F6/F7: eight addresses of one /64 each got a budget, an IPv4-mapped spelling got a
-    second one, and hops with a port were all counted against the proxy."""
-    forwarded = ["2001:db8::1", "2001:db8::2", "198.51.100.7", "::ffff:198.51.100.7", "198.51.100.9:1234",
+    second one, and hops with a port were all counted against the proxy; #17.9: each /64 of a /48
+    had a budget of its own."""
+    forwarded = ["2001:db8::1", "2001:db8:0:1::2", "198.51.100.7", "::ffff:198.51.100.7", "198.51.100.9:1234",
                  "[2001:db8:1::1]:443", "198.51.100.10:5678"]
     with CollectorProcess(str(tmp_path / "r.db"), "--rate", "1", "--trusted-proxy", "127.0.0.0/8") as collector:
         codes = [post(collector, envelope(site(n), MODULE), headers={"X-Forwarded-For": hop})[0]

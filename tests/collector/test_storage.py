@@ -107,12 +107,28 @@ def test_the_sqlite_store_and_its_wal_are_private_to_the_collector(tmp_path):
     assert set(modes.values()) == {0o600}, modes
 
 
-def test_an_existing_store_readable_by_others_is_made_private(tmp_path):
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_an_existing_store_readable_by_others_is_made_private(tmp_path, mode):
+    """#17.14: a store readable by its group (0640) was left so."""
     path = tmp_path / "reports.db"
     open_store(str(path), COLUMNS)
-    path.chmod(0o644)
+    for name in ("reports.db", "reports.db-wal", "reports.db-shm"):
+        if (tmp_path / name).exists():
+            (tmp_path / name).chmod(mode)
     open_store(str(path), COLUMNS)
-    assert path.stat().st_mode & 0o777 == 0o600
+    assert {f.name: f.stat().st_mode & 0o777 for f in tmp_path.iterdir()} == \
+        {f.name: 0o600 for f in tmp_path.iterdir()}
+
+
+def test_every_sqlite_commit_is_synchronous_full(tmp_path):
+    """#17.14: with WAL, synchronous=NORMAL may lose acknowledged reports on power loss."""
+    store = open_store(str(tmp_path / "r.db"), COLUMNS)
+    connection = store.connect()
+    try:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        connection.close()
 
 
 def test_a_store_from_before_the_narrow_tables_gets_them_filled_on_open(db):
@@ -127,3 +143,40 @@ def test_a_store_from_before_the_narrow_tables_gets_them_filled_on_open(db):
     versions = list(reopened.query("SELECT version FROM site_week_modules ORDER BY version", {}))
     assert versions == [{"version": "1.0.0"}, {"version": "1.0.1"}, {"version": "1.0.2"}]
     assert [r["environment_count"] for r in reopened.query("SELECT * FROM site_weeks ORDER BY id", {})] == [0, 1, 2]
+
+
+def test_the_abstract_bases_cannot_be_made():
+    from dropsonde.collector.sql_dialect import Dialect
+    from dropsonde.collector.storage import Store
+
+    with pytest.raises(TypeError):
+        Store([])
+    with pytest.raises(TypeError):
+        Dialect()  # type: ignore[abstract]
+
+
+def test_the_reports_table_is_declared_once():
+    from pathlib import Path
+
+    import dropsonde
+
+    package = Path(dropsonde.__file__).parent
+    declared = [path.name for path in package.rglob("*.py")
+                if "CREATE TABLE IF NOT EXISTS reports" in path.read_text(encoding="utf-8")]
+    assert declared == ["store_schema.py"]
+
+
+def test_a_query_stops_when_it_is_interrupted(tmp_path):
+    import sqlite3
+
+    store = open_store(str(tmp_path / "r.db"), COLUMNS)
+    calls = []
+
+    def interrupted() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) AS c FROM n"
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        list(store.query(endless, {}, interrupted))
+    assert len(calls) == 4

@@ -38,6 +38,8 @@ class CollectorProcess:
             with open(forge, "w", encoding="utf-8") as handle:
                 json.dump({"timestamp": "2026-11-27T00:00:00+00:00", "modules": FORGE_MODULES}, handle)
             self.extra += ["--forge-cache", forge]
+        if "--sites-per-source" not in self.extra:  # the tests' reports come from one address
+            self.extra += ["--sites-per-source", "1000000"]
 
     @property
     def endpoint(self) -> str:

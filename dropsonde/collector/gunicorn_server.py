@@ -1,8 +1,8 @@
-"""Wiring for the collector commands: the known columns, serving, loading."""
+"""`collector serve`: the collector's WSGI application on gunicorn with gevent
+workers, its listening socket, and the hooks that start and stop each worker."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -10,38 +10,25 @@ import signal
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-from dropsonde.collector.allowlist import Allowlist
-from dropsonde.collector.limits import RateLimiter
-from dropsonde.collector.options import DEFAULT_CONNECTIONS, ServeOptions
-from dropsonde.collector.storage import Store, open_store
-from dropsonde.errors import DropsondeError
-from dropsonde.forge_cache import read_forge_file
-from dropsonde.wire import SKELETON, parse_timestamp, sortable_timestamp
+from dropsonde.collector.allowlist_files import load_allowlist
+from dropsonde.collector.rate_limiter import RateLimiter
+from dropsonde.collector.options import DEFAULT_CONNECTIONS, OptionError, ServeOptions
+from dropsonde.collector.sql_dialect import redact_url
+from dropsonde.collector.storage import connect_store, open_store
+from dropsonde.errors import ExitStatus
+from dropsonde.wire_columns import REPORT_COLUMNS
 
 log = logging.getLogger(__name__)
-LOAD_BATCH = 1000
 LISTEN_BACKLOG = 1024  # connections waiting while every worker serves --connections
 WORKER_TIMEOUT = 30  # seconds: a worker silent this long is replaced; a stopping one gets as long to finish
-
-
-def known_columns() -> Dict[str, Dict[str, Any]]:
-    """Every metric column of every installed plugin (built-in and entry points), by name."""
-    from dropsonde.plugins import load_plugins
-    from dropsonde.report import check_columns
-
-    return {column["name"]: column for column in check_columns(load_plugins().enabled) if column["name"] not in SKELETON}
-
-
-def store_for(db: str, read_only: bool = False) -> Store:
-    return open_store(db, list(known_columns()), read_only)
 
 
 def parse_listen(listen: str) -> str:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DropsondeError(f"--listen: expected HOST:PORT, got {listen!r}")
+        raise OptionError("listen", None, f"expected HOST:PORT, got {listen!r}")
     return listen
 
 
@@ -55,13 +42,7 @@ def bind(listen: str) -> socket.socket:
     try:
         return socket.create_server((host, int(port)), family=family, backlog=LISTEN_BACKLOG)
     except OSError as exc:
-        raise DropsondeError(f"--listen {listen}: cannot listen: {exc.strerror or exc}") from None
-
-
-def load_allowlist(forge_cache: Path) -> Allowlist:
-    """The allowlist from a forge.json (as `dropsonde update --cachepath` keeps
-    it); a missing, unreadable or empty list stops the collector (fail closed)."""
-    return Allowlist(read_forge_file(forge_cache).modules)
+        raise OptionError("listen", listen, f"cannot listen: {exc.strerror or exc}", ExitStatus.FAILURE) from None
 
 
 def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connections: int = DEFAULT_CONNECTIONS,
@@ -80,22 +61,24 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
     from gunicorn.app.base import BaseApplication
 
     load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
-    columns = known_columns()
     listener = bind(listen)
-    open_store(db, list(columns))  # schema created once, before any worker exists
+    open_store(db)  # tables created once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
-    limiter = RateLimiter(os.path.join(scratch, "rate.db"), options.rate_per_minute).create()
+    limiter = RateLimiter(os.path.join(scratch, "rate.db"), options.rate_per_minute,
+                          options.sites_per_source).create()
     master = os.getpid()
 
     def load_app() -> Any:
-        """In each worker, after the fork: its own store connection and group-commit writer."""
+        """In each worker, after the fork: its own group-commit writer, which
+        connects when the first report comes (a worker started while the
+        database is down answers 503 until it is back, rather than fail to boot)."""
         from dropsonde.collector.app import CollectorApp
 
-        store = open_store(db, list(columns))
+        store = connect_store(db)
         store.start_writer()
         # Read again here, so a SIGHUP after `dropsonde update` takes the new list; a list
         # that has become unreadable stops the workers (fail closed) rather than accept anything.
-        return CollectorApp(store, columns, options, load_allowlist(forge_cache), limiter)
+        return CollectorApp(store, REPORT_COLUMNS, options, load_allowlist(forge_cache), limiter)
 
     class Server(BaseApplication):  # type: ignore[misc] # gunicorn publishes no types
         def load_config(self) -> None:
@@ -106,8 +89,7 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
         def load(self) -> Any:
             return load_app()
 
-    log.warning("collector listening on %s with %d worker(s), storing in %s", listen, workers,
-                db if "://" not in db else db.split("@")[-1])
+    log.warning("collector listening on %s with %d worker(s), storing in %s", listen, workers, redact_url(db))
     try:
         Server().run()
     finally:
@@ -151,49 +133,3 @@ def _close_store(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "store"):
         app.store.close()
-
-
-def load_jsonl(path: Path, db: str) -> int:
-    """Load ``dev example`` rows (the table layout) after checking each against the schema."""
-    from dropsonde.plugins import load_plugins
-    from dropsonde.report import check_columns
-    from dropsonde.schema import json_schema_for_columns, schema_validator, validation_message
-
-    columns = check_columns(load_plugins().enabled)
-    validator = schema_validator(json_schema_for_columns(columns))
-    store = open_store(db, [c["name"] for c in columns if c["name"] not in SKELETON])
-    batch: List[Dict[str, Any]] = []
-    loaded = 0
-    try:
-        lines = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise DropsondeError(f"{path}:{number}: not JSON ({str(exc)[:80]})") from None
-            error = next(iter(validator.iter_errors(row)), None)
-            if error is not None:
-                raise DropsondeError(f"{path}:{number}: {validation_message(error)[:200]}")
-            row["timestamp"] = _utc(row["timestamp"], path, number)
-            batch.append(row)
-            if len(batch) >= LOAD_BATCH:
-                store.insert_many(batch)
-                loaded += len(batch)
-                batch = []
-    if batch:
-        store.insert_many(batch)
-        loaded += len(batch)
-    return loaded
-
-
-def _utc(value: str, path: Path, number: int) -> str:
-    """Timestamps stored in one UTC form, so they sort as text."""
-    moment = parse_timestamp(value)
-    if moment is None:
-        raise DropsondeError(f"{path}:{number}: timestamp: not ISO 8601: {value!r:.40}")
-    return sortable_timestamp(moment)

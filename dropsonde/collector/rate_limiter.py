@@ -1,0 +1,142 @@
+"""What one source may send: reports a minute (a token bucket) and sites a
+week, each one budget per source whichever worker process answers.
+
+A source is an IPv4 address or an IPv6 /48 (``client_address.rate_key``).
+The budgets are kept in one SQLite file that every worker opens, under a
+keyed hash of the source, never the address itself: the key is made when the
+collector starts and lives only in its processes' memory, so the file tells
+nobody who sent reports. Entries are dropped once they no longer limit
+anything (a bucket full again, a past week), checked on a deadline, and the
+file is removed when the collector stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from typing import Callable, Optional
+
+from dropsonde.collector.client_address import rate_key
+
+#: seconds between two sweeps of entries that no longer limit anything
+PRUNE_INTERVAL = 60.0
+
+
+class RateLimiter:
+    """A token bucket per source, ``rate`` reports a minute with bursts up to
+    ``rate``, and at most ``sites_per_week`` distinct site ids per source and
+    ISO week. SQLite because its locking is cross-process and survives a
+    worker killed mid-request, which a shared-memory table with a hand-made
+    lock would not; the file is scratch (synchronous=OFF)."""
+
+    def __init__(self, path: str, rate_per_minute: int, sites_per_week: int = 10**9,
+                 clock: Callable[[], float] = time.monotonic, key: Optional[bytes] = None) -> None:
+        self.path = path
+        self.rate = rate_per_minute / 60.0
+        self.capacity = float(rate_per_minute)
+        self.sites_per_week = sites_per_week
+        self.clock = clock  # CLOCK_MONOTONIC is one clock for all processes of the host
+        self.key = key if key is not None else secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._connection: Optional[sqlite3.Connection] = None
+        self._pid = 0
+        self._next_prune = clock() + PRUNE_INTERVAL
+
+    def create(self) -> "RateLimiter":
+        """Create the file (0600) and its tables once, before the workers exist, so
+        they never race to switch it to WAL; the connection is closed before any fork."""
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS buckets "
+                               "(source TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)")
+            connection.execute("CREATE TABLE IF NOT EXISTS source_sites "
+                               "(week TEXT NOT NULL, source TEXT NOT NULL, site TEXT NOT NULL, "
+                               "PRIMARY KEY (week, source, site))")
+        finally:
+            connection.close()
+        return self
+
+    def source(self, address: str) -> str:
+        """The keyed hash a source is kept under (HMAC-SHA-256 of its rate key)."""
+        return hmac.new(self.key, rate_key(address).encode(), hashlib.sha256).hexdigest()
+
+    def _connect(self) -> sqlite3.Connection:
+        """One connection per process, opened after the fork (an SQLite
+        connection must not cross a fork)."""
+        if self._connection is None or self._pid != os.getpid():
+            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=OFF")
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def allow(self, address: str) -> bool:
+        """Take a token for ``address``'s source; False when its bucket is empty."""
+        now = self.clock()
+        source = self.source(address)
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute("SELECT tokens, updated FROM buckets WHERE source = ?", (source,)).fetchone()
+                tokens, last = row if row else (self.capacity, now)
+                tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
+                allowed = tokens >= 1
+                connection.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                                   (source, tokens - 1 if allowed else tokens, now))
+                self._prune_when_due(connection, None)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return allowed
+
+    def admit_site(self, address: str, site_id: str, week: str) -> bool:
+        """Count ``site_id`` against ``address``'s source for ``week``; False when
+        that would make the source speak for more than ``sites_per_week`` sites
+        (a site already counted is always admitted again: it replaces its report)."""
+        source = self.source(address)
+        site = hmac.new(self.key, site_id.encode(), hashlib.sha256).hexdigest()
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                known = connection.execute("SELECT 1 FROM source_sites WHERE week = ? AND source = ? AND site = ?",
+                                           (week, source, site)).fetchone()
+                if known is None:
+                    (count,) = connection.execute("SELECT COUNT(*) FROM source_sites WHERE week = ? AND source = ?",
+                                                  (week, source)).fetchone()
+                    if count >= self.sites_per_week:
+                        connection.execute("ROLLBACK")
+                        return False
+                    connection.execute("INSERT INTO source_sites VALUES (?, ?, ?)", (week, source, site))
+                self._prune_when_due(connection, week)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return True
+
+    def prune(self, week: Optional[str] = None) -> None:
+        """Drop buckets idle long enough to be full again, and past weeks' sites."""
+        with self._lock:
+            connection = self._connect()
+            self._prune(connection, week)
+
+    def _prune_when_due(self, connection: sqlite3.Connection, week: Optional[str]) -> None:
+        if self.clock() >= self._next_prune:
+            self._prune(connection, week)
+
+    def _prune(self, connection: sqlite3.Connection, week: Optional[str]) -> None:
+        now = self.clock()
+        # a bucket refills in 60 s at most: idle that long, it limits nothing
+        connection.execute("DELETE FROM buckets WHERE updated < ?", (now - 60.0,))
+        if week is not None:
+            connection.execute("DELETE FROM source_sites WHERE week < ?", (week,))
+        self._next_prune = now + PRUNE_INTERVAL

@@ -1,0 +1,196 @@
+"""What differs between the two databases the store runs on: how to connect
+(read-only or not), column types, parameter style, streaming reads, and how
+a lost connection shows.
+
+Embedded SQLite by default: it is in Python's standard library, a single file
+to back up, and with write-ahead logging and ``synchronous=FULL`` a commit is
+on disk when it returns. PostgreSQL (``postgresql://...``) when several
+collector processes or hosts share one store.
+
+Everything else (the tables, the writes, the writer thread) is written once,
+against :class:`Dialect`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+import urllib.parse
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: seconds a PostgreSQL connection attempt may take: a store that is down is
+#: reported to the waiting request promptly, not after the kernel's TCP timeout
+CONNECT_TIMEOUT = 5
+#: SQLite virtual-machine instructions between two checks of a query's interruption (well under 1 ms)
+PROGRESS_STEPS = 10_000
+
+
+class Dialect(ABC):
+    """One database's specifics. Abstract: a store is always SQLite or PostgreSQL."""
+
+    placeholder = "?"
+    text_type = "TEXT"
+    id_type = "INTEGER PRIMARY KEY"
+    reference_type = "INTEGER"
+
+    def __init__(self, read_only: bool = False) -> None:
+        self.read_only = read_only
+
+    @property
+    @abstractmethod
+    def shown(self) -> str:
+        """The store's name as messages and logs show it (never a password)."""
+
+    @abstractmethod
+    def connect(self) -> Any:
+        """A new DB-API connection (read-only when the store is)."""
+
+    @abstractmethod
+    def has_table(self, connection: Any, name: str) -> bool:
+        """Whether the store holds table ``name``."""
+
+    @abstractmethod
+    def add_column(self, connection: Any, table: str, column: str) -> None:
+        """Add TEXT column ``column`` to ``table`` unless it has it."""
+
+    def prepare(self) -> None:
+        """Before the first connection of a writer (SQLite: the file's mode)."""
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``:name`` parameters in this driver's style."""
+        return statement
+
+    def streaming_cursor(self, connection: Any) -> Any:
+        """A cursor whose rows arrive as they are read, not all at once."""
+        return connection.cursor()
+
+    def is_lost(self, connection: Any) -> bool:
+        """Whether ``connection`` can no longer be used (the server went away):
+        the writer then opens a new one instead of retrying on a dead one."""
+        return False
+
+    def interrupt_when(self, connection: Any, interrupted: Callable[[], bool]) -> None:
+        """Make ``connection``'s statements stop when ``interrupted()`` becomes true
+        (a SIGTERM during a long query). Without support: they run to the end."""
+
+
+class SQLiteDialect(Dialect):
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        super().__init__(read_only)
+        self.path = path
+
+    @property
+    def shown(self) -> str:
+        return self.path
+
+    def prepare(self) -> None:
+        make_private(self.path)
+
+    def connect(self) -> sqlite3.Connection:
+        if self.read_only:  # SQLite's mode=ro: this connection cannot create or change anything
+            uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+            return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: with WAL, NORMAL may lose the last commits on power loss, and a
+        # report answered 200 must be on disk.
+        connection.execute("PRAGMA synchronous=FULL")
+        return connection
+
+    def interrupt_when(self, connection: Any, interrupted: Callable[[], bool]) -> None:
+        # SQLite calls the handler every N virtual-machine instructions; non-zero aborts the statement
+        connection.set_progress_handler(lambda: int(interrupted()), PROGRESS_STEPS)
+
+    def has_table(self, connection: Any, name: str) -> bool:
+        found = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return found.fetchone() is not None
+
+    def add_column(self, connection: Any, table: str, column: str) -> None:
+        existing = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in existing:
+            connection.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" TEXT')
+
+
+def make_private(path: str) -> None:
+    """Reports are private: the database file is created 0600 before SQLite
+    opens it (SQLite gives its -wal and -shm files the database file's mode),
+    and a store left readable by others is tightened."""
+    if path == ":memory:":
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+class PostgresDialect(Dialect):
+    placeholder = "%s"
+    # Byte order, as SQLite compares text: the queries' ORDER BY and slug_a < slug_b
+    # then give the same rows on both, whatever the database's locale.
+    text_type = 'TEXT COLLATE "C"'
+    id_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    reference_type = "BIGINT"
+
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        super().__init__(read_only)
+        self.url = url
+
+    @property
+    def shown(self) -> str:
+        return redact_url(self.url)
+
+    def connect(self) -> Any:
+        import psycopg
+
+        options = "-c default_transaction_read_only=on" if self.read_only else ""
+        return psycopg.connect(self.url, options=options, connect_timeout=CONNECT_TIMEOUT)
+
+    def has_table(self, connection: Any, name: str) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+            return bool(cursor.fetchone()[0])
+
+    def add_column(self, connection: Any, table: str, column: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" TEXT')
+
+    def sql(self, statement: str) -> str:
+        return NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))
+
+    def streaming_cursor(self, connection: Any) -> Any:
+        """A server-side cursor: PostgreSQL sends the rows in batches as they are read."""
+        cursor = connection.cursor(name="dropsonde_query")
+        cursor.itersize = 2000
+        return cursor
+
+    def is_lost(self, connection: Any) -> bool:
+        return bool(connection.closed or connection.broken)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``: errors
+    and logs name the store without handing its password to whoever reads them."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and ":" in user:
+        authority = f"{user.split(':', 1)[0]}:***@{host}"
+    query = re.sub(r"(?i)((?:^|[?&])password=)[^&]*", r"\1***", tail)
+    return f"{scheme}{sep}{authority}{slash}{query}"
+
+
+def dialect_for(db: str, read_only: bool = False) -> Dialect:
+    """The dialect of a store named by a PostgreSQL URL or a SQLite file path."""
+    if db.startswith(POSTGRES_SCHEMES):
+        return PostgresDialect(db, read_only)
+    return SQLiteDialect(db, read_only)

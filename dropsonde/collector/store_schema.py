@@ -1,0 +1,53 @@
+"""The store's tables, declared once for both databases.
+
+``reports``: one row per site and week (its latest report; superseded ones
+are deleted), in the BigQuery table layout of ``dev schema`` (skeleton
+columns, then one column per metric, list- and record-valued columns stored
+as JSON text). ``site_weeks`` and the ``site_week_*`` tables of
+``normalize.py``: each site's latest report of each ISO week, normalized
+into narrow tables that the weekly SQL queries read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence
+
+from dropsonde.collector.normalize import NARROW_TABLES
+from dropsonde.collector.sql_dialect import Dialect
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS reports_by_time ON reports (timestamp)",
+    "CREATE INDEX IF NOT EXISTS reports_by_site ON reports (site_id, timestamp)",
+)
+
+
+def table_statements(dialect: Dialect) -> List[str]:
+    """CREATE statements of every table, in ``dialect``'s types."""
+    text = dialect.text_type
+    statements = [
+        "CREATE TABLE IF NOT EXISTS reports (message_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, "
+        "product TEXT NOT NULL, version TEXT NOT NULL, timestamp TEXT NOT NULL, ip TEXT)",
+        f"CREATE TABLE IF NOT EXISTS site_weeks (id {dialect.id_type}, week {text} NOT NULL, "
+        f"site_id {text} NOT NULL, message_id {text} NOT NULL, received {text} NOT NULL, "
+        "environment_count INTEGER, UNIQUE (week, site_id))",
+    ]
+    for table in NARROW_TABLES:
+        columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
+                            for c in table.columns)
+        keys = ", ".join(("week", "site_week") + table.keys)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (week {text} NOT NULL, "
+                          f"site_week {dialect.reference_type} NOT NULL, {columns}, PRIMARY KEY ({keys}))")
+    return statements
+
+
+def create_tables(dialect: Dialect, connection: Any, metric_columns: Sequence[str]) -> None:
+    """Create what is missing, add a column per metric the store lacks, and commit."""
+    cursor = connection.cursor()
+    cursor.execute(table_statements(dialect)[0])
+    for column in metric_columns:
+        dialect.add_column(connection, "reports", column)
+    for statement in INDEXES:
+        cursor.execute(statement)
+    for statement in table_statements(dialect)[1:]:
+        cursor.execute(statement)
+    connection.commit()
