@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
-from dropsonde.collector.body_reader import read_body
+from dropsonde.collector.body_reader import LingeringAnswer, read_body
 from dropsonde.collector.client_address import client_address
 from dropsonde.collector.group_commit import StoreUnavailable
 from dropsonde.collector.normalize import iso_week
@@ -154,9 +154,12 @@ class CollectorApp:
             status, body = exc.status, {"message": str(exc), "newer": False, "link": None, **exc.detail}
         payload = json.dumps(body).encode("utf-8")
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        sock = environ.get("gunicorn.socket")
         if status == HTTPStatus.REQUEST_TIMEOUT:  # what is left of the body is never read: close the connection
             headers.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        if status == HTTPStatus.REQUEST_TIMEOUT and sock is not None:
+            return LingeringAnswer(payload, sock)
         return [payload]
 
     def handle(self, environ: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:

@@ -5,7 +5,10 @@ socket timeout bounds each wait, not the whole: a client sending one byte
 every few seconds kept a greenlet (and a connection slot) for as long as it
 liked. Here a timer shuts the socket for reading when the deadline passes:
 the read in progress returns at once with what it has, and the request is
-answered 408 (the socket can still send the answer).
+answered 408 (the socket can still send the answer). What the client sends
+after that is read and dropped for a moment once the answer is out
+(:class:`LingeringAnswer`): a socket closed with unread data is reset, and
+the reset can destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, Iterator, List
 
 READ_CHUNK = 64 * 1024
+#: seconds a cut-off client's remaining bytes are read and dropped after its answer
+LINGER = 2.0
 
 
 def read_body(environ: Dict[str, Any], length: int, timeout: float,
@@ -60,3 +65,27 @@ def _cut_off(sock: Any, expired: threading.Event) -> None:
         sock.shutdown(socket.SHUT_RD)
     except OSError:  # already closed by the client: nothing left to stop
         pass
+
+
+class LingeringAnswer:
+    """A WSGI response body that, once the server has sent it (WSGI calls
+    ``close`` then), half-closes the connection and drops what the client still
+    sends, for at most ``linger`` seconds, so that closing it sends no reset."""
+
+    def __init__(self, payload: bytes, sock: Any, linger: float = LINGER,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.payload, self.sock, self.linger, self.clock = payload, sock, linger, clock
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.payload
+
+    def close(self) -> None:
+        deadline = self.clock() + self.linger
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - self.clock()) > 0:
+                self.sock.settimeout(left)
+                if not self.sock.recv(READ_CHUNK):
+                    return
+        except OSError:  # timed out, or the client is gone: nothing more to do
+            pass
