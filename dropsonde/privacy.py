@@ -23,23 +23,29 @@ _VERSION_RE = re.compile(rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}", re.ASCII)
 
 # Version requirements: the shapes real metadata.json files use, as
 # semantic_puppet's VersionRange reads them (without pre-release or build tags),
-# and no more: one comparator or bare version (">=1.0.0", "~> 2.0", "^1.2.3",
-# "1.x", "3.2.x", "1.2.3"), or a lower bound then an upper bound (">= 4.13.1 < 9.0.0",
-# ">=1.0.1 <=3.3.0"), and at most two such ranges joined by "||". Components have
-# at most 4 digits (room for "2015.4.0"). Juxtaposed bare numbers ("4111 1111 1111"),
-# bounds in the wrong order or an empty interval, hyphen ranges ("10.0.0 -
-# 10.255.255", used by none of Debian's modules) and longer chains could carry a
-# card number or a subnet, so they are sent as the placeholder.
-_COMPONENT = r"(?:0|[1-9][0-9]{0,3})"
+# and no more. Measured on every dependency of Debian's puppet-module-* packages
+# (see README, "Budgets"): ">= 1.0.0", ">=2.0.0 <6.0.0", ">= 5.1.0 <= 6.2.0", "1.x",
+# "3.2.x"; no component has more than 2 digits. Accepted: a full version
+# ("1.2.3") or a wildcard ("1.x", "3.2.x", "*") alone, one comparator before a
+# full version, a partial one or a wildcard (">=1.0.0", "~> 2.0", "^1.2.3"), or a
+# lower bound below an upper bound (">= 4.13.1 < 9.0.0"); at most two such
+# ranges joined by "||"; components of at most 3 digits. Anything else could
+# carry a subnet, an address or a card number ("192.168 || 1.77",
+# ">=4111.1111.1111 <4111.1111.1112 || 1111", "4111 1111 1111", "10.0.0 -
+# 10.255.255") and is sent as the placeholder.
+_COMPONENT = r"(?:0|[1-9][0-9]{0,2})"
 _WILDCARD = r"[xX*]"
-_PARTIAL = (
-    rf"(?:{_WILDCARD}|{_COMPONENT}(?:\.(?:{_WILDCARD}|{_COMPONENT}(?:\.(?:{_WILDCARD}|{_COMPONENT}))?))?)"
-)
-_BARE_RE = re.compile(_PARTIAL, re.ASCII)
+_FULL = rf"{_COMPONENT}\.{_COMPONENT}\.{_COMPONENT}"
+# "*", "1.x", "1.2.x": a wildcard ends the version
+_WILDCARDED = rf"(?:{_WILDCARD}|{_COMPONENT}\.{_WILDCARD}|{_COMPONENT}\.{_COMPONENT}\.{_WILDCARD})"
+_PARTIAL = rf"(?:{_FULL}|{_COMPONENT}\.{_COMPONENT}|{_COMPONENT}|{_WILDCARDED})"
+_BARE_RE = re.compile(rf"{_FULL}|{_WILDCARDED}", re.ASCII)
 _COMPARATOR_RE = re.compile(rf"(>=|<=|~>|>|<|=|~|\^) ?({_PARTIAL})", re.ASCII)
 _BOUNDS_RE = re.compile(rf"(>=|>) ?({_PARTIAL}) (<=|<) ?({_PARTIAL})", re.ASCII)
 _MAX_ALTERNATIVES = 2
-_REQUIREMENT_MAX = 64
+# The longest requirement sent: room for two bounded ranges of real sizes
+# (">= 4.13.1 < 9.0.0 || >= 10.0.0 < 12.0.0" is 38); Debian's longest is 18.
+_REQUIREMENT_MAX = 48
 
 
 def _lowest(partial: str) -> "tuple[int, ...]":
