@@ -91,6 +91,10 @@ def public_requirement(requirement: object) -> str:
 # would turn the Kelvin sign into a "k").
 _CLASS_NAME_RE = re.compile(r"(?:::)?[a-z][a-z0-9_]*(?:::[a-z][a-z0-9_]*)*", re.ASCII)
 _CLASS_NAME_MAX = 255
+# Segments of a class name: the deepest class of Debian's modules has 6
+# (mcollective::server::config::connector::activemq::hosts_iteration). Each
+# segment is one more file the autoloader would look for.
+_CLASS_NAME_MAX_SEGMENTS = 16
 
 # Puppet's own classes and the roles-and-profiles namespaces are site-specific
 # by definition, whatever module happens to define them.
@@ -101,7 +105,8 @@ def class_name(name: object) -> Optional[str]:
     """``name`` as Puppet's autoloader looks it up (lower case, no leading ``::``),
     or None when it is not a class name. Checked before any file lookup, so a
     crafted ``include 'apache::/tmp/evil'`` never becomes a path."""
-    if not isinstance(name, str) or not name.isascii() or len(name) > _CLASS_NAME_MAX:
+    if not isinstance(name, str) or not name.isascii() or len(name) > _CLASS_NAME_MAX \
+            or name.count("::") > _CLASS_NAME_MAX_SEGMENTS:
         return None
     lowered = name.lower()
     if not _CLASS_NAME_RE.fullmatch(lowered):

@@ -22,6 +22,7 @@ from dropsonde.metrics.profiles import Profiles
 from dropsonde.privacy import class_name
 from dropsonde.site import autoload_files
 from tests.support.puppet_tree import forge_checksums, make_module, run_metric, site_for, write
+from tests.support.time_limits import cpu_limit
 
 DEBIAN_NTP = Path("/usr/share/puppet/modules/ntp")
 
@@ -233,3 +234,19 @@ def test_a_module_s_manifests_are_judged_once_per_run(tree, modified_ntp):
     result = tree.run("-v", "dev", "inventory")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("classes in manifests/service.pp are treated as private") == 1, result.stderr
+
+
+def test_a_hostile_puppetdbs_deep_class_titles_cost_no_file_lookups(tree):
+    """The reviewer's: ~80 stat calls per distinct deep class title (20,000 titles: 24 s
+    of CPU). Names deeper than any real class are no class names at all, and a file the
+    module does not have is looked up in the listing of its manifests, not on disk."""
+    tree.forge(["puppetlabs-apache"])
+    make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", manifests={
+        "init.pp": "class apache { }", "mod.pp": "class apache::mod { }", "mod/ssl.pp": "class apache::mod::ssl { }",
+    })
+    site = site_for(tree)
+    deepest = ["Apache::" + "::".join(f"s{i}" for i in range(80))[:240] + f"::t{n}" for n in range(20_000)]
+    deep = ["Apache::Mod::" + "::".join(f"s{n}x{i}" for i in range(14)) for n in range(20_000)]
+    with cpu_limit(3.0):
+        assert not any(site.defines_public_class(title) for title in deepest + deep)
+    assert site.defines_public_class("Apache::Mod::Ssl") and site.defines_public_class("apache::mod")

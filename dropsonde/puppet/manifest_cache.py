@@ -25,7 +25,7 @@ import time
 from stat import S_ISREG
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
 from dropsonde.puppet import manifests
@@ -196,6 +196,12 @@ class ManifestCache:
         self._complete: Set[str] = set()  # manifests dirs read whole this run
         self._md5s: Dict[str, str] = {}
         self._names: Dict[str, str] = {}
+        # This run's listing of each manifests directory asked about, and what was read:
+        # a lookup of a file that is not there costs a set lookup, not a stat (a hostile
+        # PuppetDB's 20,000 deep class titles cost 1.6 million of them), and a file is
+        # read once per run however many class names lead to it.
+        self._listings: Dict[str, FrozenSet[str]] = {}
+        self._read: Dict[Tuple[str, str], Optional[ManifestFile]] = {}
         self.dirty = False
         if cache is not None:
             self._load(cache)
@@ -230,7 +236,9 @@ class ManifestCache:
     def module(self, manifests_dir: Path) -> List[ManifestFile]:
         """Every manifest of a module's ``manifests`` directory, in autoload order."""
         names = self._names  # one string per relative path, however many copies of the module there are
-        files = [self.read(manifests_dir, names.setdefault(relative, relative)) for relative in module_manifests(manifests_dir)]
+        listing = [names.setdefault(relative, relative) for relative in module_manifests(manifests_dir)]
+        self._listings.setdefault(str(manifests_dir), frozenset(listing))
+        files = [self.read(manifests_dir, relative) for relative in listing]
         self._complete.add(str(manifests_dir))
         return [found for found in files if found is not None]
 
@@ -242,6 +250,20 @@ class ManifestCache:
         if os.path.isabs(relative) or ".." in relative.split("/"):
             return None
         key = str(manifests_dir)
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = self._listings[key] = frozenset(module_manifests(manifests_dir))
+        if relative not in listing:
+            records = self._paths.get(key)
+            if records is not None and records.pop(relative, None) is not None:
+                self.dirty = True  # a file gone since the last run
+            return None
+        if (key, relative) not in self._read:
+            self._read[(key, relative)] = self._read_file(key, relative)
+        return self._read[(key, relative)]
+
+    def _read_file(self, key: str, relative: str) -> Optional[ManifestFile]:
+        """One manifest, from the records when its stat is unchanged, else read and parsed."""
         path = os.path.join(key, relative)
         records = self._paths.setdefault(key, {})
         try:

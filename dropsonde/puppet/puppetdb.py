@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde import http_client
+from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.json_input import load_json
@@ -35,8 +36,12 @@ log = logging.getLogger(__name__)
 
 QUERY_PATH = "/pdb/query/v4"
 DEFAULT_TIMEOUT = 30.0
-# Grouped answers grow with the number of distinct classes, not of nodes: a few MB at most.
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Grouped answers grow with the number of distinct classes, not of nodes: 362 classes
+# answer in 15 KB, so a site of 10,000 distinct classes in about 400 KB.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# Values in one answer (three per class row): ten times that 10,000-class site. It bounds
+# the memory and the CPU time one answer can cost, whatever its bytes hold.
+MAX_ANSWER_VALUES = 300_000
 # A whole answer, however slowly it comes (server_url_timeout bounds each read only).
 PUPPETDB_DEADLINE = 300.0
 
@@ -169,7 +174,7 @@ class PuppetDBClient:
                 problems.append(self._failed(url, f"HTTP {reply.status}"))
                 continue
             try:
-                rows = load_json(reply.body, MAX_ANSWER_BYTES)
+                rows = load_json(reply.body, MAX_ANSWER_BYTES, max_values=MAX_ANSWER_VALUES)
             except ValueError as exc:
                 problems.append(self._failed(url, f"the answer is {exc}"))
                 continue
@@ -233,9 +238,19 @@ def _family_filters(fact: str, present: List[str], base: str) -> List[Tuple[str,
 
 
 def _class_rows(rows: List[Any]) -> List[Tuple[str, int]]:
-    """(canonical class name, count) of each row of a class count query. A title
-    that is no class name is dropped (it can never be public); a row that is
-    not ``{"title": str, "count": int}`` means the server is not PuppetDB."""
+    """(canonical class name, count) of each row of a class count query, within
+    ANSWER_CPU_SECONDS. A title that is no class name is dropped (it can never be
+    public); a row that is not ``{"title": str, "count": int}`` means the server is
+    not PuppetDB."""
+    try:
+        with cpu_budget(ANSWER_CPU_SECONDS):
+            return _canonical_rows(rows)
+    except OverBudget as exc:
+        raise PuppetDBError(f"PuppetDB answer set aside: reading its {len(rows)} class rows took {exc} "
+                            "(ANSWER_CPU_SECONDS)") from None
+
+
+def _canonical_rows(rows: List[Any]) -> List[Tuple[str, int]]:
     found = []
     for row in rows:
         title = row.get("title") if isinstance(row, dict) else None
@@ -248,6 +263,17 @@ def _class_rows(rows: List[Any]) -> List[Tuple[str, int]]:
     return found
 
 
+def _family_values(rows: List[Any], fact: str) -> List[Any]:
+    """The ``fact`` value of each row of a family count query; a row that is not an
+    object means the server is not PuppetDB (PuppetDBError, as for class rows)."""
+    values = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise PuppetDBError(f"PuppetDB answered a malformed OS family row: {str(row)[:80]}")
+        values.append(row.get(fact))
+    return values
+
+
 def fetch_class_usage(client: PuppetDBClient) -> ClassUsage:
     """Class counts overall and per OS family, with a handful of grouped queries.
 
@@ -257,10 +283,10 @@ def fetch_class_usage(client: PuppetDBClient) -> ClassUsage:
     classes: Dict[str, int] = {}
     for name, count in _class_rows(client.query(CLASS_COUNTS)):
         classes[name] = classes.get(name, 0) + count
-    families = [row.get("facts.os.family") for row in client.query(FAMILY_COUNTS)]
+    families = _family_values(client.query(FAMILY_COUNTS), "facts.os.family")
     filters = _family_filters("facts.os.family", [f for f in families if isinstance(f, str)], "")
     if any(not isinstance(f, str) for f in families):
-        legacy = [row.get("facts.osfamily") for row in client.query(LEGACY_FAMILY_COUNTS)]
+        legacy = _family_values(client.query(LEGACY_FAMILY_COUNTS), "facts.osfamily")
         filters += _family_filters(
             "facts.osfamily", [f for f in legacy if isinstance(f, str)], "!(" + _HAS_OS_FAMILY + ")"
         )

@@ -340,14 +340,15 @@ def test_fuzzed_puppetdb_conf_is_read_or_named_in_a_clear_error(tmp_path_factory
 # ---- what a hostile or broken PuppetDB answers (review L2) ----
 
 
-def _fake_site(tmp_path, rows) -> tuple:
-    """The preview's values over a site with a public apache, PuppetDB answering ``rows``."""
+def _fake_site(tmp_path, rows, families=None) -> tuple:
+    """The preview's values over a site with a public apache, PuppetDB answering ``rows``
+    (and ``families`` to the OS family query)."""
     tree = PuppetTree(tmp_path / "site")
     tree.forge(["puppetlabs-apache"])
     make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0", manifests={
         "init.pp": "class apache { }", "vhost.pp": "class apache::vhost { }",
     })
-    with class_rows_server(rows) as server:
+    with class_rows_server(rows, families) as server:
         write(tree.confdir / "puppetdb.conf", f"[main]\nserver_urls = {server.url}\n")
         result = tree.run("preview", "--format", "json")
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
@@ -382,3 +383,16 @@ def test_a_malformed_class_row_degrades_with_one_warning(tmp_path, row):
     values, stderr = _fake_site(tmp_path, [row])
     assert values["classes"] == [] and values["class_platforms"] == [] and values["modules"]
     assert "malformed class row" in stderr
+
+
+@pytest.mark.parametrize("families", [["Debian"], [None], [7], [{"facts.os.family": "Debian", "count": 1}, "x"],
+                                      [{"facts.os.family": 5, "count": 1}]])
+def test_a_malformed_family_row_degrades_with_one_warning(tmp_path, families):
+    """The reviewer's: family rows that are not objects raised AttributeError, which
+    dropped the whole modules column as a failed plugin."""
+    values, stderr = _fake_site(tmp_path, [{"title": "Apache", "count": 1}], families)
+    assert values["modules"] and "Traceback" not in stderr
+    if all(isinstance(row, dict) for row in families):  # a non-string family is counted as no family
+        return
+    assert values["classes"] == [] and values["class_platforms"] == []
+    assert stderr.count("malformed OS family row") == 1

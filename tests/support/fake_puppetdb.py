@@ -6,25 +6,31 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any, List
+from typing import Any, List, Optional
 
 from tests.support.loopback import LoopbackServer, QuietHandler
 
+DEBIAN_ONLY = [{"facts.os.family": "Debian", "count": 1}]
+
 
 class ClassRowsHandler(QuietHandler):
-    """``state`` is the class rows ``[{"title": ..., "count": ...}]``; every node is Debian."""
+    """``state`` is (the class rows ``[{"title": ..., "count": ...}]``, the family rows);
+    by default every node is Debian. Counts the queries it answers."""
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("query", [""])[0]
+        classes, families, asked = self.server.state
+        asked.append(query)
         rows: List[Any]
         if query.startswith("inventory[facts.os.family"):
-            rows = [{"facts.os.family": "Debian", "count": 1}]
+            rows = families
         elif query.startswith("resources[title"):
-            rows = self.server.state
+            rows = classes
         else:
             rows = []
         self.send(200, json.dumps(rows).encode(), "application/json")
 
 
-def class_rows_server(rows: List[Any]) -> LoopbackServer:
-    return LoopbackServer(ClassRowsHandler, rows)
+def class_rows_server(rows: List[Any], families: Optional[List[Any]] = None) -> LoopbackServer:
+    """``server.state[2]`` lists the queries asked."""
+    return LoopbackServer(ClassRowsHandler, (rows, DEBIAN_ONLY if families is None else families, []))
