@@ -43,6 +43,10 @@ CONFIG_CPU_SECONDS = 2.0
 ANSWER_CPU_SECONDS = 5.0
 
 
+# How soon an expired budget raises again if its exception was swallowed.
+RETRY_SECONDS = 0.01
+
+
 class OverBudget(Exception):
     """The block used more CPU time than its budget; ``str()`` says how much it had."""
 
@@ -78,8 +82,16 @@ def cpu_budget(seconds: float, exceeded: Optional[Callable[[], BaseException]] =
     outer_left, _interval = signal.getitimer(signal.ITIMER_PROF)
     outer_deadline = time.process_time() + outer_left if outer_left > 0 else None
     outer_first = outer_deadline is not None and outer_deadline < budget.deadline
+    active = [True]
 
     def expire(signum: int, frame: object) -> None:
+        # A signal that arrives once the block is over (while it is being cleaned up)
+        # is ignored: raising there would skip the cleanup and leave this handler in place.
+        if not active[0]:
+            return
+        # Again soon, in case this exception is swallowed (raised in a gc callback,
+        # Python only prints it): the block must not run on without a budget.
+        signal.setitimer(signal.ITIMER_PROF, RETRY_SECONDS)
         if outer_first and callable(outer_handler):
             outer_handler(signum, frame)  # type: ignore[arg-type]
         raise failure()
@@ -87,8 +99,11 @@ def cpu_budget(seconds: float, exceeded: Optional[Callable[[], BaseException]] =
     signal.signal(signal.SIGPROF, expire)
     signal.setitimer(signal.ITIMER_PROF, min(seconds, outer_left) if outer_first else seconds)
     try:
-        yield budget
-    finally:
+        try:
+            yield budget
+        finally:
+            active[0] = False
+    finally:  # a separate clause: it runs even if the signal lands in the one above
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, outer_handler)
         if outer_deadline is not None:

@@ -254,7 +254,7 @@ class Site:
             self._class_lookups[canonical] = any(
                 d.kind == "class" and d.name == canonical
                 for module in self._public_modules_by_name.get(canonical.split("::", 1)[0], [])
-                for relative in autoload_files(canonical)
+                for relative in self.manifest_cache.listed(module.manifests_dir, autoload_files(canonical))
                 for d in self._published_definitions(module, self._autoload_file(module, relative))
             )
         return self._class_lookups[canonical]
@@ -291,8 +291,9 @@ class Site:
 
     def _autoload_file(self, module: Module, relative: str) -> Optional[ManifestFile]:
         """One file of the module's ``manifests``, None when it has no such file."""
-        log.info("reading manifest %s", module.manifests_dir / relative)
-        found = self.manifest_cache.read(module.manifests_dir, relative)
+        manifests_dir = module.manifests_dir
+        log.debug("looking up manifest %s/%s", manifests_dir, relative)  # formatted only if shown
+        found = self.manifest_cache.read(manifests_dir, relative)
         if found is not None:
             _warn_if_unreadable(found)
         return found

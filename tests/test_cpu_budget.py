@@ -71,3 +71,25 @@ def test_outside_the_main_thread_a_budget_is_not_enforced_but_works():
     thread.start()
     thread.join(timeout=30)
     assert results[0] == sum(range(100_000)) and results[1] >= 0
+
+
+def test_an_exception_swallowed_where_the_signal_landed_is_raised_again():
+    """A signal handled inside a gc callback or a __del__ has its exception printed and
+    dropped: the budget raises again, so the block never runs on unbounded."""
+    swallowed = []
+
+    class Swallows:
+        def __del__(self):
+            try:
+                spin()
+            except OverBudget as exc:
+                swallowed.append(exc)
+
+    with pytest.raises(OverBudget):
+        with cpu_budget(0.1):
+            Swallows()  # dropped at once: __del__ spins until the budget fires, and eats it
+            spin()
+    assert len(swallowed) == 1
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGPROF) in (signal.SIG_DFL, signal.SIG_IGN, None) or \
+        not getattr(signal.getsignal(signal.SIGPROF), "__qualname__", "").startswith("cpu_budget")

@@ -242,6 +242,18 @@ class ManifestCache:
         self._complete.add(str(manifests_dir))
         return [found for found in files if found is not None]
 
+    def listed(self, manifests_dir: Path, candidates: List[str]) -> List[str]:
+        """Those of ``candidates`` (paths under ``manifests``) the directory has, from
+        this run's listing of it: a name that leads nowhere costs a set lookup."""
+        listing = self._listing(str(manifests_dir), manifests_dir)
+        return [relative for relative in candidates if relative in listing]
+
+    def _listing(self, key: str, manifests_dir: Path) -> FrozenSet[str]:
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = self._listings[key] = frozenset(module_manifests(manifests_dir))
+        return listing
+
     def read(self, manifests_dir: Path, relative: str) -> Optional[ManifestFile]:
         """One manifest of a module by its path under ``manifests``; None when there
         is no such file (or the path would lead out of ``manifests``). ``manifests_dir``
@@ -250,10 +262,7 @@ class ManifestCache:
         if os.path.isabs(relative) or ".." in relative.split("/"):
             return None
         key = str(manifests_dir)
-        listing = self._listings.get(key)
-        if listing is None:
-            listing = self._listings[key] = frozenset(module_manifests(manifests_dir))
-        if relative not in listing:
+        if relative not in self._listing(key, manifests_dir):
             records = self._paths.get(key)
             if records is not None and records.pop(relative, None) is not None:
                 self.dirty = True  # a file gone since the last run
