@@ -19,13 +19,13 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from dropsonde import __version__
+from dropsonde.collector.budget import DEFAULT_DELTA, DEFAULT_EPSILON
 from dropsonde.collector.options import (
     DEFAULT_CONNECTIONS,
-    DEFAULT_EPSILON,
     DEFAULT_K,
     DEFAULT_LISTEN,
-    ServeOptions,
     OptionError,
+    ServeOptions,
 )
 from dropsonde.config import split_names
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -363,36 +363,51 @@ def collector_serve(
 @collector_app.command("aggregate")
 def collector_aggregate(
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
-    out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV and index.html (replaced whole)."),
+    out: str = typer.Option(..., "--out", help="Directory for the JSON, CSV, badges and index.html (replaced whole)."),
     week: Optional[str] = typer.Option(None, "--week", help="ISO week YYYY-Www. [default: the last complete week]"),
-    k: int = typer.Option(DEFAULT_K, "--k", help="Least number of distinct sites behind every published row."),
-    epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per published number (noise scale 1/epsilon)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Fixed noise, for tests only: whoever knows it can remove the noise."),
-    noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file holding the noise key (created 0600 once). [default: DB.noise-key beside a SQLite --db]"),
-    force: bool = typer.Option(False, "--force", help="Publish a week that has not ended yet, or replace a publication of the week with an empty one."),
+    k: int = typer.Option(DEFAULT_K, "--k", help="Least noisy count of a published row (on top of the DP threshold)."),
+    epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per site for the whole week, every table together."),
+    delta: float = typer.Option(DEFAULT_DELTA, "--delta", help="Chance per site and week that the epsilon bound fails."),
+    noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file naming the release (created 0600 once); the week's release records are kept beside it. [default: DB.noise-key beside a SQLite --db]"),
+    force: bool = typer.Option(False, "--force", help="Publish a week not ended yet, or release a week again (other parameters, another key, an empty release): spends the week's budget again."),
 ) -> None:
-    """Publish one week's aggregates: every row backed by at least k sites, every number noised, no per-site rows."""
+    """Publish one week's aggregates, differentially private per site and week (OpenDP): no per-site rows."""
     from datetime import datetime, timezone
 
-    from dropsonde.collector.aggregate import publish_week, week_bounds
-    from dropsonde.collector.noise import GeometricNoise
+    from dropsonde.collector.aggregate import Parameters, PublicationError, publish_week, week_bounds
+    from dropsonde.collector.budget import BudgetError
     from dropsonde.collector.noise_key import default_key_path, load_or_create_key
+    from dropsonde.collector.output import OutputError
+    from dropsonde.collector.releases import ReleaseRecordError, ReleaseRecords, records_directory
     from dropsonde.collector.render import render_page
     from dropsonde.collector.storage import open_store
 
-    label, _, end = week_bounds(week)
-    if not 0 < epsilon < float("inf"):
-        raise DropsondeError(f"--epsilon: expected a positive number, got {epsilon}")
-    if end > datetime.now(timezone.utc) and not force and seed is None:  # seeded noise protects nothing anyway
-        raise DropsondeError(f"--week {label}: the week has not ended; its numbers still change, and two publications "
-                             "with the same noise would differ by the exact change (--force to publish it anyway)")
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
-    with _collector_options():
-        store = open_store(db, read_only=True)
-    key = None if seed is not None else load_or_create_key(Path(noise_key) if noise_key else default_key_path(db))
-    result = publish_week(store, label, k, GeometricNoise(epsilon, seed, key), Path(out), render_page, force)
-    sites = result.sites if result.sites is not None else f"fewer than {k}"
-    typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out}")
+    flags = {"week": "--week", "out": "--out", "k": "--k", "epsilon": "--epsilon", "delta": "--delta"}
+    try:
+        label, _, end = week_bounds(week)
+        if end > datetime.now(timezone.utc) and not force:
+            raise PublicationError("week", label, "the week has not ended; its numbers still change",
+                                   "publishes it anyway, and a later release of the week spends its budget again")
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
+        key_path = Path(noise_key) if noise_key else default_key_path(db)
+        with _collector_options():
+            store = open_store(db, read_only=True)
+            key = load_or_create_key(key_path)
+            result = publish_week(store, label, Parameters(epsilon, delta, k), key,
+                                  ReleaseRecords(records_directory(key_path)), Path(out), render_page, force)
+    except PublicationError as exc:
+        flag = flags.get(exc.subject, f"--{exc.subject}")
+        remedy = f" (--force {exc.forcible})" if exc.forcible else ""
+        raise DropsondeError(f"{flag} {exc.value}: {exc.problem}{remedy}") from None
+    except BudgetError as exc:
+        raise DropsondeError(f"{flags[exc.parameter]}: {exc}") from None
+    except OutputError as exc:
+        raise DropsondeError(f"--out {exc.path}: {exc.problem}") from None
+    except ReleaseRecordError as exc:
+        raise DropsondeError(f"--noise-key {key_path}: release record {exc}") from None
+    sites = result.sites if result.sites is not None else "too few"
+    typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out} "
+               f"(epsilon {result.epsilon:g}, delta {result.delta:g} per site for the week)")
 
 
 @collector_app.command("load")

@@ -1,11 +1,19 @@
-"""The published files: JSON and CSV tables written row by row as the
-queries stream them (memory does not grow with the data), into a staging
-directory that replaces ``--out`` only once everything is written.
+"""The published files: JSON and CSV tables written row by row, into a
+staging directory that replaces the output directory only once everything
+is written and fsynced.
+
+The swap is one ``renameat2(RENAME_EXCHANGE)``: readers (and a crash) see
+the old directory or the new one, never none. On a file system without it,
+two renames, with the old directory set aside under a name that the next
+run recognizes and puts back if a crash came between them: a killed run
+never loses the previous publication (or the trends it holds).
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
+import errno
 import json
 import logging
 import os
@@ -19,6 +27,17 @@ from typing import IO, Any, Dict, Iterable, Iterator, Optional, Sequence
 from dropsonde.errors import DropsondeError
 
 log = logging.getLogger(__name__)
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+
+
+class OutputError(DropsondeError):
+    """The output directory ``path`` cannot be written or replaced; the caller names the option."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STALE_AFTER = 6 * 3600  # seconds: a staging directory this old belongs to no running aggregate
 
@@ -76,27 +95,45 @@ def _close_durably(handle: IO[str]) -> None:
     handle.close()
 
 
-def check_replaceable(out: Path, names: Iterable[str]) -> None:
+def check_replaceable(out: Path, names: Iterable[str], folders: Iterable[str] = ()) -> None:
     """Refuse an ``out`` that replacing would lose something in: a symbolic
     link (it would become a directory) or a directory holding anything but a
-    previous publication (``summary.json`` and the files ``names``). The old
-    directory is removed whole when the new one takes its place, so a web
-    root given by mistake would lose its other pages."""
+    previous publication (``summary.json``, the files ``names`` and the
+    ``folders``). The old directory is removed whole when the new one takes
+    its place, so a web root given by mistake would lose its other pages."""
     if out.is_symlink():
-        raise DropsondeError(f"--out {out}: is a symbolic link; give the directory it points to "
-                             "(the link would be replaced by a directory)")
+        raise OutputError(out, "is a symbolic link; give the directory it points to "
+                               "(the link would be replaced by a directory)")
     if not out.exists():
         return
     if not out.is_dir():
-        raise DropsondeError(f"--out {out}: exists and is not a directory")
+        raise OutputError(out, "exists and is not a directory")
     present = sorted(entry.name for entry in out.iterdir())
     if present and "summary.json" not in present:
-        raise DropsondeError(f"--out {out}: not empty and not a previous publication (no summary.json); "
-                             "aggregate replaces the whole directory, so give it one of its own")
-    foreign = [name for name in present if name not in set(names) or not (out / name).is_file()]
+        raise OutputError(out, "not empty and not a previous publication (no summary.json); "
+                               "aggregate replaces the whole directory, so give it one of its own")
+    folders = set(folders)
+    foreign = [name for name in present if not ((name in set(names) and (out / name).is_file())
+                                                or (name in folders and (out / name).is_dir()
+                                                    and not (out / name).is_symlink()))]
     if foreign:
-        raise DropsondeError(f"--out {out}: holds {foreign[0]!r}, which aggregate does not write; "
-                             "aggregate replaces the whole directory, so move it elsewhere")
+        raise OutputError(out, f"holds {foreign[0]!r}, which aggregate does not write; "
+                               "aggregate replaces the whole directory, so move it elsewhere")
+
+
+def recover_interrupted_swap(out: Path) -> None:
+    """Put back the previous publication that a run killed between the two
+    renames of the fallback swap left set aside (``out`` is then missing)."""
+    if out.exists() or out.is_symlink():
+        return
+    for aside in sorted(out.parent.glob(f".{out.name}.*.old")):
+        previous = aside / "previous"
+        if previous.is_dir() and not previous.is_symlink():
+            os.rename(previous, out)
+            _fsync_directory(out.parent)
+            log.warning("%s: put back from %s, where a run that did not finish had set it aside", out, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+            return
 
 
 def remove_stale(out: Path, older_than: float = STALE_AFTER, now: Optional[float] = None) -> None:
@@ -125,23 +162,43 @@ def staging(out: Path) -> Iterator[Path]:
         remove_stale(out)
         directory = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as exc:
-        raise DropsondeError(f"--out {out}: cannot write beside it: {exc.strerror or exc}") from None
+        raise OutputError(out, f"cannot write beside it: {exc.strerror or exc}") from None
     try:
         yield directory
         directory.chmod(0o755)
-        _fsync_directory(directory)
+        for folder in [path for path in directory.iterdir() if path.is_dir()] + [directory]:
+            _fsync_directory(folder)  # the entries, not only the files' data, before the swap
         _replace_directory(directory, out)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
 
 
+def _exchange(new: Path, out: Path) -> bool:
+    """Swap ``new`` and ``out`` in one system call; False where the system or
+    file system cannot (then the caller renames twice)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(new), AT_FDCWD, os.fsencode(out), RENAME_EXCHANGE) == 0:
+        return True
+    number = ctypes.get_errno()
+    if number in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(number, os.strerror(number), str(out))
+
+
 def _replace_directory(new: Path, out: Path) -> None:
-    """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and
-    removed after, so readers see the old or the new directory (in between
-    lie two rename calls, in which ``out`` is briefly absent)."""
+    """Put ``new`` in the place of ``out``: exchanged in one call where the
+    file system can (``new`` then holds the old directory, removed after);
+    else ``out`` is moved aside first, where ``recover_interrupted_swap``
+    finds it if the run dies before the second rename."""
     if not out.exists() and not out.is_symlink():
         os.rename(new, out)
+    elif _exchange(new, out):
+        _fsync_directory(out.parent)
+        shutil.rmtree(new, ignore_errors=True)
     else:
         aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
         os.rename(out, aside / "previous")

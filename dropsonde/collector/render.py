@@ -16,6 +16,8 @@ from dropsonde.collector.aggregate import PAGE_ROWS, Publication
 PALETTE = ["#3b6ea5", "#e07b39", "#5a9e4b", "#c8b23a", "#8e5ea2", "#d45087", "#2f9e9e", "#7a7a7a"]
 TOP_MODULES = 20
 ADOPTION_MODULES = 5
+ADOPTION_VERSIONS = 8  # per module; the rest is one "other" segment (crafted versions cannot grow the chart)
+PLATFORMS = 15
 TREND_MODULES = 8
 
 
@@ -53,6 +55,8 @@ def _adoption_chart(result: Publication) -> str:
         y = 5 + index * (bar_height + 6)
         parts.append(f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(slug)}</text>')
         rows = sorted(versions[slug], key=lambda item: -item[1])
+        if len(rows) > ADOPTION_VERSIONS:
+            rows = rows[:ADOPTION_VERSIONS - 1] + [("other", sum(sites for _, sites in rows[ADOPTION_VERSIONS - 1:]))]
         total = sum(sites for _, sites in rows) or 1
         x = float(label_width)
         for number, (version, sites) in enumerate(rows):
@@ -126,10 +130,25 @@ document.querySelectorAll('figure.chart').forEach(function (figure) {
 """
 
 
+def _privacy(result: Publication) -> str:
+    """The week's guarantee in plain words, and what it cost."""
+    again = (f" This week was released {len(result.spent)} times (forced), so the total above is the sum of "
+             "those releases." if len(result.spent) > 1 else "")
+    return (f"<p><strong>Privacy.</strong> Every table on this page and in the files is differentially private "
+            f"for each site and week: adding or removing any one site's report changes the chance of anything "
+            f"published here by at most a factor e<sup>&epsilon;</sup> with &epsilon; = {result.epsilon:g}, "
+            f"except with probability &delta; = {result.delta:g}, however many other sites (real or invented) "
+            f"reported. That is one budget for the whole week, shared by all tables (the split is in "
+            f"summary.json). Every count carries random noise (OpenDP's discrete Gaussian mechanism); a row is "
+            f"shown only if its <em>noisy</em> count passes a threshold, so rows used by few sites are absent; "
+            f"each site counts in a bounded number of rows per table. Counts are therefore approximate: the "
+            f"noise's standard deviation per table is in summary.json.{again}</p>")
+
+
 def render_page(result: Publication) -> str:
-    count = result.sites if result.sites is not None else f"fewer than {result.k}"
+    count = result.sites if result.sites is not None else "too few to publish"
     top = [(row["slug"], row["sites"]) for row in result.top.get("modules", [])[:TOP_MODULES]]
-    platforms = [(row["platform"], row["sites"]) for row in result.top.get("platforms", [])]
+    platforms = [(row["platform"], row["sites"]) for row in result.top.get("platforms", [])[:PLATFORMS]]
     tables = "".join(_table(name, rows, result.rows.get(name, 0)) for name, rows in sorted(result.top.items()))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -142,10 +161,10 @@ table {{ border-collapse: collapse; margin-bottom: 1em; }} td, th {{ border: 1px
 </style></head>
 <body>
 <h1>Puppet module usage, week {escape(result.week)}</h1>
-<p>Sites reporting: {escape(str(count))}. Every row below is backed by at least {result.k} distinct sites;
-rows with fewer are withheld. No site is listed individually. Every number carries random noise
-(two-sided geometric, &epsilon; = {result.epsilon:g} per number), so that no site's own figures can be
-recovered from them; tables are sorted by name in the files, by sites here (top {PAGE_ROWS}).</p>
+<p>Sites reporting: about {escape(str(count))}. No site is listed individually. Tables are sorted by name
+in the files, by sites here (top {PAGE_ROWS}). Each published module also has
+<code>modules/&lt;slug&gt;.json</code> and a badge <code>badges/&lt;slug&gt;.svg</code>.</p>
+{_privacy(result)}
 {_bar_chart("top-modules", f"Top {TOP_MODULES} modules by number of sites", top, "sites")}
 {_adoption_chart(result)}
 {_bar_chart("platforms", "Platform share (sites with nodes of each OS family)", platforms, "sites")}

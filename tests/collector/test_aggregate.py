@@ -1,5 +1,6 @@
-"""Weekly aggregates: the SQL queries on both stores, k-anonymity, noise against
-crafted sites, module pairs, trends, all-or-nothing output, the page in a real browser."""
+"""Weekly aggregates: the SQL queries on both stores, per-site bounds, thresholds on
+noisy counts, module pairs, trends, all-or-nothing output, the page in a real browser.
+The attacks (crafted sites, republication) are in test_privacy_attacks.py."""
 
 from __future__ import annotations
 
@@ -14,55 +15,32 @@ from datetime import date, timedelta
 
 import pytest
 
-from dropsonde.collector.aggregate import PAIR_MODULES, noisy_rows, publish_week, top_modules, week_bounds
-from dropsonde.collector.noise import GeometricNoise
+from dropsonde.collector.aggregate import Parameters, PublicationError, publish_week, ranking, week_bounds
 from dropsonde.collector.normalize import iso_week, week_range
 from dropsonde.collector.queries import load_queries
+from dropsonde.collector.releases import ReleaseRecords
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from dropsonde.errors import DropsondeError
 from dropsonde.wire import sortable_timestamp
 from tests.support.cli import run_dropsonde
+from tests.support.collector_reports import NO_NOISE, WEEK, columns, report, tables
 from tests.support.paths import EXAMPLE_SITE
 
-WEEK = "2026-W48"  # Monday 23 November 2026
-NO_NOISE = 1e9  # an epsilon so large that the noise is always 0: to check what the queries count
+KEY = b"k" * 32
 
 
-def site(n: int) -> str:
-    return hashlib.sha512(f"agg-site{n}".encode()).hexdigest()
-
-
-def report(n: int, modules=(), when="2026-11-25T10:00:00.000000+00:00", **columns):
-    return {"message_id": f"m{n}-{when}", "site_id": site(n), "product": "popularity-module", "version": "1.0.0",
-            "timestamp": when, "ip": None,
-            "modules": [{"name": s.split("-")[1], "slug": s, "version": v} for s, v in modules], **columns}
-
-
-def columns():
-    from dropsonde.wire_columns import REPORT_COLUMNS
-
-    return list(REPORT_COLUMNS)
-
-
-def table(store, name, k=5, week=WEEK, epsilon=NO_NOISE, seed=0, **lists):
-    """One table as published; module_pairs and module_triples among the top
-    modules of the noisy ``modules`` table, as ``publish_week`` ranks them."""
-    queries = {q.name: q for q in load_queries()}
-    parameters = {"week": week, "k": k}
-    if name in ("module_pairs", "module_triples"):
-        modules = list(noisy_rows(store, queries["modules"], parameters, GeometricNoise(epsilon, seed), k))
-        parameters.update(top_modules(modules))
-    parameters.update(lists)
-    return list(noisy_rows(store, queries[name], parameters, GeometricNoise(epsilon, seed), k))
+def table(store, name, **options):
+    return tables(store, **options)[name]
 
 
 def test_week_bounds():
     label, start, end = week_bounds("2026-w48")
     assert label == WEEK and start.isoformat() == "2026-11-23T00:00:00+00:00" and (end - start).days == 7
     assert week_bounds(None, today=date(2026, 11, 27))[0] == "2026-W47"  # the last complete week
-    with pytest.raises(DropsondeError, match="--week"):
+    with pytest.raises(PublicationError, match="expected YYYY-Www") as raised:
         week_bounds("last week")
+    assert raised.value.subject == "week" and "--" not in str(raised.value)  # the CLI names its own option
 
 
 def test_the_last_complete_week_of_each_day_and_the_stores_range_agree():
@@ -94,12 +72,12 @@ def test_k_anonymity_latest_report_per_site_and_no_site_ids(tmp_path):
     assert table(store, "environment_counts") == [{"environments": "2-5", "sites": k}]  # 26-50 has k-1: withheld
     out = tmp_path / "out"
     result = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
-                           "--week", WEEK, "--k", str(k), "--seed", "7")
+                           "--week", WEEK, "--k", str(k), "--epsilon", str(NO_NOISE))
     assert result.returncode == 0, result.stderr
     assert [row["slug"] for row in json.loads((out / "modules.json").read_text())] == ["puppetlabs-apache"]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["week"] == WEEK and summary["epsilon"] == 1.0 and summary["k"] == k
-    published = "".join(p.read_text() for p in out.iterdir())
+    assert summary["week"] == WEEK and summary["epsilon"] == NO_NOISE and summary["k"] == k
+    published = "".join(p.read_text() for p in out.rglob("*") if p.is_file())
     assert "agg-site" not in published and not re.search(r"[0-9a-f]{128}", published)
     assert "rare-module" not in published
     assert (out / "modules.csv").read_text().splitlines()[0] == "slug,sites"
@@ -127,12 +105,13 @@ def test_every_query_gives_the_same_rows_on_sqlite_and_postgresql(tmp_path, post
     stores = [open_store(str(tmp_path / "same.db"), columns()), open_store(postgres.url("same_results"), columns())]
     for store in stores:
         store.insert_many(rows)
+    released = [tables(store) for store in stores]
     for query in load_queries():
-        results = [table(store, query.name) for store in stores]
-        assert results[0] == results[1], query.name
+        results = [[{c: row[c] for c in query.keys + ("sites",)} for row in r[query.name]] for r in released]
+        assert results[0] == results[1], query.name  # the sums carry noise even with NO_NOISE (see below)
         assert results[0], f"{query.name}: the example data should publish rows"
-        assert all(list(row) == list(query.keys) + list(query.sensitivity) for row in results[0]), query.name
-    pairs = table(stores[0], "module_pairs")
+        assert all(tuple(row) == query.columns for row in released[0][query.name]), query.name
+    pairs = released[0]["module_pairs"]
     assert ("A-b", "a-b") in {(r["slug_a"], r["slug_b"]) for r in pairs}  # byte order: upper case first
 
 
@@ -152,28 +131,26 @@ def test_module_pairs_count_sites_using_both_and_every_row_has_k_sites(db):
     assert table(store, "module_pairs", k=6) == [{"slug_a": "a-one", "slug_b": "b-two", "sites": 8}]
 
 
-def test_module_pairs_are_counted_among_the_top_modules_only(db):
-    """F1: six reports naming 250 modules each published C(250, 2) = 31,125 pairs;
-    now the pairs are among the PAIR_MODULES most used modules only."""
+def test_module_pairs_and_triples_count_each_site_with_a_few_top_ranked_modules(db):
+    """F1, issue 17 item 10: six reports naming 250 modules each published C(250, 2)
+    = 31,125 pairs (and the join was quadratic); now each site counts with its first
+    few modules in the published ranking: C(8, 2) pairs and C(5, 3) triples per site."""
     store = open_store(db, columns())
-    many = [(f"a-m{index:03d}", "1.0.0") for index in range(PAIR_MODULES + 50)]
+    many = [(f"a-m{index:03d}", "1.0.0") for index in range(250)]
     store.insert_many([report(n, many) for n in range(6)])
-    pairs = table(store, "module_pairs")
-    assert len(pairs) == PAIR_MODULES * (PAIR_MODULES - 1) // 2
-    assert max(row["slug_b"] for row in pairs) == f"a-m{PAIR_MODULES - 1:03d}"  # ties ranked by slug
+    released = tables(store)
+    queries = {q.name: q for q in load_queries()}
+    pairs, triples = released["module_pairs"], released["module_triples"]
+    assert len(pairs) == queries["module_pairs"].rows_per_site == 28
+    assert len(triples) == queries["module_triples"].rows_per_site == 10
+    first = ranking(released["modules"], 8)  # ties ranked by slug
+    assert {r["slug_a"] for r in pairs} | {r["slug_b"] for r in pairs} == set(first)
 
 
-def test_module_triples_take_their_modules_from_the_published_ranking(db):
-    """F12: the triples' modules are the ones given (ranked from the noisy counts),
-    not the query's own ranking by true counts, which an attacker could probe."""
-    store = open_store(db, columns())
-    common = [("a-one", "1.0.0"), ("b-two", "1.0.0"), ("c-three", "1.0.0"), ("d-four", "1.0.0")]
-    store.insert_many([report(n, common) for n in range(7)] + [report(n, common[1:]) for n in range(7, 9)])
-    given = table(store, "module_triples", triple_modules=["b-two", "c-three", "d-four"])
-    assert given == [{"slug_a": "b-two", "slug_b": "c-three", "slug_c": "d-four", "sites": 9}]
-    assert table(store, "module_triples", triple_modules=[]) == []
-    published = {"modules": [{"slug": "a-one", "sites": 3}, {"slug": "b-two", "sites": 9}, {"slug": "c-three", "sites": 9}]}
-    assert top_modules(published["modules"])["triple_modules"] == ["b-two", "c-three", "a-one"]
+def test_the_rankings_come_from_published_counts(db):
+    """F12: which modules are paired is decided by the published (noisy) counts."""
+    published = [{"slug": "a-one", "sites": 3}, {"slug": "b-two", "sites": 9}, {"slug": "c-three", "sites": 9}]
+    assert ranking(published, 2) == ["b-two", "c-three"]
 
 
 def test_a_site_contributes_at_most_the_clipping_bound_bucketed(tmp_path):
@@ -181,8 +158,10 @@ def test_a_site_contributes_at_most_the_clipping_bound_bucketed(tmp_path):
     counts = [10**9, 1234, 37, 1, 0]
     store.insert_many([report(n, classes=[{"name": "x", "count": c}], puppetfile_ruby_methods=[
         {"name": "mod", "count": c}]) for n, c in enumerate(counts)])
-    assert table(store, "classes") == [{"name": "x", "sites": 5, "nodes": 1000 + 1000 + 20 + 1 + 0}]
-    assert table(store, "puppetfile_methods") == [{"name": "mod", "sites": 5, "calls": 100 + 100 + 20 + 1}]
+    released = tables(store)  # with NO_NOISE the sums' noise is still a few units (SD ~8): sums are bounded by L2
+    (classes,), (methods,) = released["classes"], released["puppetfile_methods"]
+    assert classes["sites"] == 5 and abs(classes["nodes"] - (100 + 100 + 20 + 1 + 0)) < 50
+    assert methods["sites"] == 5 and abs(methods["calls"] - (100 + 100 + 20 + 1)) < 50
 
 
 def test_class_names_are_published_in_their_canonical_form(tmp_path):
@@ -192,69 +171,18 @@ def test_class_names_are_published_in_their_canonical_form(tmp_path):
     spellings = ["::ApAcHe::Params", "APACHE::PARAMS", "Apache::Params", "apache::params", "::apache::params"]
     store.insert_many([report(n, classes=[{"name": name, "count": 2}, {"name": "apache::params", "count": 3}],
                               profile_classes=[{"name": name, "count": 1}]) for n, name in enumerate(spellings)])
-    assert table(store, "classes") == [{"name": "apache::params", "sites": 5, "nodes": 5 * 5}]  # 2 + 3, bucketed 5
+    (row,) = table(store, "classes")
+    assert row["name"] == "apache::params" and row["sites"] == 5 and abs(row["nodes"] - 5 * 5) < 50  # 2 + 3: 5
     assert table(store, "profile_classes") == [{"name": "apache::params", "sites": 5}]
 
 
-def sybil_store(tmp_path):
-    """The attack: one real site has rare::thing on 1,234 nodes; the attacker
-    invents four sites that report it on 0 nodes, to reach k = 5."""
-    store = open_store(str(tmp_path / "sybil.db"), columns())
-    victim = report(0, classes=[{"name": "rare::thing", "count": 1234}])
-    crafted = [report(n, classes=[{"name": "rare::thing", "count": 0}]) for n in range(1, 5)]
-    store.insert_many([victim] + crafted)
-    return store
-
-
-def test_crafted_sites_do_not_reveal_a_real_sites_count_through_the_cli(tmp_path):
-    sybil_store(tmp_path)
-    published = []
-    for seed in range(8):
-        out = tmp_path / f"out{seed}"
-        done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "sybil.db"), "--out", str(out),
-                             "--week", WEEK, "--seed", str(seed))
-        assert done.returncode == 0, done.stderr
-        published += [row["nodes"] for row in json.loads((out / "classes.json").read_text())]
-    assert published and 1234 not in published  # without noise: [1234] * 8, the victim's exact count
-
-
-def test_crafted_sites_learn_the_victims_count_only_up_to_the_documented_noise(tmp_path):
-    store = sybil_store(tmp_path)
-    epsilon, runs = 1.0, 2000
-    estimates, sites = [], []
-    for seed in range(runs):  # the attacker's estimate: the published sum minus its own sites' 0
-        rows = table(store, "classes", epsilon=epsilon, seed=seed)
-        estimates += [row["nodes"] for row in rows]
-        sites += [row["sites"] for row in rows]
-    assert 0.3 * runs < len(estimates) < 0.9 * runs  # the noisy site count decides: often withheld
-    assert estimates.count(1234) <= 2
-    assert sum(abs(e - 1234) <= 50 for e in estimates) / len(estimates) < 0.1
-    # What the attacker sees is max(0, 1000 + noise): the clipped contribution (1234 counts as 1000) plus
-    # two-sided geometric noise of the documented scale, P(x) ~ alpha^|x|, and no sum below 0.
-    alpha = GeometricNoise(epsilon).alpha(1000)
-    support = range(-60_000, 60_001)
-    weights = [(1 - alpha) / (1 + alpha) * alpha ** abs(x) for x in support]
-    mean = sum(w * max(0, 1000 + x) for w, x in zip(weights, support))
-    spread = sum(w * (max(0, 1000 + x) - mean) ** 2 for w, x in zip(weights, support)) ** 0.5
-    assert spread > 1000  # the noise is as wide as the largest contribution one site can make
-    assert 0.9 * spread < statistics.pstdev(estimates) < 1.1 * spread
-    assert abs(statistics.mean(estimates) - mean) < 0.1 * spread
-    assert set(sites) - {5}  # the site count is noisy too: the attacker cannot tell the victim is there
-
-
-def test_the_same_seed_publishes_the_same_numbers_and_no_seed_varies(tmp_path):
-    store = sybil_store(tmp_path)
-    assert table(store, "classes", epsilon=1.0, seed=3) == table(store, "classes", epsilon=1.0, seed=3)
-    unseeded = GeometricNoise(1.0)
-    assert len({unseeded.add(1000, 1000) for _ in range(20)}) > 1
-
-
 def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_path):
-    """F4: every run drew fresh noise, so averaging 40 reruns of one week gave the true value."""
+    """F4: every run drew fresh noise, so averaging 40 reruns of one week gave the true value.
+    OpenDP's noise cannot be seeded: the release is recorded and re-served."""
     store = open_store(str(tmp_path / "a.db"), columns())
     for when in ("2026-11-11T10:00:00.000000+00:00", "2026-11-18T10:00:00.000000+00:00"):  # W46 and W47, same data
         store.insert_many([report(n, [("a-x", "1.0.0"), ("b-y", "2.0.0")], when=when, classes=[
-            {"name": "x", "count": 1000}], environment_count=3) for n in range(12)])
+            {"name": "x", "count": 1000}], environment_count=3) for n in range(400)])
 
     def numbers(week, out):
         done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
@@ -266,8 +194,9 @@ def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_pat
     assert numbers("2026-W46", tmp_path / "second") == first
     key = tmp_path / "a.db.noise-key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert (tmp_path / "a.db.noise-key.releases" / "2026-W46.json").stat().st_mode & 0o777 == 0o600
     other = numbers("2026-W47", tmp_path / "other")
-    assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # noise SD ~1,400 nodes
+    assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # sum noise SD ~4,000 nodes
 
 
 def test_a_noise_key_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path):
@@ -315,7 +244,11 @@ def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_pat
                                      str(tmp_path / "o"), "--week", "2026-W47"), "no site_weeks")
 
 
-def test_an_empty_run_does_not_replace_a_publication_of_the_same_week_unless_forced(tmp_path):
+def test_a_wrong_store_does_not_replace_a_publication_of_the_same_week_unless_forced(tmp_path):
+    """F8: an empty store's publication replaced the real one. The same key re-serves the
+    week's release whatever the store; another key (the wrong store's) is refused."""
+    from tests.support.cli import assert_clean_error
+
     store = open_store(str(tmp_path / "a.db"), columns())
     store.insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-18T10:00:00.000000+00:00") for n in range(6)])
     open_store(str(tmp_path / "empty.db"), columns())
@@ -323,15 +256,17 @@ def test_an_empty_run_does_not_replace_a_publication_of_the_same_week_unless_for
 
     def aggregate(db, *extra):
         return run_dropsonde("collector", "aggregate", "--db", str(tmp_path / db), "--out", str(out),
-                             "--week", "2026-W47", "--seed", "1", *extra)
+                             "--week", "2026-W47", "--epsilon", str(NO_NOISE), *extra)
 
     assert aggregate("a.db").returncode == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    from tests.support.cli import assert_clean_error
-
-    assert_clean_error(aggregate("empty.db"), f"--out {out}", "found none", "--force")
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert json.loads(before["modules.json"]) == [{"slug": "a-x", "sites": 6}]
+    assert_clean_error(aggregate("empty.db"), "--week 2026-W47", "another noise key", "--force")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".www.")] == []
+    same_key = aggregate("empty.db", "--noise-key", str(tmp_path / "a.db.noise-key"))
+    assert same_key.returncode == 0, same_key.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # re-served
     assert aggregate("empty.db", "--force").returncode == 0
     assert json.loads((out / "modules.json").read_text()) == []
 
@@ -347,8 +282,10 @@ def test_the_store_is_opened_read_only(tmp_path):
     assert store.count() == (1, 1)
 
 
-def publish(store, out, week=WEEK, render=render_page, seed=0, epsilon=NO_NOISE):
-    return publish_week(store, week, 5, GeometricNoise(epsilon, seed), out, render)
+def publish(store, out, week=WEEK, render=render_page, epsilon=NO_NOISE, records=None, force=False):
+    # beside the test's directory, not in it: the tests list what the publication leaves there
+    records = records or ReleaseRecords(out.parent.parent / f"records-{abs(hash(str(out)))}")
+    return publish_week(store, week, Parameters(epsilon, 1e-6), KEY, records, out, render, force)
 
 
 def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_directory(tmp_path):
@@ -357,14 +294,14 @@ def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_dir
                       + [report(n, [("b-y", "1.0.0")], when="2026-12-01T10:00:00.000000+00:00") for n in range(6)])
     out = tmp_path / "www" / "telemetry"
     publish(store, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     def broken_render(result):
         raise RuntimeError("the page could not be drawn")
 
     with pytest.raises(RuntimeError):
         publish(store, out, week="2026-W49", render=broken_render)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert [p.name for p in out.parent.iterdir()] == ["telemetry"]  # no staging directory left behind
     publish(store, out, week="2026-W49")
     assert json.loads((out / "modules.json").read_text()) == [{"slug": "b-y", "sites": 6}]
@@ -378,7 +315,7 @@ def test_an_out_that_is_not_a_publication_is_never_replaced(tmp_path):
     webroot = tmp_path / "webroot"
     webroot.mkdir()
     (webroot / "other-site-page.html").write_text("precious")
-    with pytest.raises(DropsondeError, match="no summary.json"):
+    with pytest.raises(DropsondeError, match="no summary.json"):  # OutputError: the CLI adds --out
         publish(store, webroot)
     publish(store, tmp_path / "www")
     (tmp_path / "www" / "notes.txt").write_text("mine")
@@ -412,9 +349,9 @@ def test_staging_directories_left_by_a_killed_run_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [".other.abc.tmp", ".www.fresh.tmp", "www"]
 
 
-def test_sigterm_during_aggregate_removes_the_staging_directory(tmp_path, postgres):
-    """F13: Python's default SIGTERM action skipped the cleanup. The run is held inside
-    its staging directory by a lock on the table its first query reads."""
+def test_sigterm_during_a_query_stops_aggregate_and_leaves_nothing(tmp_path, postgres):
+    """F13: Python's default SIGTERM action skipped the cleanup. The run is held in its
+    first query by a lock on the table it reads; SIGTERM ends it with nothing left behind."""
     import os
     import signal
     import subprocess
@@ -426,19 +363,22 @@ def test_sigterm_during_aggregate_removes_the_staging_directory(tmp_path, postgr
     postgres.psql("CREATE DATABASE held")
     url = postgres.url("held")
     open_store(url, columns()).insert_many([report(n, [("a-x", "1.0.0")]) for n in range(5)])
-    with psycopg.connect(url) as holder:
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as watcher:
         holder.execute("LOCK TABLE site_weeks IN ACCESS EXCLUSIVE MODE")
         process = subprocess.Popen([sys.executable, "-m", "dropsonde", "collector", "aggregate", "--db", url,
-                                    "--out", str(tmp_path / "www"), "--week", WEEK, "--seed", "1"],
+                                    "--out", str(tmp_path / "www"), "--week", WEEK,
+                                    "--noise-key", str(tmp_path / "noise-key")],
                                    stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while not list(tmp_path.glob(".www.*.tmp")) and time.monotonic() < deadline and process.poll() is None:
+        waiting = 0
+        while not waiting and time.monotonic() < deadline and process.poll() is None:
+            waiting = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
             time.sleep(0.05)
-        assert list(tmp_path.glob(".www.*.tmp")), process.stderr.read() if process.poll() is not None else "no staging"
+        assert waiting, process.stderr.read() if process.poll() is not None else "the query never waited"
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
         holder.rollback()
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise-key"]  # no output, no staging, no record
 
 
 def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
@@ -462,17 +402,18 @@ def test_trends_show_the_last_twelve_published_weeks_from_the_published_output(t
         monday = date.fromisocalendar(2026, int(week[-2:]), 1)
         store.insert_many([report(n, [("a-x", "1.0.0")], when=f"{monday.isoformat()}T10:00:00.{index:06d}+00:00")
                            for n in range(5 + index)])
-        publication = publish(store, out, week=week, seed=index, epsilon=1.0)
+        publication = publish(store, out, week=week)
     trends = json.loads((out / "trends.json").read_text())
     assert sorted({row["week"] for row in trends}) == weeks[-12:]
     assert json.loads((out / "summary.json").read_text())["trend_weeks"] == weeks[-12:]
     assert publication.trends == trends
-    # The earlier weeks come from what was published then, not from the private store: remove them from the store
-    # and publish the last week again: the trends are unchanged.
+    # The earlier weeks come from what was released then, not from the private store: remove them from the store,
+    # and the published output too, and publish the last week again: the trends are unchanged.
     for week in weeks[:-1]:
         with store.connect() as connection:
             connection.execute("DELETE FROM site_week_modules WHERE week = ?", (week,))
-    publish(store, out, week=weeks[-1], seed=len(weeks) - 1, epsilon=1.0)
+    shutil.rmtree(out)
+    publish(store, out, week=weeks[-1])
     assert json.loads((out / "trends.json").read_text()) == trends
     page = (out / "index.html").read_text()
     assert 'id="trends"' in page and page.count('class="point mark"') == 12
@@ -492,7 +433,7 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
     week = date.today().isocalendar()
     out = tmp_path / "out"
     done = run_dropsonde("collector", "aggregate", "--db", str(db), "--out", str(out),
-                         "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--seed", "1")
+                         "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--epsilon", "100", "--force")
     assert done.returncode == 0, done.stderr
     assert 190 < int(re.search(r"(\d+) sites", done.stdout).group(1)) < 210  # 200, with noise
     page = out / "index.html"

@@ -196,7 +196,8 @@ def test_two_collectors_share_one_postgresql(postgres, tmp_path):
     week = date.today().isocalendar()
     out = tmp_path / "out"
     result = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(out),
-                           "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--seed", "1")
+                           "--week", f"{week[0]}-W{week[1]:02d}", "--k", "5", "--epsilon", "100",
+                           "--noise-key", str(tmp_path / "noise-key"), "--force")  # this week: not ended
     assert result.returncode == 0, result.stderr
     from dropsonde.collector.storage import open_store
 

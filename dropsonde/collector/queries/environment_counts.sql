@@ -1,7 +1,7 @@
 -- environment_counts: sites by number of directory environments, in buckets
 -- (each site is in exactly one bucket, so a bucket is a count of sites).
 -- keys: environments
--- noise: sites=1
+-- rows per site: 1
 SELECT environments, COUNT(*) AS sites
 FROM (SELECT environment_count,
              CASE WHEN environment_count <= 1 THEN '0-1' WHEN environment_count <= 5 THEN '2-5'
@@ -11,5 +11,4 @@ FROM (SELECT environment_count,
       FROM site_weeks
       WHERE week = :week AND environment_count IS NOT NULL) AS bucketed
 GROUP BY environments
-HAVING COUNT(*) >= :k
 ORDER BY MIN(environment_count)

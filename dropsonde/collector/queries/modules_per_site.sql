@@ -1,6 +1,6 @@
 -- modules_per_site: sites by number of distinct public modules installed, in buckets.
 -- keys: modules
--- noise: sites=1
+-- rows per site: 1
 SELECT modules, COUNT(*) AS sites
 FROM (SELECT COUNT(DISTINCT m.slug) AS installed,
              CASE WHEN COUNT(DISTINCT m.slug) = 0 THEN '0' WHEN COUNT(DISTINCT m.slug) <= 10 THEN '1-10'
@@ -12,5 +12,4 @@ FROM (SELECT COUNT(DISTINCT m.slug) AS installed,
       WHERE w.week = :week
       GROUP BY w.id) AS per_site
 GROUP BY modules
-HAVING COUNT(*) >= :k
 ORDER BY MIN(installed)

@@ -1,0 +1,95 @@
+"""What each week's release published, kept beside the noise key.
+
+OpenDP draws its noise from the operating system's CSPRNG and cannot be
+seeded, so a week cannot be redrawn to the same numbers. Instead a week is
+released **once** per release context (every parameter that changes what is
+released, and the noise key's fingerprint): the released, post-processed
+tables are recorded here before they are published, and running
+``aggregate`` for that week again re-serves them — a rerun, a retry, a daily
+cron job or a lost ``--out`` cost no privacy. A week asked for with another
+context is refused unless forced, and a forced release is recorded with what
+it spent: the week's budget is then the sum of its releases.
+
+The records hold only released (public) numbers and parameters, but they
+decide what gets re-served, so they are private like the key (0600 in a
+0700 directory). They are also the trends' history: each week's published
+``modules`` rows, whatever happened to ``--out`` since.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from dropsonde.atomic_file import write_atomic
+from dropsonde.errors import DropsondeError
+
+log = logging.getLogger(__name__)
+WEEK_FILE = re.compile(r"^(\d{4}-W\d{2})\.json$")
+FORMAT = 1
+
+
+class ReleaseRecordError(DropsondeError):
+    """A record that cannot be read or written; ``path`` names it."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+def records_directory(key_path: Path) -> Path:
+    """``KEY.releases`` beside the noise key: lost with the key, kept with it."""
+    return Path(str(key_path) + ".releases")
+
+
+class ReleaseRecords:
+    """One JSON file per released week, written atomically."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, week: str) -> Path:
+        return self.directory / f"{week}.json"
+
+    def load(self, week: str) -> Optional[Dict[str, Any]]:
+        """The week's record, or None if it was never released. A damaged
+        record is an error, not "never released": that would redraw the noise."""
+        path = self.path(week)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ReleaseRecordError(path, f"not readable ({str(exc)[:80]}); move it away only if the week "
+                                           "was never published") from None
+        if not (isinstance(record, dict) and record.get("format") == FORMAT and record.get("week") == week
+                and isinstance(record.get("tables"), dict) and isinstance(record.get("context"), str)):
+            raise ReleaseRecordError(path, "not a release record this version writes")
+        return record
+
+    def save(self, record: Dict[str, Any]) -> None:
+        path = self.path(record["week"])
+        try:
+            write_atomic(path, json.dumps({"format": FORMAT, **record}, sort_keys=True).encode(), mode=0o600)
+        except OSError as exc:
+            raise ReleaseRecordError(path, f"cannot write it: {exc.strerror or exc}") from None
+
+    def module_history(self, before: str, weeks: int) -> List[Dict[str, Any]]:
+        """``{"week", "slug", "sites"}`` rows of the last ``weeks`` released weeks before ``before``."""
+        try:
+            names = sorted(m.group(1) for m in map(WEEK_FILE.match, (p.name for p in self.directory.iterdir())) if m)
+        except FileNotFoundError:
+            return []
+        history = []
+        for week in [name for name in names if name < before][-weeks:]:
+            try:
+                record = self.load(week)
+            except ReleaseRecordError as exc:
+                log.warning("%s; its week is left out of the trends", exc)
+                continue
+            modules = record["tables"].get("modules", []) if record else []
+            history += [{"week": week, "slug": row["slug"], "sites": row["sites"]} for row in modules]
+        return history
