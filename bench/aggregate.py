@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
-"""Benchmark the weekly aggregation on PostgreSQL and print figures.
+"""Benchmark the weekly aggregation on PostgreSQL: its cost, and how useful
+the differentially private tables are at the default (epsilon, delta).
 
 For each size, a database of SITES sites x 5 weeks of stored reports (by
-default 20,000 x 5 = 100,000 and 200,000 x 5 = 1,000,000) is generated in
-SQL with generate_series straight into the narrow tables the weekly queries
-read (what ingest writes; posting a million reports over HTTP would measure
-ingest, which bench/collector.py does). Per site and week: 5-25 modules
-drawn from 2,000 with a skewed popularity (so pairs and triples have real
-work), 10 classes, 1-3 platforms, 3 dependencies, 3 profile classes, 2
-Puppetfile methods. Then `dropsonde collector aggregate` publishes the last
-week; its wall time and peak RSS (the collector process, from wait4) are
-printed. The RSS must not grow with the number of reports.
+default 1,000, 10,000 and 100,000 sites) is generated in SQL with
+generate_series straight into the narrow tables the weekly queries read
+(what ingest writes; posting reports over HTTP would measure ingest, which
+bench/collector.py does). Per site and week: 5-45 modules drawn from 2,000
+with Zipf-like popularity (P(module m) ~ 1/m, as Forge download counts are),
+10 classes, 1-3 platforms, 3 dependencies, 3 profile classes, 2 Puppetfile
+methods. Then `dropsonde collector aggregate` publishes the last week; its
+wall time and peak RSS (the collector process, from wait4) are printed, and
+per table: rows published, rows that exist (true count >= 1), how many of
+the true top 20 are published, and the median and 90th-percentile relative
+error |published - true| / true of the published rows.
 
-Usage: bench/aggregate.py [--sites 20000 200000]
+Usage: bench/aggregate.py [--sites 1000 10000 100000] [--epsilon E]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -44,7 +49,7 @@ def generate(url: str, sites: int) -> float:
     from dropsonde.collector.storage import open_store
 
     open_store(url)  # the schema, as the collector creates it
-    popular = "floor(2000 * power(random(), 3))::int"  # module m: a few very common, a long tail
+    popular = "floor(exp(random() * ln(2000)))::int"  # module m with P ~ 1/m: Zipf-like, a long tail
     statements = [
         "SELECT setseed(0.42)",
         *[f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey" for table in NARROW],  # re-added after loading
@@ -57,7 +62,7 @@ def generate(url: str, sites: int) -> float:
         f"""INSERT INTO site_week_modules (week, site_week, slug, version)
             SELECT DISTINCT sw.week, sw.id, 'author' || (x.m % 50) || '-module' || x.m, '1.' || ((x.m + sw.id) % 4) || '.0'
             FROM site_weeks AS sw,
-                 LATERAL (SELECT {popular} AS m FROM generate_series(1, 5 + (sw.id % 21)::int)) AS x""",
+                 LATERAL (SELECT {popular} AS m FROM generate_series(1, 5 + (sw.id % 41)::int)) AS x""",
         f"""INSERT INTO site_week_classes (week, site_week, name, nodes)
             SELECT sw.week, sw.id, x.name, max(x.nodes)
             FROM site_weeks AS sw,
@@ -101,11 +106,63 @@ def rows(url: str) -> dict:
                 for table in ("site_weeks",) + NARROW}
 
 
-def aggregate(url: str, out: Path) -> tuple:
+TRUE_COUNTS = {
+    "modules": ("slug",), "module_versions": ("slug", "version"), "platforms": ("platform",),
+    "classes": ("name",), "dependencies": ("name",),
+}
+
+
+def true_counts(url: str, table: str, keys: tuple) -> dict:
+    """Sites per row before any bound or noise."""
+    import psycopg
+
+    narrow = {"modules": "site_week_modules", "module_versions": "site_week_modules"}.get(table, f"site_week_{table}")
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(f"SELECT {', '.join(keys)}, COUNT(DISTINCT site_week) FROM {narrow} "
+                                  f"WHERE week = '2026-W48' GROUP BY {', '.join(keys)}").fetchall()
+    return {tuple(str(v) for v in row[:-1]): row[-1] for row in rows}
+
+
+def true_pairs(url: str, slugs: list) -> dict:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "WITH m AS (SELECT DISTINCT site_week, slug FROM site_week_modules WHERE week = '2026-W48' "
+            "AND slug = ANY(%s)) SELECT a.slug, b.slug, COUNT(*) FROM m a JOIN m b ON a.site_week = b.site_week "
+            "AND a.slug < b.slug GROUP BY a.slug, b.slug", (slugs,)).fetchall()
+    return {(a, b): n for a, b, n in rows}
+
+
+def usefulness(url: str, out: Path) -> list:
+    """One line per table: published rows against the truth."""
+    lines = []
+    for table, keys in list(TRUE_COUNTS.items()) + [("module_pairs", ("slug_a", "slug_b"))]:
+        published = {tuple(str(row[k]) for k in keys): row["sites"]
+                     for row in json.loads((out / f"{table}.json").read_text())}
+        if table == "module_pairs":
+            top = [row["slug"] for row in sorted(json.loads((out / "modules.json").read_text()),
+                                                 key=lambda r: -r["sites"])[:30]]
+            truth = true_pairs(url, top)
+            published = {key: n for key, n in published.items() if set(key) <= set(top)}
+            label = "module_pairs (among the top 30 modules)"
+        else:
+            truth, label = true_counts(url, table, keys), table
+        errors = sorted(abs(n - truth[key]) / truth[key] for key, n in published.items() if truth.get(key))
+        top20 = sorted(truth, key=lambda key: -truth[key])[:20]
+        median = statistics.median(errors) if errors else float("nan")
+        p90 = errors[int(0.9 * (len(errors) - 1))] if errors else float("nan")
+        lines.append(f"  {label}: {len(published):,} rows published of {len(truth):,}; true top 20 published: "
+                     f"{sum(key in published for key in top20)}/20; relative error median {median:.1%}, p90 {p90:.1%}")
+    return lines
+
+
+def aggregate(url: str, out: Path, epsilon: str) -> tuple:
     """Wall time, the collector's CPU time (the rest is PostgreSQL's), peak RSS in MiB and the summary line of `collector aggregate` on the last week."""
     start = time.perf_counter()
     process = subprocess.Popen([shutil.which("dropsonde"), "collector", "aggregate", "--db", url, "--out", str(out),
-                                "--week", "2026-W48", "--noise-key", str(out.parent / "noise-key")], stdout=subprocess.PIPE)
+                                "--week", "2026-W48", "--noise-key", str(out.parent / f"noise-key-{out.name}"),
+                                *(["--epsilon", epsilon] if epsilon else [])], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
@@ -115,7 +172,8 @@ def aggregate(url: str, out: Path) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sites", type=int, nargs="+", default=[20_000, 200_000])
+    parser.add_argument("--sites", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--epsilon", default="", help="the week's epsilon [default: aggregate's]")
     options = parser.parse_args()
     if not shutil.which("dropsonde"):
         sys.exit("dropsonde is not on PATH (activate .venv)")
@@ -129,12 +187,13 @@ def main() -> None:
             url = server.url(database)
             made = generate(url, sites)
             counts = rows(url)
-            elapsed, cpu, rss, line = aggregate(url, root / f"out{sites}")
+            elapsed, cpu, rss, line = aggregate(url, root / f"out{sites}", options.epsilon)
             narrow = sum(v for k, v in counts.items() if k != "site_weeks")
             print(f"{counts['site_weeks']:,} stored reports ({sites:,} sites x {WEEKS} weeks, {narrow:,} narrow rows, "
                   f"generated in {made:.0f} s): aggregate of one week {elapsed:.1f} s "
                   f"(collector CPU {cpu:.1f} s), peak RSS {rss:.0f} MiB; {line}",
                   flush=True)
+            print("\n".join(usefulness(url, root / f"out{sites}")), flush=True)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
