@@ -257,9 +257,10 @@ class _Top:
 
 
 def read_trends(path: Path, week: str) -> List[Dict[str, Any]]:
-    """Earlier weeks' module rows from a previous publication's trends.json
-    (public, already noised numbers): the history of weeks released before
-    the release records existed. An unreadable file adds nothing."""
+    """The last TREND_WEEKS - 1 weeks before ``week`` in a previous
+    publication's trends.json (public, already noised numbers): the history
+    of weeks released before the release records existed. An unreadable
+    file adds nothing."""
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -273,7 +274,8 @@ def read_trends(path: Path, week: str) -> List[Dict[str, Any]]:
     ):
         log.warning("%s: not the trends this command writes; trends start again from this week", path)
         return []
-    return [{"week": r["week"], "slug": r["slug"], "sites": r["sites"]} for r in rows if r["week"] < week]
+    weeks = sorted({r["week"] for r in rows if r["week"] < week})[-(TREND_WEEKS - 1):]
+    return [{"week": r["week"], "slug": r["slug"], "sites": r["sites"]} for r in rows if r["week"] in weeks]
 
 
 def trend_history(records: ReleaseRecords, out: Path, week: str) -> List[Dict[str, Any]]:
