@@ -5,11 +5,9 @@ The attacks (crafted sites, republication) are in test_privacy_attacks.py."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 import shutil
-import statistics
 import subprocess
 from datetime import date, timedelta
 
