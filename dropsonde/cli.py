@@ -389,9 +389,10 @@ def collector_aggregate(
             raise PublicationError("week", label, "the week has not ended; its numbers still change",
                                    "publishes it anyway, and a later release of the week spends its budget again")
         signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
-        key_path = Path(noise_key) if noise_key else default_key_path(db)
+        key_path = Path(noise_key) if noise_key else None
         with _collector_options():
             store = open_store(db, read_only=True)
+            key_path = key_path or default_key_path(db)
             key = load_or_create_key(key_path)
             result = publish_week(store, label, Parameters(epsilon, delta, k), key,
                                   ReleaseRecords(records_directory(key_path)), Path(out), render_page, force)
