@@ -99,6 +99,10 @@ class PostgresServer:
             shutil.chown(self.data, "postgres")
         subprocess.run(self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                                          "--no-sync"), check=True, capture_output=True)
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start the cluster made by ``start`` (again, after ``stop``)."""
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.data} -c fsync=off"
         subprocess.run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "log"),
                                          "-o", options, "-w", "start"), check=True, capture_output=True)
