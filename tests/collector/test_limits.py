@@ -15,6 +15,7 @@ from dropsonde.collector.body_reader import read_body
 from dropsonde.collector.client_address import client_address, parse_networks, rate_key
 from dropsonde.collector.rate_limiter import RateLimiter
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
+from tests.support.puppetdb_server import free_port
 
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.0.2.1"])
@@ -266,3 +267,60 @@ def test_budgets_behind_a_proxy_are_per_ipv6_48_and_ipv4_whatever_its_spelling(t
         codes = [post(collector, envelope(site(n), MODULE), headers={"X-Forwarded-For": hop})[0]
                  for n, hop in enumerate(forwarded)]
     assert codes == [200, 429, 200, 429, 200, 200, 200]
+
+
+def test_the_rate_state_keeps_no_client_address_and_is_removed_on_exit(tmp_path):
+    """#17.9: the token buckets kept each client's raw address (without --store-ip)."""
+    import os
+    import signal
+
+    address = "203.0.113.77"
+    collector = CollectorProcess(str(tmp_path / "r.db"), "--trusted-proxy", "127.0.0.0/8").start()
+    try:
+        assert post(collector, envelope(site(1), MODULE), headers={"X-Forwarded-For": address})[0] == 200
+        assert post(collector, envelope(site(2), MODULE),
+                    headers={"X-Forwarded-For": "2001:db8:aaaa:bbbb::1"})[0] == 200
+        scratch = [os.path.join(root, name) for root, _, names in os.walk(collector.scratch.name) for name in names]
+        assert any(path.endswith("rate.db") for path in scratch)
+        for path in scratch:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            assert address.encode() not in data and b"2001:db8:aaaa" not in data, path
+        os.kill(collector.process.pid, signal.SIGTERM)
+        collector.process.wait(timeout=30)
+        assert not [name for name in os.listdir(collector.scratch.name) if name.startswith("dropsonde-collector-")]
+    finally:
+        collector.stop()
+
+
+def test_idle_rate_state_is_dropped_on_a_deadline(tmp_path):
+    """#17.9: buckets were swept every 1,000 reports, so a quiet collector kept them for ever."""
+    import sqlite3
+
+    from dropsonde.collector.rate_limiter import PRUNE_INTERVAL
+
+    now = [1000.0]
+    limiter = RateLimiter(str(tmp_path / "rate.db"), 60, clock=lambda: now[0]).create()
+    limiter.allow("198.51.100.1")
+    now[0] += PRUNE_INTERVAL + 61
+    limiter.allow("198.51.100.2")  # any later report sweeps what no longer limits anything
+    with sqlite3.connect(str(tmp_path / "rate.db")) as connection:
+        kept = [row[0] for row in connection.execute("SELECT source FROM buckets")]
+    assert kept == [limiter.source("198.51.100.2")]
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres:s3cr%40t@127.0.0.1:{port}/nope",
+                                 "postgresql://postgres@127.0.0.1:{port}/nope?password=s3cr%40t&sslmode=disable"])
+def test_a_store_password_is_never_shown(tmp_path, url):
+    """#17.9: a password in a postgresql:// URL was printed in errors and logs."""
+    from tests.support.cli import run_dropsonde
+
+    port = free_port()
+    forge = tmp_path / "forge.json"
+    forge.write_text('{"modules": ["puppetlabs-ntp"]}')
+    for result in (run_dropsonde("collector", "aggregate", "--db", url.format(port=port), "--out", str(tmp_path / "o")),
+                   run_dropsonde("collector", "serve", "--db", url.format(port=port), "--forge-cache", str(forge),
+                                 "--listen", f"127.0.0.1:{free_port()}")):
+        assert result.returncode == 1, result.stderr
+        assert f"127.0.0.1:{port}" in result.stderr and "***" in result.stderr
+        assert "s3cr" not in result.stderr
