@@ -48,6 +48,11 @@ collector_app = typer.Typer(
     no_args_is_help=True, help="The receiving side: store reports privately, publish k-anonymous weekly aggregates."
 )
 app.add_typer(collector_app, name="collector")
+releases_app = typer.Typer(
+    no_args_is_help=True,
+    help="The Forge's published releases, the proof that a class is public: carry them to an air-gapped site.",
+)
+app.add_typer(releases_app, name="releases")
 
 
 def _version_callback(value: bool) -> None:
@@ -253,6 +258,34 @@ def update(
     session: Session = ctx.obj
     full = bool(session.options().command_option("update", "full", full, False))
     typer.echo(session.update_forge(full, from_file))
+
+
+@releases_app.command("list")
+def releases_list(ctx: typer.Context) -> None:
+    """Print the public releases (author-name-X.Y.Z) this site uses, one a line: the input of `releases build`."""
+    for key in ctx.obj.releases_in_use():
+        typer.echo(key)
+
+
+@releases_app.command("build")
+def releases_build(
+    ctx: typer.Context,
+    release_list: Path = typer.Argument(..., help="The output of `dropsonde releases list` on the site."),
+    output: Path = typer.Option(..., "--output", "-o", help="The evidence bundle to write."),
+) -> None:
+    """On a machine that reaches the Forge: fetch the listed releases' evidence into a bundle."""
+    from dropsonde.release_evidence import read_release_list
+
+    typer.echo(printable_lines(ctx.obj.build_release_bundle(read_release_list(release_list), output)))
+
+
+@releases_app.command("import")
+def releases_import(
+    ctx: typer.Context,
+    bundle: Path = typer.Argument(..., help="A bundle made by `dropsonde releases build`."),
+) -> None:
+    """On the air-gapped site: add a bundle's release evidence to the cache directory."""
+    typer.echo(printable_lines(ctx.obj.import_release_bundle(bundle)))
 
 
 @dev_app.command("schema")

@@ -1,11 +1,12 @@
 """``dev inventory``: everything dropsonde sees, for the admin's eyes only.
 
 Never sent anywhere. It exists so an admin can check *why* a module is or is
-not reported (public on the Forge, renamed fork, no metadata...), which of a
-public module's classes may be reported and which of its files were set aside
-as the site's own (``checksums.json`` or dpkg's record; without either, only
-the main class is reportable), and what the profiles metric will
-count, before trusting the preview.
+not reported (public on the Forge, renamed fork, no metadata...), whether the
+Forge's published release of a public module is known (the only proof that
+its classes are public; without it, only the main class is reportable), which
+of its classes may be reported and which of its manifests are not the
+published files and why, and what the profiles metric will count, before
+trusting the preview. Every verdict comes from :mod:`dropsonde.publicness`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def build_inventory(site: Site) -> Dict[str, Any]:
             "classes": [d.name for d in definitions if d.kind == "class"],
             "defined_types": [d.name for d in definitions if d.kind == "define"],
             "public_classes": sorted(site.public_classes_of(module)),
-            "set_aside": site.set_aside(module),
+            "private_manifests": site.private_manifests(module),
         }
+        if publicity.public:
+            entry["release_evidence"] = site.publicness.release(module)[1]
         if not publicity.public:
             entry["declares_public_classes"] = {
                 d.name: [name for name in d.declares if name in public_classes]
@@ -107,9 +110,10 @@ def render_inventory(inventory: Dict[str, Any]) -> str:
         if module["defined_types"]:
             lines.append(f"      defined types: {p(', '.join(module['defined_types']))}")
         if module["public"]:
+            lines.append(f"      release evidence: {p(module['release_evidence'])}")
             lines.append(f"      reported classes: {p(', '.join(module['public_classes']) or '(none)')}")
-        for relative, reason in sorted(module["set_aside"].items()):
-            lines.append(f"      set aside, the site's own: {p(relative)}: {p(reason)}")
+        for relative, reason in sorted(module["private_manifests"].items()):
+            lines.append(f"      private, not the published file: {p(relative)}: {p(reason)}")
         for name, declared in module.get("declares_public_classes", {}).items():
             lines.append(f"      {p(name)} declares public: {p(', '.join(declared))}")
     return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from dropsonde.errors import DropsondeError
+from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
 from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import normalize_slug
@@ -54,6 +55,8 @@ EVIDENCE_FILENAME = "forge-releases.json"
 FORMAT = 1
 #: Far above any real site's (a release's entry is a few KB): a bound on a damaged or planted file.
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
+#: A release is about 5 values a manifest: room for some 10,000 releases of 80 manifests.
+MAX_EVIDENCE_VALUES = 4_000_000
 # Versions asked of the Forge and kept: plain X.Y.Z, the only versions a report sends
 # (privacy.public_version); a "1.2.3-acme1" may name the site, so it is never sent to the Forge.
 _VERSION_RE = re.compile(r"(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})", re.ASCII)
@@ -200,11 +203,9 @@ class EvidenceFormatError(ValueError):
 def evidence_from_json(data: bytes) -> ReleaseEvidence:
     """Evidence from its on-disk format, checked entry by entry; EvidenceFormatError naming the first bad one."""
     try:
-        raw = json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise EvidenceFormatError("not valid JSON (nested too deeply)") from None
-    except (UnicodeDecodeError, ValueError):
-        raise EvidenceFormatError("not valid JSON") from None
+        raw = load_json(data, MAX_EVIDENCE_BYTES, max_values=MAX_EVIDENCE_VALUES)
+    except ValueError as exc:
+        raise EvidenceFormatError(str(exc)) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise EvidenceFormatError(f"not release evidence of format {FORMAT}")
     releases, unavailable = raw.get("releases", {}), raw.get("unavailable", {})

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from dropsonde.cache_dir import CacheDir
     from dropsonde.consent import Consent
     from dropsonde.forge_cache import ForgeCache
+    from dropsonde.forge_releases import EvidenceFetch
     from dropsonde.plugins import PluginSet
     from dropsonde.puppet.server_config import ServerConfig
     from dropsonde.puppet.puppet_conf import PuppetSettings
@@ -75,6 +76,9 @@ class Session:
         self._site: Optional["Site"] = None
         self._plugins: Optional["PluginSet"] = None
         self._closed = False
+        self._warned_forge_api = False
+        #: why this run's refresh of the Forge list failed (then release evidence is not asked for)
+        self._forge_failure: Optional[str] = None
 
     def __enter__(self) -> "Session":
         return self
@@ -161,25 +165,77 @@ class Session:
         if self._site is None:
             forge = self._refreshed_forge() if refresh_forge else None
             self._site = Site(self.options(), self.puppet(), forge, cache=self.cache())
+            if refresh_forge:
+                failure = self._refresh_evidence(self._site).failure if self.options().update else None
+                self._warn_if_evidence_missing(self._site, failure)
         return self._site
+
+    def _forge_api(self) -> str:
+        """The Forge API base URL; under -v, a reminder when it is not the public Forge."""
+        from dropsonde.forge_api import DEFAULT_FORGE_API, forge_api_url
+
+        base_url = forge_api_url(self.options().forge_api)
+        if self.options().verbose and base_url != DEFAULT_FORGE_API and not self._warned_forge_api:
+            self._warned_forge_api = True
+            log.warning("--forge-api %s is not the public Forge: whatever it lists and publishes is reported as "
+                        "public, so it must be the public Forge or a pure mirror of it, never a Forge that also "
+                        "hosts private modules", base_url)
+        return base_url
+
+    def _refresh_evidence(self, site: "Site") -> "EvidenceFetch":
+        """Fetch the release evidence of the public releases in use that is not kept
+        yet (nothing on a warm run). A Forge that just failed the list's refresh is
+        not asked again: an outage costs one failed request, not two."""
+        from datetime import timedelta
+
+        from dropsonde.forge_releases import EvidenceFetch, refresh_release_evidence
+
+        wanted = site.releases_in_use()
+        if site.forge.problem or not wanted:
+            return EvidenceFetch()
+        if self._forge_failure is not None:
+            missing = [(s, v) for s, v in wanted if site.evidence.release(s, v) is None]
+            return EvidenceFetch(failure=self._forge_failure if missing else None, not_asked=len(missing))
+        fetched = refresh_release_evidence(self.cache(), self._forge_api(), wanted, self.clock(),
+                                           timedelta(days=self.options().ttl))
+        if fetched.requests:
+            log.info("%s", fetched.summary())
+        return fetched
+
+    def _warn_if_evidence_missing(self, site: "Site", failure: Optional[str]) -> None:
+        """One warning when public modules lack the evidence of their release (the
+        report then has only their main class; ``dev inventory`` says why for each),
+        naming how many, and why the Forge could not give it when it failed."""
+        missing = len(site.releases_without_evidence())
+        if not missing and not failure:
+            return
+        why = f"the Forge failed ({failure})" if failure else "not fetched, not a published release, or refused"
+        if not missing:
+            log.warning("could not check for new release evidence: %s", why)
+            return
+        one = missing == 1
+        log.warning("%d public module%s no release evidence from the Forge (%s): only %s main class %s reported; "
+                    "`dropsonde dev inventory` says why for each", missing, " has" if one else "s have", why,
+                    "its" if one else "their", "is" if one else "are")
 
     def _refreshed_forge(self) -> "ForgeCache":
         """The Forge list, refreshed first when missing or older than --ttl (unless
         --no-update). A failed refresh is one warning; the old list is used."""
         from dropsonde.forge_cache import load_forge_cache
-        from dropsonde.forge_api import ForgeError, forge_api_url, refresh_forge_cache
+        from dropsonde.forge_api import ForgeError, refresh_forge_cache
 
         options, cache, now = self.options(), self.cache(), self.clock()
         forge = load_forge_cache(cache, now)
         if not options.update or not forge.is_due_for_refresh(now, options.ttl):
             return forge
-        base_url = forge_api_url(options.forge_api)
+        base_url = self._forge_api()
         if forge.age(now) is None:
             log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
         try:
             summary = refresh_forge_cache(cache, base_url, full=False, now=now)
         except (ForgeError, OSError) as exc:
             log.warning("could not refresh the Forge module cache, using the current one: %s", exc)
+            self._forge_failure = str(exc)
             return forge
         self.notify(summary)
         return load_forge_cache(cache, now)
@@ -291,11 +347,54 @@ class Session:
     def update_forge(self, full: bool, from_file: Optional[str]) -> str:
         """Refresh the Forge list now (from the Forge, or a file made elsewhere); a summary line."""
         from dropsonde.forge_cache import import_forge_file
-        from dropsonde.forge_api import forge_api_url, refresh_forge_cache
+        from dropsonde.forge_api import ForgeError, refresh_forge_cache
         from dropsonde.terminal import printable
 
         now = self.clock()
         if from_file:
             count = import_forge_file(Path(from_file), self.cache(), now)
             return f"Forge module cache imported from {printable(from_file)}: {count} modules"
-        return refresh_forge_cache(self.cache(), forge_api_url(self.options().forge_api), full=full, now=now)
+        summary = refresh_forge_cache(self.cache(), self._forge_api(), full=full, now=now)
+        if not any(path.is_dir() for path in self.puppet().environmentpath):
+            log.info("no Puppet environments here: no release evidence to fetch")
+            return summary
+        evidence = self._refresh_evidence(self.site())
+        if evidence.failure:
+            raise ForgeError(f"{summary}, but the release evidence could not be fetched: {evidence.failure}")
+        return f"{summary}\n{evidence.summary()}" if evidence.requests else summary
+
+    # release evidence for air-gapped sites
+
+    def releases_in_use(self) -> List[str]:
+        """``slug-version`` of the public releases this site uses (what an evidence bundle must hold)."""
+        return [f"{slug}-{version}" for slug, version in self.site().releases_in_use()]
+
+    def build_release_bundle(self, wanted: List[Tuple[str, str]], output: Path) -> str:
+        """Fetch the evidence of ``wanted`` from the Forge into a bundle file (on a
+        connected machine); a summary. DropsondeError when the Forge failed: a
+        partial bundle would make the site report fewer classes without saying why."""
+        from dropsonde.atomic_file import write_atomic
+        from dropsonde.forge_releases import fetch_releases
+        from dropsonde.release_evidence import ReleaseEvidence, evidence_json
+
+        fetched = fetch_releases(self._forge_api(), wanted, self.clock())
+        if fetched.failure:
+            raise DropsondeError(f"the Forge failed, no bundle written: {fetched.failure}", ExitStatus.FAILURE)
+        bundle = ReleaseEvidence().merged(fetched.releases, fetched.unavailable)
+        try:
+            write_atomic(output, evidence_json(bundle))
+        except OSError as exc:
+            raise DropsondeError(f"{output}: cannot write: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+        return f"{fetched.summary()}; written to {output}"
+
+    def import_release_bundle(self, source: Path) -> str:
+        """Add an evidence bundle made on a connected machine to the cache's evidence."""
+        from dropsonde.release_evidence import ReleaseEvidence, load_evidence, read_evidence_file, save_evidence
+
+        bundle = read_evidence_file(source)
+        current = load_evidence(self.cache())
+        if current.problem:
+            current = ReleaseEvidence()
+        save_evidence(self.cache(), current.merged(bundle.releases.values(), bundle.unavailable))
+        return (f"release evidence imported from {source}: {len(bundle.releases)} releases proven, "
+                f"{len(bundle.unavailable)} unavailable")

@@ -1,6 +1,6 @@
 """The site as plugins see it: Puppet's settings, the environments and their
-modules, the Forge cache, parsed manifests, and the one rule that decides
-which modules are public.
+modules, the Forge cache and release evidence, parsed manifests, and the
+verdicts of :mod:`dropsonde.publicness` on what is public.
 
 Everything expensive is computed on first use and kept, so a run that only
 needs ``environment_count`` never parses a manifest, and a module linked into
@@ -10,15 +10,14 @@ thirty environments is parsed once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.config import Options
 from dropsonde.forge_cache import ForgeCache, load_forge_cache
-from dropsonde.privacy import class_name, reportable_class
+from dropsonde.publicness import Publicness, Verdict, module_verdict
 from dropsonde.puppet.environments import (
     Environment,
     Module,
@@ -27,13 +26,7 @@ from dropsonde.puppet.environments import (
 )
 from dropsonde.puppet.manifest_cache import ManifestCache, ManifestFile
 from dropsonde.puppet.manifests import Definition
-from dropsonde.puppet.module_checksums import (
-    DPKG_INFO_DIR,
-    UNLISTED_REASON,
-    DpkgRecords,
-    PublishedFiles,
-    read_published_files,
-)
+from dropsonde.release_evidence import ReleaseEvidence, load_evidence, published_version
 from dropsonde.puppet.puppetdb import (
     ClassUsage,
     PuppetDBClient,
@@ -45,23 +38,6 @@ from dropsonde.puppet.puppetdb import (
 from dropsonde.puppet.puppet_conf import PuppetSettings, load_puppet_settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Publicity:
-    """Whether a module may be reported, and why (shown by ``dev inventory``)."""
-
-    public: bool
-    reason: str
-
-
-def autoload_files(name: str) -> List[str]:
-    """The manifests Puppet's autoloader tries for class ``name``, in its order,
-    relative to the module's ``manifests`` directory (Puppet's TypeLoader:
-    ``a::b::c`` -> ``b/c.pp``, ``b.pp``, ``init.pp``). ``name`` must already
-    have passed :func:`~dropsonde.privacy.class_name`, so no segment is a path."""
-    parts = name.split("::")
-    return ["/".join(parts[1:i]) + ".pp" for i in range(len(parts), 1, -1)] + ["init.pp"]
 
 
 def puppet_settings(options: Options, layout: Optional[str] = None) -> PuppetSettings:
@@ -85,15 +61,14 @@ class Site:
     """What dropsonde knows about the Puppet site it runs on.
 
     ``forge`` is the Forge list when the caller has read it already (to decide
-    on a refresh before the site is built); otherwise it is read on first use.
-    ``dpkg_info`` is dpkg's info directory (tests build their own)."""
+    on a refresh before the site is built); otherwise it is read on first use,
+    as is the release evidence (after the caller refreshed it, if it does)."""
 
     def __init__(
         self,
         options: Options,
         puppet: PuppetSettings,
         forge: Optional[ForgeCache] = None,
-        dpkg_info: Path = DPKG_INFO_DIR,
         cache: Optional[CacheDir] = None,
     ) -> None:
         self.options = options
@@ -102,15 +77,10 @@ class Site:
         self._cache = cache
         self._owns_cache = cache is None
         self._forge = forge
+        self._evidence: Optional[ReleaseEvidence] = None
         self.store = ModuleStore()
         self._manifests: Dict[str, List[ManifestFile]] = {}
         self._manifest_cache: Optional[ManifestCache] = None
-        self._class_lookups: Dict[str, bool] = {}  # by canonical class name
-        self._verdicts: Dict[str, bool] = {}  # by the name as asked
-        self._published: Dict[str, PublishedFiles] = {}
-        self._dpkg = DpkgRecords(dpkg_info)
-        self._set_aside: Dict[str, Dict[str, str]] = {}
-        self._public_classes: Dict[str, Set[str]] = {}  # by module path: judged once per run
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
 
@@ -125,6 +95,13 @@ class Site:
         if self._forge is None:
             self._forge = load_forge_cache(self.cache)
         return self._forge
+
+    @property
+    def evidence(self) -> ReleaseEvidence:
+        """What the Forge published, per release (privacy rule 3), read once."""
+        if self._evidence is None:
+            self._evidence = load_evidence(self.cache)
+        return self._evidence
 
     @property
     def cache(self) -> CacheDir:
@@ -148,21 +125,36 @@ class Site:
         self.environments  # noqa: B018 - discovery fills the store
         return [self.store.modules[key] for key in sorted(self.store.modules)]
 
-    def publicity(self, module: Module) -> Publicity:
-        """Privacy rule 1: public only if its slug is on the Forge and its directory
-        carries the Forge name (a renamed fork's directory name may be private)."""
-        if module.slug is None:
-            return Publicity(False, module.problem or "no usable metadata.json")
-        if not self.forge.is_public(module.slug):
-            if self.forge.problem:
-                return Publicity(False, f"{self.forge.problem}: nothing is public")
-            return Publicity(False, f"{module.slug} is not in the Forge module cache")
-        if module.slug.split("-", 1)[1] != module.name:
-            return Publicity(False, f"directory name differs from the Forge name {module.slug}")
-        return Publicity(True, f"{module.slug} is on the Forge")
+    @cached_property
+    def publicness(self) -> Publicness:
+        """The one judge of what is public (privacy rules 1 and 3), for this run.
+        Built on first use, from the Forge list and the release evidence as they
+        are then: a report's session refreshes both before anything is judged."""
+        return Publicness(self.forge, self.evidence, self.manifest_files, self._autoload_file, self._autoload_listed,
+                          lambda: self.modules)
+
+    def publicity(self, module: Module) -> Verdict:
+        """Privacy rule 1 for one module, with the reason (no release evidence needed)."""
+        return module_verdict(self.forge, module)
 
     def is_public(self, module: Module) -> bool:
         return self.publicity(module).public
+
+    def releases_in_use(self) -> List[Tuple[str, str]]:
+        """(slug, version) of every public module installed whose version is a plain
+        X.Y.Z: the releases whose evidence the site needs. Public information: the
+        ``modules`` column reports the same slugs and versions."""
+        wanted = {(module.slug, version) for module in self.modules
+                  if module.slug is not None and self.is_public(module)
+                  for version in [published_version(module.version)] if version is not None}
+        return sorted(wanted)
+
+    def releases_without_evidence(self) -> List[str]:
+        """``slug-version`` of the releases in use that have no evidence (not fetched,
+        unavailable, or the kept evidence unusable): only their main class is reported."""
+        evidence = self.evidence
+        return [f"{slug}-{version}" for slug, version in self.releases_in_use()
+                if evidence.problem or evidence.release(slug, version) is None]
 
     @property
     def manifest_cache(self) -> ManifestCache:
@@ -186,108 +178,23 @@ class Site:
         """Classes and defined types in the module's manifests."""
         return [d for found in self.manifest_files(module) for d in found.definitions]
 
-    @cached_property
-    def _public_modules_by_name(self) -> Dict[str, List[Module]]:
-        by_name: Dict[str, List[Module]] = {}
-        for module in self.modules:
-            if self.is_public(module):
-                by_name.setdefault(module.name, []).append(module)
-        return by_name
-
-    def set_aside(self, module: Module) -> Dict[str, str]:
-        """The module's manifests found so far to be the site's own code (added
-        or edited after install, by ``checksums.json`` or dpkg's record), or whose
-        classes other than the main one are private for want of such a list,
-        with why; for ``dev inventory``."""
-        return dict(self._set_aside.get(str(module.path), {}))
-
-    def published_files(self, module: Module) -> PublishedFiles:
-        """The module's list of published files: its ``checksums.json``, else
-        dpkg's record when a Debian package installed the directory, else none."""
-        key = str(module.path)
-        if key not in self._published:
-            published = read_published_files(module.path)
-            if not published.listed:
-                published = self._dpkg.published_files(module.path) or published
-            self._published[key] = published
-        return self._published[key]
-
-    def _published_definitions(self, module: Module, found: Optional[ManifestFile]) -> List[Definition]:
-        """What a manifest of a public module defines, or nothing when the file is
-        absent or is the site's own (privacy rule 3). Its MD5 comes with the parse
-        (the cache's content key), so the file is not read a second time. A module
-        with no list of its published files keeps only its main class (rule 3
-        fails closed: a fork from git or a vendored copy may hold the site's classes)."""
-        if found is None:
-            return []
-        key = str(module.path)
-        published = self.published_files(module)
-        relative = f"manifests/{found.relative}"
-        if not published.listed:
-            kept = [d for d in found.definitions if d.kind == "class" and d.name == module.name]
-            if len(kept) < len(found.definitions):
-                self._set_aside.setdefault(key, {})[relative] = UNLISTED_REASON
-            return kept
-        reason = published.set_aside(module.path, relative, found.md5)
-        if reason is not None:
-            self._set_aside.setdefault(key, {})[relative] = reason
-            log.info("%s: classes in %s are treated as private: %s", module.path, relative, reason)
-            return []
-        return found.definitions
-
     def defines_public_class(self, name: str) -> bool:
-        """Whether an installed public module defines class ``name`` (any case,
-        as PuppetDB titles it), reading only the files Puppet's autoloader would:
-        the cost grows with the classes asked about, not with every manifest installed.
-        Verdicts are kept by the name as asked too: a site's profiles declare the
-        same few classes thousands of times."""
-        verdict = self._verdicts.get(name)
-        if verdict is None:
-            verdict = self._verdicts[name] = self._defines_public_class(name)
-        return verdict
-
-    def _defines_public_class(self, name: str) -> bool:
-        canonical = class_name(name)
-        if canonical is None or not reportable_class(canonical):
-            return False
-        if canonical not in self._class_lookups:
-            self._class_lookups[canonical] = any(
-                d.kind == "class" and d.name == canonical
-                for module in self._public_modules_by_name.get(canonical.split("::", 1)[0], [])
-                for relative in self.manifest_cache.listed(module.manifests_dir, autoload_files(canonical))
-                for d in self._published_definitions(module, self._autoload_file(module, relative))
-            )
-        return self._class_lookups[canonical]
+        """Whether an installed public module publicly defines class ``name`` (any
+        case, as PuppetDB titles it); see :meth:`Publicness.class_verdict`."""
+        return self.publicness.class_verdict(name).public
 
     def public_classes_of(self, module: Module) -> Set[str]:
-        """The classes a public module publicly defines: in its own namespace, in the
-        file Puppet's autoloader would load for each, and in a file as published.
-        The same rule as :meth:`defines_public_class`, applied to every manifest.
-        Kept per module for the run: the inventory and the modules metric ask for
-        every module after :attr:`public_classes` has, and judging each manifest
-        again would log each file set aside again. A copy, so no caller can change
-        what the next one gets."""
-        key = str(module.path)
-        if key not in self._public_classes:
-            self._public_classes[key] = self._find_public_classes(module)
-        return set(self._public_classes[key])
+        """The classes a module publicly defines (a new set each call)."""
+        return {name for name, verdict in self.publicness.module_classes(module).items() if verdict.public}
 
-    def _find_public_classes(self, module: Module) -> Set[str]:
-        if not self.is_public(module):
-            return set()
-        classes: Set[str] = set()
-        for found in self.manifest_files(module):
-            relative = found.relative
-            for d in self._published_definitions(module, found):
-                if (
-                    d.kind == "class"
-                    and reportable_class(d.name)
-                    and class_name(d.name) == d.name
-                    and d.name.split("::", 1)[0] == module.name
-                    and relative in autoload_files(d.name)
-                ):
-                    classes.add(d.name)
-        return classes
+    def private_manifests(self, module: Module) -> Dict[str, str]:
+        """The manifests of a public module whose classes stay private, with why (``dev inventory``)."""
+        return self.publicness.private_manifests(module)
+
+    def _autoload_listed(self, module: Module, candidates: List[str]) -> List[str]:
+        """Those of ``candidates`` the module's ``manifests`` has (from one listing per
+        run: a deep name that leads nowhere costs set lookups, not file lookups)."""
+        return self.manifest_cache.listed(module.manifests_dir, candidates)
 
     def _autoload_file(self, module: Module, relative: str) -> Optional[ManifestFile]:
         """One file of the module's ``manifests``, None when it has no such file."""

@@ -1,5 +1,5 @@
 """Reading one file that someone else wrote: the Puppet code tree (metadata.json,
-checksums.json, environment.conf, Puppetfiles, manifests) and the configuration
+environment.conf, Puppetfiles, manifests) and the configuration
 files (puppet.conf, puppetdb.conf, telemetry.yaml, Puppet Server's conf.d, the
 CA certificate).
 
@@ -32,14 +32,13 @@ from typing import Dict, Optional, Union
 MiB = 1024 * 1024
 
 #: The most read of each kind of file. Generous for real files (the largest real
-#: manifests and Puppetfiles are about 100 KB, metadata.json a few KB, a
-#: checksums.json a few hundred lines), small enough that a hostile one costs
+#: manifests and Puppetfiles are about 100 KB, metadata.json a few KB, release
+#: evidence a few KB per release), small enough that a hostile one costs
 #: little memory and time.
 LIMITS: Dict[str, int] = {
     "manifest": 4 * MiB,
     "Puppetfile": 4 * MiB,
     "metadata.json": 1 * MiB,
-    "checksums.json": 8 * MiB,
     "environment.conf": 1 * MiB,
     "puppet.conf": 1 * MiB,
     "puppetdb.conf": 1 * MiB,

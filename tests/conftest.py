@@ -15,6 +15,14 @@ def tree(tmp_path: Path) -> PuppetTree:
     return PuppetTree(tmp_path / "site")
 
 
+@pytest.fixture
+def published_apache(tmp_path: Path) -> Path:
+    """puppetlabs-apache 12.1.0 as the Forge published it (see tests/support/published_release.py)."""
+    from tests.support.published_release import release_tree
+
+    return release_tree(tmp_path)
+
+
 def _service_in_tempdir(make, prefix: str):
     """Start a service in a fresh directory and stop and remove it afterwards. Not
     under pytest's tmp_path: PostgreSQL runs as its own user, which cannot

@@ -478,7 +478,7 @@ def test_a_future_cache_is_refreshed_before_a_report(tmp_path):
     with ForgeServer(generate_modules(120)) as server:
         result = tree.run("--update", "--forge-api", server.url, "preview", "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert len(server.state.requests) == 2
+    assert len(server.state.module_requests()) == 2
     assert "Forge module cache updated (full): 120 modules" in result.stderr
     assert load_forge_cache(CacheDir.open(tree.cachepath)).timestamp < "9999"
 

@@ -20,7 +20,7 @@ def test_each_module_says_whether_it_is_public_and_why(tree):
     modules = tree.environment("production") / "modules"
     ntp = make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
         "init.pp": "class ntp { }\n", "config.pp": "class ntp::config { }\n", "define.pp": "define ntp::peer() { }\n"})
-    forge_checksums(ntp)
+    tree.publish(ntp)
     make_module(modules, "chrony", "puppetlabs-ntp", manifests={"init.pp": "class chrony { }\n"})  # a renamed fork
     make_module(modules, "site_profile", None, manifests={"init.pp": "class site_profile { include ntp }\n"})
     tree.forge(["puppetlabs-ntp"])
@@ -30,6 +30,7 @@ def test_each_module_says_whether_it_is_public_and_why(tree):
     by_name = {module["name"]: module for module in inventory["modules"]}
     assert by_name["ntp"]["public"] and by_name["ntp"]["reason"] == "puppetlabs-ntp is on the Forge"
     assert by_name["ntp"]["public_classes"] == ["ntp", "ntp::config"]
+    assert by_name["ntp"]["release_evidence"] == "as published in puppetlabs-ntp-10.0.0"
     assert by_name["ntp"]["defined_types"] == ["ntp::peer"]
     assert not by_name["chrony"]["public"]
     assert by_name["chrony"]["reason"] == "directory name differs from the Forge name puppetlabs-ntp"
@@ -42,18 +43,20 @@ def test_each_module_says_whether_it_is_public_and_why(tree):
     json.dumps(inventory)  # what --format json prints
 
 
-def test_an_edited_manifest_of_a_public_module_is_set_aside(tree):
+def test_an_edited_manifest_of_a_public_module_is_private(tree):
     modules = tree.environment("production") / "modules"
     ntp = make_module(modules, "ntp", "puppetlabs-ntp", manifests={
         "init.pp": "class ntp { }\n", "config.pp": "class ntp::config { }\n"})
-    forge_checksums(ntp)
+    tree.publish(ntp)
+    forge_checksums(ntp)  # regenerated over the edit: proves nothing
     write(ntp / "manifests" / "config.pp", "class ntp::config { $secret = 'edited here' }\n")
     tree.forge(["puppetlabs-ntp"])
 
     (module,) = inventory_of(tree)["modules"]
 
     assert module["public_classes"] == ["ntp"]
-    assert list(module["set_aside"]) == ["manifests/config.pp"]
+    assert module["private_manifests"] == {
+        "manifests/config.pp": "differs from the published release puppetlabs-ntp-1.0.0 (edited by the site)"}
 
 
 def test_without_a_forge_list_nothing_is_public_and_the_text_says_why(tree):
@@ -76,7 +79,7 @@ def test_site_file_names_cannot_print_lines_of_their_own(tree):
     """Review L3: a site-added manifest named `x\\ndropsonde: error: ...` printed a fake
     error line on stdout; a directory `zzz\\n` was a module and `staging\\n` an environment."""
     modules = tree.environment("production") / "modules"
-    make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={"init.pp": "class ntp { }\n"})
+    tree.publish(make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={"init.pp": "class ntp { }\n"}))
     write(modules / "ntp" / "manifests" / f"x{FORGED} by file name\x1b[2J.pp", "class ntp::x { }\n")
     make_module(modules, "zzz\n", "acme-zzz", manifests={"init.pp": "class zzz { }\n"})
     (tree.environments / "staging\n" / "modules").mkdir(parents=True)
@@ -88,8 +91,8 @@ def test_site_file_names_cannot_print_lines_of_their_own(tree):
     result = tree.run("dev", "inventory")
     assert result.returncode == 0, result.stderr
     assert not any(line.startswith("dropsonde: error:") for line in result.stdout.splitlines())
-    assert ("set aside, the site's own: manifests/x\\ndropsonde: error: FORGED by file name\\e[2J.pp: "
-            "not listed in checksums.json (added by the site)") in result.stdout
+    assert ("private, not the published file: manifests/x\\ndropsonde: error: FORGED by file name\\e[2J.pp: "
+            "not in the published release puppetlabs-ntp-10.0.0 (added by the site)") in result.stdout
 
 
 def test_every_value_of_the_rendered_inventory_is_one_line(tree):
@@ -105,7 +108,8 @@ def test_every_value_of_the_rendered_inventory_is_one_line(tree):
     inventory["environments"][0].update(name=f"e{FORGED}", modulepath=[f"/m{FORGED}"])
     module = inventory["modules"][0]
     module.update(reason=f"r{FORGED}", version=f"1{FORGED}", path=f"/p{FORGED}", classes=[f"c{FORGED}"],
-                  defined_types=[f"d{FORGED}"], public_classes=[f"p{FORGED}"], set_aside={f"s{FORGED}": f"w{FORGED}"})
+                  defined_types=[f"d{FORGED}"], public_classes=[f"p{FORGED}"],
+                  private_manifests={f"s{FORGED}": f"w{FORGED}"}, release_evidence=f"v{FORGED}")
     forged = render_inventory(inventory)
-    assert len(forged.splitlines()) == len(clean.splitlines()) + 3  # the problem, defined types, set aside
+    assert len(forged.splitlines()) == len(clean.splitlines()) + 3  # the problem, defined types, private manifest
     assert not any(line.startswith("dropsonde: error:") for line in forged.splitlines())

@@ -271,10 +271,11 @@ def test_whatever_the_input_only_a_version_shape_is_sent(text):
 @pytest.fixture
 def git_fork_tree(tree):
     """The review's H1: a fork of puppetlabs-apache installed from git (no
-    checksums.json), with a class the site added, declared by a private profile."""
+    checksums.json), with a class the site added, declared by a private profile;
+    no release evidence (the Forge is not asked: telemetry.yaml says :update: false)."""
     tree.forge(["puppetlabs-apache", "puppetlabs-stdlib", "puppetlabs-ntp"])
     modules = tree.environment("production") / "modules"
-    make_module(modules, "apache", "puppetlabs-apache", "12.1.0", checksums=False, manifests={
+    make_module(modules, "apache", "puppetlabs-apache", "12.1.0", manifests={
         "init.pp": "class apache {}\nclass apache::inlined {}",
         "canarypayrollvhost.pp": "class apache::canarypayrollvhost { }",
         "vhost.pp": "class apache::vhost { }",
@@ -286,19 +287,19 @@ def git_fork_tree(tree):
     return tree
 
 
-def test_a_fork_without_checksums_json_reports_only_its_main_class(git_fork_tree):
+def test_a_fork_without_release_evidence_reports_only_its_main_class(git_fork_tree):
     values = git_fork_tree.report()
     assert values["profile_classes"] == [{"name": "apache", "count": 1}]
     assert {"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"} in values["modules"]
     inventory = git_fork_tree.run("dev", "inventory")
     assert inventory.returncode == 0, inventory.stderr
     assert "reported classes: apache\n" in inventory.stdout
-    assert ("set aside, the site's own: manifests/canarypayrollvhost.pp: "
-            "no checksums.json: only the main class is reportable") in inventory.stdout
-    assert "manifests/init.pp: no checksums.json: only the main class is reportable" in inventory.stdout
+    why = "no release evidence for puppetlabs-apache-12.1.0 yet"
+    assert f"private, not the published file: manifests/canarypayrollvhost.pp: {why}" in inventory.stdout
+    assert f"manifests/init.pp: {why}" in inventory.stdout
 
 
-def test_a_fork_without_checksums_json_leaks_no_class_through_puppetdb(git_fork_tree):
+def test_a_fork_without_release_evidence_leaks_no_class_through_puppetdb(git_fork_tree):
     """classes, class_platforms and unused_classes take their names from the same rule."""
     rows = [{"title": "Apache", "count": 3}, {"title": "Apache::Canarypayrollvhost", "count": 2},
             {"title": "Apache::Vhost", "count": 1}, {"title": "Acmeprof::Web", "count": 2}]

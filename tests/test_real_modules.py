@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dropsonde.vocabulary import normalize_slug
+from tests.support.forge_server import EPOCH, ForgeModule, ForgeRelease, ForgeServer
 from tests.support.puppet_tree import PuppetTree, make_module, write
 
 DEBIAN_MODULES = Path("/usr/share/puppet/modules")
@@ -43,7 +45,21 @@ def real_tree(tmp_path_factory):
         manifests={"web.pp": "class profile::web { include apache, apache::mod::ssl\n class { 'mysql::server': } }"},
     )
     write(production / "environment.conf", "modulepath = site:modules:$basemodulepath\n")
+    with debian_forge(metadata) as server:  # the release evidence, fetched once as `update` does
+        update = tree.run("--update", "--forge-api", server.url, "update")
+        assert update.returncode == 0, update.stderr
+        proven = re.search(r"Forge release evidence: (\d+) releases proven, 1 unavailable", update.stdout)
+        assert proven and int(proven.group(1)) > 80, update.stdout
     return tree, metadata
+
+
+def debian_forge(metadata: dict) -> ForgeServer:
+    """A loopback Forge publishing each Debian module as its release (tarballs built
+    from Debian's trees), and listing their slugs."""
+    releases = [ForgeRelease.of(DEBIAN_MODULES / name, slug) for name, m in metadata.items()
+                for slug in [normalize_slug(m["name"])] if slug is not None]
+    slugs = sorted({release.slug for release in releases})
+    return ForgeServer([ForgeModule(slug, EPOCH) for slug in slugs], releases)
 
 
 def test_report_over_real_modules(real_tree):
@@ -142,15 +158,31 @@ def test_parse_cache_holds_one_record_per_installed_manifest_and_drops_removed_e
     )
 
 
-def test_linked_debian_modules_are_vouched_for_by_dpkg_and_copies_report_only_their_main_class(real_tree):
-    """Debian ships no checksums.json: the linked packages' classes are public by
-    dpkg's md5sums; the copies in staging (no checksums.json, no dpkg record) are forks."""
+def test_debian_modules_linked_or_copied_are_judged_by_the_forge_s_release(real_tree):
+    """Debian's trees are served as the releases here: a linked package and a copy of
+    it report the same classes; the copied stdlib relabelled 9.9.9 is no published
+    release, so only its main class is reported."""
     tree, _ = real_tree
     inventory = json.loads(tree.run("dev", "inventory", "--format", "json").stdout)
     by_path = {m["path"]: m for m in inventory["modules"]}
     linked = by_path[str((DEBIAN_MODULES / "apache").resolve())]
     assert "apache::mod::ssl" in linked["public_classes"] and len(linked["public_classes"]) > 100
-    assert linked["set_aside"] == {}
+    assert linked["private_manifests"] == {}
     copied = by_path[str(tree.environments / "staging" / "modules" / "apache")]
-    assert copied["public"] and copied["public_classes"] == ["apache"]
-    assert set(copied["set_aside"].values()) == {"no checksums.json: only the main class is reportable"}
+    assert copied["public"] and copied["public_classes"] == linked["public_classes"]
+    relabelled = by_path[str(tree.environments / "staging" / "modules" / "stdlib")]
+    assert relabelled["public_classes"] == ["stdlib"]
+    assert relabelled["release_evidence"] == (
+        "no release evidence for puppetlabs-stdlib-9.9.9: not a release the Forge published")
+
+
+def test_every_class_of_debian_s_trees_survives_when_the_release_is_debian_s(real_tree):
+    """The Debian corpus against releases built from the same trees: every class the
+    autoloader can find in a public module's namespace is reported (the honest figure,
+    against the Forge's own tarballs, is bench/evidence.py's)."""
+    tree, _ = real_tree
+    inventory = json.loads(tree.run("dev", "inventory", "--format", "json").stdout)
+    linked = [m for m in inventory["modules"] if m["path"].startswith(str(DEBIAN_MODULES.resolve()))]
+    reportable = sum(len(m["public_classes"]) for m in linked)
+    assert all(m["private_manifests"] == {} for m in linked if m["public"])
+    assert reportable > 1000

@@ -66,7 +66,7 @@ def test_a_forge_list_younger_than_the_ttl_by_the_given_clock_is_not_refreshed(s
         clock = lambda: datetime(2026, 11, 7, 23, 59, tzinfo=timezone.utc)  # noqa: E731 - 6 days 23:59 old
         with Session(given(tree, update=True, forge_api=server.url, ttl=7), clock=clock) as session:
             session.report()
-        assert server.state.requests == []
+        assert server.state.module_requests() == []
 
 
 @pytest.mark.parametrize("age, ttl, due", [

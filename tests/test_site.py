@@ -1,10 +1,10 @@
 """The Site's class rules: a public module's class is reported only when it is in
 the module's own namespace, in the file Puppet's autoloader would load for it,
-and in a file as published (checksums.json); names are checked before any lookup."""
+and in a file of the release the Forge published (release evidence; never the
+site's checksums.json or dpkg's md5sums); names are checked before any lookup."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from dropsonde.inventory import build_inventory
 from dropsonde.metrics.profiles import Profiles
 from dropsonde.privacy import class_name
-from dropsonde.site import autoload_files
+from dropsonde.release_evidence import autoload_files
 from tests.support.puppet_tree import forge_checksums, make_module, run_metric, site_for, write
 from tests.support.time_limits import cpu_limit
 
@@ -30,12 +30,12 @@ DEBIAN_NTP = Path("/usr/share/puppet/modules/ntp")
 def test_classes_outside_the_modules_namespace_or_autoload_file_are_not_public(tree):
     tree.forge(["puppetlabs-apache"])
     modules = tree.environment("production") / "modules"
-    make_module(modules, "apache", "puppetlabs-apache", manifests={
+    tree.publish(make_module(modules, "apache", "puppetlabs-apache", manifests={
         "init.pp": "class apache { }\nclass secretothernsdd { }\nclass apache::params { }\nclass stdlib::x { }",
         "mod/ssl.pp": "class apache::mod::ssl { }\nclass apache::mod::sekrit { }\nclass apache::mod::ssl::opt { }",
         "other.pp": "class apache::hidden { }",
         "vhost.pp": "define apache::vhost() { }",
-    })
+    }))
     site = site_for(tree)
     assert site.public_classes == {"apache", "apache::params", "apache::mod::ssl", "apache::mod::ssl::opt"}
     for name in ("secretothernsdd", "apache::mod::sekrit", "apache::hidden", "stdlib::x", "apache::vhost"):
@@ -71,17 +71,22 @@ def test_whatever_is_declared_only_files_under_the_manifests_directory_are_looke
         assert ".." not in relative.split("/") and "\\" not in relative and "\0" not in relative
 
 
+def debian_ntp_version() -> str:
+    return json.loads((DEBIAN_NTP / "metadata.json").read_text())["version"]
+
+
 @pytest.fixture
 def modified_ntp(tree):
-    """Debian's puppetlabs-ntp installed as the Forge does, then changed by the site:
-    manifests/secret.pp added and manifests/service.pp edited."""
+    """Debian's puppetlabs-ntp installed as the Forge does (with a checksums.json), the
+    Forge's release of it known, then changed by the site: manifests/secret.pp added and
+    manifests/service.pp edited."""
     if not (DEBIAN_NTP / "manifests" / "init.pp").is_file():
         pytest.fail("needs Debian's puppet-module-ntp: run tests/run (it installs it)")
-    assert not (DEBIAN_NTP / "checksums.json").exists()  # Debian does not ship one: make it as the Forge does
     tree.forge(["puppetlabs-ntp"])
     ntp = tree.environment("production") / "modules" / "ntp"
     shutil.copytree(DEBIAN_NTP, ntp)
     forge_checksums(ntp)
+    tree.publish(ntp)
     write(ntp / "manifests" / "secret.pp", "class ntp::secret { }\n")
     with open(ntp / "manifests" / "service.pp", "a", encoding="utf-8") as handle:
         handle.write("# local tweak\n")
@@ -104,32 +109,41 @@ def test_locally_added_or_modified_manifests_are_private(tree, modified_ntp):
     site = site_for(tree)
     ntp = next(m for m in site.modules if m.name == "ntp")
     assert site.public_classes_of(ntp) == {"ntp", "ntp::config", "ntp::install"}
+    release = f"puppetlabs-ntp-{debian_ntp_version()}"
     inventory = next(m for m in build_inventory(site)["modules"] if m["name"] == "ntp")
-    assert inventory["set_aside"] == {
-        "manifests/secret.pp": "not listed in checksums.json (added by the site)",
-        "manifests/service.pp": "differs from checksums.json (modified by the site)",
+    assert inventory["private_manifests"] == {
+        "manifests/secret.pp": f"not in the published release {release} (added by the site)",
+        "manifests/service.pp": f"differs from the published release {release} (edited by the site)",
     }
     assert inventory["public_classes"] == ["ntp", "ntp::config", "ntp::install"]
     text = tree.run("dev", "inventory").stdout
-    assert "set aside, the site's own: manifests/secret.pp: not listed in checksums.json" in text
+    assert f"private, not the published file: manifests/secret.pp: not in the published release {release}" in text
 
 
-def test_a_broken_checksums_json_makes_the_module_s_classes_private(tree, modified_ntp):
-    (modified_ntp / "checksums.json").write_text("{not json")
-    assert run_metric(Profiles, tree)["profile_classes"] == []
+def test_checksums_json_regenerated_over_the_site_s_edits_proves_nothing(tree, modified_ntp):
+    forge_checksums(modified_ntp)  # as `puppet module build` would, over the edits
     site = site_for(tree)
     ntp = next(m for m in site.modules if m.name == "ntp")
-    assert site.public_classes_of(ntp) == set()
-    assert "checksums.json is unusable (not valid JSON)" in site.set_aside(ntp).values()
+    assert site.public_classes_of(ntp) == {"ntp", "ntp::config", "ntp::install"}
+    assert not site.defines_public_class("ntp::secret") and not site.defines_public_class("ntp::service")
 
 
-def test_a_manifest_edited_after_a_warm_run_is_checked_against_its_new_md5(tree):
-    """The checksum rule takes the MD5 from the parse cache: an edit after the
-    cache was written must not be judged by the old content's MD5."""
+def test_damaged_release_evidence_proves_nothing(tree, modified_ntp):
+    (tree.cachepath / "forge-releases.json").write_text("{not json")
+    assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "ntp", "count": 1}]
+    site = site_for(tree)
+    ntp = next(m for m in site.modules if m.name == "ntp")
+    assert site.public_classes_of(ntp) == {"ntp"}
+    assert "no release evidence: forge-releases.json is unusable (not valid JSON)" in site.publicness.release(ntp)[1]
+
+
+def test_a_manifest_edited_after_a_warm_run_is_checked_against_its_new_content(tree):
+    """The parse cache does not read a file whose stat is unchanged: an edit after the
+    cache was written must not be judged by the old content."""
     tree.forge(["puppetlabs-ntp"])
     ntp = tree.environment("production") / "modules" / "ntp"
     shutil.copytree(DEBIAN_NTP, ntp)
-    forge_checksums(ntp)
+    tree.publish(ntp)
     make_module(tree.environment("production") / "modules", "profile", "acme-profile", manifests={
         "init.pp": "class profile { include ntp, ntp::service }",
     })
@@ -142,98 +156,50 @@ def test_a_manifest_edited_after_a_warm_run_is_checked_against_its_new_md5(tree)
     assert before == [{"name": "ntp", "count": 1}, {"name": "ntp::service", "count": 1}]
     assert run_metric(Profiles, tree)["profile_classes"] == [{"name": "ntp", "count": 1}]
     inventory = next(m for m in build_inventory(site_for(tree))["modules"] if m["name"] == "ntp")
-    assert inventory["set_aside"] == {"manifests/service.pp": "differs from checksums.json (modified by the site)"}
+    assert inventory["private_manifests"] == {"manifests/service.pp": (
+        f"differs from the published release puppetlabs-ntp-{debian_ntp_version()} (edited by the site)")}
 
 
-def test_debians_sssd_package_ships_checksums_json_and_its_manifests_match(tree):
-    """puppet-module-asciiduck-sssd ships the Forge's checksums.json; Debian edited
-    other files (README, metadata.json) but no manifest, so its classes stay public."""
-    sssd_source = Path("/usr/share/puppet/modules/sssd")
-    if not (sssd_source / "checksums.json").is_file():
-        pytest.fail("needs Debian's puppet-module-asciiduck-sssd: run tests/run (it installs it)")
-    tree.forge(["asciiduck-sssd"])
-    sssd = tree.environment("production") / "modules" / "sssd"
-    shutil.copytree(sssd_source, sssd)
-    write(sssd / "manifests" / "secret.pp", "class sssd::secret { }\n")
-    site = site_for(tree)
-    module = next(m for m in site.modules if m.name == "sssd")
-    assert site.public_classes_of(module) == {"sssd", "sssd::config", "sssd::install", "sssd::params", "sssd::service"}
-    assert site.set_aside(module) == {"manifests/secret.pp": "not listed in checksums.json (added by the site)"}
-
-
-# ---- modules without checksums.json: only the main class, unless dpkg vouches for the files ----
-
-
-def fake_dpkg(info: Path, package: str, module: Path, md5s: dict) -> Path:
-    """A dpkg info directory recording that ``package`` installed ``module`` with these
-    files (relative to the module) and MD5s, in dpkg's own formats (paths relative to / in .md5sums)."""
-    info.mkdir(parents=True, exist_ok=True)
-    write(info / f"{package}.list", "\n".join(["/.", str(module), str(module / "manifests"), str(module / "metadata.json")]
-                                              + [str(module / relative) for relative in md5s]) + "\n")
-    write(info / f"{package}.md5sums", "".join(f"{md5}  {str(module / relative).lstrip('/')}\n"
-                                               for relative, md5 in md5s.items()))
-    write(info / "unrelated.list", "/.\n/usr/share/doc/unrelated/metadata.json\n")
-    return info
-
-
-def test_dpkgs_md5sums_vouch_for_a_packaged_module_s_files(tree, tmp_path):
+def test_without_release_evidence_only_the_main_class_is_public(tree):
     tree.forge(["puppetlabs-ntp"])
-    ntp = make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", checksums=False, manifests={
-        "init.pp": "class ntp { }", "config.pp": "class ntp::config { }", "service.pp": "class ntp::service { }",
-    })
-    sums = {p.relative_to(ntp).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in ntp.rglob("*") if p.is_file()}
-    info = fake_dpkg(tmp_path / "dpkg-info", "puppet-module-puppetlabs-ntp", ntp, sums)
-    write(ntp / "manifests" / "secret.pp", "class ntp::secret { }")  # added by the site
-    write(ntp / "manifests" / "service.pp", "class ntp::service { }\n# edited")
-    site = site_for(tree, dpkg_info=info)
-    module = next(m for m in site.modules if m.name == "ntp")
-    assert site.public_classes_of(module) == {"ntp", "ntp::config"}
-    assert site.set_aside(module) == {
-        "manifests/secret.pp": "not listed in dpkg's md5sums of puppet-module-puppetlabs-ntp (added by the site)",
-        "manifests/service.pp": "differs from dpkg's md5sums of puppet-module-puppetlabs-ntp (modified by the site)",
-    }
-    assert not site.defines_public_class("ntp::secret")
-
-
-def test_without_checksums_json_or_dpkg_record_only_the_main_class_is_public(tree, tmp_path):
-    tree.forge(["puppetlabs-ntp"])
-    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", checksums=False, manifests={
+    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", manifests={
         "init.pp": "class ntp { }\nclass ntp::inline { }", "config.pp": "class ntp::config { }",
     })
-    site = site_for(tree, dpkg_info=tmp_path / "no-dpkg")
+    site = site_for(tree)
     module = next(m for m in site.modules if m.name == "ntp")
     assert site.public_classes_of(module) == {"ntp"}
-    assert site.set_aside(module) == {
-        "manifests/config.pp": "no checksums.json: only the main class is reportable",
-        "manifests/init.pp": "no checksums.json: only the main class is reportable",
-    }
+    why = ("no release evidence for puppetlabs-ntp-1.0.0 yet (fetched from the Forge by `dropsonde update` "
+           "or a report's Forge refresh): only the main class is reportable")
+    assert site.private_manifests(module) == {"manifests/config.pp": why, "manifests/init.pp": why}
 
 
-def test_debians_packaged_modules_keep_their_classes_through_dpkgs_record(tree, tmp_path):
-    """A site linking /usr/share/puppet/modules/ntp (Debian's package, no checksums.json):
-    dpkg's md5sums list its files; a copy of it in the code tree has no such record."""
+def test_debians_packaged_modules_need_the_forge_s_release_too(tree):
+    """dpkg's md5sums are no evidence (root can rebuild a package, a site can build
+    its own): a linked Debian module and a copy of it are judged alike, by the release."""
     if not (DEBIAN_NTP / "manifests" / "init.pp").is_file():
         pytest.fail("needs Debian's puppet-module-ntp: run tests/run (it installs it)")
+    assert Path("/var/lib/dpkg/info/puppet-module-puppetlabs-ntp.md5sums").is_file()
     tree.forge(["puppetlabs-ntp"])
     os.symlink(DEBIAN_NTP, tree.environment("production") / "modules" / "ntp")
     shutil.copytree(DEBIAN_NTP, tree.environment("staging") / "modules" / "ntp")
     site = site_for(tree)
     linked, copied = sorted(site.modules, key=lambda m: str(m.path) != str(DEBIAN_NTP.resolve()))
     assert str(linked.path) == str(DEBIAN_NTP.resolve())
+    assert site.public_classes_of(linked) == site.public_classes_of(copied) == {"ntp"}
+    tree.publish(DEBIAN_NTP)
+    site = site_for(tree)
     assert {"ntp", "ntp::config", "ntp::install", "ntp::service"} <= site.public_classes_of(linked)
-    assert site.set_aside(linked) == {}
-    assert site.public_classes_of(copied) == {"ntp"}
-    assert set(site.set_aside(copied).values()) == {"no checksums.json: only the main class is reportable"}
+    assert site.public_classes_of(copied) == site.public_classes_of(linked)
+    assert site.private_manifests(linked) == site.private_manifests(copied) == {}
 
 
 def test_a_module_s_manifests_are_judged_once_per_run(tree, modified_ntp):
-    """build_inventory took site.public_classes (every module) and then asked
-    public_classes_of again for each module: every manifest judged twice, and
-    with -v every "treated as private" line logged twice."""
+    """build_inventory takes site.public_classes (every module) and then asks
+    public_classes_of again for each module: each manifest is judged once, and
+    with -v each "private" line is logged once."""
     result = tree.run("-v", "dev", "inventory")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("classes in manifests/service.pp are treated as private") == 1, result.stderr
+    assert result.stderr.count("classes in manifests/service.pp are private") == 1, result.stderr
 
 
 def test_a_hostile_puppetdbs_deep_class_titles_cost_no_file_lookups(tree):
@@ -241,9 +207,9 @@ def test_a_hostile_puppetdbs_deep_class_titles_cost_no_file_lookups(tree):
     of CPU). Names deeper than any real class are no class names at all, and a file the
     module does not have is looked up in the listing of its manifests, not on disk."""
     tree.forge(["puppetlabs-apache"])
-    make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", manifests={
+    tree.publish(make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", manifests={
         "init.pp": "class apache { }", "mod.pp": "class apache::mod { }", "mod/ssl.pp": "class apache::mod::ssl { }",
-    })
+    }))
     site = site_for(tree)
     deepest = ["Apache::" + "::".join(f"s{i}" for i in range(80))[:240] + f"::t{n}" for n in range(20_000)]
     deep = ["Apache::Mod::" + "::".join(f"s{n}x{i}" for i in range(14)) for n in range(20_000)]

@@ -3,8 +3,7 @@ content once, per run and across runs.
 
 r10k deploys a full copy of the control repository per environment, so the
 same manifest sits at dozens of paths. Parse results are therefore kept by
-content (the md5 of the file's bytes, which is also what a module's
-``checksums.json`` lists), and a path whose ``stat`` is unchanged since the
+content (the md5 of the file's bytes), and a path whose ``stat`` is unchanged since the
 last run is not even read: a warm run costs a ``stat`` per manifest, a cold
 one a read and a hash per file plus one parse per distinct content.
 

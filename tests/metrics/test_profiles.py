@@ -5,11 +5,11 @@ from tests.support.puppet_tree import make_module, run_metric
 def test_public_classes_declared_by_private_classes(tree):
     tree.forge(["puppetlabs-apache", "puppetlabs-ntp"])
     modules = tree.environment("production") / "modules"
-    make_module(modules, "apache", "puppetlabs-apache", manifests={
+    tree.publish(make_module(modules, "apache", "puppetlabs-apache", manifests={
         "init.pp": "class apache { include apache::params }",
         "params.pp": "class apache::params { }",
         "mod/ssl.pp": "class apache::mod::ssl { }",
-    })
+    }))
     make_module(modules, "ntp", "puppetlabs-ntp", manifests={"init.pp": "class ntp { }"})
     make_module(modules, "profile", "acme-profile", manifests={
         "web.pp": "class profile::web { include apache, apache::mod::ssl\n include profile::base\n"
@@ -40,11 +40,11 @@ def test_public_classes_are_found_where_puppets_autoloader_looks(tree):
     is one Puppet could not load, so it is not counted (and nothing else is parsed)."""
     tree.forge(["puppetlabs-apache"])
     modules = tree.environment("production") / "modules"
-    make_module(modules, "apache", "puppetlabs-apache", manifests={
+    tree.publish(make_module(modules, "apache", "puppetlabs-apache", manifests={
         "init.pp": "class apache { class nested { } }",
         "mod.pp": "class apache::mod { class ssl { } }",
         "other.pp": "class apache::hidden { }",
-    })
+    }))
     make_module(modules, "profile", "acme-profile", manifests={
         "web.pp": "class profile::web { include apache::nested, apache::mod::ssl, apache::hidden }",
     })

@@ -1,4 +1,14 @@
-"""A loopback stand-in for the Forge v3 API (`GET /v3/modules`), with the real
+"""A loopback stand-in for the Forge v3 API, with the real API's shape.
+
+`GET /v3/releases/<slug>-<version>` answers a release record (``slug``,
+``version``, ``module``, ``metadata``, ``file_uri`` /v3/files/..., ``file_size``,
+``file_md5``, ``file_sha256``, ``created_at``, ``deleted_at``...) or the Forge's
+404; `GET /v3/files/<slug>-<version>.tar.gz` the tarball, built by
+:func:`release_tarball` from a real module tree (Debian's puppet-module-*).
+A :class:`ForgeRelease` can lie about its digest, its file_uri, or serve
+another archive, for the attack tests.
+
+`GET /v3/modules`, with the real
 API's shape: a pagination object whose ``next`` is a relative URL (null on
 the last page), results with ``slug``, ``updated_at`` in the Forge's
 ``2011-05-24 18:34:58 -0700`` format, ``deprecated_at`` and ``module_group``;
@@ -9,13 +19,17 @@ error body; ``hide_deprecated`` with any value hides deprecated modules;
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
 import struct
+import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.support.loopback import DEEP_JSON, LoopbackServer, QuietHandler
@@ -80,6 +94,77 @@ class Fault:
     status: int = 302
 
 
+def release_tarball(module_dir: Path, slug: str, version: str) -> bytes:
+    """The .tar.gz `puppet module build` / PDK would make of ``module_dir``: every
+    file under one top directory ``<slug>-<version>/``, links followed."""
+    buffer = io.BytesIO()
+    top = f"{slug}-{version}"
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(Path(module_dir).rglob("*")):
+            if path.is_file():
+                archive.add(path.resolve(), arcname=f"{top}/{path.relative_to(module_dir).as_posix()}", recursive=False)
+    return buffer.getvalue()
+
+
+def crafted_tarball(members: Iterable[tarfile.TarInfo], contents: Optional[Dict[str, bytes]] = None) -> bytes:
+    """A .tar.gz of hand-made members (links, ``..``, absolute names...), for the attack tests."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for member in members:
+            data = (contents or {}).get(member.name)
+            if data is not None:
+                member.size = len(data)
+            archive.addfile(member, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+@dataclass
+class ForgeRelease:
+    """One release as the Forge serves it; ``file_sha256``/``file_md5``/``file_uri``
+    replace the true values when set (a lying record)."""
+
+    slug: str
+    version: str
+    tarball: bytes
+    file_sha256: Optional[str] = None
+    file_md5: Optional[str] = None
+    file_uri: Optional[str] = None
+    digests: tuple = ("sha256", "md5")
+
+    @property
+    def key(self) -> str:
+        return f"{self.slug}-{self.version}"
+
+    @classmethod
+    def of(cls, module_dir: Path, slug: Optional[str] = None, version: Optional[str] = None) -> "ForgeRelease":
+        """The release of a module tree, slug and version from its metadata.json unless given."""
+        metadata = json.loads((Path(module_dir) / "metadata.json").read_text())
+        slug = slug or metadata["name"].replace("/", "-").lower()
+        version = version or metadata["version"]
+        return cls(slug, version, release_tarball(Path(module_dir), slug, version))
+
+    def as_json(self) -> dict:
+        owner, name = self.slug.split("-", 1)
+        record = {
+            "uri": f"/v3/releases/{self.key}",
+            "slug": self.key,
+            "module": {"uri": f"/v3/modules/{self.slug}", "slug": self.slug, "name": name,
+                       "deprecated_at": None, "owner": {"username": owner, "slug": owner}},
+            "version": self.version,
+            "metadata": {"name": self.slug, "version": self.version},
+            "tags": [], "supported": False, "pdk": True, "validation_score": 100,
+            "file_uri": self.file_uri or f"/v3/files/{self.key}.tar.gz",
+            "file_size": len(self.tarball),
+            "downloads": 0, "readme": "x" * 200, "changelog": None, "license": None, "reference": None,
+            "created_at": forge_time(EPOCH), "updated_at": forge_time(EPOCH), "deleted_at": None, "deleted_for": None,
+        }
+        if "md5" in self.digests:
+            record["file_md5"] = self.file_md5 or hashlib.md5(self.tarball).hexdigest()
+        if "sha256" in self.digests:
+            record["file_sha256"] = self.file_sha256 or hashlib.sha256(self.tarball).hexdigest()
+        return record
+
+
 @dataclass
 class ForgeState:
     modules: List[ForgeModule] = field(default_factory=list)
@@ -87,6 +172,15 @@ class ForgeState:
     requests: List[Dict[str, str]] = field(default_factory=list)
     user_agents: List[Optional[str]] = field(default_factory=list)
     paths: List[str] = field(default_factory=list)
+    releases: Dict[str, ForgeRelease] = field(default_factory=dict)
+
+    def module_requests(self) -> List[str]:
+        """The requests for the module list (the Forge cache's refresh)."""
+        return [path for path in self.paths if path.startswith("/v3/modules")]
+
+    def release_requests(self) -> List[str]:
+        """The requests for release records and tarballs (the evidence's cost)."""
+        return [path for path in self.paths if path.startswith(("/v3/releases/", "/v3/files/"))]
 
 
 class ForgeHandler(QuietHandler):
@@ -99,6 +193,8 @@ class ForgeHandler(QuietHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         state.requests.append(query)
         state.user_agents.append(self.headers.get("User-Agent"))
+        if parts.path.startswith(("/v3/releases/", "/v3/files/")):
+            return self._release(state, parts.path)
         if parts.path != "/v3/modules":
             return self._json(404, {"message": "404 Not Found", "errors": [f"no route {parts.path}"]})
         if not self.headers.get("User-Agent"):
@@ -137,6 +233,23 @@ class ForgeHandler(QuietHandler):
             "results": [m.as_json() for m in page],
         }
         self._json(200, body)
+
+    def _release(self, state: ForgeState, path: str) -> None:
+        if not self.headers.get("User-Agent"):
+            return self._json(400, {"message": "400 Bad Request", "errors": ["User-Agent header is required"]})
+        fault = self._fault(state, 0)
+        if fault is not None:
+            return self._inject(fault)
+        if path.startswith("/v3/releases/"):
+            release = state.releases.get(path[len("/v3/releases/"):])
+            if release is None:
+                return self._json(404, {"message": "404 Not Found", "errors": ["The requested resource could not be found"]})
+            return self._json(200, release.as_json())
+        name = path[len("/v3/files/"):]
+        release = state.releases.get(name[: -len(".tar.gz")]) if name.endswith(".tar.gz") else None
+        if release is None:
+            return self._json(404, {"message": "404 Not Found", "errors": ["The requested resource could not be found"]})
+        return self.send(200, release.tarball, "application/octet-stream")
 
     def _fault(self, state: ForgeState, offset: int) -> Optional[Fault]:
         for fault in state.faults:
@@ -179,5 +292,15 @@ class ForgeHandler(QuietHandler):
 class ForgeServer(LoopbackServer):
     """The stand-in on 127.0.0.1, in a thread; a context manager."""
 
-    def __init__(self, modules: List[ForgeModule]) -> None:
-        super().__init__(ForgeHandler, ForgeState(modules=list(modules)))
+    def __init__(self, modules: List[ForgeModule], releases: Iterable[ForgeRelease] = ()) -> None:
+        super().__init__(ForgeHandler, ForgeState(modules=list(modules),
+                                                  releases={release.key: release for release in releases}))
+
+
+def forge_publishing(*module_dirs: Path) -> ForgeServer:
+    """A loopback Forge listing the slugs of ``module_dirs`` and publishing each as
+    its release (tarball built from the tree as it is now)."""
+    releases = [ForgeRelease.of(Path(d)) for d in module_dirs]
+    modules = [ForgeModule(slug, EPOCH + timedelta(hours=i))
+               for i, slug in enumerate(sorted({r.slug for r in releases}))]
+    return ForgeServer(modules, releases)

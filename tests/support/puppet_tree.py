@@ -24,12 +24,10 @@ def make_module(
     version: str = "1.0.0",
     manifests: Optional[Dict[str, str]] = None,
     dependencies: Iterable[dict] = (),
-    checksums: bool = True,
 ) -> Path:
-    """A module directory with metadata.json (unless ``slug`` is None) and manifests,
-    installed as from the Forge: with the ``checksums.json`` of those files (without
-    one, privacy rule 3 reports only the main class). ``checksums=False`` makes a
-    git install or a vendored copy; files written after this call are the site's own."""
+    """A module directory with metadata.json (unless ``slug`` is None) and manifests.
+    Only its main class is public until the Forge's release vouches for its files:
+    :meth:`PuppetTree.publish` records it as published."""
     module = root / name
     module.mkdir(parents=True, exist_ok=True)
     if slug is not None:
@@ -37,13 +35,12 @@ def make_module(
         write(module / "metadata.json", json.dumps(metadata))
     for relative, text in (manifests or {}).items():
         write(module / "manifests" / relative, text)
-    if checksums and slug is not None:
-        forge_checksums(module)
     return module
 
 
 def forge_checksums(module: Path) -> None:
-    """checksums.json as `puppet module build` writes it: every file, by relative path, MD5 of its bytes."""
+    """checksums.json as `puppet module build` writes it: every file, by relative path, MD5 of
+    its bytes. What a site can regenerate over its own edits: never evidence of anything."""
     import hashlib
 
     sums = {
@@ -86,6 +83,28 @@ class PuppetTree:
     def forge(self, slugs: List[str]) -> None:
         write(self.cachepath / "forge.json", json.dumps({"timestamp": "2026-11-01T00:00:00+00:00", "modules": slugs}))
 
+    def publish(self, *modules: Path) -> None:
+        """Record each module tree, as it is now, as the release the Forge published for its
+        slug and version: the release evidence a report's refresh would fetch, straight into
+        the cache (the fetching itself is tested against the loopback Forge)."""
+        import hashlib
+
+        from dropsonde.cache_dir import CacheDir
+        from dropsonde.forge_releases import published_manifest
+        from dropsonde.release_evidence import Release, autoloadable_path, load_evidence, save_evidence
+
+        releases = []
+        for module in modules:
+            metadata = json.loads((module / "metadata.json").read_text())
+            files = {path.relative_to(module / "manifests").as_posix(): path.read_bytes()
+                     for path in sorted((module / "manifests").rglob("*.pp")) if path.is_file()}
+            releases.append(Release(
+                metadata["name"].replace("/", "-").lower(), metadata["version"], hashlib.sha256(b"").hexdigest(),
+                "2026-11-01T00:00:00+00:00",
+                {relative: published_manifest(data) for relative, data in files.items() if autoloadable_path(relative)}))
+        with CacheDir.open(self.cachepath) as cache:
+            save_evidence(cache, load_evidence(cache).merged(releases, {}))
+
     def args(self) -> List[str]:
         return ["--confdir", str(self.confdir), "--codedir", str(self.codedir), "--cachepath", str(self.cachepath)]
 
@@ -100,17 +119,13 @@ class PuppetTree:
         return {column: snapshot["value"] for column, snapshot in snapshots.items()}
 
 
-def site_for(tree: PuppetTree, dpkg_info: Optional[Path] = None):
-    """A Site over ``tree``, as the CLI would build it; ``dpkg_info`` replaces
-    /var/lib/dpkg/info (dpkg's record of installed packages' files)."""
+def site_for(tree: PuppetTree):
+    """A Site over ``tree``, as the CLI would build it."""
     from dropsonde.config import Options
     from dropsonde.site import Site
 
     options = Options(confdir=str(tree.confdir), codedir=str(tree.codedir), cachepath=str(tree.cachepath))
-    site = Site.from_options(options)
-    if dpkg_info is None:
-        return site
-    return Site(site.options, site.puppet, dpkg_info=dpkg_info)
+    return Site.from_options(options)
 
 
 def run_metric(plugin_class, tree: PuppetTree) -> dict:

@@ -1,0 +1,230 @@
+"""Fetching release evidence (:mod:`dropsonde.release_evidence`) from the Forge v3 API.
+
+For each public slug-version a site uses and has no evidence for yet: the
+release record ``GET /v3/releases/<slug>-<version>`` (it must name that very
+release and give ``file_uri`` and ``file_sha256`` or ``file_md5``), then the
+tarball at ``file_uri``, whose digest must match the record, then its
+manifests (:mod:`dropsonde.release_archive`), parsed here once for the class
+names they define.
+
+The rules of the Forge crawl apply (:mod:`dropsonde.forge_api`): one origin,
+that of ``--forge-api`` (``file_uri`` is a path on it, or an absolute URL on
+the same origin; anything else is refused), same-origin redirects only, a
+deadline and a byte cap on every answer, and ``TOTAL_BUDGET`` for the whole
+refresh. A release the Forge does not have (404), or serves in a form we
+refuse, is *unavailable* and remembered as such; a failure of the Forge
+itself (network, 5xx, 429 after the retries, the budget) stops the refresh
+at once, keeps what was proven so far and is one line for the caller to warn
+with: an outage costs one failed request, and never blocks a report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+from dropsonde import http_client
+from dropsonde.forge_api import TOTAL_BUDGET, ForgeError, _error_message
+from dropsonde.json_input import load_json
+from dropsonde.privacy import class_name
+from dropsonde.release_archive import ArchiveRefused, read_release_manifests
+from dropsonde.release_evidence import (
+    PublishedManifest,
+    Release,
+    ReleaseEvidence,
+    Unavailable,
+    load_evidence,
+    release_key,
+    save_evidence,
+)
+from dropsonde.terminal import printable
+
+if TYPE_CHECKING:
+    from dropsonde.cache_dir import CacheDir
+
+log = logging.getLogger(__name__)
+
+# A release record with its text fields excluded is a few KB; with them, rarely over 1 MB.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+# The Forge's largest releases weigh a few tens of MB.
+MAX_TARBALL_BYTES = 64 * 1024 * 1024
+RECORD_PARAMS = {"exclude_fields": "readme changelog license reference"}
+NOT_PUBLISHED = "not a release the Forge published"
+# What file_uri may be when relative: a path on the Forge's origin (it sends /v3/files/...).
+_FILE_PATH_RE = re.compile(r"/(?![/\\])[^\\@\s?#]*")
+_HEX_RE = {"sha256": re.compile(r"[0-9a-fA-F]{64}"), "md5": re.compile(r"[0-9a-fA-F]{32}")}
+
+
+class ReleaseRefused(Exception):
+    """This release cannot be proven (not published, or not in a form we accept)."""
+
+
+@dataclass
+class EvidenceFetch:
+    """What one refresh proved, what it found unavailable, and what stopped it."""
+
+    releases: List[Release] = field(default_factory=list)
+    unavailable: Dict[str, Unavailable] = field(default_factory=dict)
+    failure: Optional[str] = None
+    requests: int = 0
+    not_asked: int = 0
+
+    def summary(self) -> str:
+        text = (f"Forge release evidence: {len(self.releases)} releases proven, "
+                f"{len(self.unavailable)} unavailable, {self.requests} requests")
+        if self.failure:
+            text += f"; stopped, {self.not_asked} not asked: {self.failure}"
+        return text
+
+
+def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime,
+                   policy: Optional[http_client.HttpPolicy] = None,
+                   clock: Callable[[], float] = time.monotonic) -> EvidenceFetch:
+    """Ask the Forge at ``base_url`` for each (slug, version) of ``wanted``, in order.
+    Never raises for the Forge's sake: a failure is recorded and ends the fetch."""
+    policy = policy or http_client.HttpPolicy.from_environment()
+    session = http_client.session(policy)
+    result = EvidenceFetch()
+    deadline = clock() + TOTAL_BUDGET
+    todo = list(dict.fromkeys(wanted))
+    stamp = now.isoformat(timespec="seconds")
+    for index, (slug, version) in enumerate(todo):
+        key = release_key(slug, version)
+        try:
+            if clock() > deadline:
+                raise ForgeError(f"fetching release evidence took longer than {TOTAL_BUDGET:g} s")
+            result.releases.append(_fetch_release(session, base_url, slug, version, policy,
+                                                  lambda: deadline - clock(), result, stamp))
+        except ReleaseRefused as exc:
+            log.info("release %s: %s", key, exc)
+            result.unavailable[key] = Unavailable(stamp, str(exc))
+        except ForgeError as exc:
+            result.failure = str(exc)
+            result.not_asked = len(todo) - index
+            break
+    return result
+
+
+def _fetch_release(session: Any, base_url: str, slug: str, version: str, policy: http_client.HttpPolicy,
+                   seconds_left: Callable[[], float], result: EvidenceFetch, stamp: str) -> Release:
+    key = release_key(slug, version)
+    record_url = f"{base_url}/v3/releases/{quote(key)}"
+    record = _get(session, record_url, policy, seconds_left(), MAX_RECORD_BYTES, RECORD_PARAMS, result)
+    if record.status == 404:
+        raise ReleaseRefused(NOT_PUBLISHED)
+    _raise_unless_ok(record)
+    try:
+        body = load_json(record.body, MAX_RECORD_BYTES)
+    except ValueError as exc:
+        raise ForgeError(f"{printable(record.url)}: the answer is {exc}") from None
+    file_url, algorithm, digest = _check_record(body, base_url, slug, version)
+    tarball = _get(session, file_url, policy, seconds_left(), MAX_TARBALL_BYTES, None, result)
+    if tarball.status == 404:
+        raise ReleaseRefused("its tarball is missing from the Forge (HTTP 404)")
+    _raise_unless_ok(tarball)
+    actual = hashlib.new(algorithm, tarball.body).hexdigest()
+    if actual != digest.lower():
+        raise ReleaseRefused(f"its tarball's {algorithm.upper()} differs from the release record's: refused")
+    try:
+        manifests = read_release_manifests(tarball.body)
+    except ArchiveRefused as exc:
+        raise ReleaseRefused(f"its tarball {exc}: refused") from None
+    return Release(slug, version, hashlib.sha256(tarball.body).hexdigest(), stamp,
+                   {relative: published_manifest(data) for relative, data in sorted(manifests.items())})
+
+
+def published_manifest(data: bytes) -> PublishedManifest:
+    """A manifest's digest and the class names it defines (as our reader sees them)."""
+    from dropsonde.puppet.manifests import read_manifest_data
+
+    classes = [name for name in read_manifest_data(data).classes if class_name(name) == name]
+    return PublishedManifest(hashlib.sha256(data).hexdigest(), tuple(dict.fromkeys(classes)))
+
+
+def _get(session: Any, url: str, policy: http_client.HttpPolicy, seconds_left: float, cap: int,
+         params: Optional[Dict[str, str]], result: EvidenceFetch) -> http_client.Reply:
+    """One answer, whole; ForgeError when the Forge cannot give it, ReleaseRefused when it is over its cap."""
+    import requests
+
+    if seconds_left <= 0:
+        raise ForgeError(f"fetching release evidence took longer than {TOTAL_BUDGET:g} s")
+    result.requests += 1
+    try:
+        return http_client.fetch(session, "GET", url, policy, cap, deadline=seconds_left, params=params,
+                                 headers={"Accept": "*/*"} if params is None else None)
+    except http_client.AnswerRefused as exc:
+        if "larger than" in str(exc):
+            raise ReleaseRefused(f"{exc}") from None
+        raise ForgeError(http_client.describe_failure(url, exc, policy)) from None
+    except (requests.exceptions.RequestException, http_client.RedirectRefused) as exc:
+        raise ForgeError(http_client.describe_failure(url, exc, policy)) from None
+
+
+def _raise_unless_ok(reply: http_client.Reply) -> None:
+    """A 4xx other than 404 says the release is not available to us; a 5xx, that the Forge is not."""
+    if reply.status == 200:
+        return
+    message = f"HTTP {reply.status} {_error_message(reply)}".rstrip()
+    if 400 <= reply.status < 500 and reply.status != 429:
+        raise ReleaseRefused(message)
+    raise ForgeError(f"{printable(reply.url)}: {message}")
+
+
+def _check_record(body: Any, base_url: str, slug: str, version: str) -> Tuple[str, str, str]:
+    """(tarball URL, digest algorithm, digest) from a release record that names this
+    very release; ReleaseRefused for anything else."""
+    if not isinstance(body, dict):
+        raise ReleaseRefused("the release record is not an object")
+    module = body.get("module")
+    module_slug = module.get("slug") if isinstance(module, dict) else slug
+    if body.get("slug") != release_key(slug, version) or body.get("version") != version or module_slug != slug:
+        raise ReleaseRefused(f"the release record names another release ({printable(str(body.get('slug')))[:100]})")
+    file_uri = body.get("file_uri")
+    if not isinstance(file_uri, str):
+        raise ReleaseRefused("the release record has no file_uri")
+    file_url = _file_url(base_url, file_uri)
+    size = body.get("file_size")
+    if isinstance(size, int) and size > MAX_TARBALL_BYTES:
+        raise ReleaseRefused(f"its tarball is larger than {MAX_TARBALL_BYTES} bytes ({size}): not fetched")
+    for algorithm in ("sha256", "md5"):
+        digest = body.get(f"file_{algorithm}")
+        if isinstance(digest, str) and _HEX_RE[algorithm].fullmatch(digest):
+            return file_url, algorithm, digest
+    raise ReleaseRefused("the release record has neither file_sha256 nor file_md5")
+
+
+def _file_url(base_url: str, file_uri: str) -> str:
+    """``file_uri`` on the Forge's origin: a plain path (what the Forge sends), or an
+    absolute URL on that same origin; ReleaseRefused for anything else."""
+    if _FILE_PATH_RE.fullmatch(file_uri) and file_uri.isprintable():
+        base = urlsplit(base_url)
+        return f"{base.scheme}://{base.netloc}{file_uri}"
+    if http_client.same_origin(file_uri, base_url):
+        return file_uri
+    raise ReleaseRefused(f"its file_uri leaves the Forge's origin ({printable(file_uri)[:200]}): not followed")
+
+
+def refresh_release_evidence(cache: "CacheDir", base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime,
+                             ttl: timedelta, policy: Optional[http_client.HttpPolicy] = None) -> EvidenceFetch:
+    """Fetch the evidence of the ``wanted`` releases not yet known (proven, or found
+    unavailable within ``ttl``) and keep it in the cache directory, atomically. A
+    warm run makes no request. The Forge failing stops the fetch (``failure``)."""
+    evidence = load_evidence(cache)
+    if evidence.problem:
+        log.warning("%s: starting it again", evidence.problem)
+        evidence = ReleaseEvidence()
+    missing = [(slug, version) for slug, version in dict.fromkeys(wanted)
+               if not evidence.is_known(slug, version, now, ttl)]
+    if not missing:
+        return EvidenceFetch()
+    log.info("fetching the release evidence of %d releases from %s", len(missing), base_url)
+    fetched = fetch_releases(base_url, missing, now, policy)
+    if fetched.releases or fetched.unavailable:
+        save_evidence(cache, evidence.merged(fetched.releases, fetched.unavailable))
+    return fetched

@@ -1,0 +1,238 @@
+"""Fetching release evidence from a Forge that lies or attacks: a release whose
+record or tarball we refuse proves nothing (main class only, one warning),
+and nothing is ever written outside the cache directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from dropsonde.cache_dir import CacheDir
+from dropsonde.forge_releases import MAX_TARBALL_BYTES, fetch_releases, refresh_release_evidence
+from dropsonde.release_archive import MAX_MEMBERS
+from dropsonde.release_evidence import load_evidence
+from tests.support.cli import assert_clean_error
+from tests.support.forge_server import EPOCH, Fault, ForgeModule, ForgeRelease, ForgeServer, crafted_tarball
+from tests.support.published_release import SECRET, evidence_warnings, installed_copy, preview
+from tests.support.puppet_tree import PuppetTree, forge_checksums, make_module, write
+
+NOW = datetime(2026, 12, 6, 23, 0, tzinfo=timezone.utc)
+TOP = "puppetlabs-apache-12.1.0"
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+def with_true_files(published: Path, *extra: tarfile.TarInfo) -> bytes:
+    """The release's own files, plus ``extra`` members."""
+    files = {f"{TOP}/{p.relative_to(published).as_posix()}": p.read_bytes()
+             for p in sorted(published.rglob("*")) if p.is_file()}
+    return crafted_tarball([member(name) for name in files] + list(extra), files)
+
+
+def many_members(published: Path) -> bytes:
+    extra = [member(f"{TOP}/files/f{i}") for i in range(MAX_MEMBERS + 1)]
+    return with_true_files(published, *extra)
+
+
+def gzip_bomb(_: Path) -> bytes:
+    """A small .tar.gz of one member that unpacks to 300 MiB of zeros."""
+    import io
+    import zlib
+
+    header = member(f"{TOP}/files/zeros")
+    header.size = 300 * 1024 * 1024
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = io.BytesIO()
+    out.write(compressor.compress(header.tobuf(format=tarfile.GNU_FORMAT)))
+    chunk = bytes(1024 * 1024)
+    for _ in range(300):
+        out.write(compressor.compress(chunk))
+    out.write(compressor.flush())
+    return out.getvalue()
+
+
+# (what is wrong, how to make the release served, the reason dev inventory gives)
+BAD_RELEASES = {
+    "sha256 mismatch": (lambda r, p: setattr(r, "file_sha256", hashlib.sha256(b"other").hexdigest()),
+                        "its tarball's SHA256 differs from the release record's"),
+    "md5 mismatch": (lambda r, p: (setattr(r, "digests", ("md5",)), setattr(r, "file_md5", "0" * 32)),
+                     "its tarball's MD5 differs from the release record's"),
+    "no digest": (lambda r, p: setattr(r, "digests", ()), "the release record has neither file_sha256 nor file_md5"),
+    "dot-dot member": (lambda r, p: setattr(r, "tarball", with_true_files(p, member(f"{TOP}/../../escaped.pp"))),
+                       "has a member outside its directory"),
+    "absolute member": (lambda r, p: setattr(r, "tarball", with_true_files(p, member("/tmp/escaped.pp"))),
+                        "has a member outside its directory"),
+    "symlink member": (lambda r, p: setattr(r, "tarball", with_true_files(
+        p, member(f"{TOP}/manifests/link.pp", tarfile.SYMTYPE, "/etc/passwd"))), "a link or a device"),
+    "hard link member": (lambda r, p: setattr(r, "tarball", with_true_files(
+        p, member(f"{TOP}/manifests/hard.pp", tarfile.LNKTYPE, f"{TOP}/manifests/init.pp"))), "a link or a device"),
+    "device member": (lambda r, p: setattr(r, "tarball", with_true_files(p, member(f"{TOP}/dev", tarfile.CHRTYPE))),
+                      "a link or a device"),
+    "two top directories": (lambda r, p: setattr(r, "tarball", with_true_files(p, member("other/manifests/x.pp"))),
+                            "outside its one top directory"),
+    "10^5 members": (lambda r, p: setattr(r, "tarball", many_members(p)), f"has more than {MAX_MEMBERS} members"),
+    "gzip bomb": (lambda r, p: setattr(r, "tarball", gzip_bomb(p)), "unpacks to more than 256 MiB"),
+    "larger than the cap": (lambda r, p: setattr(r, "tarball", r.tarball + bytes(MAX_TARBALL_BYTES)),
+                            f"larger than {MAX_TARBALL_BYTES} bytes"),
+    "not a tarball": (lambda r, p: setattr(r, "tarball", b"<html>maintenance</html>"), "is not a readable .tar.gz"),
+    "file_uri elsewhere": (lambda r, p: setattr(r, "file_uri", "http://127.0.0.2:9/v3/files/x.tar.gz"),
+                           "its file_uri leaves the Forge's origin"),
+    "file_uri protocol-relative": (lambda r, p: setattr(r, "file_uri", "//127.0.0.2/v3/files/x.tar.gz"),
+                                   "its file_uri leaves the Forge's origin"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RELEASES))
+def test_a_refused_release_proves_nothing(tree, published_apache, tmp_path, case):
+    """The site's fork (a class added, checksums.json regenerated) against a Forge
+    serving a release we refuse: main class only, one warning, nothing written outside
+    the cache. Without the refusal, the evidence would vouch for apache::vhost."""
+    make_release_bad, reason = BAD_RELEASES[case]
+    module = installed_copy(published_apache, tree)
+    write(module / "manifests" / f"{SECRET}.pp", f"class apache::{SECRET} {{ }}\n")
+    forge_checksums(module)
+    release = ForgeRelease.of(published_apache)
+    make_release_bad(release, published_apache)
+    before = sorted(str(p) for p in tmp_path.rglob("*") if tree.cachepath not in p.parents)
+    with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [release]) as server:
+        values, runs = preview(tree, server)
+    for run in runs:
+        assert SECRET not in run.stdout and "vhost" not in run.stdout
+    assert {row["name"] for row in values["profile_classes"]} == {"apache"}
+    found = evidence_warnings(runs[0])
+    assert len(found) == 1 and "1 public module has no release evidence" in found[0], runs[0].stderr
+    assert evidence_warnings(runs[1]) == found  # the refusal is remembered: the second run asks nothing
+    after = sorted(str(p) for p in tmp_path.rglob("*") if tree.cachepath not in p.parents)
+    assert after == before
+    assert not Path("/tmp/escaped.pp").exists()
+    inventory = tree.run("dev", "inventory").stdout
+    assert reason in inventory, inventory
+
+
+def test_a_record_naming_another_release_is_refused(tree, published_apache):
+    installed_copy(published_apache, tree)
+    other = ForgeRelease.of(published_apache, version="1.0.0")
+    release = ForgeRelease.of(published_apache)
+    release.as_json = other.as_json  # type: ignore[method-assign]
+    with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [release]) as server:
+        values, _ = preview(tree, server)
+    assert {row["name"] for row in values["profile_classes"]} == {"apache"}
+    assert "the release record names another release" in tree.run("dev", "inventory").stdout
+
+
+def test_a_forge_error_stops_the_fetch_after_one_failed_request_and_keeps_what_was_proven(tmp_path, published_apache):
+    """An outage costs one failed request (after its retries), not one per release."""
+    ntp = make_module(tmp_path / "forge-src", "ntp", "puppetlabs-ntp", "10.0.0", manifests={"init.pp": "class ntp { }"})
+    releases = [ForgeRelease.of(published_apache), ForgeRelease.of(ntp)]
+    wanted = [("puppetlabs-apache", "12.1.0"), ("puppetlabs-ntp", "10.0.0"), ("puppetlabs-stdlib", "9.0.0")]
+    with ForgeServer([], releases) as server:
+        first = fetch_releases(server.url, wanted[:1], NOW)
+        server.state.faults.append(Fault("503"))
+        with CacheDir.open(tmp_path / "cache") as cache:
+            fetched = refresh_release_evidence(cache, server.url, wanted, NOW, timedelta(days=7),
+                                               policy=_no_retries())
+            kept = load_evidence(cache)
+    assert len(first.releases) == 1
+    assert fetched.failure is not None and "HTTP 503" in fetched.failure
+    assert fetched.requests == 1 and fetched.not_asked == 3
+    assert kept.releases == {} and kept.unavailable == {}  # a Forge failure is not remembered as unavailable
+
+
+def _no_retries():
+    from dropsonde.http_client import HttpPolicy
+
+    return HttpPolicy(retries=0)
+
+
+def test_evidence_is_fetched_once_per_release_however_many_copies(tree, published_apache):
+    """Thirty environments with the same release: one record, one tarball."""
+    for index in range(30):
+        shutil.copytree(published_apache, tree.environment(f"env{index}") / "modules" / "apache")
+    with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [ForgeRelease.of(published_apache)]) as server:
+        result = tree.run("--update", "--forge-api", server.url, "update")
+        assert result.returncode == 0, result.stderr
+        assert "Forge release evidence: 1 releases proven, 0 unavailable, 2 requests" in result.stdout
+        assert len(server.state.release_requests()) == 2
+        again = tree.run("--update", "--forge-api", server.url, "update")
+        assert len(server.state.release_requests()) == 2, again.stdout
+
+
+def test_private_versions_are_never_sent_to_the_forge(tree, published_apache):
+    """A version with a suffix can name the site ("12.1.0-acmepayroll"): it is not asked about."""
+    module = installed_copy(published_apache, tree)
+    metadata = json.loads((module / "metadata.json").read_text())
+    metadata["version"] = "12.1.0-acmepayroll"
+    (module / "metadata.json").write_text(json.dumps(metadata))
+    with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [ForgeRelease.of(published_apache)]) as server:
+        preview(tree, server)
+        assert not any("acmepayroll" in path for path in server.state.paths)
+        assert server.state.release_requests() == []
+    assert "its version is not a plain X.Y.Z" in tree.run("dev", "inventory").stdout
+    assert os.listdir(tree.cachepath)  # the run itself went fine
+
+
+# ---- the air-gapped path: list on the site, build where the Forge is reachable, import ----
+
+
+def test_the_air_gapped_path_end_to_end(tree, published_apache, tmp_path):
+    installed_copy(published_apache, tree)
+    tree.forge(["puppetlabs-apache"])  # imported with `update --from-file` beforehand
+    listed = tree.run("releases", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "puppetlabs-apache-12.1.0\n"
+    release_list = write(tmp_path / "carried" / "releases.txt", listed.stdout)
+    bundle = tmp_path / "carried" / "evidence.json"
+    connected = PuppetTree(tmp_path / "connected")  # another machine: no Puppet tree of this site
+    with ForgeServer([], [ForgeRelease.of(published_apache)]) as server:
+        built = connected.run("--forge-api", server.url, "releases", "build", str(release_list), "--output", str(bundle))
+        assert built.returncode == 0, built.stderr
+        assert len(server.state.release_requests()) == 2
+    assert "1 releases proven" in built.stdout and bundle.is_file()
+    imported = tree.run("releases", "import", str(bundle))
+    assert imported.returncode == 0, imported.stderr
+    assert "1 releases proven, 0 unavailable" in imported.stdout
+    values = tree.report("--no-update")
+    assert {row["name"] for row in values["profile_classes"]} == {
+        "apache", "apache::vhost", "apache::mod::ssl", "apache::inlined"}
+
+
+def test_a_bad_bundle_is_refused_and_changes_nothing(tree, published_apache, tmp_path):
+    installed_copy(published_apache, tree)
+    tree.forge(["puppetlabs-apache"])
+    tree.publish(published_apache)
+    before = (tree.cachepath / "forge-releases.json").read_bytes()
+    bundle = write(tmp_path / "evidence.json", json.dumps({"format": 1, "releases": {
+        "puppetlabs-apache-12.1.0": {"slug": "puppetlabs-apache", "version": "12.1.0"}}}))
+    result = tree.run("releases", "import", str(bundle))
+    assert_clean_error(result, str(bundle), "file_sha256 is not a SHA-256")
+    assert (tree.cachepath / "forge-releases.json").read_bytes() == before
+
+
+def test_a_bundle_is_not_written_when_the_forge_fails(tmp_path):
+    release_list = write(tmp_path / "releases.txt", "puppetlabs-apache-12.1.0\n")
+    connected = PuppetTree(tmp_path / "connected")
+    with ForgeServer([]) as server:
+        server.state.faults.append(Fault("503"))
+        result = connected.run("--forge-api", server.url, "releases", "build", str(release_list),
+                               "--output", str(tmp_path / "evidence.json"), env={"DROPSONDE_HTTP_BACKOFF": "0"})
+    assert_clean_error(result, "the Forge failed, no bundle written", "HTTP 503")
+    assert not (tmp_path / "evidence.json").exists()
+
+
+def test_a_release_list_with_a_private_line_is_refused(tmp_path):
+    release_list = write(tmp_path / "releases.txt", "puppetlabs-apache-12.1.0\nacme/secret\n")
+    result = PuppetTree(tmp_path / "connected").run("releases", "build", str(release_list), "--output",
+                                                      str(tmp_path / "evidence.json"))
+    assert_clean_error(result, "releases.txt, line 2: not an author-name-X.Y.Z release")
