@@ -214,9 +214,9 @@ class Session:
             log.warning("could not check for new release evidence: %s", why)
             return
         one = missing == 1
-        log.warning("%d public module%s no release evidence from the Forge (%s): only %s main class %s reported; "
+        log.warning("%d public module%s no release evidence from the Forge (%s): only %s reported; "
                     "`dropsonde dev inventory` says why for each", missing, " has" if one else "s have", why,
-                    "its" if one else "their", "is" if one else "are")
+                    "its main class is" if one else "their main classes are")
 
     def _refreshed_forge(self) -> "ForgeCache":
         """The Forge list, refreshed first when missing or older than --ttl (unless

@@ -97,14 +97,15 @@ def site_tree(tmp_path, puppetdb_conf: str, extra_conf: str = "") -> PuppetTree:
         "init.pp": "class apache { }\nclass secretothernsdd { }", "mod/ssl.pp": "class apache::mod::ssl { }",
         "unused.pp": "class apache::unused { }", "vhost.pp": "define apache::vhost() { }",
     })
-    forge_checksums(apache)
+    tree.publish(apache)  # the release the Forge published...
+    forge_checksums(apache)  # ...and a checksums.json the site regenerates over its own additions (no evidence)
     # The site's own code inside the public module: never reported, used or not.
     write(apache / "manifests" / "secret.pp", "class apache::secret { }\nclass apache::secret::unused { }")
     write(apache / "manifests" / "local.pp", "class apache::local { }")
-    make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
+    tree.publish(make_module(modules, "ntp", "puppetlabs-ntp", "10.0.0", manifests={
         "init.pp": "class ntp { }", "config.pp": "class ntp::config { }",
-    })
-    make_module(modules, "unused", "puppetlabs-unused", "1.0.0", manifests={"init.pp": "class unused { }"})
+    }))
+    tree.publish(make_module(modules, "unused", "puppetlabs-unused", "1.0.0", manifests={"init.pp": "class unused { }"}))
     make_module(modules, "profile", "acme-profile", manifests={"web.pp": "class profile::web { include apache }"})
     make_module(modules, "role", "acme-role", manifests={"webserver.pp": "class role::webserver { include profile::web }"})
     make_module(modules, "zzcanary", None, manifests={"init.pp": "class zzcanary::secret { }"})
@@ -120,7 +121,7 @@ def test_report_matches_ground_truth(tmp_path, puppetdb, loaded):
     assert f"PuppetDB {puppetdb.http_url} answered: {len(PUBLIC) + len(PRIVATE)} classes declared" in result.stderr
     assert CANARY not in result.stdout.lower() and "Odd" not in result.stdout
     # the modules metric took site.public_classes, then judged each module's manifests again
-    assert result.stderr.count("classes in manifests/local.pp are treated as private") == 1, result.stderr
+    assert result.stderr.count("classes in manifests/local.pp are private") == 1, result.stderr
     values = {c: s["value"] for c, s in result.json()["self-service-analytics"]["snapshots"].items()}
     classes, platforms = ground_truth(loaded)
     # PuppetDB titles classes as Puppet does (Apache::Mod::Ssl); they are sent in canonical form
@@ -345,9 +346,8 @@ def _fake_site(tmp_path, rows, families=None) -> tuple:
     (and ``families`` to the OS family query)."""
     tree = PuppetTree(tmp_path / "site")
     tree.forge(["puppetlabs-apache"])
-    make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0", manifests={
-        "init.pp": "class apache { }", "vhost.pp": "class apache::vhost { }",
-    })
+    tree.publish(make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0",
+                             manifests={"init.pp": "class apache { }", "vhost.pp": "class apache::vhost { }"}))
     with class_rows_server(rows, families) as server:
         write(tree.confdir / "puppetdb.conf", f"[main]\nserver_urls = {server.url}\n")
         result = tree.run("preview", "--format", "json")
