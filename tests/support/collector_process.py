@@ -20,6 +20,11 @@ from tests.support.puppetdb_server import free_port
 
 # The collector's Forge list unless a test gives its own `--forge-cache`: the
 # modules of the example site and of the tests' reports.
+#: how a test starts `dropsonde`: the operator's virtualenv when the collector
+#: tests' session fixture has made it (tests/collector/conftest.py), this
+#: interpreter otherwise
+COMMAND = [sys.executable, "-m", "dropsonde"]
+
 FORGE_MODULES = ["puppet-nginx", "puppetlabs-apache", "puppetlabs-concat", "puppetlabs-ntp", "puppetlabs-stdlib"]
 
 MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
@@ -53,7 +58,7 @@ class CollectorProcess:
         # The log goes to a file: a pipe nobody reads would fill up and block the server.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dropsonde", "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
+            [*COMMAND, "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--db", self.db, *self.extra],
             stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, "TMPDIR": self.scratch.name},
         )
