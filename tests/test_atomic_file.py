@@ -100,3 +100,18 @@ def test_create_once_never_writes_through_a_planted_link(tmp_path):
     assert victim.read_bytes() == OLD
     assert (tmp_path / "siteid.secret").is_symlink()
     assert sorted(os.listdir(tmp_path)) == ["siteid.secret", "victim"]
+
+
+def test_the_temporary_file_is_fsynced_before_the_rename(target):
+    """The mutation run: without the fsync a crash after the rename could leave an empty
+    file in place. Traced on the real system calls (strace), in order."""
+    script = f"from dropsonde.atomic_file import write_atomic; write_atomic({str(target)!r}, b'new bytes')"
+    traced = subprocess.run(["strace", "-f", "-e", "trace=openat,fsync,rename,renameat,renameat2", sys.executable,
+                             "-c", script], capture_output=True, text=True, timeout=60)
+    assert traced.returncode == 0, traced.stderr
+    calls = [line for line in traced.stderr.splitlines() if ".forge.json." in line or line.startswith(("fsync", "["))]
+    opened = next(i for i, line in enumerate(calls) if "openat" in line and ".tmp" in line and "O_CREAT" in line)
+    descriptor = calls[opened].rsplit("=", 1)[1].strip()
+    renamed = next(i for i, line in enumerate(calls) if "rename" in line and ".tmp" in line)
+    assert any(f"fsync({descriptor})" in line for line in calls[opened:renamed]), "\n".join(calls)
+    assert target.read_bytes() == b"new bytes"

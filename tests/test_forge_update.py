@@ -533,3 +533,13 @@ def test_any_next_page_taken_is_sent_to_the_forge_origin(following):
     sent = parse_url(requests.Request("GET", url).prepare().url)
     assert (sent.scheme, sent.host, sent.port) == ("http", "127.0.0.1", 8140)
     assert sent.auth is None
+
+
+def test_a_module_updated_two_days_ahead_saves_now_as_the_watermark(tmp_path):
+    """The mutation run: the "after now" check could tolerate a day or two without a test
+    failing. Two days ahead is no clock skew: now is saved."""
+    modules = generate_modules(20) + [ForgeModule("ahead-module", NOW + timedelta(days=2))]
+    with ForgeServer(modules) as server:
+        refresh(tmp_path, server)
+    assert datetime.fromisoformat(cached(tmp_path)["forge_updated_at"]) == NOW
+    assert "ahead-module" in cached(tmp_path)["modules"]

@@ -125,3 +125,11 @@ def test_an_empty_localcacert_setting_is_said_to_be_empty(tree):
         site_id = session.report().site_id
     assert site_id.source == "local-secret"
     assert "(the setting is empty)" in site_id.note
+
+
+@pytest.mark.parametrize("digits", [32, 63, 65])
+def test_a_secret_of_the_wrong_length_is_refused_without_a_traceback(tmp_path, digits):
+    """The mutation run: the 64-digit rule could loosen without a test failing."""
+    (tmp_path / SECRET_FILENAME).write_text("a" * digits + "\n")
+    with pytest.raises(DropsondeError, match=f"{SECRET_FILENAME}: not a site id secret \\(expected 64 hex digits\\)"):
+        local_secret(CacheDir.open(tmp_path))

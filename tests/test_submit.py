@@ -135,7 +135,7 @@ def test_a_deeply_nested_answer_is_not_json(tree):
 
 
 @pytest.mark.parametrize("endpoint", ["http://updates.puppet.com", "http://10.0.0.1:8080", "http://localhost.example.test",
-                                      "http://[::ffff:8.8.8.8]"])
+                                      "http://[::ffff:8.8.8.8]", "http://169.254.169.254", "http://[fe80::1]"])
 def test_plain_http_is_refused_off_loopback(endpoint):
     """In clear text, the report could be read or changed on the way: as for --forge-api."""
     with pytest.raises(DropsondeError, match="--endpoint: .*https is required"):
@@ -224,6 +224,20 @@ def test_submission_url_composition():
     assert submission_url("https://c.example.test:8443/in", 9000) == "https://c.example.test:9000/in"
     with pytest.raises(DropsondeError, match="--port"):
         submission_url("https://x", 70000)
+    for port in (0, -1, 65536):  # the mutation run: 0 passed for a port
+        with pytest.raises(DropsondeError, match=f"--port: expected 1-65535, got {port}"):
+            submission_url("https://x", port)
+    assert submission_url("https://x", 1) == "https://x:1/" and submission_url("https://x", 65535) == "https://x:65535/"
+
+
+def test_a_collector_answering_202_has_not_accepted_the_report(tree):
+    """Only a 200 counts as submitted: a 202 with a JSON answer is not recorded (the
+    mutation run showed any 2xx would have passed)."""
+    with Receiver("accepted") as receiver:
+        result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
+    assert_clean_error(result, "Failed to submit report", "HTTP 202")
+    assert len(receiver.state.received) == 1
+    assert not (tree.cachepath / "last-submission.json").exists()
 
 
 def test_last_without_a_submission(tree):

@@ -261,3 +261,22 @@ def test_a_fifo_puppetdb_conf_fails_the_puppetdb_plugins_as_a_malformed_one_does
     with never_blocks(30):
         result = tree.run("preview", "--format", "json")
     assert "puppetdb.conf: cannot read: not a regular file (a FIFO)" in result.stderr
+
+
+def test_a_file_whose_size_lies_is_refused_once_it_reads_over_the_limit(monkeypatch):
+    """The mutation run: the check after the read (a file that grew after its fstat) could
+    go without a test failing. /proc files are regular files whose fstat size is 0."""
+    monkeypatch.setitem(LIMITS, "manifest", 100)
+    assert os.stat("/proc/self/mountinfo").st_size == 0
+    with pytest.raises(RefusedFile, match="larger than 100 bytes, the limit for a manifest"):
+        read_tree_file("/proc/self/mountinfo", "manifest")
+
+
+def test_a_link_to_a_fifo_outside_within_is_refused_before_it_is_opened(tmp_path):
+    """Refused for leading outside, before anything looks at (or opens) what it leads to."""
+    os.mkfifo(tmp_path / "fifo")
+    tree = tmp_path / "module"
+    tree.mkdir()
+    os.symlink(tmp_path / "fifo", tree / "init.pp")
+    with never_blocks(10), pytest.raises(RefusedFile, match=f"a symbolic link leading outside {tree}"):
+        read_tree_file(tree / "init.pp", "manifest", within=str(tree))

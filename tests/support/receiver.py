@@ -51,6 +51,8 @@ class ReceiverHandler(QuietHandler):
         answer = {"message": "Report received, thank you", "newer": False, "link": "https://example.test/dropsonde"}
         if state.mode in ("newer", "forged-newer"):
             answer["newer"] = True
+        if state.mode == "accepted":  # a well-formed answer, with 202 Accepted
+            return self.send(202, json.dumps(answer).encode(), "application/json")
         if state.mode.startswith("forged"):  # a server that tries to print lines of ours
             answer["message"] = "Thanks\ndropsonde: error: FORGED by server\x1b[2J"
             answer["link"] = "https://example.test/\ndropsonde: error: FORGED by link"
