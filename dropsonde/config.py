@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import DropsondeError
 from dropsonde.terminal import shortened
 from dropsonde.tree_files import read_tree_file
@@ -195,7 +196,10 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        data = YAML(typ="safe", pure=True).load(text)
+        with cpu_budget(CONFIG_CPU_SECONDS):
+            data = YAML(typ="safe", pure=True).load(text)
+    except OverBudget as exc:
+        raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -9,10 +9,13 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_cache import load_forge_cache, save_forge_cache
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes
 from tests.support.puppet_tree import write
+from tests.support.time_limits import cpu_limit
 
 
 def test_reads_the_ruby_clients_file(tmp_path):
@@ -96,3 +99,20 @@ def test_saving_the_cache_keeps_the_old_file_until_the_new_one_is_whole(tmp_path
     save_forge_cache(CacheDir.open(tmp_path), ["c-d"], datetime(2026, 11, 27, tzinfo=timezone.utc), None)
     assert load_forge_cache(CacheDir.open(tmp_path)).modules == {"c-d"}
     assert old.stat().st_ino != inode
+
+
+FORGE_JSON_VOCABULARY = ['{"modules": [', '"puppetlabs-apache"', ", ", "]", "}", '"timestamp": ', '"2026-11-20T00:00:00+00:00"',
+                         '"forge_updated_at": ', '"9999-12-31T00:00:00+00:00"', "[", "{", "1e999", "NaN", '"\\ud800"', "null"]
+
+
+@FUZZ
+@given(source_bytes(FORGE_JSON_VOCABULARY, run_size=200_000))
+def test_any_forge_json_is_read_or_makes_nothing_public_with_a_reason(tmp_path_factory, data):
+    """The cache never raises (a traceback would stop every report): deep nesting,
+    huge numbers, damaged text all give an empty list and a one-line problem."""
+    directory = tmp_path_factory.getbasetemp() / "fuzzed_forge"
+    directory.mkdir(exist_ok=True)
+    (directory / "forge.json").write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        cache = load_forge_cache(CacheDir.open(directory), NOW)
+    assert cache.modules or (cache.problem and "\n" not in cache.problem)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde import http_client
-from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, OverBudget, cpu_budget
+from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import DropsondeError
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.json_input import load_json
@@ -69,9 +69,13 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
     """
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        parser.read_string(read_tree_file(path, "puppetdb.conf").decode("utf-8"), source=str(path))
+        text = read_tree_file(path, "puppetdb.conf").decode("utf-8")
+        with cpu_budget(CONFIG_CPU_SECONDS):
+            parser.read_string(text, source=str(path))
     except FileNotFoundError:
         return None
+    except OverBudget as exc:
+        raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     except configparser.Error as exc:

@@ -113,12 +113,14 @@ PUPPET_CONF_VOCABULARY = [
     "[main]", "[server]", "[user]", "[agent]", "[", "]", "\n", "#", "certname", "codedir", "vardir", "ssldir",
     "environmentpath", "basemodulepath", " = ", "=", "$codedir", "${vardir}", "$certname", "$environment", "/srv/",
     ":", "~", "~root/", "~\x00", " {owner = service, mode = 0750}", "{", "}", "\x00",
+    # self-referencing and self-doubling settings
+    "$s1", "$s2$s2$s2$s2", "${s1}${s1}", "$vardir$vardir",
 ]
 
 
 PUPPET_CONF_LINES = ini_text(
     ["main", "server", "user", "agent", "m\x00ain"],
-    ["certname", "codedir", "vardir", "ssldir", "environmentpath", "basemodulepath", "confdir", "a" * 300],
+    ["certname", "codedir", "vardir", "ssldir", "environmentpath", "basemodulepath", "confdir", "a" * 300, "s1", "s2"],
     PUPPET_CONF_VOCABULARY,
 )
 

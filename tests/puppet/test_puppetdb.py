@@ -396,3 +396,41 @@ def test_a_malformed_family_row_degrades_with_one_warning(tmp_path, families):
         return
     assert values["classes"] == [] and values["class_platforms"] == []
     assert stderr.count("malformed OS family row") == 1
+
+
+# ---- any answer: read within its budget, or refused with one clear reason ----
+
+from hypothesis import strategies as st  # noqa: E402
+
+from dropsonde.puppet.puppetdb import PuppetDBError, _class_rows, _family_values  # noqa: E402
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT  # noqa: E402
+from tests.support.time_limits import cpu_limit  # noqa: E402
+
+_TITLES = st.one_of(st.sampled_from(["Apache", "::apache", "Apache::" + "::".join(["a"] * 80), "Main", "ApAcHe::Mod",
+                                     "\u212apache", "a" * 300, ""]), st.text(max_size=20))
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), _TITLES)
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                     max_leaves=20)
+_ROWS = st.lists(st.one_of(
+    st.fixed_dictionaries({"title": _TITLES, "count": st.integers(0, 10**9)}),
+    st.fixed_dictionaries({"facts.os.family": _SCALARS, "count": _SCALARS}),
+    _JSON,
+), max_size=50)
+
+
+@FUZZ
+@given(_ROWS)
+def test_any_rows_are_read_within_the_budget_or_refused_as_not_puppetdb(rows):
+    """The reviewer's shapes (rows that are not objects, deep titles, huge numbers) among any JSON."""
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        for read in (_class_rows, lambda r: _family_values(r, "facts.os.family")):
+            try:
+                found = read(rows)
+            except PuppetDBError as exc:
+                assert "\n" not in str(exc) and str(exc).startswith("PuppetDB answered a malformed")
+                continue
+            assert isinstance(found, list)
+    for name, count in (_class_rows(rows) if all(isinstance(r, dict) and isinstance(r.get("title"), str)
+                                                 and type(r.get("count")) is int for r in rows) else []):
+        assert name.isascii() and name == name.lower() and name.count("::") <= 16 and isinstance(count, int)

@@ -124,6 +124,8 @@ RUBY_VOCABULARY = [
     ":branch => 'main'", "forge ", "moduledir ", "#", "#mod 'x',", "\n", "  ", "def ", "end", "do ", " |x| ", "{",
     "}", "(", ")", "[", "]", "<<~EOS\n", "<<-EOS", "\nEOS\n", "=begin\n", "\n=end\n", '"#{', "x = 1", "x -1",
     " => ", " in ", "if ", "unless ", "%w[", "?a", ":sym", "__END__\n", "\\\n", ";",
+    # the shapes that found the last hangs: many locals then blocks, parameters nested deep
+    "a1=1\n", "a2 = a1\n", "x do\nend\n", "def m(", "((", "))", "|(a, (b, c))|",
 ]
 
 

@@ -73,6 +73,9 @@ HOCON_VOCABULARY = [
     "dropsonde", "{", "}", " enabled: ", "true", "false", "interval", ": ", "=", "3600", "-5", "jruby-puppet",
     "server-code-dir", "master-var-dir", ".", "\n", "#", "//", '"', '"""', "${", "${?x}", "[", "]", ",", "+=",
     "include ", "a.b.c", "\\", "0x10", "1e400",
+    # the shapes that found the last holes: includes of every kind, huge numbers
+    'include "fuzzed.conf"', 'include "x.conf"', 'include "http://127.0.0.1:1/x"', 'include url("http://127.0.0.1:1/")',
+    'include "../fifo"', 'include "file:///dev/zero"', 'include required(classpath("x"))', "99999999999999999999999",
 ]
 
 
