@@ -147,7 +147,7 @@ def main() -> None:
             root = Path(tmp)
             args = build_tree(root, environments, options.edits)
             files, distinct = manifest_counts(root / "code")
-            cache = root / "cache" / "manifests.json"
+            cache = root / "cache"
             preview = [*command, *args, "preview", "--format", "json"]
             inventory = [*command, *args, "dev", "inventory", "--format", "json"]
             cold = run(preview, options.runs, cold_cache=cache)

@@ -7,7 +7,7 @@ import logging
 import os
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Dict, List, Union
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
@@ -16,7 +16,6 @@ from dropsonde.vocabulary import RUBY_CORE_METHODS
 from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
-    from dropsonde.puppet.puppetfile import PuppetfileCalls
     from dropsonde.site import Site
 
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
@@ -35,12 +34,12 @@ class Puppetfiles(MetricPlugin):
         return metric_columns("puppetfile_ruby_methods")
 
     def run(self, site: Site) -> Dict[str, Any]:
-        # the reader (and tree-sitter) only when run: the collector loads plugins for their schemas alone
-        from dropsonde.puppet.puppetfile import PuppetfileSyntaxError, read_puppetfile_source
+        from dropsonde.puppet.puppetfile_cache import PuppetfileCache
 
         counts: Counter[str] = Counter()
-        # r10k deploys one copy of the control repository's Puppetfile per environment: parse each content once
-        parsed: Dict[bytes, Union[PuppetfileCalls, PuppetfileSyntaxError]] = {}
+        # r10k deploys one copy of the control repository's Puppetfile per environment:
+        # each content is parsed once, and kept by content across runs
+        results = PuppetfileCache(site.cache)
         for environment in site.environments:
             path = environment.puppetfile
             try:
@@ -51,20 +50,17 @@ class Puppetfiles(MetricPlugin):
                 log.warning("skipping Puppetfile %s: %s", path, exc.strerror or exc)
                 continue
             log.info("reading Puppetfile %s", path)
-            if source not in parsed:
-                try:
-                    parsed[source] = read_puppetfile_source(source)
-                except PuppetfileSyntaxError as exc:
-                    parsed[source] = exc
-            calls = parsed[source]
-            if isinstance(calls, PuppetfileSyntaxError):
-                log.warning("skipping Puppetfile %s: %s", path, calls)
+            result = results.result(source)
+            if result.error is not None:
+                log.warning("skipping Puppetfile %s: %s", path, result.error)
                 continue
-            for name in calls.commands:
+            for name, count in result.counts.items():
                 if name in PUPPETFILE_DSL:
                     continue
-                public = name in RUBY_CORE_METHODS and name not in calls.defined_methods
-                counts[name if public else PRIVATE] += 1
+                public = name in RUBY_CORE_METHODS and name not in result.defined_methods
+                counts[name if public else PRIVATE] += count
+        results.save()
+        log.info("Puppetfiles: %d distinct contents parsed, the others known from the cache", results.parsed)
         return {"puppetfile_ruby_methods": [{"name": n, "count": c} for n, c in sorted(counts.items())]}
 
     def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
