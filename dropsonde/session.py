@@ -205,17 +205,30 @@ class Session:
     def _warn_if_evidence_missing(self, site: "Site", failure: Optional[str]) -> None:
         """One warning when public modules lack the evidence of their release (the
         report then has only their main class; ``dev inventory`` says why for each),
-        naming how many, and why the Forge could not give it when it failed."""
-        missing = len(site.releases_without_evidence())
+        naming how many, and why: the Forge failing, not fetched (``--no-update``),
+        not a published release, or refused."""
+        from dropsonde.forge_releases import NOT_PUBLISHED
+
+        missing = site.releases_without_evidence()
         if not missing and not failure:
             return
-        why = f"the Forge failed ({failure})" if failure else "not fetched, not a published release, or refused"
         if not missing:
-            log.warning("could not check for new release evidence: %s", why)
+            log.warning("could not check for new release evidence: the Forge failed (%s)", failure)
             return
-        one = missing == 1
+        evidence = site.evidence
+        kinds: Dict[str, int] = {}
+        for key in missing:
+            gone = evidence.unavailable.get(key)
+            kind = ("no published release" if gone.reason == NOT_PUBLISHED else "refused") if gone else "not fetched"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        why = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+        if failure:
+            why += f"; the Forge failed ({failure})"
+        elif evidence.problem:
+            why += f"; {evidence.problem}"
+        one = len(missing) == 1
         log.warning("%d public module%s no release evidence from the Forge (%s): only %s reported; "
-                    "`dropsonde dev inventory` says why for each", missing, " has" if one else "s have", why,
+                    "`dropsonde dev inventory` says why for each", len(missing), " has" if one else "s have", why,
                     "its main class is" if one else "their main classes are")
 
     def _refreshed_forge(self) -> "ForgeCache":

@@ -112,7 +112,8 @@ def test_a_refused_release_proves_nothing(tree, published_apache, tmp_path, case
         assert SECRET not in run.stdout and "vhost" not in run.stdout
     assert {row["name"] for row in values["profile_classes"]} == {"apache"}
     found = evidence_warnings(runs[0])
-    assert len(found) == 1 and "1 public module has no release evidence" in found[0], runs[0].stderr
+    assert len(found) == 1 and "1 public module has no release evidence from the Forge (1 refused)" in found[0], \
+        runs[0].stderr
     assert evidence_warnings(runs[1]) == found  # the refusal is remembered: the second run asks nothing
     after = sorted(str(p) for p in tmp_path.rglob("*") if tree.cachepath not in p.parents)
     assert after == before

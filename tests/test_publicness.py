@@ -64,7 +64,8 @@ def test_a_fork_reports_only_what_the_forge_published(tree, published_apache, fo
     if "bumped" in fork:  # 12.2.0 is no published release: the main class only
         assert names == {"apache"}
         assert len(evidence_warnings(runs[0])) == 1
-        assert "1 public module has no release evidence" in evidence_warnings(runs[0])[0]
+        assert "1 public module has no release evidence from the Forge (1 no published release)" \
+            in evidence_warnings(runs[0])[0]
     else:  # the release is known: what is still as published stays public
         assert names == {"apache", "apache::mod::ssl", "apache::inlined"}
     inventory = tree.run("dev", "inventory").stdout
@@ -85,17 +86,23 @@ def test_a_git_checkout_of_a_release_reports_all_its_classes(tree, published_apa
     assert evidence_warnings(runs[0]) == []
 
 
-def test_no_forge_reachable_still_reports_main_classes_with_one_warning(tree, published_apache):
+@pytest.mark.parametrize("forge_list", ["due for a refresh", "fresh"])
+def test_no_forge_reachable_still_reports_main_classes_with_one_warning(tree, published_apache, forge_list):
+    """Due, the list's refresh fails first and the evidence is not asked for again;
+    fresh (--ttl 1000), the evidence fetch is what meets the outage."""
     installed_copy(published_apache, tree)
     tree.forge(["puppetlabs-apache"])
     with forge_publishing(published_apache) as server:
         url = server.url  # a port nobody listens on once the server is gone
-    values, runs = preview(tree, type("Gone", (), {"url": url})())
+    more = ("--ttl", "1000") if forge_list == "fresh" else ()
+    values, runs = preview(tree, type("Gone", (), {"url": url})(), *more)
     assert {row["name"] for row in values["profile_classes"]} == {"apache"}
     assert {"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"} in values["modules"]
-    found = evidence_warnings(runs[0])
-    assert len(found) == 1, runs[0].stderr
-    assert "1 public module has no release evidence from the Forge (the Forge failed (cannot reach" in found[0]
+    for run in runs:
+        found = evidence_warnings(run)
+        assert len(found) == 1, run.stderr
+        assert "1 public module has no release evidence from the Forge (1 not fetched; the Forge failed (cannot " \
+            "reach" in found[0]
 
 
 def test_a_warm_run_asks_the_forge_nothing(tree, published_apache):

@@ -185,6 +185,9 @@ class ForgeState:
 
 class ForgeHandler(QuietHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: with Nagle's algorithm, each answer on a
+    # kept-alive connection would wait ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         state: ForgeState = self.server.state
