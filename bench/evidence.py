@@ -20,6 +20,7 @@ Usage: bench/evidence.py [--upstream DIR] [--fetch-upstream DIR]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -30,6 +31,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -116,7 +118,19 @@ def fetch_upstream(into: Path) -> None:
     sources = subprocess.run(["dpkg-query", "-W", "-f", "${source:Package}\n", "puppet-module-*"],
                              capture_output=True, text=True).stdout.split()
     for source in sorted(set(sources)):
-        subprocess.run(apt + ["source", "--download-only", source], cwd=into, capture_output=True)
+        if any(into.glob(f"{source}_*.orig.tar.*")):
+            continue
+        # only the .orig tarball: `apt-get source` gives up on the whole package when
+        # another of its files is missing from the mirror
+        uris = subprocess.run(apt + ["source", "--print-uris", source], cwd=into, capture_output=True, text=True).stdout
+        for uri, name, _, digest in re.findall(r"'(\S+)' (\S+\.orig\.tar\.\w+) (\d+) SHA256:(\w+)", uris):
+            try:
+                data = urllib.request.urlopen(uri, timeout=60).read()
+            except OSError as exc:  # the mirror may lack it (HTTPError is an OSError)
+                print(f"{name}: {exc}", file=sys.stderr)
+                continue
+            if hashlib.sha256(data).hexdigest() == digest:
+                (into / name).write_bytes(data)
 
 
 def source_package(name: str) -> Optional[str]:
@@ -189,11 +203,15 @@ def main() -> None:
         tree = site(Path(tmp) / "site", modules)
         timed(tree, server, "update")
         upstream = reported_classes(tree)
-    kept = sum(r for r, _ in upstream.values())
-    print(f"upstream (.orig) releases for {len(upstream_releases)} modules ({len(missing)} without one: "
-          f"{', '.join(missing) or 'none'}): {kept} of the {reported} classes survive Debian's patches")
-    losers = sorted((debian[n][0] - upstream[n][0], n) for n in debian if upstream.get(n, (0, 0))[0] < debian[n][0])
-    for lost, name in sorted(losers, reverse=True):
+    compared = [name for name in debian if name not in missing]
+    before, kept = sum(debian[n][0] for n in compared), sum(upstream[n][0] for n in compared)
+    print(f"upstream (.orig) tarballs for {len(compared)} modules (the mirror has none for {len(missing)}: "
+          f"{', '.join(missing) or 'none'})")
+    print(f"over those {len(compared)} modules: {kept} of their {before} classes survive Debian's patches "
+          f"({before - kept} lost)")
+    losers = sorted(((debian[n][0] - upstream[n][0], n) for n in compared if upstream[n][0] < debian[n][0]),
+                    reverse=True)
+    for lost, name in losers:
         print(f"  {name}: {lost} of {debian[name][0]} classes lost")
 
 
