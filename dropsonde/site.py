@@ -199,7 +199,8 @@ class Site:
     def _autoload_file(self, module: Module, relative: str) -> Optional[ManifestFile]:
         """One file of the module's ``manifests``, None when it has no such file."""
         manifests_dir = module.manifests_dir
-        log.debug("looking up manifest %s/%s", manifests_dir, relative)  # formatted only if shown
+        # only files the module's listing has get here (see _autoload_listed): -v names each
+        log.info("reading manifest %s/%s", manifests_dir, relative)
         found = self.manifest_cache.read(manifests_dir, relative)
         if found is not None:
             _warn_if_unreadable(found)
