@@ -150,7 +150,13 @@ class Publicness:
             return Verdict(False, f"Puppet's autoloader would not load it from manifests/{found.relative}")
         if name == module.name:
             return Verdict(True, MAIN_CLASS)
-        return self.manifest(module, found)
+        verdict = self.manifest(module, found)
+        release = self.release(module)[0]
+        if verdict.public and release is not None and name not in release.manifests[found.relative].classes:
+            # the file is the release's, byte for byte: what it defines is what the release's
+            # parse found, never a parse cached under the same MD5 (it would take a collision)
+            return Verdict(False, f"not a class of manifests/{found.relative} as {release.key} publishes it")
+        return verdict
 
     def module_classes(self, module: Module) -> Dict[str, Verdict]:
         """Every class the module's manifests define, with its verdict (a class

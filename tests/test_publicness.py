@@ -122,3 +122,25 @@ def test_a_release_is_proven_by_its_md5_when_the_record_has_no_sha256(tree, publ
     with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [release]) as server:
         values, _ = preview(tree, server)
     assert "apache::vhost" in {row["name"] for row in values["profile_classes"]}
+
+
+def test_a_class_counts_only_if_the_published_file_defines_it(tree, published_apache):
+    """The parse cache keys what a file defines by the MD5 of its content: were a parse
+    recorded under a published file's MD5 to hold another class (a collision, or the cache
+    edited), the file's SHA-256 would still match the release. The classes are the ones
+    the release's own parse found."""
+    installed_copy(published_apache, tree)
+    tree.forge(["puppetlabs-apache"])
+    tree.publish(published_apache)
+    assert tree.run("preview", "--format", "json").returncode == 0  # fills the parse cache
+    cache = json.loads((tree.cachepath / "manifests.json").read_text())
+    vhost_md5 = next(records["vhost.pp"]["md5"] for directory, records in cache["paths"].items()
+                     if directory.endswith("apache/manifests"))
+    cache["contents"][vhost_md5]["definitions"].append(
+        {"kind": "class", "name": f"apache::vhost::{SECRET}", "line": 2, "declares": []})
+    (tree.cachepath / "manifests.json").write_text(json.dumps(cache))
+    write(tree.environment("production") / "site" / "profile" / "manifests" / "db.pp",
+          f"class profile::db {{ include apache::vhost::{SECRET} }}\n")
+    values = tree.report()
+    assert SECRET not in json.dumps(values)
+    assert "apache::vhost" in {row["name"] for row in values["profile_classes"]}
