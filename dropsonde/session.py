@@ -380,7 +380,11 @@ class Session:
 
     def releases_in_use(self) -> List[str]:
         """``slug-version`` of the public releases this site uses (what an evidence bundle must hold)."""
-        return [f"{slug}-{version}" for slug, version in self.site().releases_in_use()]
+        site = self.site()
+        if site.forge.problem:
+            log.warning("%s: no module is public, so no release is listed (import forge.json first: "
+                        "`dropsonde update --from-file`)", site.forge.problem)
+        return [f"{slug}-{version}" for slug, version in site.releases_in_use()]
 
     def build_release_bundle(self, wanted: List[Tuple[str, str]], output: Path) -> str:
         """Fetch the evidence of ``wanted`` from the Forge into a bundle file (on a

@@ -237,3 +237,22 @@ def test_a_release_list_with_a_private_line_is_refused(tmp_path):
     result = PuppetTree(tmp_path / "connected").run("releases", "build", str(release_list), "--output",
                                                       str(tmp_path / "evidence.json"))
     assert_clean_error(result, "releases.txt, line 2: not an author-name-X.Y.Z release")
+
+
+def test_a_forge_other_than_the_public_one_is_said_under_verbose(tree, published_apache):
+    """Whatever --forge-api publishes counts as public: -v says it is not the public Forge, once."""
+    installed_copy(published_apache, tree)
+    with ForgeServer([ForgeModule("puppetlabs-apache", EPOCH)], [ForgeRelease.of(published_apache)]) as server:
+        quiet = tree.run("--update", "--forge-api", server.url, "preview", "--format", "json")
+        verbose = tree.run("-v", "--update", "--forge-api", server.url, "update")
+    notice = f"--forge-api {server.url} is not the public Forge"
+    assert notice not in quiet.stderr
+    assert verbose.stderr.count(notice) == 1, verbose.stderr
+    assert "must be the public Forge or a pure mirror of it" in verbose.stderr
+
+
+def test_listing_releases_without_a_forge_list_says_why_it_is_empty(tree, published_apache):
+    installed_copy(published_apache, tree)
+    result = tree.run("releases", "list")
+    assert result.returncode == 0 and result.stdout == ""
+    assert "no Forge module cache yet: no module is public, so no release is listed" in result.stderr

@@ -1,0 +1,108 @@
+"""Reading a release tarball we do not trust: only autoloadable manifests come out,
+and anything a release never holds refuses the whole archive, whatever the input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dropsonde.release_archive import ArchiveRefused, read_release_manifests
+from dropsonde.release_evidence import autoloadable_path, evidence_from_json, EvidenceFormatError
+from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ
+from tests.support.time_limits import cpu_limit
+
+TOP = "puppetlabs-ntp-10.0.0"
+
+
+def tarball(members, compress=True) -> bytes:
+    """A .tar.gz of (name, type, data) members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if compress else "w") as archive:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "/etc/passwd"
+            info.size = len(data) if kind == tarfile.REGTYPE else 0
+            archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    return buffer.getvalue()
+
+
+def test_only_autoloadable_manifests_are_kept():
+    data = tarball([
+        (f"{TOP}/", tarfile.DIRTYPE, b""),
+        (f"{TOP}/manifests/init.pp", tarfile.REGTYPE, b"class ntp { }"),
+        (f"{TOP}/manifests/config/file.pp", tarfile.REGTYPE, b"class ntp::config::file { }"),
+        (f"{TOP}/manifests/Odd-Name.pp", tarfile.REGTYPE, b"class ntp::odd { }"),
+        (f"{TOP}/manifests/notes.txt", tarfile.REGTYPE, b"x"),
+        (f"{TOP}/templates/init.pp", tarfile.REGTYPE, b"class ntp::template { }"),
+        (f"./{TOP}/metadata.json", tarfile.REGTYPE, b"{}"),
+    ])
+    assert read_release_manifests(data) == {"init.pp": b"class ntp { }", "config/file.pp": b"class ntp::config::file { }"}
+
+
+@pytest.mark.parametrize("name, kind, reason", [
+    (f"{TOP}/../escape.pp", tarfile.REGTYPE, "outside its directory"),
+    ("/etc/cron.d/x", tarfile.REGTYPE, "outside its directory"),
+    (f"{TOP}/manifests/link.pp", tarfile.SYMTYPE, "a link or a device"),
+    (f"{TOP}/fifo", tarfile.FIFOTYPE, "a link or a device"),
+    ("elsewhere/manifests/x.pp", tarfile.REGTYPE, "one top directory"),
+    (f"{TOP}/manifests/init.pp", tarfile.REGTYPE, "holds manifests/init.pp twice"),
+])
+def test_what_a_release_never_holds_refuses_the_archive(name, kind, reason):
+    data = tarball([(f"{TOP}/manifests/init.pp", tarfile.REGTYPE, b"class ntp { }"), (name, kind, b"x")])
+    with pytest.raises(ArchiveRefused, match=reason):
+        read_release_manifests(data)
+
+
+def test_a_plain_tar_or_garbage_is_not_a_release():
+    for data in (tarball([(f"{TOP}/manifests/init.pp", tarfile.REGTYPE, b"")], compress=False), b"", b"\x1f\x8b junk",
+                 gzip.compress(b"not a tar at all" * 100)):
+        with pytest.raises(ArchiveRefused, match="not a readable .tar.gz"):
+            read_release_manifests(data)
+
+
+@FUZZ
+@given(st.binary(max_size=4096) | st.builds(gzip.compress, st.binary(max_size=4096)))
+def test_whatever_the_bytes_the_reader_answers_or_refuses(data):
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            manifests = read_release_manifests(data)
+        except ArchiveRefused:
+            return
+    assert all(autoloadable_path(relative) for relative in manifests)
+
+
+NAMES = st.sampled_from([TOP, f"{TOP}/manifests", f"{TOP}/manifests/init.pp", f"{TOP}/manifests/a/b.pp", "..",
+                         f"{TOP}/..", "/abs", f"{TOP}/manifests/../../x.pp", "other/x", f"./{TOP}/manifests/c.pp",
+                         f"{TOP}//manifests//d.pp", f"{TOP}/manifests/\\x.pp", f"{TOP}/manifests/x.PP"])
+KINDS = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE,
+                         tarfile.CHRTYPE])
+
+
+@FUZZ
+@given(st.lists(st.tuples(NAMES, KINDS, st.binary(max_size=64)), max_size=12))
+def test_whatever_the_members_no_path_outside_manifests_comes_out(members):
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            manifests = read_release_manifests(tarball(members))
+        except ArchiveRefused:
+            return
+    for relative in manifests:
+        assert autoloadable_path(relative) and ".." not in relative and not relative.startswith("/")
+    assert not any(kind not in (tarfile.REGTYPE, tarfile.DIRTYPE) for _, kind, _ in members)
+
+
+@FUZZ
+@given(st.binary(max_size=2048) | st.text(max_size=2048).map(str.encode))
+def test_whatever_the_evidence_file_holds_it_is_read_or_refused_in_one_line(data):
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        try:
+            evidence_from_json(data)
+        except EvidenceFormatError as exc:
+            assert "\n" not in str(exc)
