@@ -113,3 +113,21 @@ def test_every_value_of_the_rendered_inventory_is_one_line(tree):
     forged = render_inventory(inventory)
     assert len(forged.splitlines()) == len(clean.splitlines()) + 3  # the problem, defined types, private manifest
     assert not any(line.startswith("dropsonde: error:") for line in forged.splitlines())
+
+
+def test_a_verdict_does_not_depend_on_what_was_asked_before(tree):
+    """Site.set_aside() used to return what an earlier property had recorded as a side
+    effect: asked first, it said nothing. Each verdict is now computed when asked."""
+    modules = tree.environment("production") / "modules"
+    ntp = make_module(modules, "ntp", "puppetlabs-ntp", manifests={
+        "init.pp": "class ntp { }\n", "config.pp": "class ntp::config { }\n"})
+    tree.publish(ntp)
+    write(ntp / "manifests" / "config.pp", "class ntp::config { $edited = true }\n")
+    tree.forge(["puppetlabs-ntp"])
+    first = site_for(tree)
+    (module,) = first.modules
+    asked_first = first.private_manifests(module)
+    first.close()
+    (entry,) = inventory_of(tree)["modules"]
+    assert asked_first == entry["private_manifests"] == {
+        "manifests/config.pp": "differs from the published release puppetlabs-ntp-1.0.0 (edited by the site)"}
