@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import shutil
@@ -151,9 +152,10 @@ def usefulness(url: str, out: Path) -> list:
         errors = sorted(abs(n - truth[key]) / truth[key] for key, n in published.items() if truth.get(key))
         top20 = sorted(truth, key=lambda key: -truth[key])[:20]
         median = statistics.median(errors) if errors else float("nan")
-        p90 = errors[int(0.9 * (len(errors) - 1))] if errors else float("nan")
-        lines.append(f"  {label}: {len(published):,} rows published of {len(truth):,}; true top 20 published: "
-                     f"{sum(key in published for key in top20)}/20; relative error median {median:.1%}, p90 {p90:.1%}")
+        p90 = errors[math.ceil(0.9 * len(errors)) - 1] if errors else float("nan")
+        lines.append(f"  {label}: {len(published):,} rows published of {len(truth):,}; true top {len(top20)} "
+                     f"published: {sum(key in published for key in top20)}; relative error median {median:.1%}, "
+                     f"p90 {p90:.1%}")
     return lines
 
 

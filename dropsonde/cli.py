@@ -409,7 +409,7 @@ def collector_aggregate(
 
     from dropsonde.collector.aggregate import Parameters, PublicationError, publish_week, week_bounds
     from dropsonde.collector.budget import BudgetError
-    from dropsonde.collector.noise_key import default_key_path, load_or_create_key
+    from dropsonde.collector.noise_key import NoiseKeyError, default_key_path, load_or_create_key
     from dropsonde.collector.output import OutputError
     from dropsonde.collector.releases import ReleaseRecordError, ReleaseRecords, records_directory
     from dropsonde.collector.render import render_page
@@ -437,6 +437,9 @@ def collector_aggregate(
         raise DropsondeError(f"{flags[exc.parameter]}: {exc}") from None
     except OutputError as exc:
         raise DropsondeError(f"--out {exc.path}: {exc.problem}") from None
+    except NoiseKeyError as exc:
+        raise DropsondeError(f"--noise-key {exc.path}: {exc.problem}" if exc.path else f"--noise-key: {exc.problem}",
+                             exc.status) from None
     except ReleaseRecordError as exc:
         raise DropsondeError(f"--noise-key {key_path}: release record {exc}") from None
     sites = result.sites if result.sites is not None else "too few"

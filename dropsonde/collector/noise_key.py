@@ -1,14 +1,13 @@
-"""The collector's private noise key: what makes the published noise a
-fixed function of (week, table, row, column) instead of a fresh draw.
+"""The collector's private noise key: the identity of its releases.
 
-Fresh noise on every run let anyone who mirrors the files average the noise
-away: ``aggregate`` is rerun for the same week by a daily cron job or a retry.
-With the noise derived from a secret key (HMAC-SHA256), a rerun publishes the
-same numbers, so a week's numbers cost epsilon once however often they are
-published. The key is 32 random bytes, created once (0600, never replaced:
-a new key would draw new noise for weeks already published) and kept beside
-the store: whoever reads it can subtract the noise, like whoever reads the
-store can read the reports.
+OpenDP's noise cannot be seeded, so the key no longer seeds noise: it keys
+the release context (HMAC-SHA256 of every parameter of a week's release,
+``aggregate.release_context``) and its fingerprint is recorded in
+``summary.json``. The week's release records live beside it
+(``releases.py``). A deleted or replaced key therefore shows: a week
+published under another key is refused unless forced, instead of being
+silently republished with fresh noise. The key is 32 random bytes, created
+once (0600, never replaced) and kept beside the store.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Optional
 
 from dropsonde.atomic_file import create_once
 from dropsonde.errors import DropsondeError
@@ -24,11 +24,21 @@ from dropsonde.errors import DropsondeError
 KEY_BYTES = 32
 
 
+class NoiseKeyError(DropsondeError):
+    """The noise key at ``path`` (None: no path could be chosen) cannot be used;
+    the caller names the option that gave it."""
+
+    def __init__(self, path: Optional[Path], problem: str) -> None:
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.path = path
+        self.problem = problem
+
+
 def default_key_path(db: str) -> Path:
     """Beside a SQLite store (``reports.db.noise-key``); a PostgreSQL store has
     no file beside it, so its key path must be given."""
     if "://" in db:
-        raise DropsondeError("--noise-key: required with a PostgreSQL --db (a private file for the noise key)")
+        raise NoiseKeyError(None, "required with a PostgreSQL store (a private file for the noise key)")
     return Path(db + ".noise-key")
 
 
@@ -45,7 +55,7 @@ def load_or_create_key(path: Path) -> bytes:
         create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)
     except OSError as exc:
-        raise DropsondeError(f"--noise-key {path}: cannot create it: {exc.strerror or exc}") from None
+        raise NoiseKeyError(path, f"cannot create it: {exc.strerror or exc}") from None
 
 
 def _read(path: Path) -> bytes:
@@ -56,13 +66,13 @@ def _read(path: Path) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise DropsondeError(f"--noise-key {path}: cannot read it: {exc.strerror or exc}") from None
+        raise NoiseKeyError(path, f"cannot read it: {exc.strerror or exc}") from None
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise DropsondeError(f"--noise-key {path}: not a regular file")
+            raise NoiseKeyError(path, "not a regular file")
         if os.fstat(handle.fileno()).st_mode & 0o077:
             os.fchmod(handle.fileno(), 0o600)
         key = handle.read(KEY_BYTES + 1)
     if len(key) != KEY_BYTES:
-        raise DropsondeError(f"--noise-key {path}: not a noise key ({KEY_BYTES} bytes expected, got {len(key)})")
+        raise NoiseKeyError(path, f"not a noise key ({KEY_BYTES} bytes expected, got {len(key)})")
     return key

@@ -132,16 +132,16 @@ def test_module_pairs_count_sites_using_both_and_every_row_has_k_sites(db):
 def test_module_pairs_and_triples_count_each_site_with_a_few_top_ranked_modules(db):
     """F1, issue 17 item 10: six reports naming 250 modules each published C(250, 2)
     = 31,125 pairs (and the join was quadratic); now each site counts with its first
-    few modules in the published ranking: C(8, 2) pairs and C(5, 3) triples per site."""
+    few modules in the published ranking: C(12, 2) pairs and C(6, 3) triples per site."""
     store = open_store(db, columns())
     many = [(f"a-m{index:03d}", "1.0.0") for index in range(250)]
     store.insert_many([report(n, many) for n in range(6)])
     released = tables(store)
     queries = {q.name: q for q in load_queries()}
     pairs, triples = released["module_pairs"], released["module_triples"]
-    assert len(pairs) == queries["module_pairs"].rows_per_site == 28
-    assert len(triples) == queries["module_triples"].rows_per_site == 10
-    first = ranking(released["modules"], 8)  # ties ranked by slug
+    assert len(pairs) == queries["module_pairs"].rows_per_site == 66
+    assert len(triples) == queries["module_triples"].rows_per_site == 20
+    first = ranking(released["modules"], 12)  # ties ranked by slug
     assert {r["slug_a"] for r in pairs} | {r["slug_b"] for r in pairs} == set(first)
 
 
@@ -465,3 +465,78 @@ def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, pos
                                      str(tmp_path / "file" / "out")), "--out", "file/out")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", out,
                                      "--epsilon", "0"), "--epsilon")
+
+
+def test_an_existing_noise_key_readable_by_others_is_made_private(tmp_path):
+    """Issue 17 item 14: a key left 0644 (restored from a backup, copied by hand) is tightened to 0600."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-11T10:00:00.000000+00:00") for n in range(6)])
+    key = tmp_path / "a.db.noise-key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o644)
+    done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o"),
+                         "--week", "2026-W46")
+    assert done.returncode == 0, done.stderr
+    assert key.stat().st_mode & 0o777 == 0o600 and key.read_bytes() == b"k" * 32
+
+
+# One report's rows in each table: (report columns for ``count`` distinct keys).
+MANY_ROWS = {
+    "modules": lambda count: {"modules": [{"name": f"m{i:03d}", "slug": f"a-m{i:03d}", "version": "1.0.0"}
+                                          for i in range(count)]},
+    "module_versions": lambda count: {"modules": [{"name": f"m{i:03d}", "slug": f"a-m{i:03d}", "version": "1.0.0"}
+                                                  for i in range(count)]},
+    "classes": lambda count: {"classes": [{"name": f"c{i:03d}", "count": 3} for i in range(count)]},
+    "platforms": lambda count: {"class_platforms": [{"platform": f"p{i:03d}"} for i in range(count)]},
+    "dependencies": lambda count: {"dependencies": [{"name": f"a-d{i:03d}"} for i in range(count)]},
+    "profile_classes": lambda count: {"profile_classes": [{"name": f"c{i:03d}", "count": 1} for i in range(count)]},
+    "puppetfile_methods": lambda count: {"puppetfile_ruby_methods": [{"name": f"m{i:03d}", "count": 1}
+                                                                     for i in range(count)]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANY_ROWS))
+def test_a_site_counts_in_at_most_its_tables_rows_per_site(tmp_path, name):
+    """The bound OpenDP's privacy map is given (rows per site) is what the query enforces:
+    sites reporting more rows than it count in exactly that many."""
+    query = {q.name: q for q in load_queries()}[name]
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([{**report(n), **MANY_ROWS[name](query.rows_per_site + 7)} for n in range(5)])
+    assert len(table(store, name)) == query.rows_per_site
+
+
+def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
+    """Issue 17 item 14 (dropping HAVING from platforms.sql survived the old tests):
+    with k = 1 and the default budget, in every table a row one site backs is never
+    published and a row 300 sites back always is; the published counts vary."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+
+    def site_rows(keys, count):
+        return {"modules": [{"name": k.split("-")[1], "slug": k, "version": "1.0.0"} for k in keys],
+                "classes": [{"name": k.split("-")[1], "count": count} for k in keys],
+                "class_platforms": [{"platform": k} for k in keys],
+                "dependencies": [{"name": k} for k in keys],
+                "profile_classes": [{"name": k.split("-")[1], "count": 1} for k in keys],
+                "puppetfile_ruby_methods": [{"name": k, "count": count} for k in keys]}
+
+    common, lonely = ["a-x", "b-y", "e-v"], ["c-z", "d-w", "e-v"]
+    rows = [{**report(n, environment_count=3), **site_rows(common, 5)} for n in range(300)]
+    rows += [{**report(n, environment_count=3), **site_rows(["c-z"], 5)} for n in range(300, 600)]
+    rows += [{**report(n, environment_count=3), **site_rows(["d-w"], 5)} for n in range(600, 900)]
+    rows += [{**report(999, environment_count=500), **site_rows(lonely, 5)}]  # the only site with 101+ environments
+    store.insert_many(rows)
+    seen = {}
+    for _ in range(5):
+        for name, released in tables(store, k=1, epsilon=4.0).items():
+            for row in released:
+                key = tuple(v for c, v in row.items() if c not in ("sites", "nodes", "calls"))
+                seen.setdefault((name, key), []).append(row["sites"])
+    names = {name for name, _ in seen}
+    assert names == {q.name for q in load_queries()}, names
+    for name, key in seen:
+        assert not ({"c-z", "d-w"} <= set(key) or key == ("101+",)), (name, key)  # one site: never published
+    for name in ("modules", "classes", "platforms", "dependencies", "profile_classes", "puppetfile_methods"):
+        counts = seen[(name, ("a-x",) if name in ("modules", "platforms", "dependencies", "puppetfile_methods")
+                          else ("x",))]
+        assert len(counts) == 5 and len(set(counts)) > 1, (name, counts)  # always published, never exact
+    assert len(seen[("module_pairs", ("a-x", "b-y"))]) == 5 and len(seen[("module_triples", ("a-x", "b-y", "e-v"))]) == 5

@@ -4,7 +4,7 @@
 -- site counts with its first :modules_per_site of them in that ranking, so it
 -- adds to at most C(modules per site, 2) pairs and the join is linear in sites.
 -- keys: slug_a, slug_b
--- modules per site: 8
+-- modules per site: 12
 WITH ranking (slug, position) AS (:pair_ranking),
 installed AS (
     SELECT DISTINCT site_week, slug FROM site_week_modules WHERE week = :week

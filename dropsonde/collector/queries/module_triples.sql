@@ -3,7 +3,7 @@
 -- week's published ranking (:triple_ranking); each site counts with its first
 -- :modules_per_site of them, so it adds to at most C(modules per site, 3) triples.
 -- keys: slug_a, slug_b, slug_c
--- modules per site: 5
+-- modules per site: 6
 WITH ranking (slug, position) AS (:triple_ranking),
 installed AS (
     SELECT DISTINCT site_week, slug FROM site_week_modules WHERE week = :week
