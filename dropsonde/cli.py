@@ -421,7 +421,7 @@ def collector_aggregate(
         if end > datetime.now(timezone.utc) and not force:
             raise PublicationError("week", label, "the week has not ended; its numbers still change",
                                    "publishes it anyway, and a later release of the week spends its budget again")
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the staging directory is removed on the way out
+        signal.signal(signal.SIGTERM, _stop_aggregate)  # so the staging directory is removed on the way out
         key_path = Path(noise_key) if noise_key else None
         with _collector_options():
             store = open_store(db, read_only=True)
@@ -478,9 +478,12 @@ def _collector_options() -> Iterator[None]:
         raise DropsondeError(f"--db {exc.store}: {exc.reason}", exc.status) from None
 
 
-def _exit_on_sigterm(number: int, frame: Any) -> None:
-    """SIGTERM (a systemd or cron timeout) as SystemExit: Python's default
-    action ends the process without running ``finally`` blocks or cleanup."""
+def _stop_aggregate(number: int, frame: Any) -> None:
+    """SIGTERM during ``aggregate``: a running SQLite query is interrupted
+    (it would hold the handler until it ends), then the command exits."""
+    from dropsonde.collector.aggregate import Stop
+
+    Stop.request(128 + number)
     raise SystemExit(128 + number)
 
 

@@ -33,11 +33,12 @@ import itertools
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from dropsonde.collector.budget import Budget, plan_budget
 from dropsonde.collector.normalize import week_start
@@ -158,9 +159,27 @@ def context_fingerprint(key: bytes, context: Dict[str, Any]) -> str:
     return hmac.new(key, json.dumps(context, sort_keys=True).encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _rows(store: Store, query: Query, parameters: Dict[str, Any]) -> Iterable[Dict[str, Any]]:
+class Stop:
+    """Set (by the command's SIGTERM handler) to stop a release: a query
+    running in SQLite is interrupted at once rather than when it ends."""
+
+    requested = threading.Event()
+    status = 0
+
+    @classmethod
+    def request(cls, status: int) -> None:
+        cls.status = status
+        cls.requested.set()
+
+
+def _rows(store: Store, query: Query, parameters: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
     bounds = {"rows_per_site": query.rows_per_site, "modules_per_site": query.modules_per_site}
-    return store.query(*expand_lists(query.sql, {**parameters, **bounds}))
+    try:
+        yield from store.query(*expand_lists(query.sql, {**parameters, **bounds}), interrupted=Stop.requested.is_set)
+    except Exception:
+        if Stop.requested.is_set():  # the driver's "interrupted" error: the stop that was asked for
+            raise SystemExit(Stop.status) from None
+        raise
 
 
 def release_week(store: Store, week: str, parameters: Parameters, budget: Budget, queries: List[Query],
