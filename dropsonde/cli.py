@@ -364,8 +364,9 @@ def dev_inventory(
 def collector_serve(
     listen: str = typer.Option(DEFAULT_LISTEN, "--listen", help="HOST:PORT to listen on (8140 is Puppet Server's)."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
-    forge_cache: Path = typer.Option(..., "--forge-cache", help="forge.json (as `dropsonde update` keeps it): "
-                                     "the only modules a report may name."),
+    forge_cache: Path = typer.Option(..., "--forge-cache", help="Directory (or the forge.json in it) holding "
+                                     "forge.json and forge-releases.json: the only modules, releases and classes "
+                                     "a report may name."),
     max_body: int = typer.Option(ServeOptions.max_body, "--max-body", min=1024, help="Largest report accepted, in bytes."),
     rate: int = typer.Option(ServeOptions.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (all workers)."),
     trusted_proxy: List[str] = typer.Option([], "--trusted-proxy", help="CIDR of a reverse proxy whose "

@@ -1,13 +1,17 @@
 """What the collector accepts: every value of a report must be one the probe
-could have sent, judged against the collector's own Forge list.
+could have sent, judged against the collector's own Forge list and the
+release evidence beside it (what each published release of a listed module
+is, and which classes it publishes: ``dropsonde.release_evidence``).
 
 The schema check (jsonschema) proves a report has the right shape; it does
 not stop a client from publishing text of its choosing through a string
 field ("Visit http://phish.example ...") or from storing counts that break
 the weekly job (negative, or 4,300 digits). So every string field has a
-rule naming what it may hold — a slug on the list, a class in the namespace
-of a listed module, a plain version, a version range, a Ruby method name, an
-OS family — and every integer is a count in 0..10^9. A field without a rule
+rule naming what it may hold — a slug on the list, a class some published
+release of that module defines, a version the Forge published for that
+module, a version range, a Ruby method name, an OS family — and every
+integer is a count in 0..10^9. Shapes alone let one address publish 78,903
+invented rows (any class under a listed namespace, any X.Y.Z version). A field without a rule
 is refused: an allowlist, as Go's telemetry server keeps one.
 
 The shapes are the probe's own (``dropsonde.privacy``, ``dropsonde.vocabulary``),
@@ -18,7 +22,7 @@ Pure functions: no I/O, no server.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, Mapping, Optional, Set, Tuple
 
 from dropsonde.privacy import PRIVATE, class_name, public_requirement, public_version, reportable_class
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_METHODS
@@ -91,11 +95,16 @@ def _is_module_name(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) 
 def _is_class_name(allowlist: "Allowlist", value: Any, _: Dict[str, Any]) -> bool:
     canonical = class_name(value)
     return (canonical is not None and len(value) <= MAX_CLASS_NAME and reportable_class(value)
-            and canonical.split("::", 1)[0] in allowlist.namespaces)
+            and canonical in allowlist.classes.get(canonical.split("::", 1)[0], ()))
 
 
-def _is_version(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
-    return isinstance(value, str) and public_version(value) == value
+def _is_released_version(allowlist: "Allowlist", value: Any, record: Dict[str, Any]) -> bool:
+    # An unlisted slug is refused by the slug's own rule, which names the real problem.
+    slug = record.get("slug")
+    if not _is_listed_slug(allowlist, slug, record) or value == PRIVATE:
+        return True
+    return (isinstance(value, str) and public_version(value) == value
+            and value in allowlist.versions.get(str(slug), frozenset()))
 
 
 def _is_requirement(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
@@ -113,10 +122,11 @@ def _is_platform(_: "Allowlist", value: Any, __: Dict[str, Any]) -> bool:
 COUNT = Rule(f"an integer in 0..{MAX_COUNT}", _is_count)
 SLUG = Rule("a module slug on the collector's Forge list", _is_listed_slug)
 MODULE_NAME = Rule("the name part of the slug beside it", _is_module_name)
-CLASS_NAME = Rule(f"a class in the namespace of a listed module (name or name::..., [a-z][a-z0-9_]* segments, "
-                  f"at most {MAX_CLASS_NAME} characters)",
+CLASS_NAME = Rule(f"a class defined by a published release of a listed module (name or name::..., "
+                  f"[a-z][a-z0-9_]* segments, at most {MAX_CLASS_NAME} characters; the collector's release evidence)",
                   _is_class_name)
-VERSION = Rule(f"an X.Y.Z version or {PRIVATE}", _is_version)
+VERSION = Rule(f"an X.Y.Z version the Forge published for that module (the collector's release evidence) "
+               f"or {PRIVATE}", _is_released_version)
 REQUIREMENT = Rule(f"a version range or {PRIVATE}", _is_requirement)
 RUBY_METHOD = Rule(f"a Ruby core or standard library method name or {PRIVATE}", _is_ruby_method)
 PLATFORM = Rule("an OS family as Facter names it, or 'other'", _is_platform)
@@ -142,11 +152,22 @@ NO_RULE = Rule("accepted by the collector (no allowlist rule for this field)", l
 
 
 class Allowlist:
-    """The collector's Forge list, and the rules that follow from it."""
+    """The collector's Forge list and its releases, and the rules that follow.
+    ``releases``: for each slug, its published versions and the classes each
+    publishes (only the listed slugs' count)."""
 
-    def __init__(self, slugs: Iterable[str]) -> None:
+    def __init__(self, slugs: Iterable[str], releases: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
         self.slugs: FrozenSet[str] = frozenset(slugs)
-        self.namespaces: FrozenSet[str] = frozenset(s.split("-", 1)[1] for s in self.slugs)
+        self.versions: Dict[str, FrozenSet[str]] = {
+            slug: frozenset(versions) for slug, versions in releases.items() if slug in self.slugs}
+        classes: Dict[str, Set[str]] = {}
+        for slug, versions in releases.items():
+            if slug in self.slugs:
+                namespace = classes.setdefault(slug.split("-", 1)[1], set())
+                for published in versions.values():
+                    namespace.update(published)
+        #: by namespace (a module's name): every class a published release of a listed module of that name defines
+        self.classes: Dict[str, FrozenSet[str]] = {name: frozenset(names) for name, names in classes.items()}
 
     def violation(self, columns: Dict[str, Dict[str, Any]], values: Dict[str, Any]) -> Optional[Violation]:
         """The first value of ``values`` (schema-valid snapshot values by

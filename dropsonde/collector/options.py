@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 DEFAULT_LISTEN = "127.0.0.1:8745"  # not 8140: that is Puppet Server's
 DEFAULT_CONNECTIONS = 1000
-#: least number of distinct sites behind every published row
+#: least noisy count of a published row (on top of the differential-privacy threshold)
 DEFAULT_K = 5
-#: privacy loss per published number (noise scale 1/epsilon)
-DEFAULT_EPSILON = 1.0
 
 _RELEASE_RE = re.compile(r"^\d+\.\d+\.\d+$")
 

@@ -14,6 +14,16 @@ from dropsonde.plugins import load_plugins
 from dropsonde.report import example_rows
 
 SLUGS = ["puppetlabs-apache", "puppetlabs-ntp", "puppetlabs-stdlib", "puppet-nginx"]
+LONGEST = "apache::" + "a" * 92  # 100 characters
+# What the collector's release evidence proves: versions per module and the classes each release publishes.
+RELEASES = {
+    "puppetlabs-apache": {"12.1.0": ["apache", "apache::mod::ssl", "apache::params", LONGEST, "apache::" + "a" * 93],
+                          "12.0.0": ["apache", "apache::params"]},
+    "puppetlabs-ntp": {"1.0.0": ["ntp"], "10.0.0": ["ntp", "ntp::config"]},
+    "puppetlabs-stdlib": {"9.0.0": ["stdlib", "stdlib::stages"]},
+    "puppet-nginx": {"6.0.0": ["nginx"]},
+    "unlisted-secret": {"1.0.0": ["secret"]},  # evidence of a module not on the list counts for nothing
+}
 PHISH = "Visit http://phish.example to claim your Puppet license"
 
 
@@ -23,14 +33,50 @@ def columns():
 
 
 def judge(columns, **values):
-    return Allowlist(SLUGS).violation(columns, values)
+    return Allowlist(SLUGS, RELEASES).violation(columns, values)
 
 
-def test_what_the_probe_generates_is_accepted(columns):
+def test_what_the_probe_generates_is_accepted_when_its_releases_are_published(columns):
     plugins = load_plugins().enabled
-    for row in example_rows(plugins, SLUGS, 200, seed=7):
+    rows = list(example_rows(plugins, SLUGS, 200, seed=7))
+    published = {slug: {} for slug in SLUGS}
+    for row in rows:
+        for module in row["modules"] + row["unused_modules"]:
+            published[module["slug"]].setdefault(module["version"], set())
+    for row in rows:  # every class the rows name, published by every release of its module
+        for column in ("classes", "unused_classes", "profile_classes", "class_platforms"):
+            for record in row[column]:
+                name = record["name"].lower().lstrip(":")
+                for slug in SLUGS:
+                    if slug.split("-", 1)[1] == name.split("::")[0]:
+                        for classes in published[slug].values():
+                            classes.add(name)
+    allowlist = Allowlist(SLUGS, published)
+    for row in rows:
         values = {name: row[name] for name in columns if name in row}
-        assert judge(columns, **values) is None, values
+        assert allowlist.violation(columns, values) is None, values
+
+
+@pytest.mark.parametrize("values, column, words", [
+    # #17.8: any class under a listed namespace and any X.Y.Z version were accepted: one address
+    # published 78,903 invented rows from 50 reports
+    ({"classes": [{"name": "apache::buy_cheap_pills", "count": 1}]}, "classes", "published release"),
+    ({"profile_classes": [{"name": "ntp::service", "count": 1}]}, "profile_classes", "published release"),
+    ({"class_platforms": [{"name": "secret", "platform": "Debian", "count": 1}]}, "class_platforms",
+     "published release"),
+    ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "99.99.99"}]}, "modules", "Forge published"),
+    ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "12.1.0"}]}, "modules", "Forge published"),
+    ({"unused_modules": [{"name": "stdlib", "slug": "puppetlabs-stdlib", "version": "1.0.0"}]}, "unused_modules",
+     "Forge published"),
+])
+def test_only_published_releases_and_their_classes_are_accepted(columns, values, column, words):
+    violation = judge(columns, **values)
+    assert violation is not None and violation.column == column and words in violation.rule
+
+
+def test_a_class_of_an_older_release_is_accepted(columns):
+    assert judge(columns, classes=[{"name": "ntp::config", "count": 2}], unused_classes=[{"name": "apache::params"}],
+                 modules=[{"name": "ntp", "slug": "puppetlabs-ntp", "version": "1.0.0"}]) is None
 
 
 @pytest.mark.parametrize("values", [
@@ -53,7 +99,7 @@ def test_accepted(columns, values):
 
 def test_class_names_longer_than_any_real_one_are_refused(columns):
     """F3: 255-character names carried attacker-chosen text; real ones are at most 65."""
-    assert judge(columns, classes=[{"name": "apache::" + "a" * 92, "count": 1}]) is None  # 100 characters
+    assert judge(columns, classes=[{"name": LONGEST, "count": 1}]) is None
     refused = judge(columns, classes=[{"name": "apache::" + "a" * 93, "count": 1}])
     assert refused is not None and refused.column == "classes" and "at most 100 characters" in refused.rule
 
@@ -66,18 +112,18 @@ def test_class_names_longer_than_any_real_one_are_refused(columns):
     ({"unused_modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "v1"}]}, "unused_modules", "X.Y.Z"),
     ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "1.2.3\n"}]}, "modules", "X.Y.Z"),
     ({"modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "\uff11.2.3"}]}, "modules", "X.Y.Z"),
-    ({"classes": [{"name": PHISH, "count": 1}]}, "classes", "namespace of a listed module"),
-    ({"classes": [{"name": "secretco::db", "count": 1}]}, "classes", "namespace"),
-    ({"classes": [{"name": "apache::Visit http", "count": 1}]}, "classes", "namespace"),
-    ({"classes": [{"name": "apache::mod\n", "count": 1}]}, "classes", "namespace"),
-    ({"classes": [{"name": "apachex", "count": 1}]}, "classes", "namespace"),
+    ({"classes": [{"name": PHISH, "count": 1}]}, "classes", "published release of a listed module"),
+    ({"classes": [{"name": "secretco::db", "count": 1}]}, "classes", "published release"),
+    ({"classes": [{"name": "apache::Visit http", "count": 1}]}, "classes", "published release"),
+    ({"classes": [{"name": "apache::mod\n", "count": 1}]}, "classes", "published release"),
+    ({"classes": [{"name": "apachex", "count": 1}]}, "classes", "published release"),
     ({"classes": [{"name": "ntp", "count": -1}]}, "classes", "integer in 0..1000000000"),
     ({"classes": [{"name": "ntp", "count": 10**9 + 1}]}, "classes", "integer"),
     ({"classes": [{"name": "ntp", "count": int("9" * 4300)}]}, "classes", "integer"),
     ({"classes": [{"name": "ntp", "count": 5.0}]}, "classes", "integer"),
     ({"classes": [{"name": "ntp", "count": True}]}, "classes", "integer"),
-    ({"unused_classes": [{"name": "profile::base"}]}, "unused_classes", "namespace"),
-    ({"profile_classes": [{"name": "role::web", "count": 1}]}, "profile_classes", "namespace"),
+    ({"unused_classes": [{"name": "profile::base"}]}, "unused_classes", "published release"),
+    ({"profile_classes": [{"name": "role::web", "count": 1}]}, "profile_classes", "published release"),
     ({"class_platforms": [{"name": "ntp", "platform": "AcmeOS", "count": 1}]}, "class_platforms", "OS family"),
     ({"class_platforms": [{"name": "ntp", "platform": "Debian", "count": -3}]}, "class_platforms", "integer"),
     ({"dependencies": [{"name": PHISH, "version_requirement": ">= 1.0.0"}]}, "dependencies", "Forge list"),
@@ -99,8 +145,8 @@ def test_refused_naming_the_column_and_the_rule(columns, values, column, words):
 def test_an_unknown_string_field_is_refused():
     columns = {"acme": {"name": "acme", "type": "RECORD", "mode": "REPEATED",
                         "fields": [{"name": "label", "type": "STRING"}, {"name": "n", "type": "INTEGER"}]}}
-    assert Allowlist(SLUGS).violation(columns, {"acme": [{"n": 2}]}) is None
-    violation = Allowlist(SLUGS).violation(columns, {"acme": [{"label": "anything", "n": 2}]})
+    assert Allowlist(SLUGS, RELEASES).violation(columns, {"acme": [{"n": 2}]}) is None
+    violation = Allowlist(SLUGS, RELEASES).violation(columns, {"acme": [{"label": "anything", "n": 2}]})
     assert violation is not None and "no allowlist rule" in violation.rule
 
 
@@ -114,9 +160,11 @@ def test_any_value_is_judged_and_only_the_allowed_shapes_pass(name, platform, co
     values = {"class_platforms": [{"name": name, "platform": platform, "count": count}],
               "modules": [{"name": "ntp", "slug": "puppetlabs-ntp", "version": version}]}
     if judge(COLUMNS, **values) is None:
+        published = {c for slug in SLUGS for classes in RELEASES[slug].values() for c in classes}
         assert re.fullmatch(r"(::)?(apache|ntp|stdlib|nginx)(::[a-z][a-z0-9_]*)*", name.lower(), re.ASCII)
+        assert name.lower().lstrip(":") in published
         assert type(count) is int and 0 <= count <= 10**9
-        assert version == "(private)" or re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version, re.ASCII)
+        assert version in ("(private)", "1.0.0", "10.0.0")
 
 
 @pytest.mark.parametrize("name, accepted", [

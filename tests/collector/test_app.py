@@ -234,3 +234,37 @@ def test_a_site_resending_its_report_keeps_one_raw_report(collector):
         assert post(collector, envelope(site(9400), [{**MODULE[0], "version": version}]))[0] == 200
     stored = rows(collector.db, f"SELECT modules FROM reports WHERE site_id = '{site(9400)}'")
     assert len(stored) == 1 and "10.0.2" in stored[0][0]
+
+
+def test_one_address_cannot_publish_invented_classes_and_versions(collector):
+    """#17.8: 50 reports of invented classes under a listed namespace and invented X.Y.Z
+    versions put 78,903 rows in the published tables; now each is refused whole."""
+    for n in range(50):
+        invented = [{"name": f"apache::offer_{n}_{k}", "count": 1} for k in range(30)]
+        versions = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": f"{n}.{k}.77"} for k in range(30)]
+        assert post(collector, envelope(site(9500 + n), MODULE, classes=invented))[0] == 400
+        assert post(collector, envelope(site(9600 + n), versions))[0] == 400
+    attackers = ", ".join(f"'{site(n)}'" for n in [*range(9500, 9550), *range(9600, 9650)])
+    assert rows(collector.db, f"SELECT COUNT(*) FROM reports WHERE site_id IN ({attackers})") == [(0,)]
+    published = [{"name": "apache::params", "count": 3}]  # a class the release evidence proves
+    assert post(collector, envelope(site(9700), MODULE, classes=published))[0] == 200
+
+
+def test_serve_needs_the_release_evidence_beside_the_forge_list(tmp_path):
+    from tests.support.cli import assert_clean_error, run_dropsonde
+    from tests.support.collector_process import write_forge_cache
+
+    forge = write_forge_cache(tmp_path, ["puppetlabs-ntp"])
+    (tmp_path / "forge-releases.json").unlink()
+    result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
+                           "--listen", "127.0.0.1:1")
+    assert_clean_error(result, "forge-releases.json: no release evidence")
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_the_forge_cache_may_name_the_directory(tmp_path):
+    from tests.support.collector_process import write_forge_cache
+
+    write_forge_cache(tmp_path / "cache", ["puppetlabs-ntp"])
+    with CollectorProcess(str(tmp_path / "r.db"), "--forge-cache", str(tmp_path / "cache")) as collector:
+        assert post(collector, envelope(site(1), MODULE))[0] == 200

@@ -14,7 +14,7 @@ import pytest
 from dropsonde.collector.body_reader import read_body
 from dropsonde.collector.client_address import client_address, parse_networks, rate_key
 from dropsonde.collector.rate_limiter import RateLimiter
-from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
+from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
 from tests.support.puppetdb_server import free_port
 
 
@@ -316,11 +316,30 @@ def test_a_store_password_is_never_shown(tmp_path, url):
     from tests.support.cli import run_dropsonde
 
     port = free_port()
-    forge = tmp_path / "forge.json"
-    forge.write_text('{"modules": ["puppetlabs-ntp"]}')
+    forge = write_forge_cache(tmp_path, ["puppetlabs-ntp"])
     for result in (run_dropsonde("collector", "aggregate", "--db", url.format(port=port), "--out", str(tmp_path / "o")),
                    run_dropsonde("collector", "serve", "--db", url.format(port=port), "--forge-cache", str(forge),
                                  "--listen", f"127.0.0.1:{free_port()}")):
         assert result.returncode == 1, result.stderr
         assert f"127.0.0.1:{port}" in result.stderr and "***" in result.stderr
         assert "s3cr" not in result.stderr
+
+
+def test_one_source_speaks_for_a_bounded_number_of_sites_a_week(tmp_path):
+    """#17.8: one client posted 44 reports under invented site ids (the Sybil attack
+    on the published pairs); one address or IPv6 /48 now counts for at most
+    --sites-per-source sites a week, and a site it already reported may report again."""
+    with CollectorProcess(str(tmp_path / "r.db"), "--sites-per-source", "3", "--trusted-proxy", "127.0.0.0/8",
+                          "--rate", "100000") as collector:
+        def send(n: int, source: str) -> int:
+            return post(collector, envelope(site(n), MODULE), headers={"X-Forwarded-For": source})[0]
+
+        codes = [send(n, "2001:db8:5::1") for n in range(5)]
+        again = send(0, "2001:db8:5:ffff::9")  # the same /48, a site already counted
+        other = send(7, "2001:db8:6::1")  # another /48
+        answer = post(collector, envelope(site(4), MODULE), headers={"X-Forwarded-For": "2001:db8:5::1"})
+        stored = rows(collector.db, "SELECT COUNT(*) FROM reports")
+    assert codes == [200, 200, 200, 429, 429]
+    assert again == 200 and other == 200
+    assert "sites this week" in json.loads(answer[1])["message"]
+    assert stored == [(4,)]

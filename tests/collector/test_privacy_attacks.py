@@ -24,7 +24,7 @@ from dropsonde.collector.noise import selection_mechanism
 from dropsonde.collector.queries import Ranking, load_queries
 from dropsonde.collector.storage import open_store
 from tests.support.cli import assert_clean_error, run_dropsonde
-from tests.support.collector_process import FORGE_MODULES, CollectorProcess, envelope
+from tests.support.collector_process import FORGE_MODULES, CollectorProcess, envelope, write_forge_cache
 from tests.support.collector_reports import columns, report
 
 RARE, SECRET = "victim-rare", "victim-secret"
@@ -45,8 +45,7 @@ def pair_threshold() -> int:
 def world(tmp_path, name: str, victim_uses_secret: bool) -> str:
     """The store after the attack: threshold - 1 invented sites report R and X, so the
     pair (R, X) has exactly the threshold's count if the victim uses X too."""
-    forge = tmp_path / f"{name}-forge.json"
-    forge.write_text(json.dumps({"timestamp": "2026-11-27T00:00:00+00:00", "modules": FORGE_MODULES + [RARE, SECRET]}))
+    forge = write_forge_cache(tmp_path / f"{name}-forge", FORGE_MODULES + [RARE, SECRET])
     db = tmp_path / f"{name}.db"
     modules = [{"name": "rare", "slug": RARE, "version": "1.0.0"}, {"name": "secret", "slug": SECRET, "version": "1.0.0"}]
     victim = [modules[0], {"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.cli import run_dropsonde
+from tests.support.collector_process import write_forge_cache
 
 PUPPET_PORTS = {"8140", "8142", "8143", "8170", "8080", "8081", "4433"}
 
@@ -17,8 +18,7 @@ def test_the_default_port_is_none_of_puppets():
 def test_a_port_in_use_is_one_error_line(tmp_path):
     import socket
 
-    forge = tmp_path / "forge.json"
-    forge.write_text('{"modules": ["puppetlabs-ntp"]}')
+    forge = write_forge_cache(tmp_path, ["puppetlabs-ntp"])
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
@@ -36,13 +36,12 @@ def test_sighup_replaces_the_workers_gracefully_with_the_refreshed_forge_list(tm
 
     from tests.support.collector_process import CollectorProcess, envelope, post, site
 
-    forge = tmp_path / "forge.json"
-    forge.write_text(json.dumps({"modules": ["puppetlabs-ntp"]}))
+    forge = write_forge_cache(tmp_path, ["puppetlabs-ntp"])
     nginx = [{"name": "nginx", "slug": "puppet-nginx", "version": "6.0.0"}]
     with CollectorProcess(str(tmp_path / "r.db"), "--forge-cache", str(forge), "--workers", "2",
                           "--rate", "100000") as collector:
         assert post(collector, envelope(site(1), nginx))[0] == 400
-        forge.write_text(json.dumps({"modules": ["puppetlabs-ntp", "puppet-nginx"]}))
+        write_forge_cache(tmp_path, ["puppetlabs-ntp", "puppet-nginx"])
         os.kill(collector.process.pid, signal.SIGHUP)
         deadline, codes = time.monotonic() + 30, []
         while time.monotonic() < deadline and codes[-2:] != [200, 200]:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional
 
 from tests.support.puppetdb_server import free_port
 
@@ -30,6 +31,44 @@ FORGE_MODULES = ["puppet-nginx", "puppetlabs-apache", "puppetlabs-concat", "pupp
 MODULE = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
 
 
+#: versions of every module the tests' reports name, published as far as the collector knows
+TEST_VERSIONS = ("1.0.0", "2.0.0", "3.0.0", "6.0.0", "10.0.0", "10.0.1", "10.0.2", "12.0.0", "12.1.0")
+
+
+def write_forge_cache(directory: Path, slugs: List[str],
+                      releases: Optional[Dict[str, Dict[str, List[str]]]] = None) -> Path:
+    """A collector's allowlist files in ``directory``: forge.json listing
+    ``slugs``, and beside it forge-releases.json (the release evidence's real
+    format) proving ``releases`` ({slug: {version: [classes]}}); by default
+    :data:`TEST_VERSIONS` of every slug (and puppetlabs-ntp 1.0.0-1.0.2000),
+    each defining ``name``, ``name::config`` and ``name::params``. Returns
+    the forge.json path."""
+    from dropsonde.release_evidence import PublishedManifest, Release, ReleaseEvidence, evidence_json
+
+    if releases is None:
+        releases = {}
+        for slug in slugs:
+            name = slug.split("-", 1)[1]
+            versions = list(TEST_VERSIONS) + ([f"1.0.{n}" for n in range(2001)] if slug == "puppetlabs-ntp" else [])
+            releases[slug] = {v: [name, f"{name}::config", f"{name}::params"] for v in versions}
+    proven = []
+    for slug, versions in releases.items():
+        for version, classes in versions.items():
+            manifests = {}
+            for name in classes:
+                parts = name.split("::")
+                relative = "/".join(parts[1:]) + ".pp" if len(parts) > 1 else "init.pp"
+                manifests[relative] = PublishedManifest("0" * 64, manifests.get(relative, PublishedManifest("")).classes
+                                                        + (name,))
+            proven.append(Release(slug, version, "f" * 64, "2026-11-27T00:00:00+00:00", manifests))
+    directory.mkdir(parents=True, exist_ok=True)
+    forge = directory / "forge.json"
+    forge.write_text(json.dumps({"timestamp": "2026-11-27T00:00:00+00:00", "modules": slugs}), encoding="utf-8")
+    (directory / "forge-releases.json").write_bytes(
+        evidence_json(ReleaseEvidence({release.key: release for release in proven})))
+    return forge
+
+
 class CollectorProcess:
     def __init__(self, db: str, *extra: str) -> None:
         self.db = db
@@ -39,10 +78,7 @@ class CollectorProcess:
         # The collector's scratch files (TMPDIR) and the default Forge list live here.
         self.scratch = tempfile.TemporaryDirectory()
         if "--forge-cache" not in self.extra:
-            forge = os.path.join(self.scratch.name, "forge.json")
-            with open(forge, "w", encoding="utf-8") as handle:
-                json.dump({"timestamp": "2026-11-27T00:00:00+00:00", "modules": FORGE_MODULES}, handle)
-            self.extra += ["--forge-cache", forge]
+            self.extra += ["--forge-cache", str(write_forge_cache(Path(self.scratch.name), FORGE_MODULES))]
         if "--sites-per-source" not in self.extra:  # the tests' reports come from one address
             self.extra += ["--sites-per-source", "1000000"]
 
