@@ -2,4 +2,4 @@
 
 from dropsonde.cli import main
 
-main()
+raise SystemExit(main())

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Union
 
 from dropsonde.atomic_file import DIRECTORY_MODE, open_directory, write_atomic_at
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.tree_files import read_at_most
 
 
@@ -44,12 +44,12 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _refuse(path: Path, reason: str) -> DropsondeError:
-    return DropsondeError(f"{path}: refusing to use this cache directory: {reason}")
+def _refuse(path: Path, reason: str) -> BadInput:
+    return BadInput(f"{path}: refusing to use this cache directory: {reason}")
 
 
 def check_ownership(path: Path, status: os.stat_result) -> None:
-    """DropsondeError unless ``status`` (of ``path``, not followed) is a directory of
+    """BadInput unless ``status`` (of ``path``, not followed) is a directory of
     ours that nobody else may write to."""
     if stat.S_ISLNK(status.st_mode):
         raise _refuse(path, "it is a symbolic link (give --cachepath the real directory)")
@@ -117,7 +117,7 @@ class CacheDir:
 
     @classmethod
     def open(cls, path: Path) -> "CacheDir":
-        """Open (creating it 0700 if missing) and check the directory; DropsondeError when it is not ours alone."""
+        """Open (creating it 0700 if missing) and check the directory; BadInput when it is not ours alone."""
         return cls(Path(path), open_cache_dir(Path(path)))
 
     def __enter__(self) -> "CacheDir":

@@ -14,9 +14,14 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Type
 
 import typer
+
+try:  # Typer 0.2x vendors Click as typer._click; older releases depend on Click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_errors  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 from dropsonde import __version__
 from dropsonde.collector.budget import DEFAULT_DELTA, DEFAULT_EPSILON
@@ -28,7 +33,7 @@ from dropsonde.collector.options import (
     ServeOptions,
 )
 from dropsonde.config import split_names
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, DropsondeError, ExitStatus, Failure
 from dropsonde.session import Session
 from dropsonde.terminal import PrintableFormatter, printable, printable_lines
 
@@ -57,7 +62,7 @@ app.add_typer(releases_app, name="releases")
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"dropsonde version {__version__}")
+        _echo(f"dropsonde version {__version__}")
         raise typer.Exit()
 
 
@@ -125,7 +130,7 @@ FORMAT_OPTION = typer.Option(None, "--format", "-f", help="human or json. [defau
 def _format(session: Session, command: str, given: Optional[str]) -> str:
     value = session.options().command_option(command, "format", given, "human")
     if value not in ("human", "json"):
-        raise DropsondeError(f"--format: expected human or json, got {value!r}")
+        raise BadInput(f"--format: expected human or json, got {value!r}")
     return str(value)
 
 
@@ -141,9 +146,9 @@ def preview(
     output = _format(session, "preview", format)
     report = session.report()
     if output == "json":
-        sys.stdout.buffer.write(report_body(report))
+        _write_out_bytes(report_body(report))
     else:
-        typer.echo(render_human(report), nl=False)
+        _echo(render_human(report), nl=False)
 
 
 @app.command()
@@ -168,7 +173,7 @@ def submit(
         if scheduled:
             session.scheduled_submit(url)
         else:
-            typer.echo(printable_lines(session.submit(url)))
+            _echo(printable_lines(session.submit(url)))
     except SubmitError as exc:
         if options.verbose and exc.body:
             # indented, so no line of it can pass for one of ours
@@ -186,11 +191,11 @@ def last(
     output = _format(session, "last", format)
     record = session.last_submission()
     if output == "json":
-        typer.echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
+        _echo(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False))
         return
-    typer.echo(f"Last submitted: {printable(record['submitted_at'])}")
-    typer.echo(f"To: {printable(record.get('endpoint', '(unknown)'))}")
-    typer.echo(printable_lines(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False)))
+    _echo(f"Last submitted: {printable(record['submitted_at'])}")
+    _echo(f"To: {printable(record.get('endpoint', '(unknown)'))}")
+    _echo(printable_lines(json.dumps(record["report"], sort_keys=True, indent=2, ensure_ascii=False)))
 
 
 @app.command()
@@ -204,26 +209,26 @@ def consent(
     session: Session = ctx.obj
     columns, waiting, record = session.consent()
     if record is not None:
-        typer.echo(f"Agreed to {len(record.columns & set(columns))} of this version's {len(columns)} columns "
+        _echo(f"Agreed to {len(record.columns & set(columns))} of this version's {len(columns)} columns "
                    f"on {printable(record.agreed_at)} ({printable(record.how)}).")
     if not waiting:
-        typer.echo("Scheduled submissions send every column `dropsonde preview` shows; nothing to agree to.")
+        _echo("Scheduled submissions send every column `dropsonde preview` shows; nothing to agree to.")
         return
-    typer.echo(f"{'New columns' if record else 'Columns'} scheduled submissions leave out until you agree:")
+    _echo(f"{'New columns' if record else 'Columns'} scheduled submissions leave out until you agree:")
     for column in waiting:
-        typer.echo(f"  {printable(column)}")
-        typer.echo(printable_lines(textwrap.fill(columns[column] or "(no description)", 76,
+        _echo(f"  {printable(column)}")
+        _echo(printable_lines(textwrap.fill(columns[column] or "(no description)", 76,
                                                  initial_indent="      ", subsequent_indent="      ")))
-    typer.echo("See their values with `dropsonde preview`.")
+    _echo("See their values with `dropsonde preview`.")
     if not yes:
         if not sys.stdin.isatty():
-            typer.echo("Nothing recorded: run `dropsonde consent --yes` to agree.")
+            _echo("Nothing recorded: run `dropsonde consent --yes` to agree.")
             return
         if not typer.confirm("Send these columns in scheduled submissions from now on?", default=False):
-            typer.echo("Nothing recorded.")
+            _echo("Nothing recorded.")
             return
     agreed = session.agree(waiting)
-    typer.echo(f"Recorded: scheduled submissions send {len(agreed.columns & set(columns))} columns.")
+    _echo(f"Recorded: scheduled submissions send {len(agreed.columns & set(columns))} columns.")
 
 
 @app.command("list")
@@ -232,18 +237,18 @@ def list_plugins(ctx: typer.Context) -> None:
     import textwrap
 
     plugins = ctx.obj.plugins()
-    typer.echo("Loaded plugins:")
+    _echo("Loaded plugins:")
     for plugin in plugins.enabled:
-        typer.echo(f"  {printable(plugin.name)}")
-        typer.echo(printable_lines(
+        _echo(f"  {printable(plugin.name)}")
+        _echo(printable_lines(
             textwrap.fill(plugin.description, 76, initial_indent="      ", subsequent_indent="      ")))
     for name, reason in plugins.broken.items():
-        typer.echo(f"  {printable(name)} (could not be loaded: {printable(reason)})")
-    typer.echo("Disabled plugins:")
+        _echo(f"  {printable(name)} (could not be loaded: {printable(reason)})")
+    _echo("Disabled plugins:")
     for name in plugins.disabled:
-        typer.echo(f"  {printable(name)}")
+        _echo(f"  {printable(name)}")
     if not plugins.disabled:
-        typer.echo("  (none)")
+        _echo("  (none)")
 
 
 @app.command()
@@ -257,14 +262,14 @@ def update(
     """Refresh the Forge module cache now (what decides which modules are public)."""
     session: Session = ctx.obj
     full = bool(session.options().command_option("update", "full", full, False))
-    typer.echo(session.update_forge(full, from_file))
+    _echo(session.update_forge(full, from_file))
 
 
 @releases_app.command("list")
 def releases_list(ctx: typer.Context) -> None:
     """Print the public releases (author-name-X.Y.Z) this site uses, one a line: the input of `releases build`."""
     for key in ctx.obj.releases_in_use():
-        typer.echo(key)
+        _echo(key)
 
 
 @releases_app.command("build")
@@ -276,7 +281,7 @@ def releases_build(
     """On a machine that reaches the Forge: fetch the listed releases' evidence into a bundle."""
     from dropsonde.release_evidence import read_release_list
 
-    typer.echo(printable_lines(ctx.obj.build_release_bundle(read_release_list(release_list), output)))
+    _echo(printable_lines(ctx.obj.build_release_bundle(read_release_list(release_list), output)))
 
 
 @releases_app.command("import")
@@ -285,7 +290,7 @@ def releases_import(
     bundle: Path = typer.Argument(..., help="A bundle made by `dropsonde releases build`."),
 ) -> None:
     """On the air-gapped site: add a bundle's release evidence to the cache directory."""
-    typer.echo(printable_lines(ctx.obj.import_release_bundle(bundle)))
+    _echo(printable_lines(ctx.obj.import_release_bundle(bundle)))
 
 
 @dev_app.command("schema")
@@ -293,7 +298,7 @@ def dev_schema(ctx: typer.Context) -> None:
     """Print the BigQuery JSON schema of all enabled plugins, skeleton columns first."""
     from dropsonde.report import check_columns
 
-    typer.echo(json.dumps(check_columns(ctx.obj.plugins().enabled), indent=2))
+    _echo(json.dumps(check_columns(ctx.obj.plugins().enabled), indent=2))
 
 
 @dev_app.command("example")
@@ -316,9 +321,9 @@ def dev_example(
         try:
             write_atomic(Path(filename), lines.encode("utf-8"))
         except OSError as exc:
-            raise DropsondeError(f"{filename}: cannot write: {exc.strerror or exc}") from None
+            raise Failure(f"{filename}: cannot write: {exc.strerror or exc}") from None
     else:
-        typer.echo(lines, nl=False)
+        _echo(lines, nl=False)
 
 
 @dev_app.command("shell")
@@ -354,10 +359,13 @@ def dev_inventory(
     inventory = session.inventory()
     if output == "json":
         # streamed: at r10k sizes the indented text built whole would double the peak memory
-        json.dump(inventory, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        try:
+            json.dump(inventory, sys.stdout, indent=2, sort_keys=True)
+        except OSError as exc:
+            raise _stdout_failure(exc) from None
+        _write_out("\n")
     else:
-        typer.echo(printable_lines(render_inventory(inventory)), nl=False)
+        _echo(printable_lines(render_inventory(inventory)), nl=False)
 
 
 @collector_app.command("serve")
@@ -433,18 +441,18 @@ def collector_aggregate(
     except PublicationError as exc:
         flag = flags.get(exc.subject, f"--{exc.subject}")
         remedy = f" (--force {exc.forcible})" if exc.forcible else ""
-        raise DropsondeError(f"{flag} {exc.value}: {exc.problem}{remedy}") from None
+        raise BadInput(f"{flag} {exc.value}: {exc.problem}{remedy}") from None
     except BudgetError as exc:
-        raise DropsondeError(f"{flags[exc.parameter]}: {exc}") from None
+        raise BadInput(f"{flags[exc.parameter]}: {exc}") from None
     except OutputError as exc:
-        raise DropsondeError(f"--out {exc.path}: {exc.problem}") from None
+        raise _typed(exc.status)(f"--out {exc.path}: {exc.problem}") from None
     except NoiseKeyError as exc:
-        raise DropsondeError(f"--noise-key {exc.path}: {exc.problem}" if exc.path else f"--noise-key: {exc.problem}",
-                             exc.status) from None
+        raise _typed(exc.status)(f"--noise-key {exc.path}: {exc.problem}" if exc.path
+                                 else f"--noise-key: {exc.problem}") from None
     except ReleaseRecordError as exc:
-        raise DropsondeError(f"--noise-key {key_path}: release record {exc}") from None
+        raise Failure(f"--noise-key {key_path}: release record {exc}") from None
     sites = result.sites if result.sites is not None else "too few"
-    typer.echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out} "
+    _echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out} "
                f"(epsilon {result.epsilon:g}, delta {result.delta:g} per site for the week)")
 
 
@@ -458,7 +466,7 @@ def collector_load(
 
     with _collector_options():
         loaded = load_jsonl(Path(file), db)
-    typer.echo(f"{loaded} rows loaded")
+    _echo(f"{loaded} rows loaded")
 
 
 #: the collector's settings and store as its commands' options name them
@@ -474,9 +482,15 @@ def _collector_options() -> Iterator[None]:
     try:
         yield
     except OptionError as exc:
-        raise DropsondeError(exc.phrased(_COLLECTOR_OPTIONS.get(exc.setting, exc.setting)), exc.status) from None
+        raise _typed(exc.status)(exc.phrased(_COLLECTOR_OPTIONS.get(exc.setting, exc.setting))) from None
     except StoreError as exc:
-        raise DropsondeError(f"--db {exc.store}: {exc.reason}", exc.status) from None
+        raise _typed(exc.status)(f"--db {exc.store}: {exc.reason}") from None
+
+
+def _typed(status: ExitStatus) -> Type[DropsondeError]:
+    """The error type for a collector core error's ``status``: the core says what
+    went wrong, the CLI names the option and gives the type main maps."""
+    return Failure if status == ExitStatus.FAILURE else BadInput
 
 
 def _stop_aggregate(number: int, frame: Any) -> None:
@@ -488,25 +502,140 @@ def _stop_aggregate(number: int, frame: Any) -> None:
     raise SystemExit(128 + number)
 
 
-def main() -> None:
-    """Entry point: one line on stderr and an exit status for expected failures, never a traceback."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PrintableFormatter("dropsonde: %(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    logging.addLevelName(logging.WARNING, "warning")
-    logging.addLevelName(logging.INFO, "info")
-    # urllib3 logs each retry as a warning; our own message says what finally happened.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the ``sys.stderr`` of the moment, so a caller that redirects
+    stderr (a test, an embedding program) gets the log lines too."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _LogFormatter(PrintableFormatter):
+    """``dropsonde: warning: ...``: level names in lower case, without renaming
+    the levels for every other user of :mod:`logging` in the process."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's naming
+        record.level = record.levelname.lower()
+        return super().formatMessage(record)
+
+
+def _echo(message: str = "", nl: bool = True) -> None:
+    """A line of data to stdout (Click's ``echo``, with :func:`_write_out`'s errors)."""
+    _write_out(message + ("\n" if nl else ""))
+
+
+def _write_out(text: str) -> None:
+    """Data to stdout; a stdout that cannot take it (a full disk, a closed
+    pipe) is a :class:`Failure` saying so, not an internal error."""
     try:
-        app(prog_name="dropsonde")
-    except DropsondeError as exc:
-        print(f"dropsonde: error: {printable(exc)}", file=sys.stderr)
-        sys.exit(exc.status)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise _stdout_failure(exc) from None
+
+
+def _write_out_bytes(data: bytes) -> None:
+    """Bytes to stdout as they are (the exact report body), like :func:`_write_out`."""
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except OSError as exc:
+        raise _stdout_failure(exc) from None
+
+
+def _stdout_failure(exc: OSError) -> Failure:
+    """The error line for a stdout that refused a write. What could not be written
+    is dropped (fd 1 is pointed at /dev/null), so the interpreter's own flush at
+    exit does not fail a second time with a traceback-like message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's buffer): nothing will flush later
+        pass
+    return Failure(f"cannot write to standard output: {exc.strerror or exc}")
+
+
+def _error_line(message: object) -> None:
+    print(f"dropsonde: error: {printable(str(message))}", file=sys.stderr)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the
+    exit status. The one place where errors become statuses (README, "Exit
+    status"): :class:`BadInput` and Click's usage errors 2, :class:`Failure` and
+    ``OSError`` 1, anything unexpected 70 (a bug; ``--verbose`` shows the
+    traceback), Ctrl-C 130; each as one ``dropsonde: error:`` line, never a
+    traceback. Logging is set up for the run and put back afterwards, so a
+    caller (a test) needs to swap nothing but the streams it wants to read."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    handler = _StderrHandler()
+    handler.setFormatter(_LogFormatter("dropsonde: %(level)s: %(message)s"))
+    root, urllib3 = logging.getLogger(), logging.getLogger("urllib3")
+    saved_levels = root.level, urllib3.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    # urllib3 logs each retry as a warning; our own message says what finally happened.
+    urllib3.setLevel(logging.ERROR)
+    try:
+        status = app(args=args, prog_name="dropsonde", standalone_mode=False)
+        sys.stdout.flush()
+        return int(status or 0)
+    except click_errors.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `dropsonde` alone (Click 8.2): the help
+            exc.show()
+        else:  # one line, keeping Click's "Did you mean 'preview'?"
+            _error_line(exc.format_message())
+        return ExitStatus.USAGE
+    except BadInput as exc:
+        _error_line(exc)
+        return ExitStatus.USAGE
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:  # Click's own Ctrl-C and end-of-input at a prompt
+        return ExitStatus.INTERRUPTED
+    except Failure as exc:
+        _error_line(exc)
+        return ExitStatus.FAILURE
+    except click_errors.ClickException as exc:  # Click's other errors (a file it could not open)
+        _error_line(exc.format_message())
+        return ExitStatus.FAILURE
+    except DropsondeError as exc:  # raised as the base class by code older than the split: bad input, as then
+        _error_line(exc)
+        return ExitStatus.USAGE
+    except OSError as exc:
+        if _is_stdout_error():
+            _error_line(_stdout_failure(exc))
+        else:
+            _error_line(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc.strerror or exc)
+        return ExitStatus.FAILURE
     except KeyboardInterrupt:
-        sys.exit(130)
+        return ExitStatus.INTERRUPTED
+    except SystemExit as exc:  # SIGTERM (_exit_on_sigterm): 143, after the cleanup it allowed
+        return exc.code if isinstance(exc.code, int) else ExitStatus.FAILURE
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
-        if "-v" in sys.argv or "--verbose" in sys.argv:
+        if "-v" in args or "--verbose" in args:
             traceback.print_exc()
-        print(f"dropsonde: internal error: {type(exc).__name__}: {printable(exc)} (run with --verbose for details)",
-              file=sys.stderr)
-        sys.exit(ExitStatus.FAILURE)
+        print(f"dropsonde: internal error: {type(exc).__name__}: {printable(str(exc))} "
+              "(a bug; run with --verbose for details)", file=sys.stderr)
+        return ExitStatus.INTERNAL
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_levels[0])
+        urllib3.setLevel(saved_levels[1])
+
+
+def _is_stdout_error() -> bool:
+    """Whether stdout is what failed: an OSError that reached :func:`main` from a
+    write nobody wrapped (Click's own echo) leaves its data unflushed."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False

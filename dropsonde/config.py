@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.terminal import shortened
 from dropsonde.tree_files import read_tree_file
 
@@ -148,14 +148,14 @@ def _check(path: Path, dotted: str, check: Callable[[Any], Any], value: Any) -> 
     try:
         return check(value)
     except ValueError as exc:
-        raise DropsondeError(f"{path}: key '{dotted}': {exc}, got {_shown(value)}") from None
+        raise BadInput(f"{path}: key '{dotted}': {exc}, got {_shown(value)}") from None
 
 
 def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[str, Any]]) -> None:
     if section is None:
         return
     if not isinstance(section, Mapping):
-        raise DropsondeError(f"{path}: key '{prefix or 'commands'}': expected a mapping of commands")
+        raise BadInput(f"{path}: key '{prefix or 'commands'}': expected a mapping of commands")
     for raw_name, body in section.items():
         name = _key(raw_name)
         command = f"{prefix} {name}".strip()
@@ -163,11 +163,11 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
         subcommands = [c for c in COMMAND_KEYS if c.startswith(command + " ")]
         if command not in COMMAND_KEYS and not subcommands:
             known = sorted({c.split()[0] for c in COMMAND_KEYS})
-            raise DropsondeError(f"{path}: key '{shortened(dotted)}': unknown command (known: {', '.join(known)})")
+            raise BadInput(f"{path}: key '{shortened(dotted)}': unknown command (known: {', '.join(known)})")
         if body is None:
             continue
         if not isinstance(body, Mapping):
-            raise DropsondeError(f"{path}: key '{shortened(dotted)}': expected a mapping of options")
+            raise BadInput(f"{path}: key '{shortened(dotted)}': expected a mapping of options")
         for raw_option, value in body.items():
             option = _key(raw_option)
             if option == "commands" and subcommands:
@@ -175,7 +175,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
                 continue
             checks = COMMAND_KEYS.get(command, {})
             if option not in checks:
-                raise DropsondeError(f"{path}: key '{shortened(f'{dotted}.{option}')}': unknown option")
+                raise BadInput(f"{path}: key '{shortened(f'{dotted}.{option}')}': unknown option")
             if value is not None:
                 out.setdefault(command, {})[option] = _check(path, f"{dotted}.{option}", checks[option], value)
 
@@ -183,7 +183,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
 def read_config_file(path: Path) -> Dict[str, Any]:
     """The options in ``telemetry.yaml`` as {key: checked value}, plus "commands".
 
-    A missing file is an empty config; anything malformed raises DropsondeError
+    A missing file is an empty config; anything malformed raises BadInput
     naming the file and the key or line.
     """
     try:
@@ -191,7 +191,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -199,21 +199,21 @@ def read_config_file(path: Path) -> Dict[str, Any]:
         with cpu_budget(CONFIG_CPU_SECONDS):
             data = YAML(typ="safe", pure=True).load(text)
     except OverBudget as exc:
-        raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+        raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise DropsondeError(f"{path}{line}: YAML syntax error: {exc.problem or exc.context}") from None
+        raise BadInput(f"{path}{line}: YAML syntax error: {exc.problem or exc.context}") from None
     except YAMLError as exc:
-        raise DropsondeError(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
+        raise BadInput(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
     except RecursionError:  # the parser nests one Python call per level
-        raise DropsondeError(f"{path}: YAML nested too deeply") from None
+        raise BadInput(f"{path}: YAML nested too deeply") from None
     except ValueError as exc:  # from the constructors, e.g. an integer of 5,000 digits
-        raise DropsondeError(f"{path}: YAML value not accepted: {str(exc).splitlines()[0][:160]}") from None
+        raise BadInput(f"{path}: YAML value not accepted: {str(exc).splitlines()[0][:160]}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise DropsondeError(f"{path}: expected a mapping of settings at the top level")
+        raise BadInput(f"{path}: expected a mapping of settings at the top level")
     options: Dict[str, Any] = {}
     for raw_key, value in data.items():
         key = ALIASES.get(_key(raw_key), _key(raw_key))
@@ -224,7 +224,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
         elif key in IGNORED_KEYS:
             continue
         elif key not in GLOBAL_KEYS:
-            raise DropsondeError(f"{path}: key '{shortened(key)}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
+            raise BadInput(f"{path}: key '{shortened(key)}': unknown setting (known: {', '.join(GLOBAL_KEYS)})")
         elif value is not None:
             options[key] = _check(path, key, GLOBAL_KEYS[key], value)
     return options

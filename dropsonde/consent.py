@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import Failure
 from dropsonde.json_input import load_json
 from dropsonde.metrics.base import MetricPlugin
 
@@ -62,12 +62,12 @@ def read_consent(cache: "CacheDir") -> Optional[Consent]:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DropsondeError(f"{path}: not a readable consent record ({type(exc).__name__}); "
-                             "run `dropsonde consent` to record it again") from None
+        raise Failure(f"{path}: not a readable consent record ({type(exc).__name__}); "
+                      "run `dropsonde consent` to record it again") from None
     columns = record.get("columns") if isinstance(record, dict) else None
     if not isinstance(columns, list) or not all(isinstance(column, str) for column in columns):
-        raise DropsondeError(f"{path}: not a consent record (no list of columns); "
-                             "run `dropsonde consent` to record it again")
+        raise Failure(f"{path}: not a consent record (no list of columns); "
+                      "run `dropsonde consent` to record it again")
     return Consent(frozenset(columns), str(record.get("agreed_at", "")), str(record.get("how", "")))
 
 

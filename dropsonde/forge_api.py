@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tupl
 from urllib.parse import urlsplit
 
 from dropsonde import http_client
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import Failure
 from dropsonde.json_input import load_json
 from dropsonde.terminal import printable
 from dropsonde.vocabulary import normalize_slug
@@ -63,11 +63,11 @@ MAX_PAGE_BYTES = 16 * 1024 * 1024
 NEXT_PAGE_RE = re.compile(r"/(?![/\\])[^\\@\s]*")
 
 
-class ForgeError(DropsondeError):
+class ForgeError(Failure):
     """The Forge could not be read; the cache is left as it was."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, ExitStatus.FAILURE)
+        super().__init__(message)
 
 
 def forge_api_url(configured: Optional[str]) -> str:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Optional
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, read_tree_file
 from dropsonde.vocabulary import normalize_slug
@@ -137,22 +137,22 @@ def save_forge_cache(cache: "CacheDir", modules: Iterable[str], now: datetime,
 
 def read_forge_file(source: Path) -> ForgeCache:
     """A forge.json made elsewhere, checked strictly (for an import, and for the
-    collector's allowlist): DropsondeError naming the file and the first bad
+    collector's allowlist): BadInput naming the file and the first bad
     entry, rather than the probe cache's silent fail-closed reading."""
     try:
         data = load_json(read_tree_file(source, CACHE_FILENAME), LIMITS[CACHE_FILENAME])
     except OSError as exc:
-        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{source}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise DropsondeError(f"{source}: {exc}") from None
+        raise BadInput(f"{source}: {exc}") from None
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list) or not modules:
-        raise DropsondeError(f"{source}: expected an object with a non-empty 'modules' list of author-name slugs")
+        raise BadInput(f"{source}: expected an object with a non-empty 'modules' list of author-name slugs")
     slugs = []
     for index, entry in enumerate(modules):
         slug = normalize_slug(entry) if isinstance(entry, str) else None
         if slug is None:
-            raise DropsondeError(f"{source}: modules[{index}] is not an author-name slug: {entry!r:.80}")
+            raise BadInput(f"{source}: modules[{index}] is not an author-name slug: {entry!r:.80}")
         slugs.append(slug)
     timestamp, watermark = data.get("timestamp"), data.get("forge_updated_at")
     return ForgeCache(Path(source), frozenset(slugs), str(timestamp) if timestamp is not None else None,
@@ -161,12 +161,12 @@ def read_forge_file(source: Path) -> ForgeCache:
 
 def import_forge_file(source: Path, cache: "CacheDir", now: datetime) -> int:
     """Replace the cache with a forge.json made elsewhere (an air-gapped site's
-    way in), after checking it; DropsondeError naming the file and the first
+    way in), after checking it; BadInput naming the file and the first
     bad entry otherwise, and the current cache is left as it was."""
     imported = read_forge_file(source)
     future = future_timestamp({"timestamp": imported.timestamp, "forge_updated_at": imported.forge_updated_at}, now)
     if future is not None:
-        raise DropsondeError(f"{source}: {future} lies in the future (now {now.isoformat(timespec='seconds')})")
+        raise BadInput(f"{source}: {future} lies in the future (now {now.isoformat(timespec='seconds')})")
     save_forge_cache(cache, imported.modules, parse_timestamp(imported.timestamp) or now,
                      parse_timestamp(imported.forge_updated_at))
     return len(imported.modules)

@@ -47,7 +47,7 @@ from typing import Any, Callable, FrozenSet, Iterator, List, Mapping, Optional, 
 from urllib.parse import urljoin, urlsplit
 
 from dropsonde import __version__
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.terminal import printable
 
 MAX_REDIRECTS = 5
@@ -152,8 +152,8 @@ def _seconds(environ: Mapping[str, str], name: str, positive: bool) -> float:
     except ValueError:
         value = float("nan")
     if not (0 < value if positive else 0 <= value) or value == float("inf"):
-        raise DropsondeError(f"{name}: expected a number of seconds{' above 0' if positive else ''}, "
-                             f"got {printable(repr(text))}")
+        raise BadInput(f"{name}: expected a number of seconds{' above 0' if positive else ''}, "
+                       f"got {printable(repr(text))}")
     return value
 
 
@@ -214,10 +214,10 @@ def require_https_unless_loopback(url: str, option: str) -> Tuple[str, str, int]
     or change what is sent and answered."""
     found = origin(url)
     if found is None:
-        raise DropsondeError(f"{option}: not an http(s) URL: {printable(repr(url))}")
+        raise BadInput(f"{option}: not an http(s) URL: {printable(repr(url))}")
     if found[0] != "https" and not is_loopback(found[1]):
-        raise DropsondeError(f"{option}: {printable(url)}: https is required "
-                             "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
+        raise BadInput(f"{option}: {printable(url)}: https is required "
+                       "(plain http only for loopback addresses: 127.0.0.0/8, ::1, localhost)")
     return found
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint
 from typing import Dict, List, Optional, Sequence
 
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, Failure
 from dropsonde.metrics.base import MetricPlugin
 
 ENTRY_POINT_GROUP = "dropsonde.metrics.v1"
@@ -90,11 +90,11 @@ def load_plugins(enable: Optional[Sequence[str]] = None, disable: Optional[Seque
     known = list(found)
     for name in list(enable or []) + list(disable or []):
         if name not in found:
-            raise DropsondeError(f"unknown plugin '{name}' (known plugins: {', '.join(known)})")
+            raise BadInput(f"unknown plugin '{name}' (known plugins: {', '.join(known)})")
     wanted = set(enable) if enable else set(known)
     wanted -= set(disable or [])
     if not wanted:
-        raise DropsondeError(f"no metrics plugin is enabled (known plugins: {', '.join(known)})")
+        raise BadInput(f"no metrics plugin is enabled (known plugins: {', '.join(known)})")
     plugins = PluginSet(disabled=[name for name in known if name not in wanted])
     for name in known:
         if name not in wanted:
@@ -105,5 +105,5 @@ def load_plugins(enable: Optional[Sequence[str]] = None, disable: Optional[Seque
             log.warning("plugin %s could not be loaded: %s: %s", name, type(exc).__name__, exc)
             plugins.broken[name] = type(exc).__name__  # shown by preview and list: no exception text
     if not plugins.enabled:
-        raise DropsondeError(f"no metrics plugin could be loaded ({', '.join(plugins.broken)})", ExitStatus.FAILURE)
+        raise Failure(f"no metrics plugin could be loaded ({', '.join(plugins.broken)})")
     return plugins

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
 from dropsonde.tree_files import read_tree_file
@@ -282,33 +282,33 @@ def save_evidence(cache: "CacheDir", evidence: ReleaseEvidence) -> Path:
 
 def read_release_list(source: Path) -> List[Tuple[str, str]]:
     """(slug, version) of each line of a release list (``dropsonde releases list``'s
-    output; blank lines and ``#`` comments are skipped); DropsondeError naming the
+    output; blank lines and ``#`` comments are skipped); BadInput naming the
     file and line of the first entry that is not ``author-name-X.Y.Z``."""
     try:
         text = read_tree_file(source, "release list").decode("utf-8")
     except OSError as exc:
-        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{source}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise DropsondeError(f"{source}: not UTF-8 text") from None
+        raise BadInput(f"{source}: not UTF-8 text") from None
     wanted: List[Tuple[str, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parsed = parse_release_key(line)
         if parsed is None:
-            raise DropsondeError(f"{source}, line {number}: not an author-name-X.Y.Z release: {line.strip()!r:.80}")
+            raise BadInput(f"{source}, line {number}: not an author-name-X.Y.Z release: {line.strip()!r:.80}")
         wanted.append(parsed)
     return wanted
 
 
 def read_evidence_file(source: Path) -> ReleaseEvidence:
     """An evidence bundle made elsewhere (an air-gapped site's import), checked
-    strictly: DropsondeError naming the file and the first bad entry."""
+    strictly: BadInput naming the file and the first bad entry."""
     try:
         data = read_tree_file(source, EVIDENCE_FILENAME)
     except OSError as exc:
-        raise DropsondeError(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
         return evidence_from_json(data)
     except EvidenceFormatError as exc:
-        raise DropsondeError(f"{source}: {exc}") from None
+        raise BadInput(f"{source}: {exc}") from None

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Dict, Iterator, List, Optional
 
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, Failure
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.plugins import PluginSet
 from dropsonde.schema import (
@@ -49,7 +49,7 @@ class PluginResult:
     error: Optional[str] = None
 
 
-class PluginOutputError(DropsondeError):
+class PluginOutputError(BadInput):
     """A plugin's schema or data is invalid. ``summary`` says where without
     quoting any value, for the preview; the message has the full detail."""
 
@@ -100,7 +100,7 @@ def plugin_validator(plugin: MetricPlugin) -> Any:
 
 
 def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[Any] = None) -> Dict[str, Any]:
-    """Check ``data`` against the plugin's schema; DropsondeError naming plugin and column."""
+    """Check ``data`` against the plugin's schema; PluginOutputError naming plugin and column."""
     validator = validator or plugin_validator(plugin)
     if not isinstance(data, dict):
         raise PluginOutputError(plugin, f"run() returned {type(data).__name__}, not a mapping of columns")
@@ -158,7 +158,7 @@ def report_columns(plugins: List[MetricPlugin]) -> ReportColumns:
         json_schemas.append(json_schema_for_plugin(plugin))
         for column in plugin_columns(plugin):
             if column["name"] in owner:
-                raise DropsondeError(
+                raise BadInput(
                     f"plugin {plugin.name}: column '{column['name']}' is already defined by {owner[column['name']]}"
                 )
             owner[column["name"]] = f"plugin {plugin.name}"
@@ -205,7 +205,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
 
 
 def check_not_empty(report: Report) -> None:
-    """DropsondeError (exit 1) when no plugin gave a column: such a report tells
+    """Failure (exit 1) when no plugin gave a column: such a report tells
     the collector nothing, and recorded as sent it would hold the next scheduled
     submission back a whole interval. Preview fails the same way, so what an
     admin reviews is what submit would do."""
@@ -216,7 +216,7 @@ def check_not_empty(report: Report) -> None:
         reason = f"every metrics plugin failed ({'; '.join(failures)})"
     else:
         reason = "no metrics plugin returned any column"
-    raise DropsondeError(f"the report would be empty: {reason}; an empty report is never sent", ExitStatus.FAILURE)
+    raise Failure(f"the report would be empty: {reason}; an empty report is never sent")
 
 
 class _BrokenPlugin(MetricPlugin):
@@ -239,8 +239,8 @@ def report_body(report: Report, only: Optional[Collection[str]] = None) -> bytes
         snapshots = envelope["self-service-analytics"]["snapshots"]
         envelope["self-service-analytics"]["snapshots"] = {k: v for k, v in snapshots.items() if k in only}
         if not envelope["self-service-analytics"]["snapshots"]:
-            raise DropsondeError("the report would be empty: no column of it is agreed to (see `dropsonde consent`); "
-                                 "an empty report is never sent", ExitStatus.FAILURE)
+            raise Failure("the report would be empty: no column of it is agreed to (see `dropsonde consent`); "
+                          "an empty report is never sent")
     return (json.dumps(envelope, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -304,5 +304,5 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
             row.update(data)
         error = next(iter(validator.iter_errors(row)), None)
         if error is not None:
-            raise DropsondeError(f"example row does not match the schema: {validation_message(error)}")
+            raise Failure(f"example row does not match the schema: {validation_message(error)}")
         yield row

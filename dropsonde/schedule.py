@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Iterator, Optional
 
 from dropsonde.cache_dir import CacheDir
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.wire import parse_timestamp
 
 LOCK_FILENAME = "submit.lock"
@@ -47,10 +47,10 @@ def submission_lock(cache: CacheDir) -> Iterator[bool]:
         fd = cache.open_file(LOCK_FILENAME, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK)
     except OSError as exc:
         reason = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
-        raise DropsondeError(f"{cache / LOCK_FILENAME}: refusing to use the lock: {reason}") from None
+        raise BadInput(f"{cache / LOCK_FILENAME}: refusing to use the lock: {reason}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise DropsondeError(f"{cache / LOCK_FILENAME}: refusing to use the lock: not a regular file")
+        raise BadInput(f"{cache / LOCK_FILENAME}: refusing to use the lock: not a regular file")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

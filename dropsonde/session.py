@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Mapping, Optional, Tuple, Type
 
 from dropsonde.config import CONFIG_FILENAME, Options, merge_options, read_config_file
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import Failure
 from dropsonde.terminal import notice
 
 if TYPE_CHECKING:
@@ -349,12 +349,12 @@ class Session:
         return record_consent(self.cache(), columns, self.clock(), "dropsonde consent")
 
     def last_submission(self) -> Dict[str, Any]:
-        """The record of the last successful submission, or DropsondeError when there is none."""
+        """The record of the last successful submission, or Failure when there is none."""
         from dropsonde.submit import last_submission
 
         record = last_submission(self.cache())
         if record is None:
-            raise DropsondeError("no report has been submitted from here yet", ExitStatus.FAILURE)
+            raise Failure("no report has been submitted from here yet")
         return record
 
     def update_forge(self, full: bool, from_file: Optional[str]) -> str:
@@ -388,7 +388,7 @@ class Session:
 
     def build_release_bundle(self, wanted: List[Tuple[str, str]], output: Path) -> str:
         """Fetch the evidence of ``wanted`` from the Forge into a bundle file (on a
-        connected machine); a summary. DropsondeError when the Forge failed: a
+        connected machine); a summary. Failure when the Forge failed: a
         partial bundle would make the site report fewer classes without saying why."""
         from dropsonde.atomic_file import write_atomic
         from dropsonde.forge_releases import fetch_releases
@@ -396,12 +396,12 @@ class Session:
 
         fetched = fetch_releases(self._forge_api(), wanted, self.clock())
         if fetched.failure:
-            raise DropsondeError(f"the Forge failed, no bundle written: {fetched.failure}", ExitStatus.FAILURE)
+            raise Failure(f"the Forge failed, no bundle written: {fetched.failure}")
         bundle = ReleaseEvidence().merged(fetched.releases, fetched.unavailable)
         try:
             write_atomic(output, evidence_json(bundle))
         except OSError as exc:
-            raise DropsondeError(f"{output}: cannot write: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+            raise Failure(f"{output}: cannot write: {exc.strerror or exc}") from None
         return f"{fetched.summary()}; written to {output}"
 
     def import_release_bundle(self, source: Path) -> str:

@@ -24,7 +24,7 @@ from typing import Optional
 
 from dropsonde.atomic_file import create_once_at
 from dropsonde.cache_dir import CacheDir
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import Failure
 from dropsonde.tree_files import read_tree_file
 
 SECRET_FILENAME = "siteid.secret"
@@ -79,7 +79,7 @@ def local_secret(cache: CacheDir) -> bytes:
     opened O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, and hard-linked into place,
     which never replaces or follows an existing entry: two runs racing agree on
     one secret, and a planted symlink is refused, never written through.
-    DropsondeError names the file when it is unusable.
+    Failure names the file when it is unusable.
     """
     path, dir_fd = cache / SECRET_FILENAME, cache.fd
     try:
@@ -89,35 +89,33 @@ def local_secret(cache: CacheDir) -> bytes:
     try:
         create_once_at(dir_fd, SECRET_FILENAME, (secrets.token_hex(32) + "\n").encode("ascii"))
     except OSError as exc:
-        raise DropsondeError(
+        raise Failure(
             f"{path}: cannot create the site id secret ({exc.strerror or exc}); "
-            "make the cache directory writable, or pass --siteid",
-            ExitStatus.FAILURE,
+            "make the cache directory writable, or pass --siteid"
         ) from None
     return _read_secret(dir_fd, path)
 
 
 def _read_secret(dir_fd: int, path: Path) -> bytes:
     """The secret in ``path`` (opened in ``dir_fd``); FileNotFoundError when absent,
-    DropsondeError when it is not one."""
+    Failure when it is not one."""
     try:
         fd = os.open(SECRET_FILENAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         raise
     except OSError as exc:
         why = "a symbolic link, not followed" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-        raise DropsondeError(f"{path}: cannot read the site id secret: {why}", ExitStatus.FAILURE) from None
+        raise Failure(f"{path}: cannot read the site id secret: {why}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DropsondeError(f"{path}: the site id secret is not a regular file", ExitStatus.FAILURE)
+            raise Failure(f"{path}: the site id secret is not a regular file")
         data = os.read(fd, 128)
     finally:
         os.close(fd)
     if not _SECRET_RE.fullmatch(data):
-        raise DropsondeError(
+        raise Failure(
             f"{path}: not a site id secret (expected 64 hex digits); remove it to make a new one "
-            "(the site id will change)",
-            ExitStatus.FAILURE,
+            "(the site id will change)"
         )
     return bytes.fromhex(data.decode("ascii").strip())
 

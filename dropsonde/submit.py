@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from dropsonde import http_client
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, Failure
 from dropsonde.json_input import load_json
 from dropsonde.terminal import printable
 
@@ -39,11 +39,11 @@ MAX_ANSWER_BYTES = 1024 * 1024
 MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
-class SubmitError(DropsondeError):
+class SubmitError(Failure):
     """The report was not accepted; nothing is recorded as submitted."""
 
     def __init__(self, message: str, body: str = "") -> None:
-        super().__init__(message, ExitStatus.FAILURE)
+        super().__init__(message)
         self.body = body
 
 
@@ -56,7 +56,7 @@ def submission_url(endpoint: str, port: Optional[int]) -> str:
     parts = urlsplit(endpoint)
     own_port = parts.port
     if port is not None and not 0 < port < 65536:
-        raise DropsondeError(f"--port: expected 1-65535, got {port}")
+        raise BadInput(f"--port: expected 1-65535, got {port}")
     chosen = port if port is not None else own_port or DEFAULT_PORT
     host = f"[{hostname}]" if ":" in hostname else hostname
     return urlunsplit((scheme, f"{host}:{chosen}", parts.path or "/", parts.query, ""))

@@ -19,6 +19,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from dropsonde.atomic_file import write_atomic
+from dropsonde.errors import ExitStatus
 from tests.support.cli import Result, assert_clean_error
 from tests.support.paths import REPO
 from tests.support.puppet_tree import PuppetTree, make_module, write
@@ -114,7 +115,7 @@ def test_a_planted_lock_link_is_refused_and_its_target_never_created(world):
     with Receiver() as receiver:
         result = run_as("root", world, tree, "submit", "--scheduled", "--endpoint", receiver.endpoint,
                         "--port", str(receiver.port))
-    assert_clean_error(result, "submit.lock", "symbolic link")
+    assert_clean_error(result, ExitStatus.USAGE, "submit.lock", "symbolic link")
     assert listing(target) == []
     assert receiver.state.received == []
 
@@ -129,7 +130,7 @@ def test_a_symlinked_cache_directory_is_refused(world, command):
     tree.cachepath.symlink_to(target)
     args = [*command, str(forge_file(world))] if command[0] == "update" else command
     result = run_as("root", world, tree, *args)
-    assert_clean_error(result, str(tree.cachepath), "symbolic link")
+    assert_clean_error(result, ExitStatus.USAGE, str(tree.cachepath), "symbolic link")
     assert listing(target) == []
 
 
@@ -153,7 +154,7 @@ def test_root_refuses_a_cache_directory_another_user_owns(world, user):
     tree = site(world)
     os.chown(tree.cachepath, user.pw_uid, user.pw_gid)
     result = run_as("root", world, tree, "update", "--from-file", str(forge_file(world)))
-    assert_clean_error(result, str(tree.cachepath), f"belongs to {USER}", "runs as root")
+    assert_clean_error(result, ExitStatus.USAGE, str(tree.cachepath), f"belongs to {USER}", "runs as root")
     assert listing(tree.cachepath) == []
 
 
@@ -163,7 +164,7 @@ def test_a_cache_directory_others_may_write_to_is_refused(world, mode):
     tree = site(world)
     tree.cachepath.chmod(mode)
     result = run_as("root", world, tree, "preview")
-    assert_clean_error(result, str(tree.cachepath), "group or others may write")
+    assert_clean_error(result, ExitStatus.USAGE, str(tree.cachepath), "group or others may write")
     assert listing(tree.cachepath) == []
 
 
@@ -207,7 +208,7 @@ def test_an_unprivileged_user_refuses_a_cache_directory_root_owns(world, user):
     tree = site(world)
     tree.cachepath.chmod(0o755)
     result = run_as(USER, world, tree, "preview")
-    assert_clean_error(result, str(tree.cachepath), "belongs to root", f"runs as {USER}")
+    assert_clean_error(result, ExitStatus.USAGE, str(tree.cachepath), "belongs to root", f"runs as {USER}")
 
 
 # ---- atomic_file itself ----

@@ -11,6 +11,7 @@ import pytest
 
 from dropsonde.schema import json_schema_for_columns
 from dropsonde.wire import SKELETON_COLUMNS
+from dropsonde.errors import ExitStatus
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.paths import EXAMPLE_SITE
 from tests.support.puppet_tree import PuppetTree, make_module, write
@@ -224,31 +225,31 @@ def test_missing_forge_cache_is_explained_in_the_preview(tmp_path, example):
 def test_broken_telemetry_yaml(tmp_path, example):
     write(tmp_path / "site" / "telemetry.yaml", ":ttl: [oops\n")
     result = run_dropsonde(*example, "preview")
-    assert_clean_error(result, "telemetry.yaml:")
-    assert result.returncode == 2 and result.stdout == ""
+    assert_clean_error(result, ExitStatus.USAGE, "telemetry.yaml:")
+    assert result.stdout == ""
 
 
 def test_unknown_key_in_telemetry_yaml(tmp_path, example):
     write(tmp_path / "site" / "telemetry.yaml", ":update: false\n:updaet: false\n")
-    assert_clean_error(run_dropsonde(*example, "preview"), "telemetry.yaml", "updaet")
+    assert_clean_error(run_dropsonde(*example, "preview"), ExitStatus.USAGE, "telemetry.yaml", "updaet")
 
 
 def test_broken_puppet_conf(tmp_path, example):
     write(tmp_path / "site" / "puppet" / "puppet.conf", "[main]\nthis line is broken\n")
     result = run_dropsonde(*example, "preview")
-    assert_clean_error(result, "puppet.conf:2")
+    assert_clean_error(result, ExitStatus.USAGE, "puppet.conf:2")
     assert result.stdout == ""
 
 
 def test_bad_environment_conf(tmp_path, example):
     write(tmp_path / "site" / "code" / "environments" / "production" / "environment.conf", "modulepath\n")
     result = run_dropsonde(*example, "preview")
-    assert_clean_error(result, "environment.conf:1")
+    assert_clean_error(result, ExitStatus.USAGE, "environment.conf:1")
     assert result.stdout == ""
 
 
 def test_bad_format_value(example):
-    assert_clean_error(run_dropsonde(*example, "preview", "--format", "xml"), "--format")
+    assert_clean_error(run_dropsonde(*example, "preview", "--format", "xml"), ExitStatus.USAGE, "--format")
 
 
 def test_missing_environmentpath_is_a_warning_and_an_empty_report(tmp_path):

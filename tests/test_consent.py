@@ -12,7 +12,7 @@ import pytest
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.consent import CONSENT_FILENAME, awaiting, read_consent, record_consent
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 from tests.support.cli import assert_clean_error
 from tests.support.puppet_tree import backdate_last_submission, write
 from tests.support.receiver import Receiver
@@ -88,7 +88,7 @@ def test_damaged_consent_record_sends_nothing(enabled_site):
     with Receiver() as receiver:
         result = scheduled(tree, confd, receiver)
         assert receiver.state.received == []
-    assert_clean_error(result, CONSENT_FILENAME, "dropsonde consent")
+    assert_clean_error(result, ExitStatus.FAILURE, CONSENT_FILENAME, "dropsonde consent")
 
 
 def test_nothing_agreed_means_nothing_sent(enabled_site):
@@ -97,7 +97,7 @@ def test_nothing_agreed_means_nothing_sent(enabled_site):
     with Receiver() as receiver:
         result = scheduled(tree, confd, receiver)
         assert receiver.state.received == []
-    assert_clean_error(result, "no column of it is agreed to")
+    assert_clean_error(result, ExitStatus.FAILURE, "no column of it is agreed to")
 
 
 def test_agreement_accumulates_and_is_private(tmp_path):

@@ -18,6 +18,7 @@ from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_releases import MAX_TARBALL_BYTES, fetch_releases, refresh_release_evidence
 from dropsonde.release_archive import MAX_MEMBERS
 from dropsonde.release_evidence import load_evidence
+from dropsonde.errors import ExitStatus
 from tests.support.cli import assert_clean_error
 from tests.support.forge_server import EPOCH, Fault, ForgeModule, ForgeRelease, ForgeServer, crafted_tarball
 from tests.support.published_release import SECRET, evidence_warnings, installed_copy, preview
@@ -217,7 +218,7 @@ def test_a_bad_bundle_is_refused_and_changes_nothing(tree, published_apache, tmp
     bundle = write(tmp_path / "evidence.json", json.dumps({"format": 1, "releases": {
         "puppetlabs-apache-12.1.0": {"slug": "puppetlabs-apache", "version": "12.1.0"}}}))
     result = tree.run("releases", "import", str(bundle))
-    assert_clean_error(result, str(bundle), "file_sha256 is not a SHA-256")
+    assert_clean_error(result, ExitStatus.USAGE, str(bundle), "file_sha256 is not a SHA-256")
     assert (tree.cachepath / "forge-releases.json").read_bytes() == before
 
 
@@ -228,7 +229,7 @@ def test_a_bundle_is_not_written_when_the_forge_fails(tmp_path):
         server.state.faults.append(Fault("503"))
         result = connected.run("--forge-api", server.url, "releases", "build", str(release_list),
                                "--output", str(tmp_path / "evidence.json"), env={"DROPSONDE_HTTP_BACKOFF": "0"})
-    assert_clean_error(result, "the Forge failed, no bundle written", "HTTP 503")
+    assert_clean_error(result, ExitStatus.FAILURE, "the Forge failed, no bundle written", "HTTP 503")
     assert not (tmp_path / "evidence.json").exists()
 
 
@@ -236,7 +237,7 @@ def test_a_release_list_with_a_private_line_is_refused(tmp_path):
     release_list = write(tmp_path / "releases.txt", "puppetlabs-apache-12.1.0\nacme/secret\n")
     result = PuppetTree(tmp_path / "connected").run("releases", "build", str(release_list), "--output",
                                                       str(tmp_path / "evidence.json"))
-    assert_clean_error(result, "releases.txt, line 2: not an author-name-X.Y.Z release")
+    assert_clean_error(result, ExitStatus.USAGE, "releases.txt, line 2: not an author-name-X.Y.Z release")
 
 
 def test_a_forge_other_than_the_public_one_is_said_under_verbose(tree, published_apache):

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde import __version__
+from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.forge_cache import load_forge_cache
-from dropsonde.errors import DropsondeError
 from dropsonde.forge_api import (
     ForgeError,
     _next_page_url,
@@ -235,8 +235,7 @@ def test_deeply_nested_json_is_a_malformed_answer(tmp_path):
     with ForgeServer(generate_modules(10)) as server:
         server.state.faults.append(Fault("deep", offset=0))
         result = tree.run("--forge-api", server.url, "update")
-    assert_clean_error(result, f"{server.url}/v3/modules?", "the answer is nested more than 32 levels deep")
-    assert result.returncode == 1
+    assert_clean_error(result, ExitStatus.FAILURE, f"{server.url}/v3/modules?", "the answer is nested more than 32 levels deep")
 
 
 def site_with_module(tmp_path) -> PuppetTree:
@@ -254,8 +253,7 @@ def test_update_command_and_its_failure(tmp_path):
         before = (tree.cachepath / "forge.json").read_bytes()
         server.state.faults.append(Fault("500", offset=0))
         failed = tree.run("--forge-api", server.url, "update", "--full")
-    assert_clean_error(failed, "HTTP 500")
-    assert failed.returncode == 1
+    assert_clean_error(failed, ExitStatus.FAILURE, "HTTP 500")
     assert (tree.cachepath / "forge.json").read_bytes() == before
 
 
@@ -307,7 +305,7 @@ def test_a_forge_that_does_not_answer_times_out(tmp_path):
     with ForgeServer(generate_modules(10)) as server:
         server.state.faults.append(Fault("hang", offset=0))
         result = tree.run("--forge-api", server.url, "update", env={"DROPSONDE_HTTP_TIMEOUT": "0.1"})
-    assert_clean_error(result, "no answer within 0.1 s")
+    assert_clean_error(result, ExitStatus.FAILURE, "no answer within 0.1 s")
     assert len(server.state.requests) == 4  # a read timeout is retried like a 5xx
 
 
@@ -322,7 +320,7 @@ def test_proxies_come_from_the_environment(tmp_path):
 
 def test_bad_forge_api_url_is_a_usage_error(tmp_path):
     tree = site_with_module(tmp_path)
-    assert_clean_error(tree.run("--forge-api", "ftp://x", "update"), "--forge-api")
+    assert_clean_error(tree.run("--forge-api", "ftp://x", "update"), ExitStatus.USAGE, "--forge-api")
 
 
 def test_import_from_file(tmp_path):
@@ -352,8 +350,7 @@ def test_import_rejects_bad_files_and_keeps_the_cache(tmp_path, content, needle)
     before = (tree.cachepath / "forge.json").read_bytes()
     bad = write(tmp_path / "bad.json", content)
     result = tree.run("update", "--from-file", str(bad))
-    assert_clean_error(result, str(bad), needle)
-    assert result.returncode == 2
+    assert_clean_error(result, ExitStatus.USAGE, str(bad), needle)
     assert (tree.cachepath / "forge.json").read_bytes() == before
 
 
@@ -442,8 +439,7 @@ def test_plain_http_forge_api_is_a_usage_error_and_nothing_is_fetched(tmp_path):
     tree = site_with_module(tmp_path)
     with ForgeServer(generate_modules(30)) as proxy:
         result = tree.run("--forge-api", "http://forge.example.test", "update", env={"http_proxy": proxy.url, "no_proxy": ""})
-    assert_clean_error(result, "--forge-api", "https is required")
-    assert result.returncode == 2
+    assert_clean_error(result, ExitStatus.USAGE, "--forge-api", "https is required")
     assert proxy.state.requests == []
 
 
@@ -490,7 +486,7 @@ def test_import_refuses_a_file_dated_in_the_future(tmp_path, key):
     before = (tree.cachepath / "forge.json").read_bytes()
     carried = write(tmp_path / "carried.json", json.dumps({key: "9999-12-31T00:00:00+00:00", "modules": ["puppetlabs-apache"]}))
     result = tree.run("update", "--from-file", str(carried))
-    assert_clean_error(result, str(carried), f"{key} '9999-12-31T00:00:00+00:00' lies in the future")
+    assert_clean_error(result, ExitStatus.USAGE, str(carried), f"{key} '9999-12-31T00:00:00+00:00' lies in the future")
     assert (tree.cachepath / "forge.json").read_bytes() == before
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus, Failure
 from dropsonde.plugins import BUILTIN_PLUGINS, load_plugins
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.paths import EXAMPLE_SITE, REPO
@@ -95,8 +95,7 @@ def test_enable_selects_only_the_named_plugins(plugin_env):
 def test_unknown_plugin_name_lists_the_known_ones(plugin_env):
     env, cache = plugin_env
     result = run_dropsonde(*EXAMPLE_ARGS, *cache, "--disable", "modules,nosuch", "preview", env=env)
-    assert_clean_error(result, "unknown plugin 'nosuch'", "dependencies", "sample")
-    assert result.returncode == 2
+    assert_clean_error(result, ExitStatus.USAGE, "unknown plugin 'nosuch'", "dependencies", "sample")
 
 
 def test_schema_and_example_include_third_party_columns(plugin_env):
@@ -166,9 +165,8 @@ def test_nothing_loadable_is_an_error_not_an_empty_report(monkeypatch):
     import dropsonde.plugins
 
     monkeypatch.setattr(dropsonde.plugins, "BUILTIN_PLUGINS", {"ghost": "dropsonde.metrics.nosuch:Ghost"})
-    with pytest.raises(DropsondeError, match=r"no metrics plugin could be loaded \(ghost\)") as raised:
+    with pytest.raises(Failure, match=r"no metrics plugin could be loaded \(ghost\)"):
         load_plugins(enable=["ghost"])
-    assert raised.value.status == 1
 
 
 ALL_FAULTY = ["--enable", "sample_broken,sample_wrong_type,sample_undeclared"]
@@ -180,14 +178,13 @@ def test_a_report_from_plugins_that_all_fail_is_an_error_and_is_never_sent(plugi
     env, cache = plugin_env
     for output in ("json", "human"):
         result = run_dropsonde(*EXAMPLE_ARGS, *cache, *ALL_FAULTY, "preview", "--format", output, env=env)
-        assert_clean_error(result, "the report would be empty: every metrics plugin failed",
+        assert_clean_error(result, ExitStatus.FAILURE, "the report would be empty: every metrics plugin failed",
                            "sample_broken: raised RuntimeError", "sample_wrong_type: invalid output",
                            "an empty report is never sent")
-        assert result.returncode == 1 and result.stdout == ""
+        assert result.stdout == ""
     with Receiver() as receiver:
         sent = run_dropsonde(*EXAMPLE_ARGS, *cache, *ALL_FAULTY, "submit", "--endpoint", receiver.endpoint,
                              "--port", str(receiver.port), env=env)
-    assert_clean_error(sent, "the report would be empty")
-    assert sent.returncode == 1
+    assert_clean_error(sent, ExitStatus.FAILURE, "the report would be empty")
     assert receiver.state.received == []
     assert not (Path(cache[1]) / "last-submission.json").exists()

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dropsonde.schedule import next_due
+from dropsonde.errors import ExitStatus
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.puppet_tree import backdate_last_submission, write
 from tests.support.receiver import Receiver
@@ -74,7 +75,7 @@ def test_a_failed_scheduled_run_is_one_line_and_retried_next_tick(server_tree):
     # seconds of backoff (retries are test_submit.py's subject).
     with Receiver("413") as receiver:
         failed = scheduled(tree, confd, receiver)
-    assert_clean_error(failed, "Failed to submit report", "HTTP 413")
+    assert_clean_error(failed, ExitStatus.FAILURE, "Failed to submit report", "HTTP 413")
     assert not (tree.cachepath / "last-submission.json").exists()
     with Receiver() as receiver:
         retried = scheduled(tree, confd, receiver)
@@ -100,7 +101,7 @@ def test_malformed_hocon_names_the_file(server_tree):
     write(confd / "dropsonde.conf", "dropsonde { enabled: true\n")
     with Receiver() as receiver:
         result = scheduled(tree, confd, receiver)
-    assert_clean_error(result, "dropsonde.conf: not valid HOCON")
+    assert_clean_error(result, ExitStatus.USAGE, "dropsonde.conf: not valid HOCON")
 
 
 def test_puppetserver_mode_takes_the_servers_directories(server_tree, tmp_path):

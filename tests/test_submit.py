@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dropsonde import http_client
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.http_client import HttpPolicy
 from dropsonde.submit import SubmitError, post_report, submission_url
 from tests.support.cli import assert_clean_error
@@ -99,8 +99,7 @@ def test_faults_fail_clearly_and_record_nothing(tree, mode, needle):
     with Receiver(mode) as receiver:
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
                           env={"DROPSONDE_HTTP_TIMEOUT": "0.1"} if mode == "hang" else None)
-    assert_clean_error(result, "Failed to submit report", needle)
-    assert result.returncode == 1
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", needle)
     assert not (tree.cachepath / "last-submission.json").exists()
     if mode in ("500", "hang"):
         assert len(receiver.state.received) == 4  # retried three times
@@ -129,8 +128,7 @@ def test_an_answer_that_drips_forever_ends_at_the_deadline():
 def test_a_deeply_nested_answer_is_not_json(tree):
     with Receiver("deep") as receiver:
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert_clean_error(result, "Failed to submit report", f":{receiver.port}/", "the answer is nested more than 32 levels deep")
-    assert result.returncode == 1
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", f":{receiver.port}/", "the answer is nested more than 32 levels deep")
     assert not (tree.cachepath / "last-submission.json").exists()
 
 
@@ -144,21 +142,21 @@ def test_plain_http_is_refused_off_loopback(endpoint):
 
 def test_a_plain_http_endpoint_is_a_usage_error_and_nothing_is_sent(tree):
     result = tree.run("submit", "--endpoint", "http://collector.example.test", "--port", "8080")
-    assert_clean_error(result, "--endpoint", "http://collector.example.test", "https is required")
-    assert result.returncode == 2
+    assert_clean_error(result, ExitStatus.USAGE, "--endpoint", "http://collector.example.test", "https is required")
     assert not (tree.cachepath / "last-submission.json").exists()
 
 
 def test_refused_connection(tree):
     result = tree.run("submit", "--endpoint", "http://127.0.0.1", "--port", str(free_port()))
-    assert_clean_error(result, "Failed to submit report", "cannot reach")
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", "cannot reach")
     assert not (tree.cachepath / "last-submission.json").exists()
 
 
 def test_verbose_shows_the_servers_answer(tree):
     with Receiver("500") as receiver:
         result = tree.run("-v", "submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert result.returncode == 1 and "internal error" in result.stderr
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", "HTTP 500")
+    assert "  | internal error\n" in result.stderr  # the server's body, indented
 
 
 def tls_context(cert, key) -> ssl.SSLContext:
@@ -183,7 +181,7 @@ def test_https_verified_against_the_system_trust_store(tree, tmp_path, monkeypat
     assert ok.returncode == 0, ok.stderr
     with Receiver(tls=tls_context(rogue_cert, rogue_key_file)) as bad:
         refused = tree.run("submit", "--endpoint", bad.endpoint, "--port", str(bad.port))
-    assert_clean_error(refused, "Failed to submit report", "TLS failure")
+    assert_clean_error(refused, ExitStatus.FAILURE, "Failed to submit report", "TLS failure")
     assert bad.state.received == []
 
 
@@ -199,7 +197,7 @@ def test_a_shell_variable_changes_nothing_the_scheduled_run_would_not_trust(tree
     with Receiver(tls=tls_context(cert, key)) as receiver:
         only_the_variable = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
                                      env={variable: str(ca)})
-        assert_clean_error(only_the_variable, "Failed to submit report", "TLS failure")
+        assert_clean_error(only_the_variable, ExitStatus.FAILURE, "Failed to submit report", "TLS failure")
         assert receiver.state.received == []
         system_store(monkeypatch, ca)
         hidden = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port),
@@ -211,8 +209,7 @@ def test_a_shell_variable_changes_nothing_the_scheduled_run_would_not_trust(tree
 @pytest.mark.parametrize("endpoint", ["updates.puppet.com", "ftp://x", "https://", "http://h:notaport"])
 def test_malformed_endpoint_is_a_usage_error(tree, endpoint):
     result = tree.run("submit", "--endpoint", endpoint)
-    assert_clean_error(result, "--endpoint")
-    assert result.returncode == 2
+    assert_clean_error(result, ExitStatus.USAGE, "--endpoint")
 
 
 def test_submission_url_composition():
@@ -235,14 +232,14 @@ def test_a_collector_answering_202_has_not_accepted_the_report(tree):
     mutation run showed any 2xx would have passed)."""
     with Receiver("accepted") as receiver:
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert_clean_error(result, "Failed to submit report", "HTTP 202")
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", "HTTP 202")
     assert len(receiver.state.received) == 1
     assert not (tree.cachepath / "last-submission.json").exists()
 
 
 def test_last_without_a_submission(tree):
     result = tree.run("last")
-    assert_clean_error(result, "no report has been submitted")
+    assert_clean_error(result, ExitStatus.FAILURE, "no report has been submitted")
 
 
 @pytest.fixture
@@ -263,8 +260,7 @@ def test_a_redirect_off_the_origin_is_refused_and_nothing_reaches_the_target(tre
         host = "localhost" if target == "other host" else "127.0.0.1"
         first.state.location = f"{second.scheme}://{host}:{second.port}/"
         result = tree.run("-v", "submit", "--endpoint", first.endpoint, "--port", str(first.port), env=store)
-    assert_clean_error(result, "Failed to submit report", "another origin: not followed", f":{second.port}/")
-    assert result.returncode == 1
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", "another origin: not followed", f":{second.port}/")
     assert len(first.state.received) == 1
     assert second.state.received == []
     assert not (tree.cachepath / "last-submission.json").exists()
@@ -286,7 +282,7 @@ def test_a_redirect_that_would_turn_the_post_into_a_get_is_refused(tree, status)
     with Receiver("redirect") as receiver:
         receiver.state.location, receiver.state.redirect_status = "/collect", status
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert_clean_error(result, "Failed to submit report", f"HTTP {status} redirect would resend the POST as a GET")
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", f"HTTP {status} redirect would resend the POST as a GET")
     assert [r.path for r in receiver.state.received] == ["/"]
     assert not (tree.cachepath / "last-submission.json").exists()
 
@@ -297,7 +293,7 @@ def test_a_refusal_is_sent_once_and_recorded_nowhere(tree, status):
     sending it again cannot succeed and only loads the collector."""
     with Receiver(status) as receiver:
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert_clean_error(result, "Failed to submit report", f"HTTP {status}")
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", f"HTTP {status}")
     assert len(receiver.state.received) == 1
     assert not (tree.cachepath / "last-submission.json").exists()
 
@@ -308,6 +304,6 @@ def test_a_413_with_retry_after_is_still_sent_once_and_recorded_nowhere(tree):
     with Receiver("413") as receiver:
         receiver.state.retry_after = "1"
         result = tree.run("submit", "--endpoint", receiver.endpoint, "--port", str(receiver.port))
-    assert_clean_error(result, "Failed to submit report", "HTTP 413")
+    assert_clean_error(result, ExitStatus.FAILURE, "Failed to submit report", "HTTP 413")
     assert len(receiver.state.received) == 1
     assert not (tree.cachepath / "last-submission.json").exists()

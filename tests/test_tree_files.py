@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
+from dropsonde.errors import ExitStatus
 from tests.support.time_limits import never_blocks
 from tests.support.cli import assert_clean_error
 from tests.support.puppet_tree import make_module, write
@@ -151,7 +152,7 @@ def test_a_fifo_environment_conf_is_an_error_naming_it(tree):
     os.mkfifo(tree.environment("production") / "environment.conf")
     with never_blocks(30):
         result = tree.run("preview", "--format", "json")
-    assert_clean_error(result, "environment.conf", "not a regular file (a FIFO)")
+    assert_clean_error(result, ExitStatus.USAGE, "environment.conf", "not a regular file (a FIFO)")
 
 
 def test_a_dev_zero_environment_conf_is_an_error_not_a_memory_error(tree):
@@ -159,7 +160,7 @@ def test_a_dev_zero_environment_conf_is_an_error_not_a_memory_error(tree):
     (tree.environment("production") / "environment.conf").symlink_to("/dev/zero")
     with never_blocks(30):
         result = tree.run("preview", "--format", "json")
-    assert_clean_error(result, "environment.conf", "cannot read")
+    assert_clean_error(result, ExitStatus.USAGE, "environment.conf", "cannot read")
 
 
 def test_an_oversized_manifest_is_skipped_with_a_warning_naming_it(tree):
@@ -252,7 +253,7 @@ def test_a_fifo_configuration_file_is_an_error_naming_it(tree, name):
     os.mkfifo(path)
     with never_blocks(30):
         result = tree.run("preview", "--format", "json")
-    assert_clean_error(result, name, "not a regular file (a FIFO)")
+    assert_clean_error(result, ExitStatus.USAGE, name, "not a regular file (a FIFO)")
 
 
 def test_a_fifo_puppetdb_conf_fails_the_puppetdb_plugins_as_a_malformed_one_does(tree):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Tuple
 
 from dropsonde.collector.allowlist import Allowlist
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.forge_cache import CACHE_FILENAME, read_forge_file
 from dropsonde.release_evidence import EVIDENCE_FILENAME, ReleaseEvidence, read_evidence_file
 
@@ -29,8 +29,8 @@ def load_allowlist(forge_cache: Path) -> Allowlist:
     forge, evidence = allowlist_paths(forge_cache)
     slugs = read_forge_file(forge).modules
     if not evidence.is_file():
-        raise DropsondeError(f"{evidence}: no release evidence beside the Forge list: the collector accepts only "
-                             "releases it can name (fail closed)")
+        raise BadInput(f"{evidence}: no release evidence beside the Forge list: the collector accepts only "
+                       "releases it can name (fail closed)")
     return Allowlist(slugs, releases_by_slug(read_evidence_file(evidence)))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from dropsonde.collector.storage import open_store
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.wire import SKELETON_COLUMNS, parse_timestamp, sortable_timestamp
 from dropsonde.wire_columns import METRIC_COLUMNS
 
@@ -26,7 +26,7 @@ def load_jsonl(path: Path, db: str) -> int:
     try:
         lines = path.open(encoding="utf-8")
     except OSError as exc:
-        raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     with lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -34,10 +34,10 @@ def load_jsonl(path: Path, db: str) -> int:
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise DropsondeError(f"{path}:{number}: not JSON ({str(exc)[:80]})") from None
+                raise BadInput(f"{path}:{number}: not JSON ({str(exc)[:80]})") from None
             error = next(iter(validator.iter_errors(row)), None)
             if error is not None:
-                raise DropsondeError(f"{path}:{number}: {validation_message(error)[:200]}")
+                raise BadInput(f"{path}:{number}: {validation_message(error)[:200]}")
             row["timestamp"] = _utc(row["timestamp"], path, number)
             batch.append(row)
             if len(batch) >= LOAD_BATCH:
@@ -54,5 +54,5 @@ def _utc(value: str, path: Path, number: int) -> str:
     """Timestamps stored in one UTC form, so they sort as text."""
     moment = parse_timestamp(value)
     if moment is None:
-        raise DropsondeError(f"{path}:{number}: timestamp: not ISO 8601: {value!r:.40}")
+        raise BadInput(f"{path}:{number}: timestamp: not ISO 8601: {value!r:.40}")
     return sortable_timestamp(moment)

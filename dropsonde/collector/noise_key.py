@@ -19,19 +19,21 @@ from pathlib import Path
 from typing import Optional
 
 from dropsonde.atomic_file import create_once
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 
 KEY_BYTES = 32
 
 
 class NoiseKeyError(DropsondeError):
     """The noise key at ``path`` (None: no path could be chosen) cannot be used;
-    the caller names the option that gave it."""
+    the caller names the option that gave it. ``status``: USAGE when the path
+    given is not a key, FAILURE when it could not be created or read."""
 
-    def __init__(self, path: Optional[Path], problem: str) -> None:
+    def __init__(self, path: Optional[Path], problem: str, status: ExitStatus = ExitStatus.USAGE) -> None:
         super().__init__(f"{path}: {problem}" if path else problem)
         self.path = path
         self.problem = problem
+        self.status = status
 
 
 def default_key_path(db: str) -> Path:
@@ -55,7 +57,7 @@ def load_or_create_key(path: Path) -> bytes:
         create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)
     except OSError as exc:
-        raise NoiseKeyError(path, f"cannot create it: {exc.strerror or exc}") from None
+        raise NoiseKeyError(path, f"cannot create it: {exc.strerror or exc}", ExitStatus.FAILURE) from None
 
 
 def _read(path: Path) -> bytes:
@@ -66,7 +68,7 @@ def _read(path: Path) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise NoiseKeyError(path, f"cannot read it: {exc.strerror or exc}") from None
+        raise NoiseKeyError(path, f"cannot read it: {exc.strerror or exc}", ExitStatus.FAILURE) from None
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise NoiseKeyError(path, "not a regular file")

@@ -28,12 +28,14 @@ class OptionError(DropsondeError):
     """An option the collector cannot use: ``setting`` is its name here (the
     field of :class:`ServeOptions`, or ``listen``, ``db``...), ``value``
     what was given (None when the reason shows it), ``reason`` what is wrong.
-    The CLI phrases it with its own option name."""
+    The CLI phrases it with its own option name, as a BadInput, or as a
+    Failure when ``status`` says the option was fine but could not be used
+    (a port in use)."""
 
     def __init__(self, setting: str, value: Optional[str], reason: str,
                  status: ExitStatus = ExitStatus.USAGE) -> None:
-        self.setting, self.value, self.reason = setting, value, reason
-        super().__init__(self.phrased(setting), status)
+        self.setting, self.value, self.reason, self.status = setting, value, reason, status
+        super().__init__(self.phrased(setting))
 
     def phrased(self, name: str) -> str:
         """The message with the setting called ``name`` (an option, a key)."""

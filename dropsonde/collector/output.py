@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, Optional, Sequence
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 
 log = logging.getLogger(__name__)
 RENAME_EXCHANGE = 2  # linux/fs.h
@@ -32,12 +32,15 @@ AT_FDCWD = -100
 
 
 class OutputError(DropsondeError):
-    """The output directory ``path`` cannot be written or replaced; the caller names the option."""
+    """The output directory ``path`` cannot be written or replaced; the caller names
+    the option. ``status``: USAGE when the directory given is not one to replace
+    (bad input), FAILURE when it could not be written."""
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: Path, problem: str, status: ExitStatus = ExitStatus.USAGE) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+        self.status = status
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STALE_AFTER = 6 * 3600  # seconds: a staging directory this old belongs to no running aggregate
 
@@ -162,7 +165,7 @@ def staging(out: Path) -> Iterator[Path]:
         remove_stale(out)
         directory = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as exc:
-        raise OutputError(out, f"cannot write beside it: {exc.strerror or exc}") from None
+        raise OutputError(out, f"cannot write beside it: {exc.strerror or exc}", ExitStatus.FAILURE) from None
     try:
         yield directory
         directory.chmod(0o755)

@@ -19,7 +19,7 @@ from dropsonde.collector.report_upsert import write_reports
 from dropsonde.collector.sql_dialect import Dialect, SQLiteDialect, dialect_for, redact_url
 from dropsonde.collector.store_migration import migrate
 from dropsonde.collector.store_schema import create_tables
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, DropsondeError, ExitStatus
 from dropsonde.wire import SKELETON
 from dropsonde.wire_columns import REPORT_COLUMNS
 
@@ -28,12 +28,14 @@ __all__ = ["Store", "StoreError", "StoreUnavailable", "open_store", "connect_sto
 
 class StoreError(DropsondeError):
     """A store that cannot be opened: ``store`` names it (without a password),
-    ``reason`` says why; the CLI phrases it with its own option name."""
+    ``reason`` says why; the CLI phrases it with its own option name, as a
+    Failure, or a BadInput when ``status`` says the name was wrong."""
 
     def __init__(self, store: str, reason: str, status: ExitStatus = ExitStatus.FAILURE) -> None:
-        super().__init__(f"store {store}: {reason}", status)
+        super().__init__(f"store {store}: {reason}")
         self.store = store
         self.reason = reason
+        self.status = status
 
 
 class Store:
@@ -55,7 +57,7 @@ class Store:
         store whose empty publication would replace the real one."""
         if self.read_only:
             if not self._has_table("site_weeks"):
-                raise DropsondeError("not a collector store (it has no site_weeks table)")
+                raise BadInput("not a collector store (it has no site_weeks table)")
             return self
         self.dialect.prepare()
         connection = self.connect()
@@ -158,7 +160,7 @@ def open_store(db: str, metric_columns: Optional[Sequence[str]] = None, read_onl
         raise StoreError(dialect.shown, _scrubbed(str(exc).strip().splitlines()[0][:200] if str(exc).strip()
                                                   else type(exc).__name__, db)) from None
     except DropsondeError as exc:
-        raise StoreError(dialect.shown, _scrubbed(str(exc), db), exc.status) from None
+        raise StoreError(dialect.shown, _scrubbed(str(exc), db), _status(exc)) from None
 
 
 def _open_sqlite(store: Store, dialect: SQLiteDialect) -> Store:
@@ -171,7 +173,14 @@ def _open_sqlite(store: Store, dialect: SQLiteDialect) -> Store:
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(dialect.path, f"cannot open the store: {getattr(exc, 'strerror', None) or exc}") from None
     except DropsondeError as exc:
-        raise StoreError(dialect.path, str(exc), exc.status) from None
+        raise StoreError(dialect.path, str(exc), _status(exc)) from None
+
+
+def _status(error: DropsondeError) -> ExitStatus:
+    """What a store's own refusal was: bad input (not a collector store) or a failure."""
+    if isinstance(error, StoreError):
+        return error.status
+    return ExitStatus.USAGE if isinstance(error, BadInput) else ExitStatus.FAILURE
 
 
 def _scrubbed(message: str, url: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
 from dropsonde.vocabulary import normalize_slug
@@ -169,7 +169,7 @@ def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str,
     except FileNotFoundError:
         return settings
     except (OSError, UnicodeDecodeError) as exc:
-        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#") or line == "[main]":
@@ -177,9 +177,9 @@ def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str,
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or key not in ENVIRONMENT_CONF_KEYS:
-            raise DropsondeError(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
+            raise BadInput(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
         if "\0" in value:
-            raise DropsondeError(f"{path}:{number}: contains a NUL character")
+            raise BadInput(f"{path}:{number}: contains a NUL character")
         settings[key] = value.strip()
     return settings
 

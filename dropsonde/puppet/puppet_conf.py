@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.tree_files import read_tree_file
 
 # dropsonde runs on a Puppet server and reports what that server compiles, so
@@ -143,16 +143,16 @@ def resolve_confdir(
 def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
     """Sections of ``puppet.conf`` as {section: {setting: raw value}}.
 
-    Raises DropsondeError naming the file and line for a line Puppet would reject.
+    Raises BadInput naming the file and line for a line Puppet would reject.
     """
     sections: Dict[str, Dict[str, str]] = {"main": {}}
     current = "main"
     try:
         text = read_tree_file(path, "puppet.conf").decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DropsondeError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+        raise BadInput(f"{path}: not valid UTF-8 ({exc.reason})") from None
     except OSError as exc:
-        raise DropsondeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -164,9 +164,9 @@ def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
             continue
         setting = _SETTING_RE.match(line)
         if not setting:
-            raise DropsondeError(f"{path}:{number}: cannot parse line: {line[:80]!r}")
+            raise BadInput(f"{path}:{number}: cannot parse line: {line[:80]!r}")
         if "\0" in line:
-            raise DropsondeError(f"{path}:{number}: contains a NUL character")
+            raise BadInput(f"{path}:{number}: contains a NUL character")
         sections[current][setting.group(1)] = _without_file_options(setting.group(2).strip())
     return sections
 
@@ -196,9 +196,9 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
     if name in resolved:
         return resolved[name]
     if name in seen:
-        raise DropsondeError(f"puppet settings: ${name} refers to itself")
+        raise BadInput(f"puppet settings: ${name} refers to itself")
     if len(seen) > _MAX_INTERPOLATION_DEPTH:
-        raise DropsondeError(f"puppet settings: ${name}: more than {_MAX_INTERPOLATION_DEPTH} levels of $setting")
+        raise BadInput(f"puppet settings: ${name}: more than {_MAX_INTERPOLATION_DEPTH} levels of $setting")
     value = raw.get(name, "")
     grown = [len(value)]
 
@@ -209,8 +209,8 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
         piece = _interpolate(ref, raw, resolved, seen + (name,))
         grown[0] += len(piece)
         if grown[0] > MAX_SETTING_LENGTH:
-            raise DropsondeError(f"puppet settings: ${name}: longer than {MAX_SETTING_LENGTH} characters "
-                                 "once its $settings are interpolated (MAX_SETTING_LENGTH)")
+            raise BadInput(f"puppet settings: ${name}: longer than {MAX_SETTING_LENGTH} characters "
+                           "once its $settings are interpolated (MAX_SETTING_LENGTH)")
         return piece
 
     value = os.path.expanduser(_INTERPOLATION_RE.sub(replace, value)) if "$" in value or "~" in value else value

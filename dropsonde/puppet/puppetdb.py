@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde import http_client
 from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, CONFIG_CPU_SECONDS, OverBudget, cpu_budget
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
@@ -75,25 +75,25 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
     except FileNotFoundError:
         return None
     except OverBudget as exc:
-        raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+        raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     except configparser.Error as exc:
-        raise DropsondeError(f"{path}: {str(exc).splitlines()[0]}") from None
+        raise BadInput(f"{path}: {str(exc).splitlines()[0]}") from None
     urls_value = parser.get("main", "server_urls", fallback=None) or parser.get("main", "server", fallback=None)
     if not urls_value:
-        raise DropsondeError(f"{path}: [main] server_urls is not set")
+        raise BadInput(f"{path}: [main] server_urls is not set")
     urls = [url.strip().rstrip("/") for url in urls_value.split(",") if url.strip()]
     for url in urls:
         if origin(url) is None or not url.isprintable():
-            raise DropsondeError(f"{path}: server_urls: not an http(s) URL: {url!r}")
+            raise BadInput(f"{path}: server_urls: not an http(s) URL: {url!r}")
     timeout_value = parser.get("main", "server_url_timeout", fallback=str(DEFAULT_TIMEOUT))
     try:
         timeout = float(timeout_value)
         if not 0 < timeout < math.inf:  # also refuses nan
             raise ValueError
     except ValueError:
-        raise DropsondeError(f"{path}: server_url_timeout: expected a positive number of seconds, got {timeout_value!r}") from None
+        raise BadInput(f"{path}: server_url_timeout: expected a positive number of seconds, got {timeout_value!r}") from None
     return PuppetDBConfig(
         server_urls=urls,
         timeout=timeout,

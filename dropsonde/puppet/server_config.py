@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.tree_files import read_tree_file
 
 DEFAULT_INTERVAL = 604800  # seconds: a week, Puppet Server's default
@@ -78,11 +78,11 @@ def _read_text(path: Path, within: Optional[str]) -> str:
     try:
         return read_tree_file(path, "conf.d file", within=within).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DropsondeError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _includes(path: Path, text: str) -> List[Tuple[str, int]]:
-    """The files ``text`` includes, as (relative path, line); DropsondeError naming
+    """The files ``text`` includes, as (relative path, line); BadInput naming
     ``path`` and the line for any include but a quoted plain relative path."""
     found = []
     for keyword in _INCLUDE_RE.finditer(text):
@@ -90,16 +90,16 @@ def _includes(path: Path, text: str) -> List[Tuple[str, int]]:
         line = text.count("\n", 0, keyword.start()) + 1
         other = _OTHER_FORM_RE.match(text, end)
         if other is not None:
-            raise DropsondeError(f"{path}:{line}: include {other.group(1).lower()}(...): dropsonde follows only "
-                                 "includes of plain relative files inside conf.d (no URL, no file:, no classpath)")
+            raise BadInput(f"{path}:{line}: include {other.group(1).lower()}(...): dropsonde follows only "
+                           "includes of plain relative files inside conf.d (no URL, no file:, no classpath)")
         quoted = _QUOTED_RE.match(text, end) or _REQUIRED_QUOTED_RE.match(text, end)
         if quoted is None:
             continue  # the word "include" in a comment, a string or a key: no include
         target = quoted.group(1)
         parts = PurePosixPath(target).parts
         if not _PLAIN_PATH_RE.fullmatch(target) or ".." in parts:
-            raise DropsondeError(f"{path}:{line}: include {target[:80]!r}: dropsonde follows only includes of plain "
-                                 "relative files inside conf.d (no URL, no absolute path, no '..', no glob)")
+            raise BadInput(f"{path}:{line}: include {target[:80]!r}: dropsonde follows only includes of plain "
+                           "relative files inside conf.d (no URL, no absolute path, no '..', no glob)")
         found.append((target, line))
     return found
 
@@ -114,10 +114,10 @@ def _stage(path: Path, confd: Path, real_confd: str, staging: Path, chain: Tuple
     for target, line in _includes(path, text):
         included = path.parent / target
         if included in chain or included == path:
-            raise DropsondeError(f"{path}:{line}: include {target!r} includes itself (through {included})")
+            raise BadInput(f"{path}:{line}: include {target!r} includes itself (through {included})")
         count[0] += 1
         if count[0] > MAX_INCLUDES:
-            raise DropsondeError(f"{path}:{line}: more than {MAX_INCLUDES} includes (MAX_INCLUDES)")
+            raise BadInput(f"{path}:{line}: more than {MAX_INCLUDES} includes (MAX_INCLUDES)")
         if not os.path.lexists(included):
             continue  # pyhocon skips a missing optional include, and so does Puppet Server
         _stage(included, confd, real_confd, staging, chain + (path,), count)
@@ -139,12 +139,12 @@ def _parse(path: Path, confd: Path) -> Any:
             with cpu_budget(CONFIG_CPU_SECONDS):
                 return ConfigFactory.parse_string(text, basedir=basedir, resolve=True)
         except OverBudget as exc:
-            raise DropsondeError(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+            raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
         except RecursionError:
-            raise DropsondeError(f"{path}: not valid HOCON: nested too deeply") from None
+            raise BadInput(f"{path}: not valid HOCON: nested too deeply") from None
         except Exception as exc:  # pyhocon raises pyparsing and its own errors
             reason = str(exc).replace(staging, str(confd)).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise DropsondeError(f"{path}: not valid HOCON: {reason}") from None
+            raise BadInput(f"{path}: not valid HOCON: {reason}") from None
 
 
 def _read_tree(confd: Path) -> Any:
@@ -169,14 +169,14 @@ def read_server_config(confd: Path, layout: str) -> ServerConfig:
     if isinstance(enabled, str) and enabled.lower() in ("true", "false"):
         enabled = enabled.lower() == "true"
     if not isinstance(enabled, bool):
-        raise DropsondeError(f"{confd}: dropsonde.enabled: expected true or false, got {str(enabled)[:40]!r}")
+        raise BadInput(f"{confd}: dropsonde.enabled: expected true or false, got {str(enabled)[:40]!r}")
     config.enabled = enabled
     interval = tree.get("dropsonde.interval", DEFAULT_INTERVAL)
     if isinstance(interval, str) and interval.isdigit() and len(interval) <= 20:
         interval = int(interval)
     if isinstance(interval, bool) or not isinstance(interval, int) or not 0 < interval <= MAX_INTERVAL:
-        raise DropsondeError(f"{confd}: dropsonde.interval: expected a positive number of seconds up to "
-                             f"{MAX_INTERVAL} (ten years), got {str(interval)[:40]!r}")
+        raise BadInput(f"{confd}: dropsonde.interval: expected a positive number of seconds up to "
+                       f"{MAX_INTERVAL} (ten years), got {str(interval)[:40]!r}")
     config.interval = interval
     defaults = SERVER_DIRS_BY_LAYOUT[layout]
     for name, key in _DIR_KEYS.items():
@@ -186,6 +186,6 @@ def read_server_config(confd: Path, layout: str) -> ServerConfig:
             setting = f"jruby-puppet.master-{key}"
             value = tree.get(setting, None)
         if value is not None and not (isinstance(value, str) and value.strip() and "\0" not in value):
-            raise DropsondeError(f"{confd}: {setting}: expected a directory, got {str(value)[:80]!r}")
+            raise BadInput(f"{confd}: {setting}: expected a directory, got {str(value)[:80]!r}")
         config.directories[name] = value if value is not None else defaults[name]
     return config

@@ -19,7 +19,7 @@ from dropsonde.collector.queries import load_queries
 from dropsonde.collector.releases import ReleaseRecords
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import DropsondeError, ExitStatus
 from dropsonde.wire import sortable_timestamp
 from tests.support.cli import run_dropsonde
 from tests.support.collector_reports import NO_NOISE, WEEK, columns, report, tables
@@ -211,7 +211,7 @@ def test_a_noise_key_that_is_not_a_regular_file_is_an_error_not_a_hang(tmp_path)
     with never_blocks(30):
         done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o"),
                              "--week", "2026-W46", "--noise-key", str(fifo))
-    assert_clean_error(done, f"--noise-key {fifo}", "not a regular file")
+    assert_clean_error(done, ExitStatus.USAGE, f"--noise-key {fifo}", "not a regular file")
     assert not (tmp_path / "o").exists()
 
 
@@ -222,7 +222,7 @@ def test_a_week_not_ended_is_published_only_with_force(tmp_path):
     current = f"{week[0]}-W{week[1]:02d}"
     refused = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o"),
                             "--week", current)
-    assert_clean_error(refused, f"--week {current}", "has not ended")
+    assert_clean_error(refused, ExitStatus.USAGE, f"--week {current}", "has not ended")
 
 
 def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_path, postgres):
@@ -231,15 +231,15 @@ def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_pat
 
     typo = tmp_path / "typo.db"
     missing = run_dropsonde("collector", "aggregate", "--db", str(typo), "--out", str(tmp_path / "o"), "--week", "2026-W47")
-    assert_clean_error(missing, f"--db {typo}", "no such store")
+    assert_clean_error(missing, ExitStatus.USAGE, f"--db {typo}", "no such store")
     assert not typo.exists() and not (tmp_path / "o").exists()
     other = tmp_path / "other.db"
     other.write_bytes(b"")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(other), "--out", str(tmp_path / "o"),
-                                     "--week", "2026-W47"), "no site_weeks")
+                                     "--week", "2026-W47"), ExitStatus.USAGE, "no site_weeks")
     postgres.psql("CREATE DATABASE not_a_store")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", postgres.url("not_a_store"), "--out",
-                                     str(tmp_path / "o"), "--week", "2026-W47"), "no site_weeks")
+                                     str(tmp_path / "o"), "--week", "2026-W47"), ExitStatus.USAGE, "no site_weeks")
 
 
 def test_a_wrong_store_does_not_replace_a_publication_of_the_same_week_unless_forced(tmp_path):
@@ -259,7 +259,7 @@ def test_a_wrong_store_does_not_replace_a_publication_of_the_same_week_unless_fo
     assert aggregate("a.db").returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert json.loads(before["modules.json"]) == [{"slug": "a-x", "sites": 6}]
-    assert_clean_error(aggregate("empty.db"), "--week 2026-W47", "another noise key", "--force")
+    assert_clean_error(aggregate("empty.db"), ExitStatus.USAGE, "--week 2026-W47", "another noise key", "--force")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".www.")] == []
     same_key = aggregate("empty.db", "--noise-key", str(tmp_path / "a.db.noise-key"))
@@ -455,16 +455,16 @@ def test_a_store_or_output_that_cannot_be_opened_is_one_clear_line(tmp_path, pos
 
     out = str(tmp_path / "out")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "no" / "such.db"), "--out", out),
-                       "--db", "no/such.db")
+                       ExitStatus.USAGE, "--db", "no/such.db")
     refused = run_dropsonde("collector", "aggregate", "--db", "postgresql://u:secret@127.0.0.1:1/db", "--out", out)
-    assert_clean_error(refused, "--db postgresql://u:***@127.0.0.1:1/db")
+    assert_clean_error(refused, ExitStatus.FAILURE, "--db postgresql://u:***@127.0.0.1:1/db")
     assert "secret" not in refused.stderr
     (tmp_path / "file").write_text("")
     open_store(str(tmp_path / "a.db"), columns())
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out",
-                                     str(tmp_path / "file" / "out")), "--out", "file/out")
+                                     str(tmp_path / "file" / "out")), ExitStatus.FAILURE, "--out", "file/out")
     assert_clean_error(run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", out,
-                                     "--epsilon", "0"), "--epsilon")
+                                     "--epsilon", "0"), ExitStatus.USAGE, "--epsilon")
 
 
 def test_an_existing_noise_key_readable_by_others_is_made_private(tmp_path):

@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 import requests
 
+from dropsonde.errors import ExitStatus
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
 from tests.support.puppet_tree import PuppetTree, make_module
 
@@ -103,13 +104,13 @@ def test_counts_that_are_not_counts_are_refused(collector, columns, column):
 
 
 def test_serve_needs_a_readable_forge_list(tmp_path):
-    from tests.support.cli import run_dropsonde
+    from tests.support.cli import assert_clean_error, run_dropsonde
 
     missing = tmp_path / "forge.json"
     result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(missing),
                            "--listen", "127.0.0.1:1")
-    assert result.returncode != 0 and f"dropsonde: error: {missing}: cannot read" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "r.db").exists()
+    assert_clean_error(result, ExitStatus.USAGE, f"{missing}: cannot read")
+    assert not (tmp_path / "r.db").exists()
 
 
 def test_other_methods_and_paths(collector):
@@ -175,12 +176,12 @@ def test_kill_9_loses_no_acknowledged_report(tmp_path):
 
 
 def test_load_reports_bad_lines_by_number(tmp_path):
-    from tests.support.cli import run_dropsonde
+    from tests.support.cli import assert_clean_error, run_dropsonde
 
     bad = tmp_path / "rows.jsonl"
     bad.write_text('{"message_id": "x"}\n')
     result = run_dropsonde("collector", "load", str(bad), "--db", str(tmp_path / "l.db"))
-    assert result.returncode == 2 and f"{bad}:1:" in result.stderr and "Traceback" not in result.stderr
+    assert_clean_error(result, ExitStatus.USAGE, f"{bad}:1:")
 
 
 def test_two_collectors_share_one_postgresql(postgres, tmp_path):
@@ -258,7 +259,7 @@ def test_serve_needs_the_release_evidence_beside_the_forge_list(tmp_path):
     (tmp_path / "forge-releases.json").unlink()
     result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
                            "--listen", "127.0.0.1:1")
-    assert_clean_error(result, "forge-releases.json: no release evidence")
+    assert_clean_error(result, ExitStatus.USAGE, "forge-releases.json: no release evidence")
     assert not (tmp_path / "r.db").exists()
 
 

@@ -14,6 +14,7 @@ import pytest
 from dropsonde.collector.body_reader import read_body
 from dropsonde.collector.client_address import client_address, parse_networks, rate_key
 from dropsonde.collector.rate_limiter import RateLimiter
+from dropsonde.errors import ExitStatus
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
 from tests.support.puppetdb_server import free_port
 
@@ -77,7 +78,7 @@ def test_a_bad_trusted_proxy_is_named_and_the_cli_names_its_option(tmp_path):
     forge.write_text('{"modules": ["puppetlabs-ntp"]}')
     result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
                            "--trusted-proxy", "not-a-cidr", "--listen", "127.0.0.1:1")
-    assert_clean_error(result, "--trusted-proxy: not an address or CIDR: 'not-a-cidr'")
+    assert_clean_error(result, ExitStatus.USAGE, "--trusted-proxy: not an address or CIDR: 'not-a-cidr'")
 
 
 def test_two_limiters_on_one_file_share_each_budget(tmp_path):

@@ -23,6 +23,7 @@ from dropsonde.collector.budget import DEFAULT_DELTA, DEFAULT_EPSILON, plan_budg
 from dropsonde.collector.noise import selection_mechanism
 from dropsonde.collector.queries import Ranking, load_queries
 from dropsonde.collector.storage import open_store
+from dropsonde.errors import ExitStatus
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.collector_process import FORGE_MODULES, CollectorProcess, envelope, write_forge_cache
 from tests.support.collector_reports import columns, report
@@ -126,7 +127,7 @@ def test_republishing_with_another_epsilon_is_refused_unless_forced_and_then_cou
     assert aggregate().returncode == 0
     assert files(out) == before  # the same parameters: the recorded release, re-served
     refused = aggregate("--epsilon", "2")
-    assert_clean_error(refused, "--week 2026-W47", "already released with other parameters", "budget", "--force")
+    assert_clean_error(refused, ExitStatus.USAGE, "--week 2026-W47", "already released with other parameters", "budget", "--force")
     assert files(out) == before
     forced = aggregate("--epsilon", "2", "--force")
     assert forced.returncode == 0, forced.stderr
@@ -142,7 +143,7 @@ def test_a_new_noise_key_does_not_silently_republish_a_week(published_week, tmp_
     key = tmp_path / "a.db.noise-key"
     recorded = json.loads((out / "summary.json").read_text())["noise_key"]
     key.unlink()
-    assert_clean_error(aggregate(), "--week 2026-W47", "another noise key", "--force")
+    assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "another noise key", "--force")
     assert files(out) == before
     assert json.loads((out / "summary.json").read_text())["noise_key"] == recorded
 
@@ -152,7 +153,7 @@ def test_a_lost_release_record_is_not_silently_redrawn(published_week, tmp_path)
 
     aggregate, out = published_week
     shutil.rmtree(tmp_path / "a.db.noise-key.releases")
-    assert_clean_error(aggregate(), "--week 2026-W47", "release record is missing", "--force")
+    assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "release record is missing", "--force")
 
 
 def test_summary_and_page_state_the_weeks_budget(published_week):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.support.cli import run_dropsonde
+from dropsonde.errors import ExitStatus
+from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.collector_process import write_forge_cache
 
 PUPPET_PORTS = {"8140", "8142", "8143", "8170", "8080", "8081", "4433"}
@@ -23,9 +24,8 @@ def test_a_port_in_use_is_one_error_line(tmp_path):
         port = taken.getsockname()[1]
         result = run_dropsonde("collector", "serve", "--db", str(tmp_path / "r.db"), "--forge-cache", str(forge),
                                "--listen", f"127.0.0.1:{port}")
-    assert result.returncode == 1  # a failure, not bad input
-    assert result.stderr.startswith(f"dropsonde: error: --listen 127.0.0.1:{port}: cannot listen: Address already in use")
-    assert "Traceback" not in result.stderr and "[ERROR]" not in result.stderr
+    assert_clean_error(result, ExitStatus.FAILURE, f"--listen 127.0.0.1:{port}: cannot listen: Address already in use")
+    assert result.stderr.startswith("dropsonde: error:") and "[ERROR]" not in result.stderr
 
 
 def test_sighup_replaces_the_workers_gracefully_with_the_refreshed_forge_list(tmp_path):

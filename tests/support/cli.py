@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional
 
+from dropsonde.errors import ExitStatus
+
 
 @dataclass
 class Result:
@@ -46,46 +48,42 @@ def run_dropsonde(*args: str, env: Optional[Dict[str, str]] = None, stdin: str =
 
 
 def _run_in_process(args: Iterable[str], env: Dict[str, str]) -> Result:
-    """``dropsonde.cli.main()`` here, with its own argv, environment, streams and
-    logging, all put back afterwards (main configures the root logger)."""
+    """``dropsonde.cli.main(args)`` here: main takes its arguments, returns its
+    status and puts logging back itself; only the streams (to read them) and the
+    environment (Puppet's variables, the retry wait) are swapped, and put back."""
+    import contextlib
     import io
-    import logging
 
     from dropsonde import cli
 
-    root, urllib3 = logging.getLogger(), logging.getLogger("urllib3")
-    saved = (sys.argv, sys.stdin, sys.stdout, sys.stderr, dict(os.environ), root.handlers[:], root.level,
-             urllib3.level, logging.getLevelName(logging.WARNING), logging.getLevelName(logging.INFO))
     out, err = io.BytesIO(), io.StringIO()
     stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    sys.argv, sys.stdin, sys.stdout, sys.stderr = ["dropsonde", *args], io.StringIO(), stdout, err
+    saved_stdin, saved_env = sys.stdin, dict(os.environ)
+    sys.stdin = io.StringIO()
     os.environ.clear()
     os.environ.update(env)
-    root.handlers = []
     try:
-        cli.main()
-        status = 0
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            print(exc.code, file=err)
-        status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+            status = cli.main(list(args))
     finally:
         stdout.flush()
-        sys.argv, sys.stdin, sys.stdout, sys.stderr = saved[:4]
+        sys.stdin = saved_stdin
         os.environ.clear()
-        os.environ.update(saved[4])
-        root.handlers, root.level = saved[5], saved[6]
-        urllib3.setLevel(saved[7])
-        logging.addLevelName(logging.WARNING, saved[8])
-        logging.addLevelName(logging.INFO, saved[9])
+        os.environ.update(saved_env)
     return Result(status, out.getvalue().decode("utf-8"), err.getvalue())
 
 
-def assert_clean_error(result: Result, *needles: str) -> None:
-    """A bad input: non-zero exit, one 'dropsonde: error:' line naming the culprit, no traceback."""
-    assert result.returncode != 0, result.stdout
+def assert_clean_error(result: Result, status: ExitStatus, *needles: str) -> None:
+    """An expected failure: exactly ``status`` (README, "Exit status"), nothing on
+    stdout, and stderr ending in the one ``dropsonde: error:`` line, which names
+    the culprit (``needles``); never a traceback."""
+    assert isinstance(status, ExitStatus), f"give the exact exit status, not {status!r}"
+    assert status not in (ExitStatus.OK, ExitStatus.INTERNAL), status
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert result.stdout == "", result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("dropsonde: error:")]
     assert len(errors) == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == errors[0], result.stderr
     for needle in needles:
         assert needle in errors[0], errors[0]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Dict, List, Optional, Tuple
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import Failure
 
 # The order the tables are computed and published in: modules first, as the
 # page's version chart and trends are about the top modules.
@@ -63,13 +63,13 @@ def _header(name: str, text: str, field: str, default: Optional[str] = None) -> 
     if match is None:
         if default is not None:
             return default
-        raise DropsondeError(f"query {name}.sql: no '-- {field}:' line")
+        raise Failure(f"query {name}.sql: no '-- {field}:' line")
     return match.group(1).strip()
 
 
 def _positive(name: str, field: str, value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise DropsondeError(f"query {name}.sql: {field} {value!r}: expected a positive integer")
+        raise Failure(f"query {name}.sql: {field} {value!r}: expected a positive integer")
     return int(value)
 
 
@@ -87,7 +87,7 @@ def parse_query(name: str, text: str) -> Query:
     else:
         per_module, rows = 0, _positive(name, "rows per site", _header(name, text, "rows per site"))
     if re.search(r"\bHAVING\b", text, re.IGNORECASE):
-        raise DropsondeError(f"query {name}.sql: HAVING on a true count; rows are selected on noisy counts")
+        raise Failure(f"query {name}.sql: HAVING on a true count; rows are selected on noisy counts")
     sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
     return Query(name, sql, keys, rows, sums, per_module)
 
