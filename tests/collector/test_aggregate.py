@@ -542,9 +542,9 @@ def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
     assert len(seen[("module_pairs", ("a-x", "b-y"))]) == 5 and len(seen[("module_triples", ("a-x", "b-y", "e-v"))]) == 5
 
 
-def big_sqlite_store(path, sites):
-    """``sites`` sites with 30 modules each, written straight into the narrow tables
-    (posting them would take minutes): a store whose weekly queries take seconds."""
+def big_sqlite_store(path, sites, modules=30, pool=500):
+    """``sites`` sites with ``modules`` modules each (of ``pool``: a-m0 ...), written straight
+    into the narrow tables of week 2026-W46 (posting them would take minutes)."""
     import sqlite3
 
     open_store(str(path), columns())
@@ -555,8 +555,8 @@ def big_sqlite_store(path, sites):
             "SELECT n, '2026-W46', printf('%0128d', n), 'm' || n, '2026-11-11T10:00:00.000000+00:00', 3 FROM s")
         connection.execute(
             "INSERT INTO site_week_modules (week, site_week, slug, version) "
-            "WITH RECURSIVE m(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM m WHERE k < 29) "
-            "SELECT '2026-W46', w.id, 'a-m' || ((w.id * 7 + m.k * 13) % 500), '1.0.0' FROM site_weeks AS w, m")
+            f"WITH RECURSIVE m(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM m WHERE k < {modules - 1}) "
+            f"SELECT '2026-W46', w.id, 'a-m' || ((w.id * 7 + m.k * 13) % {pool}), '1.0.0' FROM site_weeks AS w, m")
 
 
 def test_sigterm_interrupts_a_long_sqlite_query(tmp_path):
@@ -593,3 +593,28 @@ def test_sigterm_interrupts_a_long_sqlite_query(tmp_path):
     assert usage.ru_utime + usage.ru_stime - at_signal < 1.0  # the query would have needed several seconds more
     assert b"Traceback" not in process.stderr.read()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith((".www", "www")) or p.suffix == ".releases"]
+
+
+def test_pairs_and_triples_take_time_linear_in_the_sites(tmp_path):
+    """Issue 17 item 10: 250 crafted reports naming 250 modules took 215 s in the pairs
+    query (each site's modules joined with all of its others). With each site counted
+    with its first 12 ranked modules, four times the sites cost about four times the CPU."""
+    import time
+
+    from dropsonde.collector.queries import Ranking, expand_lists
+
+    queries = {q.name: q for q in load_queries()}
+    ranking_ = Ranking(f"a-m{index}" for index in range(200))
+    cpu = {}
+    for sites in (60, 240):
+        store = open_store(str(tmp_path / f"s{sites}.db"), columns())
+        big_sqlite_store(tmp_path / f"s{sites}.db", sites, modules=250, pool=250)
+        start = time.process_time()
+        for name in ("module_pairs", "module_triples"):
+            query = queries[name]
+            parameters = {"week": "2026-W46", "pair_ranking": ranking_, "triple_ranking": Ranking(ranking_[:50]),
+                          "rows_per_site": query.rows_per_site, "modules_per_site": query.modules_per_site}
+            assert len(list(store.query(*expand_lists(query.sql, parameters)))) >= query.rows_per_site
+        cpu[sites] = time.process_time() - start
+    assert cpu[240] < 5.0  # 240 such reports took minutes before
+    assert cpu[240] < 8 * max(cpu[60], 0.05)  # linear: about 4 (quadratic per site was the problem, not sites)
