@@ -9,8 +9,10 @@ generate_series straight into the narrow tables the weekly queries read
 bench/collector.py does). Per site and week: 5-45 modules drawn from 2,000
 with Zipf-like popularity (P(module m) ~ 1/m, as Forge download counts are),
 10 classes, 1-3 platforms, 3 dependencies, 3 profile classes, 2 Puppetfile
-methods. Then `dropsonde collector aggregate` publishes the last week; its
-wall time and peak RSS (the collector process, from wait4) are printed, and
+methods. Then `dropsonde collector aggregate` publishes the week before the
+last (as the previous week's publication, whose ranking orders each site's
+modules), then the last week; its wall time and peak RSS (the collector
+process, from wait4) are printed, and
 per table: rows published, rows that exist (true count >= 1), how many of
 the true top 20 are published, and the median and 90th-percentile relative
 error |published - true| / true of the published rows.
@@ -159,11 +161,11 @@ def usefulness(url: str, out: Path) -> list:
     return lines
 
 
-def aggregate(url: str, out: Path, epsilon: str) -> tuple:
+def aggregate(url: str, out: Path, epsilon: str, week: str = "2026-W48") -> tuple:
     """Wall time, the collector's CPU time (the rest is PostgreSQL's), peak RSS in MiB and the summary line of `collector aggregate` on the last week."""
     start = time.perf_counter()
     process = subprocess.Popen([shutil.which("dropsonde"), "collector", "aggregate", "--db", url, "--out", str(out),
-                                "--week", "2026-W48", "--noise-key", str(out.parent / f"noise-key-{out.name}"),
+                                "--week", week, "--noise-key", str(out.parent / f"noise-key-{out.name}"),
                                 *(["--epsilon", epsilon] if epsilon else [])], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
@@ -189,6 +191,7 @@ def main() -> None:
             url = server.url(database)
             made = generate(url, sites)
             counts = rows(url)
+            aggregate(url, root / f"out{sites}", options.epsilon, "2026-W47")  # the ranking W48 starts from
             elapsed, cpu, rss, line = aggregate(url, root / f"out{sites}", options.epsilon)
             narrow = sum(v for k, v in counts.items() if k != "site_weeks")
             print(f"{counts['site_weeks']:,} stored reports ({sites:,} sites x {WEEKS} weeks, {narrow:,} narrow rows, "

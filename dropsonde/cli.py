@@ -50,7 +50,7 @@ app = typer.Typer(
 dev_app = typer.Typer(no_args_is_help=True, help="Tools for plugin developers and curious admins.")
 app.add_typer(dev_app, name="dev")
 collector_app = typer.Typer(
-    no_args_is_help=True, help="The receiving side: store reports privately, publish k-anonymous weekly aggregates."
+    no_args_is_help=True, help="The receiving side: store reports privately, publish weekly aggregates, differentially private per site."
 )
 app.add_typer(collector_app, name="collector")
 releases_app = typer.Typer(

@@ -1,2 +1,2 @@
 """The receiving side: a server that stores reports privately and a job that
-publishes weekly k-anonymous aggregates (``dropsonde collector ...``)."""
+publishes weekly aggregates, differentially private per site and week (``dropsonde collector ...``)."""

@@ -6,14 +6,14 @@ released **once** per release context (every parameter that changes what is
 released, and the noise key's fingerprint): the released, post-processed
 tables are recorded here before they are published, and running
 ``aggregate`` for that week again re-serves them — a rerun, a retry, a daily
-cron job or a lost ``--out`` cost no privacy. A week asked for with another
+cron job or a lost output directory cost no privacy. A week asked for with another
 context is refused unless forced, and a forced release is recorded with what
 it spent: the week's budget is then the sum of its releases.
 
 The records hold only released (public) numbers and parameters, but they
 decide what gets re-served, so they are private like the key (0600 in a
 0700 directory). They are also the trends' history: each week's published
-``modules`` rows, whatever happened to ``--out`` since.
+``modules`` rows, whatever happened to the output directory since.
 """
 
 from __future__ import annotations
