@@ -84,11 +84,6 @@ class Site:
         #: why PuppetDB data is missing, for the preview (no host names: they are private)
         self.puppetdb_problem: Optional[str] = None
 
-    @classmethod
-    def from_options(cls, options: Options, layout: Optional[str] = None) -> "Site":
-        """The site with Puppet's settings for these options (see :func:`puppet_settings`)."""
-        return cls(options, puppet_settings(options, layout))
-
     @property
     def forge(self) -> ForgeCache:
         """The list of public modules (privacy rule 1), read once."""

@@ -122,10 +122,10 @@ class PuppetTree:
 def site_for(tree: PuppetTree):
     """A Site over ``tree``, as the CLI would build it."""
     from dropsonde.config import Options
-    from dropsonde.site import Site
+    from dropsonde.site import Site, puppet_settings
 
     options = Options(confdir=str(tree.confdir), codedir=str(tree.codedir), cachepath=str(tree.cachepath))
-    return Site.from_options(options)
+    return Site(options, puppet_settings(options))
 
 
 def run_metric(plugin_class, tree: PuppetTree) -> dict:
