@@ -315,7 +315,7 @@ def dev_example(
     options = session.options()
     size = options.command_option("dev example", "size", size, 1)
     filename = options.command_option("dev example", "filename", filename, None)
-    rows = example_rows(session.plugins().enabled, list(session.site().forge.modules), size)
+    rows = example_rows(session.plugins().enabled, list(session.site().forge.modules), size, session.clock())
     lines = "".join(json.dumps(row, sort_keys=False) + "\n" for row in rows)
     if filename:
         try:

@@ -282,8 +282,11 @@ def _render_value(value: Any) -> Iterator[str]:
         yield "    " + json.dumps(value, ensure_ascii=False)
 
 
-def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
-    """Random rows in the BigQuery table layout of ``dev schema``, each validated against it."""
+def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: int, now: datetime,
+                 seed: Optional[int] = None) -> Iterator[Dict[str, Any]]:
+    """Random rows in the BigQuery table layout of ``dev schema``, each validated
+    against it, stamped ``now``: the same ``seed`` and ``now`` give the same rows
+    (no clock is read here)."""
     declared = report_columns(plugins)
     validator = schema_validator(json_schema_for_columns(declared.columns))
     rng = random.Random(seed)
@@ -295,7 +298,7 @@ def example_rows(plugins: List[MetricPlugin], public_modules: List[str], size: i
             "site_id": "%0128x" % rng.getrandbits(512),
             "product": PRODUCT,
             "version": REPORT_VERSION,
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timestamp": now.isoformat(timespec="seconds"),
             "ip": ".".join(str(rng.randint(1, 254)) for _ in range(4)),
         }
         for plugin, plugin_check in zip(plugins, validators):

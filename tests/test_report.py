@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from dropsonde.errors import DropsondeError, Failure
@@ -51,13 +53,16 @@ def test_duplicate_columns_across_plugins_name_both_owners():
 
 
 def test_example_rows_are_reproducible_with_a_seed():
+    """The same seed and time give the same rows, whole (the timestamp too), whenever they are made."""
     plugin = Environments()
     plugin.name = "environments"
-    first = list(example_rows([plugin], ["puppetlabs-apache"], 3, seed=7))
-    second = list(example_rows([plugin], ["puppetlabs-apache"], 3, seed=7))
-    assert [r["environment_count"] for r in first] == [r["environment_count"] for r in second]
-    assert [r["message_id"] for r in first] == [r["message_id"] for r in second]
+    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
+    first = list(example_rows([plugin], ["puppetlabs-apache"], 3, now, seed=7))
+    second = list(example_rows([plugin], ["puppetlabs-apache"], 3, now, seed=7))
+    assert first == second
+    assert {r["timestamp"] for r in first} == {"2026-11-27T12:00:00+00:00"}
     assert len({r["message_id"] for r in first}) == 3
+    assert list(example_rows([plugin], ["puppetlabs-apache"], 3, now, seed=8)) != first
 
 
 def test_a_report_without_any_column_is_refused():

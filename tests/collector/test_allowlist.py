@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -38,7 +39,7 @@ def judge(columns, **values):
 
 def test_what_the_probe_generates_is_accepted_when_its_releases_are_published(columns):
     plugins = load_plugins().enabled
-    rows = list(example_rows(plugins, SLUGS, 200, seed=7))
+    rows = list(example_rows(plugins, SLUGS, 200, datetime(2026, 11, 27, tzinfo=timezone.utc), seed=7))
     published = {slug: {} for slug in SLUGS}
     for row in rows:
         for module in row["modules"] + row["unused_modules"]:
