@@ -93,3 +93,28 @@ def test_an_exception_swallowed_where_the_signal_landed_is_raised_again():
     assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGPROF) in (signal.SIG_DFL, signal.SIG_IGN, None) or \
         not getattr(signal.getsignal(signal.SIGPROF), "__qualname__", "").startswith("cpu_budget")
+
+
+# ---- end to end: what is over budget is set aside with one warning, and the run goes on ----
+
+from tests.support.puppet_tree import make_module, write  # noqa: E402
+
+
+def test_a_preview_sets_aside_each_input_over_its_budget_with_one_warning_and_goes_on(tree):
+    tree.forge(["puppetlabs-apache"])
+    production = tree.environment("production")
+    make_module(production / "modules", "apache", "puppetlabs-apache", manifests={"init.pp": "class apache { }"})
+    huge = "class profile::huge {\n" + "".join(f"include apache::c{i}\n" for i in range(10_000)) + "}\n"
+    make_module(production / "modules", "profile", "acme-profile", manifests={
+        "init.pp": "class profile { include apache }", "huge.pp": huge})
+    write(production / "Puppetfile", "mod =begin\n\n" + "=end\n\n" * 6_000)  # tree-sitter: minutes without a budget
+    result = tree.run("preview", "--format", "json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    warnings = result.stderr.splitlines()
+    manifest = [line for line in warnings if "huge.pp" in line]
+    puppetfile = [line for line in warnings if "Puppetfile" in line]
+    assert len(manifest) == 1 and "set aside" in manifest[0] and "MANIFEST_OUTPUT_BYTES" in manifest[0]
+    assert len(puppetfile) == 1 and "PUPPETFILE_CPU_SECONDS" in puppetfile[0]
+    values = {name: column["value"] for name, column in result.json()["self-service-analytics"]["snapshots"].items()}
+    assert values["profile_classes"] == [{"name": "apache", "count": 1}]  # the rest of the site is read
+    assert values["puppetfile_ruby_methods"] == []
