@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import BadInput
+from dropsonde.memory_budget import CONFIG_MEMORY_BYTES, OverMemoryBudget, memory_budget
 from dropsonde.terminal import shortened
 from dropsonde.tree_files import read_tree_file
 
@@ -196,10 +197,12 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        with cpu_budget(CONFIG_CPU_SECONDS):
+        with cpu_budget(CONFIG_CPU_SECONDS), memory_budget(CONFIG_MEMORY_BYTES):
             data = YAML(typ="safe", pure=True).load(text)
     except OverBudget as exc:
         raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+    except OverMemoryBudget as exc:
+        raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_MEMORY_BYTES)") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

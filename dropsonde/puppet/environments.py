@@ -84,12 +84,19 @@ class Environment:
         return self.path / "Puppetfile"
 
 
+#: Values in one metadata.json: the largest of Debian's modules (filebeat) has 86.
+#: What a module keeps of it (its dependencies) is bounded with it, however many
+#: modules an environment holds.
+MAX_METADATA_VALUES = 10_000
+
+
 def read_metadata(module: Module) -> None:
     """Fill slug, version and dependencies from metadata.json; on any defect
     leave the module without a slug (so private) and record the problem."""
     path = module.path / "metadata.json"
     try:
-        data = load_json(read_tree_file(path, "metadata.json", within=str(module.path)), LIMITS["metadata.json"])
+        data = load_json(read_tree_file(path, "metadata.json", within=str(module.path)), LIMITS["metadata.json"],
+                         max_values=MAX_METADATA_VALUES)
     except FileNotFoundError:
         module.problem = "no metadata.json"
         return

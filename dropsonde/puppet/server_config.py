@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import BadInput
+from dropsonde.memory_budget import CONFIG_MEMORY_BYTES, OverMemoryBudget, memory_budget
 from dropsonde.tree_files import read_tree_file
 
 DEFAULT_INTERVAL = 604800  # seconds: a week, Puppet Server's default
@@ -136,10 +137,12 @@ def _parse(path: Path, confd: Path) -> Any:
         text = _stage(path, confd, real_confd, Path(staging), (), [0])
         basedir = str(Path(staging) / path.relative_to(confd).parent)
         try:
-            with cpu_budget(CONFIG_CPU_SECONDS):
+            with cpu_budget(CONFIG_CPU_SECONDS), memory_budget(CONFIG_MEMORY_BYTES):
                 return ConfigFactory.parse_string(text, basedir=basedir, resolve=True)
         except OverBudget as exc:
             raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
+        except OverMemoryBudget as exc:
+            raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_MEMORY_BYTES)") from None
         except RecursionError:
             raise BadInput(f"{path}: not valid HOCON: nested too deeply") from None
         except Exception as exc:  # pyhocon raises pyparsing and its own errors

@@ -273,7 +273,21 @@ def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):
 
 def test_deeply_nested_metadata_leaves_the_module_private(tmp_path):
     make_module(tmp_path, "deep", "puppetlabs-deep")
-    (tmp_path / "deep" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep" / "metadata.json").write_text("[" * 9_000 + "]" * 9_000)
     module = Module(name="deep", path=tmp_path / "deep")
     read_metadata(module)
     assert module.slug is None and "nested more than 32 levels deep" in module.problem
+    (tmp_path / "deep" / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    read_metadata(module)
+    assert module.slug is None and "made of more than 10000 values" in module.problem
+
+
+def test_a_metadata_json_of_too_many_values_makes_the_module_private(tmp_path):
+    module = tmp_path / "envs" / "production" / "modules" / "b"
+    module.mkdir(parents=True)
+    dependencies = ",".join('{"name": "a-b%d"}' % i for i in range(5_000))
+    (module / "metadata.json").write_text('{"name": "x-b", "version": "1.0.0", "dependencies": [%s]}' % dependencies)
+    envs, _ = discover([tmp_path / "envs"])
+    found = envs[0].modules[0]
+    assert found.slug is None and found.dependencies == []
+    assert found.problem == "metadata.json is made of more than 10000 values"

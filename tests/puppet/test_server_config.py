@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -157,3 +158,19 @@ def test_includes_in_a_cycle_or_too_many_are_an_error(tmp_path):
     write(confd / "c.inc", "x = 1\n")
     with cpu_limit(5), pytest.raises(DropsondeError, match=f"more than {MAX_INCLUDES} includes"):
         read_server_config(confd, "aio")
+
+
+def test_substitutions_that_double_a_value_at_each_line_are_refused_within_a_memory_budget(tmp_path):
+    """Twenty `a = ${b}${b}` lines over a 500 KB value made pyhocon build gigabytes
+    (2.4 GB before the CPU budget stopped it)."""
+    lines = [f"a{i} = ${{a{i + 1}}}${{a{i + 1}}}" for i in range(20)] + ['a20 = "' + "x" * 500_000 + '"']
+    write(tmp_path / "doubling.conf", "\n".join(lines) + "\n")
+    with cpu_limit(5), pytest.raises(DropsondeError, match=r"doubling\.conf: not read: parsing it took more than "
+                                                           r"256 MiB of memory \(CONFIG_MEMORY_BYTES\)"):
+        read_server_config(tmp_path, "aio")
+
+
+def test_debians_own_confd_with_its_substitution_is_read(tmp_path):
+    """puppetserver.conf uses ${jruby-puppet.gem-home}: substitutions themselves are fine."""
+    config = read_server_config(Path("/etc/puppet/puppetserver/conf.d"), "debian")
+    assert config.enabled is False and config.files >= 5
