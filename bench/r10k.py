@@ -7,8 +7,10 @@ Puppetfile and of the site's private modules. Here the control repository is
 14 modules of Debian's puppet-module-* packages (/usr/share/puppet/modules)
 copied into ``modules/``, plus ~150 generated private manifests in
 ``site-modules/`` (profile, role, base, site) declaring public classes, a
-Puppetfile and an ``environment.conf``. Branches differ a little, as real ones
-do: each environment edits ``--edits`` profile manifests of its own.
+Puppetfile (14 Forge modules, 20 git ones) and an ``environment.conf``.
+Branches differ a little, as real ones do: each environment edits ``--edits``
+profile manifests of its own and pins its own ref of one git module in its
+Puppetfile (so every environment's Puppetfile is a distinct content).
 
 Measured per size (10, 40 and 160 environments): `preview --format json`
 cold (no parse cache) and warm, `dev inventory --format json` cold, wall time
@@ -98,7 +100,9 @@ def build_control_repo(repo: Path) -> None:
     _write(
         repo / "Puppetfile",
         "forge 'https://forge.puppet.com'\n\n"
-        + "".join(f"mod 'puppetlabs-{name}', :latest\n" for name in FORGE_MODULES),
+        + "".join(f"mod 'puppetlabs-{name}', :latest\n" for name in FORGE_MODULES)
+        + "".join(f"mod 'acme-team{n}',\n  git: 'https://git.example.test/puppet/team{n}.git',\n  branch: 'main'\n"
+                  for n in range(20)),
     )
 
 
@@ -124,6 +128,10 @@ def build_tree(root: Path, environments: int, edits: int) -> list:
         for edit in range(edits):
             manifest = env / "site-modules" / "profile" / "manifests" / f"app{(index + edit) % 100}.pp"
             manifest.write_text(manifest.read_text() + f"# edited on branch{index:03d}\n")
+        # each branch pins its own revision of one module, as r10k branches do: distinct Puppetfiles
+        puppetfile = env / "Puppetfile"
+        puppetfile.write_text(puppetfile.read_text() + f"mod 'acme-feature',\n  git: 'https://git.example.test/"
+                              f"puppet/feature.git',\n  ref: 'branch{index:03d}'\n")
     return ["--confdir", str(root / "puppet"), "--codedir", str(root / "code"), "--cachepath", str(root / "cache")]
 
 

@@ -55,13 +55,15 @@ def load_json(
     data: Union[bytes, str],
     max_bytes: int,
     *,
-    max_depth: int = MAX_JSON_DEPTH,
+    max_depth: Optional[int] = MAX_JSON_DEPTH,
     max_values: int = MAX_JSON_VALUES,
     object_hook: Optional[Callable[[Dict[str, Any]], Any]] = None,
 ) -> Any:
     """The value of the JSON document ``data`` (UTF-8 when bytes); InvalidJSON
     when it is too large, holds too many values, nests too deeply or is not
-    strict JSON (``NaN``, ``Infinity``, ``1e999``, a BOM, a lone surrogate escape are refused)."""
+    strict JSON (``NaN``, ``Infinity``, ``1e999``, a BOM, a lone surrogate escape are refused).
+    ``max_depth`` None: no depth check beyond the decoder's own (a RecursionError is still
+    refused), for our own cache files, whose walk would cost more than it guards."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise InvalidJSON(f"larger than {max_bytes} bytes")
@@ -75,11 +77,11 @@ def load_json(
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, object_hook=object_hook)
     except RecursionError:
-        raise InvalidJSON(f"nested more than {max_depth} levels deep") from None
+        raise InvalidJSON(f"nested more than {max_depth or 'a thousand'} levels deep") from None
     except ValueError as exc:  # json.JSONDecodeError, and an integer of more than 4,300 digits
         reason = str(exc).splitlines()[0][:100] if str(exc) else "malformed"
         raise InvalidJSON(f"not valid JSON ({reason})") from None
-    if _deeper_than(value, max_depth):
+    if max_depth is not None and _deeper_than(value, max_depth):
         raise InvalidJSON(f"nested more than {max_depth} levels deep")
     if "\\ud" in text.lower() and _has_lone_surrogate(value):
         raise InvalidJSON("not valid JSON (a lone surrogate escape)")

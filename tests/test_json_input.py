@@ -80,3 +80,12 @@ def test_any_bytes_give_a_value_or_invalid_json_within_budget(data):
             assert "\n" not in str(exc)
             return
     json.dumps(value).encode("utf-8")  # whatever was read can be written out again
+
+
+def test_without_a_depth_limit_only_the_decoders_own_is_left():
+    value = load_json(b"[" * 100 + b"]" * 100, 1000, max_depth=None)
+    for _ in range(99):
+        value = value[0]
+    assert value == []
+    with pytest.raises(InvalidJSON, match="nested more than a thousand levels deep"):
+        load_json(b"[" * 100_000 + b"]" * 100_000, 10**6, max_depth=None)

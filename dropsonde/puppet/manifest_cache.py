@@ -207,7 +207,7 @@ class ManifestCache:
 
     def _load(self, cache: "CacheDir") -> None:
         try:
-            data = load_json(cache.read_bytes(self.name, MAX_CACHE_BYTES), MAX_CACHE_BYTES,
+            data = load_json(cache.read_bytes(self.name, MAX_CACHE_BYTES), MAX_CACHE_BYTES, max_depth=None,
                              max_values=MAX_CACHE_VALUES, object_hook=self._decode)
         except (OSError, ValueError):
             return  # no cache yet, or a damaged one: start afresh
