@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from dropsonde.release_evidence import EVIDENCE_FILENAME
 from dropsonde.site import Site
 from dropsonde.terminal import printable
 
@@ -61,6 +62,12 @@ def build_inventory(site: Site) -> Dict[str, Any]:
             "timestamp": site.forge.timestamp,
             "problem": site.forge.problem,
         },
+        "release_evidence": {
+            "path": str(site.cache / EVIDENCE_FILENAME),
+            "releases": len(site.evidence.releases),
+            "unavailable": len(site.evidence.unavailable),
+            "problem": site.evidence.problem,
+        },
         "environments": [
             {
                 "name": env.name,
@@ -87,6 +94,11 @@ def render_inventory(inventory: Dict[str, Any]) -> str:
                  f"updated {p(forge['timestamp'] or 'never')}")
     if forge["problem"]:
         lines.append(f"  {p(forge['problem'])}: nothing is public")
+    evidence = inventory["release_evidence"]
+    lines.append(f"Release evidence: {p(evidence['path'])}: {evidence['releases']} releases proven, "
+                 f"{evidence['unavailable']} unavailable")
+    if evidence["problem"]:
+        lines.append(f"  {p(evidence['problem'])}: only main classes are reportable")
     puppetdb = inventory["puppetdb"]
     if not puppetdb["configured"]:
         lines.append("PuppetDB: not configured (no puppetdb.conf)")

@@ -31,6 +31,8 @@ def test_each_module_says_whether_it_is_public_and_why(tree):
     assert by_name["ntp"]["public"] and by_name["ntp"]["reason"] == "puppetlabs-ntp is on the Forge"
     assert by_name["ntp"]["public_classes"] == ["ntp", "ntp::config"]
     assert by_name["ntp"]["release_evidence"] == "as published in puppetlabs-ntp-10.0.0"
+    assert inventory["release_evidence"] == {"path": str(tree.cachepath / "forge-releases.json"), "releases": 1,
+                                             "unavailable": 0, "problem": None}
     assert by_name["ntp"]["defined_types"] == ["ntp::peer"]
     assert not by_name["chrony"]["public"]
     assert by_name["chrony"]["reason"] == "directory name differs from the Forge name puppetlabs-ntp"
@@ -104,6 +106,7 @@ def test_every_value_of_the_rendered_inventory_is_one_line(tree):
     inventory = inventory_of(tree)
     clean = render_inventory(inventory)
     inventory["forge_cache"]["problem"] = f"bad{FORGED}"
+    inventory["release_evidence"].update(path=f"/r{FORGED}", problem=f"damaged{FORGED}")
     inventory["puppetdb"].update(configured=True, answered_by=None, failures=[f"http://x{FORGED}"])
     inventory["environments"][0].update(name=f"e{FORGED}", modulepath=[f"/m{FORGED}"])
     module = inventory["modules"][0]
@@ -111,7 +114,8 @@ def test_every_value_of_the_rendered_inventory_is_one_line(tree):
                   defined_types=[f"d{FORGED}"], public_classes=[f"p{FORGED}"],
                   private_manifests={f"s{FORGED}": f"w{FORGED}"}, release_evidence=f"v{FORGED}")
     forged = render_inventory(inventory)
-    assert len(forged.splitlines()) == len(clean.splitlines()) + 3  # the problem, defined types, private manifest
+    # the two problems, defined types, private manifest
+    assert len(forged.splitlines()) == len(clean.splitlines()) + 4
     assert not any(line.startswith("dropsonde: error:") for line in forged.splitlines())
 
 
