@@ -67,19 +67,20 @@ class ReleaseRefused(Exception):
 
 @dataclass
 class EvidenceFetch:
-    """What one refresh proved, what it found unavailable, and what stopped it."""
+    """What one refresh proved, what it found unavailable, and what stopped it (then
+    ``not_fetched`` releases, the one that failed included, are left for the next run)."""
 
     releases: List[Release] = field(default_factory=list)
     unavailable: Dict[str, Unavailable] = field(default_factory=dict)
     failure: Optional[str] = None
     requests: int = 0
-    not_asked: int = 0
+    not_fetched: int = 0
 
     def summary(self) -> str:
         text = (f"Forge release evidence: {len(self.releases)} releases proven, "
                 f"{len(self.unavailable)} unavailable, {self.requests} requests")
         if self.failure:
-            text += f"; stopped, {self.not_asked} not asked: {self.failure}"
+            text += f"; stopped with {self.not_fetched} not fetched: {self.failure}"
         return text
 
 
@@ -106,7 +107,7 @@ def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: dateti
             result.unavailable[key] = Unavailable(stamp, str(exc))
         except ForgeError as exc:
             result.failure = str(exc)
-            result.not_asked = len(todo) - index
+            result.not_fetched = len(todo) - index
             break
     return result
 

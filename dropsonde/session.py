@@ -195,7 +195,7 @@ class Session:
             return EvidenceFetch()
         if self._forge_failure is not None:
             missing = [(s, v) for s, v in wanted if site.evidence.release(s, v) is None]
-            return EvidenceFetch(failure=self._forge_failure if missing else None, not_asked=len(missing))
+            return EvidenceFetch(failure=self._forge_failure if missing else None, not_fetched=len(missing))
         fetched = refresh_release_evidence(self.cache(), self._forge_api(), wanted, self.clock(),
                                            timedelta(days=self.options().ttl))
         if fetched.requests:

@@ -149,7 +149,7 @@ def test_a_forge_error_stops_the_fetch_after_one_failed_request_and_keeps_what_w
             kept = load_evidence(cache)
     assert len(first.releases) == 1
     assert fetched.failure is not None and "HTTP 503" in fetched.failure
-    assert fetched.requests == 1 and fetched.not_asked == 3
+    assert fetched.requests == 1 and fetched.not_fetched == 3
     assert kept.releases == {} and kept.unavailable == {}  # a Forge failure is not remembered as unavailable
 
 
