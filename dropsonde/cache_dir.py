@@ -76,6 +76,16 @@ def check_cache_dir(path: Path) -> None:
     check_ownership(Path(path), status)
 
 
+def _remedy(path: Path, exc: OSError) -> str:
+    """What to do when the directory cannot be made: on a read-only file system
+    (the systemd sandbox makes all but the unit's directories so) it must be
+    created by root or named in the unit; no run of dropsonde can fix it."""
+    if exc.errno != errno.EROFS:
+        return ""
+    return (f" (create it owned by {_user(os.geteuid())}, mode 0700, as installing the package does; "
+            f"for the systemd service, a directory outside /var/lib needs a drop-in with ReadWritePaths={path})")
+
+
 def open_cache_dir(path: Path) -> int:
     """A descriptor on the cache directory, created 0700 if missing, checked as
     ``check_cache_dir`` does on what was actually opened (no check-then-use race)."""
@@ -85,7 +95,7 @@ def open_cache_dir(path: Path) -> int:
     except FileExistsError:
         pass  # a link or a file: the checks below say which
     except OSError as exc:
-        raise _refuse(path, f"cannot create it: {exc.strerror or exc}") from None
+        raise _refuse(path, f"cannot create it: {exc.strerror or exc}{_remedy(path, exc)}") from None
     try:
         fd = open_directory(path)
     except OSError as exc:

@@ -10,6 +10,7 @@ what is sent.
 
 from __future__ import annotations
 
+import os
 import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,14 +182,38 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
                 out.setdefault(command, {})[option] = _check(path, f"{dotted}.{option}", checks[option], value)
 
 
-def read_config_file(path: Path) -> Dict[str, Any]:
-    """The options in ``telemetry.yaml`` as {key: checked value}, plus "commands".
+def credential_name(path: Path) -> str:
+    """The name of the systemd credential that carries ``path`` to the service: the
+    path without its leading slash, ``/`` as ``-`` (``systemd-escape --path``'s rule
+    for these paths: ``/etc/puppetlabs/telemetry.yaml`` is ``etc-puppetlabs-telemetry.yaml``)."""
+    return str(path).strip("/").replace("-", "\\x2d").replace("/", "-")
+
+
+def service_credential(path: Path, environ: Mapping[str, str]) -> Optional[Path]:
+    """The copy of ``path`` systemd handed this service (``LoadCredential=``), if any.
+
+    The puppetlabs-dropsonde module writes telemetry.yaml root-owned, mode 0660,
+    and the scheduled run is the ``puppet`` user: systemd reads the file as root
+    when the service starts and gives the service a private copy, so the file
+    never has to be widened. When the file is absent, the unit's ``SetCredential=``
+    makes the copy an empty YAML document (``---``), which reads as an absent file."""
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    copy = Path(directory) / credential_name(path)
+    return copy if copy.is_file() else None
+
+
+def read_config_file(path: Path, environ: Mapping[str, str] = os.environ) -> Dict[str, Any]:
+    """The options in ``telemetry.yaml`` as {key: checked value}, plus "commands"
+    (from the service's credential when systemd passed one: :func:`service_credential`).
 
     A missing file is an empty config; anything malformed raises BadInput
     naming the file and the key or line.
     """
+    credential = service_credential(path, environ)
     try:
-        text = read_tree_file(path, "telemetry.yaml").decode("utf-8")
+        text = read_tree_file(credential or path, "telemetry.yaml").decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:

@@ -4,4 +4,4 @@
 # It runs dropsonde's scheduled submission instead: one program, which sends at
 # most one report per interval (shared with the dropsonde timer), and only when
 # dropsonde.enabled is true in Puppet Server's conf.d (absent means not enabled).
-exec("/usr/lib/dropsonde/puppetserver-dropsonde", "submit", "--scheduled")
+exec("@SHIM@", "submit", "--scheduled")

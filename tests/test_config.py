@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dropsonde.config import merge_options, read_config_file
+from dropsonde.config import credential_name, merge_options, read_config_file
 from dropsonde.errors import DropsondeError
 from tests.support.puppet_tree import write
 from tests.support.time_limits import cpu_limit
@@ -133,3 +135,24 @@ def test_a_long_key_is_shown_cut_short_and_escaped(tmp_path, content, shown):
         read_config_file(path)
     assert shown in str(error.value) and len(str(error.value)) < len(str(path)) + 300
 
+
+
+def test_the_services_credential_stands_for_telemetry_yaml(tmp_path):
+    """As the systemd service, telemetry.yaml arrives as a credential (systemd read it as
+    root: the puppetlabs-dropsonde module writes it root:root 0660, unreadable to puppet).
+    The copy is what counts; an empty document (the unit's SetCredential= fallback) is an absent file."""
+    assert credential_name(Path("/etc/puppetlabs/telemetry.yaml")) == "etc-puppetlabs-telemetry.yaml"
+    assert credential_name(Path("/etc/telemetry.yaml")) == "etc-telemetry.yaml"
+    assert credential_name(Path("/srv/my-puppet/telemetry.yaml")) == "srv-my\\x2dpuppet-telemetry.yaml"
+    unreadable = tmp_path / "etc" / "telemetry.yaml"
+    write(unreadable, ":seed: on disk\n")
+    credentials = tmp_path / "credentials"
+    copy = write(credentials / credential_name(unreadable), "---\n:seed: banana pancakes\n:disable:\n- modules\n")
+    as_service = {"CREDENTIALS_DIRECTORY": str(credentials)}
+    assert read_config_file(unreadable, as_service) == {"seed": "banana pancakes", "disable": ["modules"]}
+    assert read_config_file(unreadable, {}) == {"seed": "on disk"}
+    copy.write_text("---")
+    assert read_config_file(unreadable, as_service) == {}
+    copy.write_text(":sneed: typo\n")
+    with pytest.raises(DropsondeError, match="telemetry.yaml: key 'sneed': unknown setting"):
+        read_config_file(unreadable, as_service)

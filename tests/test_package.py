@@ -25,6 +25,7 @@ from typing import Dict, Optional
 
 import pytest
 
+from dropsonde.config import credential_name
 from tests.support.paths import REPO
 from tests.support.puppet_tree import PuppetTree, make_module, write
 from tests.support.receiver import Receiver
@@ -183,14 +184,14 @@ def tag_fits(py: str, abi: str, platform: str, cp: str, arch: str, glibc: str) -
     return needed <= tuple(int(x) for x in glibc.split("."))
 
 
-def abi_problems(root: Path, python: str, arch: str, glibc: str) -> list:
+def abi_problems(root: Path, python: str, arch: str, glibc: str, site: str = "usr/lib/dropsonde/python") -> list:
     """Every bundled compiled module must load on this target: ELF class and
     machine, the CPython ABI in its file name, and its wheel's tags (Python,
     ABI, architecture, manylinux glibc no newer than the target's)."""
     problems = []
     cp = "cp" + python.replace(".", "")
-    site = root / "usr/lib/dropsonde/python"
-    for shared in site.rglob("*.so"):
+    site_dir = root / site
+    for shared in site_dir.rglob("*.so"):
         header = shared.read_bytes()[:20]
         if header[:4] != b"\x7fELF" or header[4] != 2 or int.from_bytes(header[18:20], "little") != ELF_MACHINE[arch]:
             problems.append(f"{shared.name}: not a 64-bit {arch} ELF object")
@@ -199,7 +200,7 @@ def abi_problems(root: Path, python: str, arch: str, glibc: str) -> list:
             problems.append(f"{shared.name}: no ABI tag")
         elif tag.group(1) != "abi3" and (tag.group(2) != cp[2:] or tag.group(3) != arch):
             problems.append(f"{shared.name}: built for {tag.group(1)}, target is {cp} {arch}")
-    for wheel in site.glob("*.dist-info/WHEEL"):
+    for wheel in site_dir.glob("*.dist-info/WHEEL"):
         tags = [(py, abi, platform)  # compressed tag sets ("cp39.cp310", "manylinux_2_17_x86_64.manylinux2014_x86_64")
                 for line in wheel.read_text().splitlines() if line.startswith("Tag: ")
                 for pys, abis, platforms in [line[5:].split("-")]
@@ -222,7 +223,9 @@ def test_every_bundled_compiled_module_fits_its_targets_python_and_architecture(
             continue
         root = extract(package, tmp_path / name)
         assert list(root.rglob("*.so")), name
-        assert abi_problems(root, target["python"], target["arch"], target["glibc"]) == [], name
+        site = target.get("site", "usr/lib/dropsonde/python")  # the collector's .deb has its own
+        assert list((root / site).rglob("*.so")), name
+        assert abi_problems(root, target["python"], target["arch"], target["glibc"], site) == [], name
         checked += 1
     assert checked >= 3
     wrong = extract(packages[1], tmp_path / "as-if-debian12")  # the check can fail: EL 9's tree is not Debian 12's
@@ -287,9 +290,13 @@ def test_scheduled_service_runs_as_puppet_in_a_sandbox_with_a_time_limit(install
                  "PrivateTmp=yes", "ProtectHome=read-only", "PrivateDevices=yes", "CapabilityBoundingSet=",
                  "ExecStart=/usr/lib/dropsonde/puppetserver-dropsonde submit --scheduled"):
         assert line in service, line
+    # the Debian layout's cache is systemd's to create (under /var/lib); the official layout's must exist
+    assert "StateDirectory=puppetserver/dropsonde" in service and "StateDirectoryMode=0700" in service
     writable = next(line for line in service if line.startswith("ReadWritePaths="))
-    assert writable.split("=", 1)[1].split() == ["-/var/lib/puppetserver/dropsonde",
-                                                 "-/opt/puppetlabs/server/data/puppetserver/dropsonde"]
+    assert writable.split("=", 1)[1].split() == ["-/opt/puppetlabs/server/data/puppetserver/dropsonde"]
+    for path in ("/etc/telemetry.yaml", "/etc/puppetlabs/telemetry.yaml"):  # what dropsonde.config looks for
+        assert f"LoadCredential={credential_name(Path(path))}:{path}" in service
+        assert f"SetCredential={credential_name(Path(path))}:---" in service
     verify = run("systemd-analyze", "verify", str(UNIT_DIR / "dropsonde.service"), str(UNIT_DIR / "dropsonde.timer"),
                  check=False)
     assert verify.returncode == 0, verify.stderr

@@ -4,14 +4,13 @@
 # layout point Puppet Server's built-in analytics run at dropsonde's scheduled
 # submission (README: one submitter per site). Whatever another package
 # installed there was set aside first (dpkg-divert on Debian/Ubuntu, the rpm
-# scriptlets on EL); a file put there by hand is left alone.
-for apps in /usr/share/puppetserver/cli/apps /opt/puppetlabs/server/apps/puppetserver/cli/apps; do
-    if [ -d "$apps" ] && { [ -L "$apps/dropsonde" ] || [ ! -e "$apps/dropsonde" ]; }; then
-        ln -sfn /usr/lib/dropsonde/puppetserver-dropsonde "$apps/dropsonde"
+# scriptlets on EL); a file put there by hand is left alone, and so is a
+# directory reached through a symbolic link (the gem's bin/ lies in a
+# directory the puppet user owns: root follows no link planted there).
+for pair in $links; do
+    place=${pair%%:*}
+    dir=${place%/*}
+    if [ -d "$dir" ] && [ "$(readlink -f "$dir")" = "$dir" ] && { [ -L "$place" ] || [ ! -e "$place" ]; }; then
+        ln -sfn "${pair#*:}" "$place"
     fi
 done
-gem_bin=/opt/puppetlabs/server/data/puppetserver/dropsonde/bin
-if [ -d "$gem_bin" ] && [ "$(readlink -f "$gem_bin")" = "$gem_bin" ] \
-        && { [ -L "$gem_bin/dropsonde" ] || [ ! -e "$gem_bin/dropsonde" ]; }; then
-    ln -sfn /usr/lib/dropsonde/puppetserver-analytics.rb "$gem_bin/dropsonde"
-fi

@@ -7,7 +7,7 @@
 # (dropsonde's state), never what lies below (the gem's files). chown -h never
 # follows a symbolic link; the mode is set by the puppet user.
 if uid=$(id -u puppet 2>/dev/null) && gid=$(id -g puppet 2>/dev/null); then
-    for vardir in /var/lib/puppetserver /opt/puppetlabs/server/data/puppetserver; do
+    for vardir in $vardirs; do
         cache=$vardir/dropsonde
         if [ ! -d "$vardir" ] || [ -L "$cache" ]; then
             continue

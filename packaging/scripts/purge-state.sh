@@ -2,7 +2,11 @@
 # The Forge cache, parse cache and submission record under each server vardir.
 # Where a package owns that directory (the official layout keeps Puppet Server's
 # bundled gem there), only what no package owns goes.
-for cache in /var/lib/puppetserver/dropsonde /opt/puppetlabs/server/data/puppetserver/dropsonde; do
+owned_by_a_package() {
+    dpkg-query --search "$1" >/dev/null 2>&1
+}
+for vardir in $vardirs; do
+    cache=$vardir/dropsonde
     if [ ! -d "$cache" ] || [ -L "$cache" ]; then
         continue
     fi

@@ -1,8 +1,7 @@
 #!/bin/sh
 # Take away the links link-shims.sh made (only ours).
-for link in /usr/share/puppetserver/cli/apps/dropsonde /opt/puppetlabs/server/apps/puppetserver/cli/apps/dropsonde \
-        /opt/puppetlabs/server/data/puppetserver/dropsonde/bin/dropsonde; do
-    case "$(readlink "$link" 2>/dev/null)" in
-        /usr/lib/dropsonde/*|/opt/dropsonde/*) rm -f "$link" ;;
+for pair in $links; do
+    case "$(readlink "${pair%%:*}" 2>/dev/null)" in
+        "$lib"/*|"$legacy_lib"/*) rm -f "${pair%%:*}" ;;
     esac
 done
