@@ -31,7 +31,6 @@ import pytest
 
 from tests.support.booted import SUITES, Container, listening, root_for, unusual_ports
 from tests.support.paths import REPO
-from tests.support.puppetdb_server import make_ca, make_signed
 
 SERVICE_SECONDS = 180  # one scheduled run under systemd, start to finish
 TIMINGS: Dict[str, float] = {}
@@ -43,19 +42,59 @@ def _need(tool: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def debs() -> Dict[str, Tuple[Path, Path]]:
-    """Our .debs (the probe's, the collector's) for each booted release, built once."""
+def prepared() -> Dict[str, Tuple[Path, Path, Path]]:
+    """{suite: (its cached root, our .deb, the collector's .deb)}: the packages are built while
+    the roots are made (or found in the cache), side by side."""
     for tool in ("debootstrap", "systemd-nspawn", "nsenter", "dpkg-deb"):
         _need(tool)
     start = time.monotonic()
-    targets = [f"{suite}-amd64" for suite in SUITES]
-    arguments = [argument for target in targets for argument in ("--target", target)]
-    subprocess.run([str(REPO / "packaging" / "build"), "--collector", *arguments], check=True, capture_output=True,
-                   timeout=1800)
-    TIMINGS["build"] = time.monotonic() - start
+    with ThreadPoolExecutor(max_workers=len(SUITES) + 1) as pool:
+        roots = {suite: pool.submit(root_for, suite) for suite in SUITES}
+        built = pool.submit(build_packages)
+        packages = built.result(timeout=BUILD_SECONDS)
+        TIMINGS["build"] = time.monotonic() - start
+        made = {suite: future.result(timeout=ROOT_SECONDS) for suite, future in roots.items()}
+    TIMINGS["build and roots"] = time.monotonic() - start
+    return {suite: (made[suite], *packages[suite]) for suite in SUITES}
+
+
+BUILD_SECONDS = 1800
+ROOT_SECONDS = 2400  # debootstrap and puppetserver's installation, each bounded inside too
+
+
+def build_packages() -> Dict[str, Tuple[Path, Path]]:
+    """The probe's and the collector's .deb for each booted release."""
+    targets = [argument for suite in SUITES for argument in ("--target", f"{suite}-amd64")]
+    subprocess.run([str(REPO / "packaging" / "build"), "--collector", *targets], check=True, capture_output=True,
+                   timeout=BUILD_SECONDS)
     built = json.loads((REPO / "dist" / "targets.json").read_text())
     return {suite: (REPO / "dist" / built[f"{suite}-amd64"]["file"],
                     REPO / "dist" / built[f"dropsonde-collector-{suite}-amd64"]["file"]) for suite in SUITES}
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=120)
+
+
+def make_ca_and_server(directory: Path) -> None:
+    """collector-ca.pem and collector.pem/.key for 127.0.0.1, with the extensions a real CA
+    has: Debian 13's Python verifies strictly (X.509 strict mode) and refuses a CA
+    certificate without key usage, or a certificate without authority key identifier."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(directory / "collector-ca.key"),
+            "-out", str(directory / "collector-ca.pem"), "-days", "2", "-subj", "/CN=dropsonde test collector CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(directory / "collector.key"),
+            "-out", str(directory / "collector.csr"), "-subj", "/CN=127.0.0.1")
+    (directory / "collector.ext").write_text(
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = critical,CA:FALSE\n"
+        "keyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth\n"
+        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid,issuer\n")
+    openssl("x509", "-req", "-in", str(directory / "collector.csr"), "-CA", str(directory / "collector-ca.pem"),
+            "-CAkey", str(directory / "collector-ca.key"), "-CAcreateserial", "-out", str(directory / "collector.pem"),
+            "-days", "2", "-extfile", str(directory / "collector.ext"))
+    for name in ("collector.key", "collector-ca.key"):
+        (directory / name).chmod(0o600)
 
 
 def received(record: Path) -> List[dict]:
@@ -147,19 +186,16 @@ def make_due(container: Container) -> None:
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
-def test_the_package_under_systemd(suite, debs, tmp_path):
+def test_the_package_under_systemd(suite, prepared, tmp_path):
     start = time.monotonic()
-    root = root_for(suite)
-    TIMINGS[f"{suite} root"] = time.monotonic() - start
+    root, deb, collector = prepared[suite]
     share = tmp_path / "share"
     record = share / "received"
     record.mkdir(parents=True)
     share.chmod(0o755)
-    ca, ca_key = make_ca(share, "collector-ca")
-    cert, key = make_signed(share, "collector", ca, ca_key, "IP:127.0.0.1")
+    make_ca_and_server(share)
     shutil.copy(REPO / "tests" / "support" / "booted_receiver.py", share)
     port, collector_port = unusual_ports(2)
-    deb, collector = debs[suite]
     fresh = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")
     (share / "forge.json").write_text(json.dumps({"timestamp": fresh, "modules": ["puppetlabs-ntp"]}))
     boot = time.monotonic()
