@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -148,6 +149,9 @@ def collector_under_systemd(box: Container, deb: Path, port: int) -> None:
     box.run("sed", "-i", f"s/^LISTEN=.*/LISTEN=127.0.0.1:{port}/", "/etc/default/dropsonde-collector")
     box.run("systemctl", "restart", "dropsonde-collector.service", timeout=120)
     listening(port, 120)
+    box.run("systemctl", "reload", "dropsonde-collector.service", timeout=120)  # gunicorn replaces its workers
+    listening(port, 120)
+    EXPOSURE["dropsonde-collector.service"] = exposure(box, "dropsonde-collector.service")
     main_pid = box.run("systemctl", "show", "-p", "MainPID", "--value", "dropsonde-collector.service").stdout.strip()
     user = box.run("stat", "-c", "%U", f"/proc/{main_pid}").stdout.strip()
     assert user == "dropsonde-collector"
@@ -171,9 +175,20 @@ def collector_under_systemd(box: Container, deb: Path, port: int) -> None:
 
     box.run("dpkg", "--purge", "dropsonde-collector", timeout=300)
     assert box.run("test", "-e", COLLECTOR_STATE, check=False).returncode == 1
-    assert box.run("systemctl", "list-unit-files", "--no-legend", "dropsonde-collector*").stdout.strip() == ""
+    assert box.run("systemctl", "list-unit-files", "--no-legend", "dropsonde-collector*", check=False).stdout.strip() == ""
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+EXPOSURE: Dict[str, float] = {}
+
+
+def exposure(box: Container, unit: str) -> float:
+    """`systemd-analyze security`'s overall exposure of ``unit`` (0 best, 10 worst): the sandbox must hold."""
+    text = box.run("systemd-analyze", "security", "--no-pager", unit, check=False).stdout
+    level = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", text).group(1))
+    assert level < 2.5, text
+    return level
 
 
 def start_service(container: Container) -> subprocess.CompletedProcess:
@@ -210,6 +225,7 @@ def test_the_package_under_systemd(suite, prepared, tmp_path):
         assert "dropsonde.timer" in box.run("systemctl", "list-timers", "--all", "--no-pager").stdout
         verify = box.run("systemd-analyze", "verify", "dropsonde.service", "dropsonde.timer", check=False)
         assert verify.returncode == 0, verify.stderr
+        EXPOSURE[f"{suite} dropsonde.service"] = exposure(box, "dropsonde.service")
 
         # a collector inside, over https, its CA added as an admin adds one
         box.run("cp", "/mnt/test/collector-ca.pem", "/usr/local/share/ca-certificates/dropsonde-test.crt")
@@ -265,9 +281,10 @@ def test_the_package_under_systemd(suite, prepared, tmp_path):
 
         collector_under_systemd(box, collector, collector_port)
 
-        # remove: no timer, no link, no diversion; the cron line left behind does nothing
+        # remove: the timer stopped and masked, no link, no diversion; the cron line left behind does nothing
         box.run("dpkg", "--remove", "dropsonde", timeout=300)
-        assert "dropsonde" not in box.run("systemctl", "list-timers", "--all", "--no-pager").stdout
+        assert box.run("systemctl", "is-active", "dropsonde.timer", check=False).stdout.strip() == "inactive"
+        assert box.run("systemctl", "is-enabled", "dropsonde.timer", check=False).stdout.strip() == "masked"
         assert box.run("test", "-e", "/usr/share/puppetserver/cli/apps/dropsonde", check=False).returncode == 1
         assert box.run("test", "-L", "/usr/share/puppetserver/cli/apps/dropsonde", check=False).returncode == 1
         assert "by dropsonde" not in box.run("dpkg-divert", "--list").stdout
@@ -281,6 +298,15 @@ def test_the_package_under_systemd(suite, prepared, tmp_path):
                            "/etc/systemd/system/timers.target.wants/dropsonde.timer "
                            "/etc/systemd/system/dropsonde.timer 2>/dev/null || true").stdout
         assert leftovers == ""
-        assert box.run("systemctl", "list-unit-files", "--no-legend", "dropsonde*").stdout.strip() == ""
+        assert box.run("systemctl", "list-unit-files", "--no-legend", "dropsonde*", check=False).stdout.strip() == ""
+        timers = box.run("systemctl", "list-timers", "--all", "--no-pager").stdout
+        assert "dropsonde" not in timers, timers
     TIMINGS[f"{suite} total"] = time.monotonic() - start
-    print("timings (s):", {name: round(seconds, 1) for name, seconds in TIMINGS.items()})
+    print("timings (s):", {name: round(seconds, 1) for name, seconds in TIMINGS.items()}, "exposure:", EXPOSURE)
+
+
+def test_lintian_finds_nothing_in_the_collector_package(prepared):
+    collector = prepared["debian12"][2]
+    lintian = subprocess.run(["lintian", "--fail-on", "none", str(collector)], capture_output=True, text=True,
+                             timeout=900)
+    assert [line for line in lintian.stdout.splitlines() if line[:2] in ("E:", "W:")] == []

@@ -327,3 +327,22 @@ def test_the_lock_the_site_id_secret_and_the_submission_record_stay_in_the_check
     assert {"submit.lock", "siteid.secret", "last-submission.json"} <= {p.name for p in moved.iterdir()}
     assert sorted(p.name for p in path.iterdir()) == sorted(planted)
     assert all((path / name).read_text() == text for name, text in planted.items())
+
+
+def test_a_cache_directory_that_cannot_be_created_names_the_remedy(tmp_path):
+    """Under the systemd sandbox everything but the unit's directories is read-only: a
+    missing cache there cannot be made by any run, and the error says who can make it.
+    Reproduced with a read-only bind mount in a private mount namespace (as root, like CI)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("needs root and unshare: run tests/run as root")
+    vardir = tmp_path / "vardir"
+    vardir.mkdir()
+    script = (f"mount --bind {vardir} {vardir} && mount -o remount,bind,ro {vardir} && exec {sys.executable} -c "
+              f"'from pathlib import Path; from dropsonde.cache_dir import open_cache_dir; "
+              f"open_cache_dir(Path(\"{vardir}/dropsonde\"))'")
+    ran = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                         text=True, timeout=60, cwd=REPO)
+    assert ran.returncode == 1
+    last = ran.stderr.strip().splitlines()[-1]
+    assert f"{vardir}/dropsonde: refusing to use this cache directory: cannot create it: Read-only file system" in last
+    assert "create it owned by root (uid 0), mode 0700" in last and f"ReadWritePaths={vardir}/dropsonde" in last
