@@ -83,6 +83,10 @@ class Publicness:
         self._files: Dict[Tuple[str, str], Verdict] = {}
         self._classes: Dict[str, Verdict] = {}
         self._module_classes: Dict[str, Dict[str, Verdict]] = {}
+        # r10k keeps a copy of each module per environment: a content is read and hashed
+        # once per run, whichever copy comes first. Matching by MD5 cannot make a private
+        # class public: a class must also be one the release's own file defines.
+        self._sha256_by_md5: Dict[str, str] = {}
 
     def module(self, module: Module) -> Verdict:
         """Privacy rule 1 (see :func:`module_verdict`)."""
@@ -126,13 +130,16 @@ class Publicness:
         published = release.manifests.get(found.relative)
         if published is None:
             return Verdict(False, f"not in the published release {release.key} (added by the site)")
-        try:
-            data = read_tree_file(found.path, "manifest", within=str(module.path))
-        except OSError as exc:
-            return Verdict(False, f"cannot be read ({exc.strerror or exc})")
-        if found.md5 != hashlib.md5(data, usedforsecurity=False).hexdigest():
-            return Verdict(False, "changed while it was read")
-        if hashlib.sha256(data).hexdigest() != published.sha256:
+        sha256 = self._sha256_by_md5.get(found.md5 or "")
+        if sha256 is None:
+            try:
+                data = read_tree_file(found.path, "manifest", within=str(module.path))
+            except OSError as exc:
+                return Verdict(False, f"cannot be read ({exc.strerror or exc})")
+            if found.md5 != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                return Verdict(False, "changed while it was read")
+            sha256 = self._sha256_by_md5[found.md5] = hashlib.sha256(data).hexdigest()
+        if sha256 != published.sha256:
             return Verdict(False, f"differs from the published release {release.key} (edited by the site)")
         return Verdict(True, why)
 

@@ -135,14 +135,19 @@ class Site:
     def is_public(self, module: Module) -> bool:
         return self.publicity(module).public
 
-    def releases_in_use(self) -> List[Tuple[str, str]]:
-        """(slug, version) of every public module installed whose version is a plain
-        X.Y.Z: the releases whose evidence the site needs. Public information: the
-        ``modules`` column reports the same slugs and versions."""
+    @cached_property
+    def _releases_in_use(self) -> List[Tuple[str, str]]:
         wanted = {(module.slug, version) for module in self.modules
                   if module.slug is not None and self.is_public(module)
                   for version in [published_version(module.version)] if version is not None}
         return sorted(wanted)
+
+    def releases_in_use(self) -> List[Tuple[str, str]]:
+        """(slug, version) of every public module installed whose version is a plain
+        X.Y.Z: the releases whose evidence the site needs. Public information: the
+        ``modules`` column reports the same slugs and versions. Found once per run
+        (the modules and the Forge list do not change during it); a new list each call."""
+        return list(self._releases_in_use)
 
     def releases_without_evidence(self) -> List[str]:
         """``slug-version`` of the releases in use that have no evidence (not fetched,
