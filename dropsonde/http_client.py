@@ -36,7 +36,6 @@ blocked anywhere in requests, urllib3 or TLS.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 import threading

@@ -24,8 +24,9 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
