@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dropsonde.config import credential_name, merge_options, read_config_file
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from tests.support.puppet_tree import write
 from tests.support.time_limits import cpu_limit
 from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
@@ -74,7 +74,7 @@ def test_missing_and_empty_files_are_empty_configs(tmp_path):
 )
 def test_bad_files_name_file_and_key(tmp_path, content, needle):
     path = write(tmp_path / "telemetry.yaml", content)
-    with pytest.raises(DropsondeError) as error:
+    with pytest.raises(BadInput) as error:
         read_config_file(path)
     assert str(path) in str(error.value)
     assert needle in str(error.value)
@@ -115,7 +115,7 @@ def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factor
 )
 def test_hostile_telemetry_yaml_is_a_short_clear_error(tmp_path, text, needle):
     path = write(tmp_path / "telemetry.yaml", text)
-    with cpu_limit(2.0), pytest.raises(DropsondeError, match=needle) as error:
+    with cpu_limit(2.0), pytest.raises(BadInput, match=needle) as error:
         read_config_file(path)
     assert len(str(error.value)) < len(str(path)) + 200
 
@@ -131,7 +131,7 @@ def test_hostile_telemetry_yaml_is_a_short_clear_error(tmp_path, text, needle):
 )
 def test_a_long_key_is_shown_cut_short_and_escaped(tmp_path, content, shown):
     path = write(tmp_path / "telemetry.yaml", content)
-    with pytest.raises(DropsondeError) as error:
+    with pytest.raises(BadInput) as error:
         read_config_file(path)
     assert shown in str(error.value) and len(str(error.value)) < len(str(path)) + 300
 
@@ -154,5 +154,5 @@ def test_the_services_credential_stands_for_telemetry_yaml(tmp_path):
     copy.write_text("---")
     assert read_config_file(unreadable, as_service) == {}
     copy.write_text(":sneed: typo\n")
-    with pytest.raises(DropsondeError, match="telemetry.yaml: key 'sneed': unknown setting"):
+    with pytest.raises(BadInput, match="telemetry.yaml: key 'sneed': unknown setting"):
         read_config_file(unreadable, as_service)

@@ -12,7 +12,7 @@ import pytest
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.consent import CONSENT_FILENAME, awaiting, read_consent, record_consent
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import ExitStatus, Failure
 from tests.support.cli import assert_clean_error
 from tests.support.puppet_tree import backdate_last_submission, write
 from tests.support.receiver import Receiver
@@ -108,5 +108,5 @@ def test_agreement_accumulates_and_is_private(tmp_path):
     assert awaiting(consent, ["modules", "dependencies", "classes"]) == ["dependencies"]
     assert awaiting(None, ["modules"]) == ["modules"]
     (tmp_path / CONSENT_FILENAME).write_text("not json")
-    with pytest.raises(DropsondeError, match=CONSENT_FILENAME):
+    with pytest.raises(Failure, match=CONSENT_FILENAME):
         read_consent(CacheDir.open(tmp_path))

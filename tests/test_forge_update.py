@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde import __version__
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, ExitStatus
 from dropsonde.forge_cache import load_forge_cache
 from dropsonde.forge_api import (
     ForgeError,
@@ -425,7 +425,7 @@ def test_a_same_origin_redirect_is_followed(tmp_path):
 @pytest.mark.parametrize("url", ["http://forgeapi.puppet.com", "http://10.0.0.1:8080", "http://localhost.example.test",
                                  "http://[::ffff:8.8.8.8]", "ftp://127.0.0.1", "https://[::1"])
 def test_forge_api_must_be_https_unless_loopback(url):
-    with pytest.raises(DropsondeError, match="--forge-api"):
+    with pytest.raises(BadInput, match="--forge-api"):
         forge_api_url(url)
 
 

@@ -14,7 +14,7 @@ import requests
 from urllib3.connection import HTTPSConnection
 from urllib3.exceptions import MaxRetryError, NameResolutionError
 
-from dropsonde.errors import BadInput, DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.http_client import (
     AnswerRefused,
     HttpPolicy,
@@ -51,7 +51,7 @@ def test_the_backslash_at_trick_is_another_origin():
 
 @pytest.mark.parametrize("url", ["http://example.test", "http://10.0.0.1:80", "http://[::ffff:8.8.8.8]"])
 def test_plain_http_off_loopback_is_refused(url):
-    with pytest.raises(DropsondeError, match="--option: .*https is required"):
+    with pytest.raises(BadInput, match="--option: .*https is required"):
         require_https_unless_loopback(url, "--option")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from dropsonde.errors import DropsondeError, ExitStatus, Failure
+from dropsonde.errors import BadInput, ExitStatus, Failure
 from dropsonde.plugins import BUILTIN_PLUGINS, load_plugins
 from tests.support.cli import assert_clean_error, run_dropsonde
 from tests.support.paths import EXAMPLE_SITE, REPO
@@ -157,7 +157,7 @@ def test_builtins_are_registered_in_code():
 
 
 def test_an_empty_plugin_set_is_an_error():
-    with pytest.raises(DropsondeError, match="no metrics plugin is enabled.*known plugins: dependencies"):
+    with pytest.raises(BadInput, match="no metrics plugin is enabled.*known plugins: dependencies"):
         load_plugins(disable=sorted(BUILTIN_PLUGINS))
 
 

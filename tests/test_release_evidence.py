@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dropsonde.cache_dir import CacheDir
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.release_evidence import (
     EVIDENCE_FILENAME,
     PublishedManifest,
@@ -79,7 +79,7 @@ def test_a_bad_bundle_is_refused_naming_the_entry(tmp_path, edit, message):
     edit(data["releases"]["puppetlabs-ntp-10.0.0"])
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps(data))
-    with pytest.raises(DropsondeError, match=message) as raised:
+    with pytest.raises(BadInput, match=message) as raised:
         read_evidence_file(bundle)
     assert str(bundle) in str(raised.value)
 
@@ -93,7 +93,7 @@ def test_release_keys_and_lists():
 def test_a_release_list_names_the_first_bad_line(tmp_path):
     listing = tmp_path / "releases.txt"
     listing.write_text("# from site A\npuppetlabs-ntp-10.0.0\n\npuppetlabs-ntp-1.0.0-acme\n")
-    with pytest.raises(DropsondeError, match=r"releases.txt, line 4: not an author-name-X.Y.Z"):
+    with pytest.raises(BadInput, match=r"releases.txt, line 4: not an author-name-X.Y.Z"):
         read_release_list(listing)
     listing.write_text("puppetlabs-ntp-10.0.0\npuppet-nginx-5.0.0\n")
     assert read_release_list(listing) == [("puppetlabs-ntp", "10.0.0"), ("puppet-nginx", "5.0.0")]

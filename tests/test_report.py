@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dropsonde.errors import DropsondeError, Failure
+from dropsonde.errors import BadInput, Failure
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.metrics.environments import Environments
 from dropsonde.report import PluginResult, Report, check_columns, check_not_empty, example_rows, validate_plugin_data
@@ -25,30 +25,30 @@ class Counting(MetricPlugin):
 
 
 def test_wrong_type_names_plugin_column_and_row():
-    with pytest.raises(DropsondeError) as error:
+    with pytest.raises(BadInput) as error:
         validate_plugin_data(Counting(), {"things": [{"name": "a", "count": 1}, {"name": "b", "count": "2"}]})
     assert str(error.value).startswith("plugin counting: column things.1.count:")
 
 
 def test_undeclared_column_is_rejected_by_name():
-    with pytest.raises(DropsondeError, match="plugin counting: column data: Additional properties.*'secret'"):
+    with pytest.raises(BadInput, match="plugin counting: column data: Additional properties.*'secret'"):
         validate_plugin_data(Counting(), {"things": [], "secret": "x"})
 
 
 def test_non_mapping_output_is_rejected():
-    with pytest.raises(DropsondeError, match="plugin counting: run\\(\\) returned list"):
+    with pytest.raises(BadInput, match="plugin counting: run\\(\\) returned list"):
         validate_plugin_data(Counting(), [])
 
 
 def test_duplicate_columns_across_plugins_name_both_owners():
     clash = Counting()
     clash.name = "clash"
-    with pytest.raises(DropsondeError, match="plugin clash: column 'things' is already defined by plugin counting"):
+    with pytest.raises(BadInput, match="plugin clash: column 'things' is already defined by plugin counting"):
         check_columns([Counting(), clash])
     skeleton_clash = Environments()
     skeleton_clash.name = "environments"
     skeleton_clash.schema = lambda: [{"name": "site_id", "type": "STRING"}]
-    with pytest.raises(DropsondeError, match="already defined by the report skeleton"):
+    with pytest.raises(BadInput, match="already defined by the report skeleton"):
         check_columns([skeleton_clash])
 
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from dropsonde.cache_dir import CacheDir
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import Failure
 from dropsonde.siteid import SECRET_FILENAME, compute_site_id, first_certificate_der, local_secret
 
 
@@ -80,21 +80,21 @@ def test_a_planted_symlink_is_never_followed(tmp_path):
     state.mkdir()
     target = tmp_path / "target"
     os.symlink(target, state / SECRET_FILENAME)  # dangling: following it would create target
-    with pytest.raises(DropsondeError, match="symbolic link"):
+    with pytest.raises(Failure, match="symbolic link"):
         local_secret(CacheDir.open(state))
     assert not target.exists()
     target.write_text("a" * 64 + "\n")  # an existing target is not read through the link either
-    with pytest.raises(DropsondeError, match="symbolic link"):
+    with pytest.raises(Failure, match="symbolic link"):
         local_secret(CacheDir.open(state))
 
 
 def test_a_damaged_secret_is_an_error_naming_the_file(tmp_path):
     (tmp_path / SECRET_FILENAME).write_text("not a secret\n")
-    with pytest.raises(DropsondeError, match=f"{SECRET_FILENAME}: not a site id secret"):
+    with pytest.raises(Failure, match=f"{SECRET_FILENAME}: not a site id secret"):
         local_secret(CacheDir.open(tmp_path))
     os.unlink(tmp_path / SECRET_FILENAME)
     os.mkfifo(tmp_path / SECRET_FILENAME)  # opened without blocking, refused
-    with pytest.raises(DropsondeError, match="not a regular file"):
+    with pytest.raises(Failure, match="not a regular file"):
         local_secret(CacheDir.open(tmp_path))
 
 
@@ -131,5 +131,5 @@ def test_an_empty_localcacert_setting_is_said_to_be_empty(tree):
 def test_a_secret_of_the_wrong_length_is_refused_without_a_traceback(tmp_path, digits):
     """The mutation run: the 64-digit rule could loosen without a test failing."""
     (tmp_path / SECRET_FILENAME).write_text("a" * digits + "\n")
-    with pytest.raises(DropsondeError, match=f"{SECRET_FILENAME}: not a site id secret \\(expected 64 hex digits\\)"):
+    with pytest.raises(Failure, match=f"{SECRET_FILENAME}: not a site id secret \\(expected 64 hex digits\\)"):
         local_secret(CacheDir.open(tmp_path))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dropsonde import http_client
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import BadInput, ExitStatus
 from dropsonde.http_client import HttpPolicy
 from dropsonde.submit import SubmitError, post_report, submission_url
 from tests.support.cli import assert_clean_error
@@ -136,7 +136,7 @@ def test_a_deeply_nested_answer_is_not_json(tree):
                                       "http://[::ffff:8.8.8.8]", "http://169.254.169.254", "http://[fe80::1]"])
 def test_plain_http_is_refused_off_loopback(endpoint):
     """In clear text, the report could be read or changed on the way: as for --forge-api."""
-    with pytest.raises(DropsondeError, match="--endpoint: .*https is required"):
+    with pytest.raises(BadInput, match="--endpoint: .*https is required"):
         submission_url(endpoint, None)
 
 
@@ -219,10 +219,10 @@ def test_submission_url_composition():
     assert submission_url("http://[::1]/in", 8080) == "http://[::1]:8080/in"
     assert submission_url("https://c.example.test:8443/in", None) == "https://c.example.test:8443/in"
     assert submission_url("https://c.example.test:8443/in", 9000) == "https://c.example.test:9000/in"
-    with pytest.raises(DropsondeError, match="--port"):
+    with pytest.raises(BadInput, match="--port"):
         submission_url("https://x", 70000)
     for port in (0, -1, 65536):  # the mutation run: 0 passed for a port
-        with pytest.raises(DropsondeError, match=f"--port: expected 1-65535, got {port}"):
+        with pytest.raises(BadInput, match=f"--port: expected 1-65535, got {port}"):
             submission_url("https://x", port)
     assert submission_url("https://x", 1) == "https://x:1/" and submission_url("https://x", 65535) == "https://x:65535/"
 

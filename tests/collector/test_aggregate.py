@@ -15,11 +15,12 @@ import pytest
 
 from dropsonde.collector.aggregate import Parameters, PublicationError, publish_week, ranking, week_bounds
 from dropsonde.collector.normalize import iso_week, week_range
+from dropsonde.collector.output import OutputError
 from dropsonde.collector.queries import load_queries
 from dropsonde.collector.releases import ReleaseRecords
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
-from dropsonde.errors import DropsondeError, ExitStatus
+from dropsonde.errors import ExitStatus
 from dropsonde.wire import sortable_timestamp
 from tests.support.cli import run_dropsonde
 from tests.support.collector_reports import NO_NOISE, WEEK, columns, report, tables
@@ -313,14 +314,14 @@ def test_an_out_that_is_not_a_publication_is_never_replaced(tmp_path):
     webroot = tmp_path / "webroot"
     webroot.mkdir()
     (webroot / "other-site-page.html").write_text("precious")
-    with pytest.raises(DropsondeError, match="no summary.json"):  # OutputError: the CLI adds --out
+    with pytest.raises(OutputError, match="no summary.json"):  # OutputError: the CLI adds --out
         publish(store, webroot)
     publish(store, tmp_path / "www")
     (tmp_path / "www" / "notes.txt").write_text("mine")
-    with pytest.raises(DropsondeError, match="'notes.txt', which aggregate does not write"):
+    with pytest.raises(OutputError, match="'notes.txt', which aggregate does not write"):
         publish(store, tmp_path / "www")
     (tmp_path / "link").symlink_to(webroot)
-    with pytest.raises(DropsondeError, match="symbolic link"):
+    with pytest.raises(OutputError, match="symbolic link"):
         publish(store, tmp_path / "link")
     assert (webroot / "other-site-page.html").read_text() == "precious" and (tmp_path / "link").is_symlink()
     assert (tmp_path / "www" / "notes.txt").read_text() == "mine"

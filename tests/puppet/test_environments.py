@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.puppet.environments import (
     Module,
     ModuleStore,
@@ -88,7 +88,7 @@ def test_default_modulepath(tmp_path):
 def test_bad_environment_conf_names_file_and_line(tmp_path):
     env = tmp_path / "envs" / "production"
     write(env / "environment.conf", "modulepath = modules\nnonsense line\n")
-    with pytest.raises(DropsondeError, match=r"environment.conf:2"):
+    with pytest.raises(BadInput, match=r"environment.conf:2"):
         discover([tmp_path / "envs"])
 
 
@@ -267,7 +267,7 @@ def test_fuzzed_environment_conf_is_read_or_named_in_a_clear_error(tmp_path_fact
 
 def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):
     write(tmp_path / "production" / "environment.conf", "modulepath = ~\x00x:modules\n")
-    with pytest.raises(DropsondeError, match="environment.conf:1: contains a NUL"):
+    with pytest.raises(BadInput, match="environment.conf:1: contains a NUL"):
         discover([tmp_path])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.puppet.puppet_conf import detect_layout, load_puppet_settings, parse_puppet_conf
 from tests.support.puppet_tree import write
 from tests.support.time_limits import cpu_limit
@@ -98,14 +98,14 @@ def test_precedence_command_line_then_environment_then_puppet_conf(tmp_path):
 
 def test_broken_line_names_file_and_line(tmp_path):
     conf = write(tmp_path / "puppet.conf", "[main]\ncertname = ok\nthis is not a setting\n")
-    with pytest.raises(DropsondeError, match=r"puppet.conf:3: cannot parse line"):
+    with pytest.raises(BadInput, match=r"puppet.conf:3: cannot parse line"):
         parse_puppet_conf(conf)
 
 
 def test_self_reference_is_an_error(tmp_path):
     confdir = tmp_path / "puppet"
     write(confdir / "puppet.conf", "[main]\nvardir = $ssldir/x\nssldir = $vardir/ssl\n")
-    with pytest.raises(DropsondeError, match="refers to itself"):
+    with pytest.raises(BadInput, match="refers to itself"):
         load_puppet_settings({"confdir": str(confdir)}, environ={}, layout="aio")
 
 
@@ -154,7 +154,7 @@ def test_fuzzed_puppet_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, 
 )
 def test_hostile_puppet_conf_is_a_clear_error(tmp_path, text, needle):
     write(tmp_path / "puppet.conf", text)
-    with cpu_limit(2.0), pytest.raises(DropsondeError, match=needle):
+    with cpu_limit(2.0), pytest.raises(BadInput, match=needle):
         load_puppet_settings({"confdir": str(tmp_path)}, environ={}, layout="debian")
 
 

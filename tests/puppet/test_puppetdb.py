@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import given
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.puppet.puppetdb import (
     CLASS_COUNTS,
     FACTER_OS_FAMILIES,
@@ -310,7 +310,7 @@ def test_puppetdb_conf_parsing(tmp_path):
                         ("[main]\nserver_urls = http://x:99999\n", "not an http"),
                         ("server_urls = http://x\n", "puppetdb.conf")]:
         write(path, bad)
-        with pytest.raises(DropsondeError, match=needle):
+        with pytest.raises(BadInput, match=needle):
             read_puppetdb_conf(path, {})
 
 

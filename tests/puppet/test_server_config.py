@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from dropsonde.puppet.server_config import DEFAULT_INTERVAL, MAX_INCLUDES, read_server_config
 from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
 from tests.support.loopback import LoopbackServer, QuietHandler
@@ -66,7 +66,7 @@ def test_missing_confd_means_not_enabled(tmp_path):
 )
 def test_bad_configuration_names_the_file_or_key(tmp_path, text, needle):
     write(tmp_path / "broken.conf", text)
-    with pytest.raises(DropsondeError, match=needle):
+    with pytest.raises(BadInput, match=needle):
         read_server_config(tmp_path, "aio")
 
 
@@ -108,7 +108,7 @@ def test_an_include_of_a_url_in_any_form_is_an_error_and_nothing_is_fetched(tmp_
                                        'INCLUDE "http://127.0.0.1:1/"']):
             confd = tmp_path / f"confd{number}"
             write(confd / "evil.conf", f"dropsonde {{ enabled: false }}\n\n  include {form}\n")
-            with pytest.raises(DropsondeError, match=r"evil\.conf:3: include .*plain relative files inside conf\.d"):
+            with pytest.raises(BadInput, match=r"evil\.conf:3: include .*plain relative files inside conf\.d"):
                 read_server_config(confd, "aio")
     assert fetched == []
 
@@ -119,7 +119,7 @@ def test_an_include_of_anything_but_a_plain_relative_file_is_an_error(tmp_path, 
     """`include "../fifo"` hung the run, `include "file:///dev/zero"` ended it with a MemoryError."""
     os.mkfifo(tmp_path / "fifo")
     write(tmp_path / "confd" / "evil.conf", f'a = 1\ninclude "{target}"\n')
-    with never_blocks(10), cpu_limit(5), pytest.raises(DropsondeError, match=r"evil\.conf:2: include"):
+    with never_blocks(10), cpu_limit(5), pytest.raises(BadInput, match=r"evil\.conf:2: include"):
         read_server_config(tmp_path / "confd", "aio")
 
 
@@ -142,7 +142,7 @@ def test_an_included_fifo_device_or_link_out_of_confd_is_refused_without_blockin
     os.symlink(tmp_path / "outside.conf", confd / "outside.inc")
     for name, reason in [("fifo.inc", "not a regular file"), ("zero.inc", "outside"), ("outside.inc", "outside")]:
         write(confd / "main.conf", f'include "{name}"\n')
-        with never_blocks(10), pytest.raises(DropsondeError, match=f"{name}: cannot read: .*{reason}"):
+        with never_blocks(10), pytest.raises(BadInput, match=f"{name}: cannot read: .*{reason}"):
             read_server_config(confd, "aio")
 
 
@@ -151,12 +151,12 @@ def test_includes_in_a_cycle_or_too_many_are_an_error(tmp_path):
     confd = tmp_path / "confd"
     write(confd / "a.conf", 'x = 1\ninclude "b.inc"\n')
     write(confd / "b.inc", 'include "a.conf"\n')
-    with cpu_limit(5), pytest.raises(DropsondeError, match=r"b\.inc:1: include 'a\.conf' includes itself"):
+    with cpu_limit(5), pytest.raises(BadInput, match=r"b\.inc:1: include 'a\.conf' includes itself"):
         read_server_config(confd, "aio")
     write(confd / "a.conf", 'include "b.inc"\n' * 33)
     write(confd / "b.inc", 'include "c.inc"\n' * 33)
     write(confd / "c.inc", "x = 1\n")
-    with cpu_limit(5), pytest.raises(DropsondeError, match=f"more than {MAX_INCLUDES} includes"):
+    with cpu_limit(5), pytest.raises(BadInput, match=f"more than {MAX_INCLUDES} includes"):
         read_server_config(confd, "aio")
 
 

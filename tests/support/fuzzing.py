@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, CONFIG_CPU_SECONDS, MANIFEST_CPU_SECONDS, PUPPETFILE_CPU_SECONDS
-from dropsonde.errors import DropsondeError
+from dropsonde.errors import BadInput
 from tests.support.time_limits import cpu_limit
 
 T = TypeVar("T")
@@ -101,7 +101,7 @@ def read_fuzzed_file(
 
     The contract of every reader of an untrusted file, checked here once: it
     returns (the result, for the caller's own checks), or it raises a
-    DropsondeError that names the file (``path``, or one of ``names``), and at
+    BadInput (exit 2) that names the file (``path``, or one of ``names``), and at
     most ``longest`` characters long; the clear error gives None. Any other
     exception, or a hang, fails the test.
     """
@@ -110,7 +110,7 @@ def read_fuzzed_file(
     with cpu_limit(EXAMPLE_CPU_LIMIT):
         try:
             return read()
-        except DropsondeError as exc:
+        except BadInput as exc:
             message = str(exc)
     assert any(name in message for name in names or [str(path)]), message
     assert longest is None or len(message) <= longest, f"{len(message)} characters: {message[:200]}"
