@@ -165,7 +165,7 @@ def test_substitutions_that_double_a_value_at_each_line_are_refused_within_a_mem
     (2.4 GB before the CPU budget stopped it)."""
     lines = [f"a{i} = ${{a{i + 1}}}${{a{i + 1}}}" for i in range(20)] + ['a20 = "' + "x" * 500_000 + '"']
     write(tmp_path / "doubling.conf", "\n".join(lines) + "\n")
-    with cpu_limit(5), pytest.raises(DropsondeError, match=r"doubling\.conf: not read: parsing it took more than "
+    with cpu_limit(5), pytest.raises(BadInput, match=r"doubling\.conf: not read: parsing it took more than "
                                                            r"256 MiB of memory \(CONFIG_MEMORY_BYTES\)"):
         read_server_config(tmp_path, "aio")
 
