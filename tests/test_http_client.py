@@ -241,3 +241,29 @@ def test_refused_and_untrusted_connections_are_said_in_words(tmp_path):
         server.join(timeout=30)
     said = describe_failure(url, untrusted.value, policy)
     assert said == f"{url}: TLS failure: certificate verify failed: unable to get local issuer certificate", said
+
+
+class UnavailableThenHanging(QuietHandler):
+    """503 (closing the connection) to the first request, then no answer to any other;
+    every connection accepted is counted in the state."""
+
+    def setup(self):
+        super().setup()
+        self.server.state.append("connection")
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        if self.server.state.count("connection") == 1:
+            return self.send(503, b"busy", "text/plain", {"Connection": "close"})
+        return self.hang()
+
+
+def test_no_retry_starts_after_the_deadline():
+    """The mutation run: retrying on past the deadline failed no test. The first request
+    is refused, the retry hangs until the deadline: then no further attempt is made,
+    though two retries are left."""
+    policy = HttpPolicy(deadline=0.5, retries=3, backoff_factor=0.0)
+    with LoopbackServer(UnavailableThenHanging, []) as server:
+        with pytest.raises(AnswerRefused, match="no complete answer within 0.5 s"):
+            fetch(session(policy), "GET", server.url + "/", policy, 1_000)
+        connections = list(server.state)
+    assert connections == ["connection", "connection"]
