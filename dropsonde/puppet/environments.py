@@ -20,6 +20,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import Dict, List, Optional, Tuple
 
+from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import BadInput
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
@@ -177,17 +178,21 @@ def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str,
         return settings
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#") or line == "[main]":
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or key not in ENVIRONMENT_CONF_KEYS:
-            raise BadInput(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
-        if "\0" in value:
-            raise BadInput(f"{path}:{number}: contains a NUL character")
-        settings[key] = value.strip()
+    try:
+        with cpu_budget(CONFIG_CPU_SECONDS):
+            for number, raw in enumerate(text.splitlines(), start=1):
+                line = raw.strip()
+                if not line or line.startswith("#") or line == "[main]":
+                    continue
+                key, sep, value = line.partition("=")
+                key = key.strip()
+                if not sep or key not in ENVIRONMENT_CONF_KEYS:
+                    raise BadInput(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
+                if "\0" in value:
+                    raise BadInput(f"{path}:{number}: contains a NUL character")
+                settings[key] = value.strip()
+    except OverBudget as exc:
+        raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     return settings
 
 

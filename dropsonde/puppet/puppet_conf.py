@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import BadInput
 from dropsonde.tree_files import read_tree_file
 
@@ -153,21 +154,25 @@ def parse_puppet_conf(path: Path) -> Dict[str, Dict[str, str]]:
         raise BadInput(f"{path}: not valid UTF-8 ({exc.reason})") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        section = _SECTION_RE.match(line)
-        if section:
-            current = section.group(1)
-            sections.setdefault(current, {})
-            continue
-        setting = _SETTING_RE.match(line)
-        if not setting:
-            raise BadInput(f"{path}:{number}: cannot parse line: {line[:80]!r}")
-        if "\0" in line:
-            raise BadInput(f"{path}:{number}: contains a NUL character")
-        sections[current][setting.group(1)] = _without_file_options(setting.group(2).strip())
+    try:
+        with cpu_budget(CONFIG_CPU_SECONDS):
+            for number, raw in enumerate(text.splitlines(), start=1):
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                section = _SECTION_RE.match(line)
+                if section:
+                    current = section.group(1)
+                    sections.setdefault(current, {})
+                    continue
+                setting = _SETTING_RE.match(line)
+                if not setting:
+                    raise BadInput(f"{path}:{number}: cannot parse line: {line[:80]!r}")
+                if "\0" in line:
+                    raise BadInput(f"{path}:{number}: contains a NUL character")
+                sections[current][setting.group(1)] = _without_file_options(setting.group(2).strip())
+    except OverBudget as exc:
+        raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     return sections
 
 

@@ -306,3 +306,14 @@ def test_a_modulepath_of_too_many_directories_is_an_error_naming_the_file(tmp_pa
     with cpu_limit(2):
         envs, _ = discover([tmp_path / "envs"])
     assert envs[0].modulepath[0] == env / "modules"
+
+
+def test_an_environment_conf_over_its_cpu_budget_is_an_error_naming_it(tmp_path, monkeypatch):
+    import dropsonde.puppet.environments as environments
+
+    monkeypatch.setattr(environments, "CONFIG_CPU_SECONDS", 0.005)
+    conf = tmp_path / "environment.conf"
+    conf.write_text("# a comment\n" * 80_000 + "modulepath = modules\n")
+    with cpu_limit(2.0), pytest.raises(BadInput, match=r"environment\.conf: not read: parsing it took more than "
+                                                       r"0\.005 s of CPU time \(CONFIG_CPU_SECONDS\)"):
+        environments.read_environment_conf(conf)

@@ -162,3 +162,13 @@ def test_a_long_line_of_blanks_is_read_in_bounded_time(tmp_path):
     conf = write(tmp_path / "puppet.conf", "[main]\ncertname = a" + " " * 100_000 + "b {mode = 0750}\n")
     with cpu_limit(1.0):
         assert parse_puppet_conf(conf)["main"]["certname"] == "a" + " " * 100_000 + "b"
+
+
+def test_a_puppet_conf_over_its_cpu_budget_is_an_error_naming_it(tmp_path, monkeypatch):
+    import dropsonde.puppet.puppet_conf as puppet_conf
+
+    monkeypatch.setattr(puppet_conf, "CONFIG_CPU_SECONDS", 0.005)
+    conf = write(tmp_path / "puppet.conf", "[main]\n" + "certname = a.example.test\n" * 40_000)
+    with cpu_limit(2.0), pytest.raises(BadInput, match=r"puppet\.conf: not read: parsing it took more than "
+                                                             r"0\.005 s of CPU time \(CONFIG_CPU_SECONDS\)"):
+        parse_puppet_conf(conf)
