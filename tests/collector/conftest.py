@@ -38,16 +38,10 @@ def own_postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def operator_dropsonde(tmp_path_factory):
-    """The collector's end-to-end tests run the `dropsonde` of a virtualenv made
-    as README tells an operator (only the `collector` extra), made once per
-    session: a dependency the extra lacks fails them here, not in production."""
-    from tests.support import collector_process
-    from tests.support.operator_venv import build_operator_venv
+@pytest.fixture(scope="session")
+def operator_dropsonde():
+    """The `dropsonde` of a virtualenv made as README tells an operator (only the
+    `collector` extra), which CollectorProcess runs too."""
+    from tests.support.operator_venv import operator_dropsonde
 
-    script = build_operator_venv(tmp_path_factory.mktemp("operator") / "venv")
-    saved = collector_process.COMMAND
-    collector_process.COMMAND = [str(script)]
-    yield script
-    collector_process.COMMAND = saved
+    return operator_dropsonde()

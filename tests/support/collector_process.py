@@ -1,4 +1,5 @@
-"""`dropsonde collector serve` as a real process on a free loopback port, and
+"""`dropsonde collector serve` as a real process on a free loopback port, run
+as an operator installs it (tests/support/operator_venv.py), and
 what tests send it (reports, POSTs) and read back from its SQLite store."""
 
 from __future__ import annotations
@@ -11,20 +12,16 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tests.support.operator_venv import operator_dropsonde
 from tests.support.puppetdb_server import free_port
 
 # The collector's Forge list unless a test gives its own `--forge-cache`: the
 # modules of the example site and of the tests' reports.
-#: how a test starts `dropsonde`: the operator's virtualenv when the collector
-#: tests' session fixture has made it (tests/collector/conftest.py), this
-#: interpreter otherwise
-COMMAND = [sys.executable, "-m", "dropsonde"]
 
 FORGE_MODULES = ["puppet-nginx", "puppetlabs-apache", "puppetlabs-concat", "puppetlabs-ntp", "puppetlabs-stdlib"]
 
@@ -94,7 +91,7 @@ class CollectorProcess:
         # The log goes to a file: a pipe nobody reads would fill up and block the server.
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [*COMMAND, "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
+            [str(operator_dropsonde()), "collector", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--db", self.db, *self.extra],
             stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, "TMPDIR": self.scratch.name},
         )

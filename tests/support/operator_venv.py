@@ -8,13 +8,29 @@ imports ``packaging``, which only ``wheel`` pulled in)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Optional
 
 from tests.support.paths import REPO
+
+_made: Optional[Path] = None
+
+
+def operator_dropsonde() -> Path:
+    """The operator virtualenv's ``dropsonde``, made on first use in this test
+    session (about 40 s, with pip's cache) and removed when the session ends."""
+    global _made
+    if _made is None:
+        directory = Path(tempfile.mkdtemp(prefix="dropsonde-operator-venv-"))
+        atexit.register(shutil.rmtree, directory, True)
+        _made = build_operator_venv(directory / "venv")
+    return _made
 
 
 def build_operator_venv(directory: Path) -> Path:
