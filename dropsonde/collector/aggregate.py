@@ -342,6 +342,20 @@ def _check_republication(out: Path, week: str, context: Dict[str, Any], fingerpr
                                "a new release spends the week's budget again (see README)")
 
 
+def _spent_before(record: Optional[Dict[str, Any]], out: Path, week: str) -> List[Dict[str, float]]:
+    """The week's earlier releases: from its record, or, when the record is lost
+    or kept under another key, from the publication of the week in ``out`` —
+    a forced release must add to what was spent, not start the count again."""
+    if record is not None:
+        return list(record["spent"])
+    summary = published_summary(out)
+    releases = summary.get("privacy", {}).get("releases") if summary.get("week") == week else None
+    if isinstance(releases, list) and all(isinstance(r, dict) and isinstance(r.get("epsilon"), (int, float))
+                                          and isinstance(r.get("delta"), (int, float)) for r in releases):
+        return [{"epsilon": float(r["epsilon"]), "delta": float(r["delta"])} for r in releases]
+    return []
+
+
 def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, records: ReleaseRecords, out: Path,
                  render: Callable[[Publication], str], force: bool = False) -> Publication:
     """Release the week (or re-serve its release) and publish it to ``out``, all or nothing."""
@@ -370,7 +384,7 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
                 and not force):
             raise PublicationError("week", week, f"{out} holds a publication of it and this run released no rows "
                                    "(the wrong store?)", "the empty release replaces it")
-        spent = (record["spent"] if record else []) + [{"epsilon": budget.epsilon, "delta": budget.delta}]
+        spent = _spent_before(record, out, week) + [{"epsilon": budget.epsilon, "delta": budget.delta}]
         records.save({"week": week, "context": fingerprint, "noise_key": key_name, "parameters": context,
                       "tables": tables, "mechanisms": mechanisms, "spent": spent})
     publication = Publication(week, budget, parameters.k, mechanisms=mechanisms, spent=spent)
@@ -406,6 +420,7 @@ def write_publication(out: Path, publication: Publication, tables: Dict[str, Lis
         write_module_files(directory, publication, tables)
         summary = {"week": publication.week, "k": publication.k,
                    "privacy": {**publication.budget.describe(), "releases_of_this_week": len(publication.spent),
+                               "releases": publication.spent,
                                "spent": {"epsilon": publication.epsilon, "delta": publication.delta},
                                "mechanisms": publication.mechanisms},
                    "epsilon": publication.epsilon, "delta": publication.delta,

@@ -146,6 +146,11 @@ def test_a_new_noise_key_does_not_silently_republish_a_week(published_week, tmp_
     assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "another noise key", "--force")
     assert files(out) == before
     assert json.loads((out / "summary.json").read_text())["noise_key"] == recorded
+    forced = aggregate("--force")  # a new key and its new record: the earlier release still counts
+    assert forced.returncode == 0, forced.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noise_key"] != recorded and summary["privacy"]["releases_of_this_week"] == 2
+    assert summary["epsilon"] == pytest.approx(2 * DEFAULT_EPSILON)
 
 
 def test_a_lost_release_record_is_not_silently_redrawn(published_week, tmp_path):
