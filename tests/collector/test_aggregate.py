@@ -509,7 +509,8 @@ def test_a_site_counts_in_at_most_its_tables_rows_per_site(tmp_path, name):
 def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
     """Issue 17 item 14 (dropping HAVING from platforms.sql survived the old tests):
     with k = 1 and the default budget, in every table a row one site backs is never
-    published and a row 300 sites back always is; the published counts vary."""
+    published and a row 600 sites back always is (the thresholds are 40-210); the
+    published counts vary."""
     store = open_store(str(tmp_path / "a.db"), columns())
 
     def site_rows(keys, count):
@@ -521,10 +522,10 @@ def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
                 "puppetfile_ruby_methods": [{"name": k, "count": count} for k in keys]}
 
     common, lonely = ["a-x", "b-y", "e-v"], ["c-z", "d-w", "e-v"]
-    rows = [{**report(n, environment_count=3), **site_rows(common, 5)} for n in range(300)]
-    rows += [{**report(n, environment_count=3), **site_rows(["c-z"], 5)} for n in range(300, 600)]
-    rows += [{**report(n, environment_count=3), **site_rows(["d-w"], 5)} for n in range(600, 900)]
-    rows += [{**report(999, environment_count=500), **site_rows(lonely, 5)}]  # the only site with 101+ environments
+    rows = [{**report(n, environment_count=3), **site_rows(common, 5)} for n in range(600)]  # pairs: 12 SD over their threshold
+    rows += [{**report(n, environment_count=3), **site_rows(["c-z"], 5)} for n in range(600, 900)]
+    rows += [{**report(n, environment_count=3), **site_rows(["d-w"], 5)} for n in range(900, 1200)]
+    rows += [{**report(5000, environment_count=500), **site_rows(lonely, 5)}]  # the only site with 101+ environments
     store.insert_many(rows)
     seen = {}
     for _ in range(5):
