@@ -61,7 +61,6 @@ PAGE_ROWS = 50  # rows of each table shown on the page (all are in the files)
 ADOPTION_MODULES = 5
 TREND_WEEKS = 12
 WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
-SLUG_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # Every file and folder a publication holds: an existing output with anything else is not replaced.
 PUBLISHED_FILES = frozenset({f"{name}.{kind}" for name in ORDER + ("trends",) for kind in ("json", "csv")}
                             | {"summary.json", "index.html"})
