@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark the collector and print figures.
 
-1. Ingest: `dropsonde collector serve` (SQLite, durable commits) receiving
+1. Ingest: `dropsonde collector serve` (SQLite, durable commits; installed as
+   an operator installs it, tests/support/operator_venv.py) receiving
    realistic reports — `dev example` rows turned into the envelope `submit`
    sends — with wrk (Debian's `wrk`, if installed) and from 50 concurrent
    Python clients; reports/s and latency.
@@ -30,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.collector_process import CollectorProcess  # noqa: E402
+from tests.support.collector_process import CollectorProcess, releases_of, write_forge_cache  # noqa: E402
 
 SKELETON = {"message_id", "site_id", "product", "version", "timestamp", "ip"}
 
@@ -51,13 +52,20 @@ def envelope(row: dict, site: int) -> bytes:
                        "self-service-analytics": {"snapshots": snapshots}}).encode()
 
 
+def forge_cache(rows: list, tmp: Path) -> str:
+    """The collector's Forge list and release evidence, publishing what the rows name."""
+    releases = releases_of(rows)
+    return str(write_forge_cache(tmp / "forge", sorted(releases), releases))
+
+
 def ingest_wrk(tmp: Path, seconds: int = 15) -> None:
     """Throughput measured with wrk (C, so the load generator takes little of the 2 cores)."""
-    body = envelope(example_rows(20, tmp)[7], 1)
+    rows = example_rows(20, tmp)
+    body = envelope(rows[7], 1)
     script = tmp / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                       f"wrk.body = {json.dumps(body.decode())}\n")
-    with CollectorProcess(str(tmp / "wrk.db"), "--rate", "100000000") as collector:
+    with CollectorProcess(str(tmp / "wrk.db"), "--rate", "100000000", "--forge-cache", forge_cache(rows, tmp)) as collector:
         out = subprocess.run(["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", "-s", str(script), collector.url],
                              capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
@@ -72,7 +80,8 @@ def ingest(count: int, tmp: Path) -> None:
     rows = example_rows(min(count, 2000), tmp)
     bodies = [envelope(rows[n % len(rows)], n) for n in range(count)]
     size = sum(map(len, bodies)) / len(bodies)
-    with CollectorProcess(str(tmp / "ingest.db"), "--rate", "100000000") as collector:
+    with CollectorProcess(str(tmp / "ingest.db"), "--rate", "100000000", "--sites-per-source", "1000000",
+                          "--forge-cache", forge_cache(rows, tmp)) as collector:
         def client(worker: int) -> list:
             session = requests.Session()
             latencies = []
@@ -112,7 +121,7 @@ def aggregation(stored: int, tmp: Path) -> None:
         store.insert_many(batch)
     start = time.perf_counter()
     proc = subprocess.Popen([shutil.which("dropsonde"), "collector", "aggregate", "--db", str(tmp / "aggregate.db"),
-                             "--out", str(tmp / "out"), "--week", f"{week[0]}-W{week[1]:02d}"],
+                             "--out", str(tmp / "out"), "--week", f"{week[0]}-W{week[1]:02d}", "--force"],
                             stdout=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start

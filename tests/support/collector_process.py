@@ -66,6 +66,25 @@ def write_forge_cache(directory: Path, slugs: List[str],
     return forge
 
 
+def releases_of(rows: List[dict]) -> Dict[str, Dict[str, List[str]]]:
+    """The releases (and, for each, every class of its module the rows name)
+    that rows as `dev example` makes them need: the release evidence under
+    which a collector accepts them."""
+    releases: Dict[str, Dict[str, List[str]]] = {}
+    for row in rows:
+        for module in row.get("modules", []) + row.get("unused_modules", []):
+            releases.setdefault(module["slug"], {}).setdefault(module["version"], [])
+    names = {record["name"].lower().lstrip(":") for row in rows
+             for column in ("classes", "unused_classes", "profile_classes", "class_platforms")
+             for record in row.get(column, [])}
+    for slug, versions in releases.items():
+        module = slug.split("-", 1)[1]
+        mine = sorted(n for n in names if n.split("::")[0] == module)
+        for version in versions:
+            versions[version] = mine
+    return releases
+
+
 class CollectorProcess:
     def __init__(self, db: str, *extra: str) -> None:
         self.db = db
