@@ -435,9 +435,10 @@ def collector_aggregate(
         with _collector_options():
             store = open_store(db, read_only=True)
             key_path = key_path or default_key_path(db)
-            key = load_or_create_key(key_path)
-            result = publish_week(store, label, Parameters(epsilon, delta, k), key,
-                                  ReleaseRecords(records_directory(key_path)), Path(out), render_page, force)
+            records = ReleaseRecords(records_directory(db, key_path))
+            key = load_or_create_key(key_path, create=force or not records.released_weeks())
+            result = publish_week(store, label, Parameters(epsilon, delta, k), key, records, Path(out), render_page,
+                                  force, week_ended=end <= datetime.now(timezone.utc))
     except PublicationError as exc:
         flag = flags.get(exc.subject, f"--{exc.subject}")
         remedy = f" (--force {exc.forcible})" if exc.forcible else ""

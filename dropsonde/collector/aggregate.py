@@ -193,6 +193,8 @@ def release_week(store: Store, week: str, parameters: Parameters, budget: Budget
     for query in queries:
         if query.name == "sites":
             total = sum(int(row["sites"]) for row in _rows(store, query, sql_parameters))
+            if total == 0:  # the operator's own store: telling them costs no privacy
+                log.warning("no site reported in %s: its tables hold noise only (the wrong store or week?)", week)
             noisy = release.total(total)
             tables["sites"] = [{"sites": noisy}] if noisy >= parameters.k else []
             continue
@@ -356,8 +358,10 @@ def _spent_before(record: Optional[Dict[str, Any]], out: Path, week: str) -> Lis
 
 
 def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, records: ReleaseRecords, out: Path,
-                 render: Callable[[Publication], str], force: bool = False) -> Publication:
-    """Release the week (or re-serve its release) and publish it to ``out``, all or nothing."""
+                 render: Callable[[Publication], str], force: bool = False, week_ended: bool = True) -> Publication:
+    """Release the week (or re-serve its release) and publish it to ``out``, all
+    or nothing. A release made before the week ended (forced) is not re-served
+    once it has: the week is released again, and that release is counted too."""
     if parameters.k < 1:
         raise PublicationError("k", parameters.k, "expected at least 1")
     out = Path(out)
@@ -371,8 +375,10 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
     context = release_context(week, parameters, budget, queries, module_ranking)
     fingerprint, key_name = context_fingerprint(key, context), key_fingerprint(key)
     record = records.load(week)
-    _check_republication(out, week, context, fingerprint, key_name, record, force)
-    if record is not None and record["context"] == fingerprint:
+    early = record is not None and not record.get("complete", True) and week_ended
+    if not early:
+        _check_republication(out, week, context, fingerprint, key_name, record, force)
+    if record is not None and record["context"] == fingerprint and not early:
         columns = {q.name: q.columns for q in queries}  # the record's JSON has its keys sorted
         tables = {name: [{c: row[c] for c in columns[name]} for row in rows] for name, rows in record["tables"].items()}
         mechanisms, spent = record["mechanisms"], record["spent"]
@@ -385,7 +391,7 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
                                    "(the wrong store?)", "the empty release replaces it")
         spent = _spent_before(record, out, week) + [{"epsilon": budget.epsilon, "delta": budget.delta}]
         records.save({"week": week, "context": fingerprint, "noise_key": key_name, "parameters": context,
-                      "tables": tables, "mechanisms": mechanisms, "spent": spent})
+                      "tables": tables, "mechanisms": mechanisms, "spent": spent, "complete": week_ended})
     publication = Publication(week, budget, parameters.k, mechanisms=mechanisms, spent=spent)
     publication.trends = history + [{"week": week, "slug": r["slug"], "sites": r["sites"]}
                                     for r in tables.get("modules", [])]

@@ -191,7 +191,7 @@ class Release:
              clip: int) -> Dict[str, int]:
         """Noisy sums of the (already published) ``keys``: one site adds at most
         ``clip`` to each of at most ``rows_per_site`` of them."""
-        mechanism = sum_mechanism(name, self.budget.share(f"{name}.sum"), rows_per_site, clip)
+        mechanism = sum_mechanism(f"{name}.sum", self.budget.share(f"{name}.sum"), rows_per_site, clip)
         vector = [int(sums.get(key, 0)) for key in keys]
         summed = self._user(_SUMS, dp.l2_distance(T=float), lambda: vector,
                             lambda d_in: float(d_in) * math.sqrt(rows_per_site) * clip)

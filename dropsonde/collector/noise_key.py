@@ -3,11 +3,12 @@
 OpenDP's noise cannot be seeded, so the key no longer seeds noise: it keys
 the release context (HMAC-SHA256 of every parameter of a week's release,
 ``aggregate.release_context``) and its fingerprint is recorded in
-``summary.json``. The week's release records live beside it
-(``releases.py``). A deleted or replaced key therefore shows: a week
-published under another key is refused unless forced, instead of being
-silently republished with fresh noise. The key is 32 random bytes, created
-once (0600, never replaced) and kept beside the store.
+``summary.json``. A deleted or replaced key therefore shows: a week
+released under another key is refused unless forced, instead of being
+silently released again with fresh noise, and no key is created where the
+release records (``releases.py``, beside a SQLite store) show weeks were
+released already. The key is 32 random bytes, created once (0600, never
+replaced) and kept beside the store.
 """
 
 from __future__ import annotations
@@ -44,15 +45,19 @@ def default_key_path(db: str) -> Path:
     return Path(db + ".noise-key")
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The key at ``path``, created 0600 if there is none. Created as a
+def load_or_create_key(path: Path, create: bool = True) -> bytes:
+    """The key at ``path``, created 0600 if there is none and ``create``
+    (False once weeks were released: a missing key then means a wrong path or
+    a lost key, and a new one would release those weeks again). Created as a
     temporary file linked into place, so two runs at once end with one key,
     never a partial one. A key readable by others is tightened, as the store is."""
     path = Path(path)
     try:
         return _read(path)
     except FileNotFoundError:
-        pass
+        if not create:
+            raise NoiseKeyError(path, "no such key, but weeks were released under one; give the key they were "
+                                      "released with") from None
     try:
         create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)

@@ -1,4 +1,4 @@
-"""What each week's release published, kept beside the noise key.
+"""What each week's release published: the ledger of a store's releases.
 
 OpenDP draws its noise from the operating system's CSPRNG and cannot be
 seeded, so a week cannot be redrawn to the same numbers. Instead a week is
@@ -12,7 +12,8 @@ it spent: the week's budget is then the sum of its releases.
 
 The records hold only released (public) numbers and parameters, but they
 decide what gets re-served, so they are private like the key (0600 in a
-0700 directory). They are also the trends' history: each week's published
+0700 directory beside a SQLite store, or beside the noise key of a
+PostgreSQL one). They are also the trends' history: each week's published
 ``modules`` rows, whatever happened to the output directory since.
 """
 
@@ -40,9 +41,14 @@ class ReleaseRecordError(DropsondeError):
         self.path = path
 
 
-def records_directory(key_path: Path) -> Path:
-    """``KEY.releases`` beside the noise key: lost with the key, kept with it."""
-    return Path(str(key_path) + ".releases")
+def records_directory(db: str, key_path: Path) -> Path:
+    """``DB.releases`` beside a SQLite store, whatever key path or output is
+    given: the ledger of a store's releases goes with the store (another key
+    path, another output directory or another working directory finds the
+    same records). A PostgreSQL store has no file beside it: ``KEY.releases``."""
+    if "://" in db:
+        return Path(str(key_path) + ".releases")
+    return Path(db + ".releases")
 
 
 class ReleaseRecords:
@@ -77,12 +83,15 @@ class ReleaseRecords:
         except OSError as exc:
             raise ReleaseRecordError(path, f"cannot write it: {exc.strerror or exc}") from None
 
-    def module_history(self, before: str, weeks: int) -> List[Dict[str, Any]]:
-        """``{"week", "slug", "sites"}`` rows of the last ``weeks`` released weeks before ``before``."""
+    def released_weeks(self) -> List[str]:
         try:
-            names = sorted(m.group(1) for m in map(WEEK_FILE.match, (p.name for p in self.directory.iterdir())) if m)
+            return sorted(m.group(1) for m in map(WEEK_FILE.match, (p.name for p in self.directory.iterdir())) if m)
         except FileNotFoundError:
             return []
+
+    def module_history(self, before: str, weeks: int) -> List[Dict[str, Any]]:
+        """``{"week", "slug", "sites"}`` rows of the last ``weeks`` released weeks before ``before``."""
+        names = self.released_weeks()
         history = []
         for week in [name for name in names if name < before][-weeks:]:
             try:

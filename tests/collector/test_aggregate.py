@@ -193,7 +193,7 @@ def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_pat
     assert numbers("2026-W46", tmp_path / "second") == first
     key = tmp_path / "a.db.noise-key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
-    assert (tmp_path / "a.db.noise-key.releases" / "2026-W46.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a.db.releases" / "2026-W46.json").stat().st_mode & 0o777 == 0o600
     other = numbers("2026-W47", tmp_path / "other")
     assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # sum noise SD ~4,000 nodes
 
@@ -244,8 +244,8 @@ def test_aggregate_never_creates_a_store_and_reads_only_a_collectors_one(tmp_pat
 
 
 def test_a_wrong_store_does_not_replace_a_publication_of_the_same_week_unless_forced(tmp_path):
-    """F8: an empty store's publication replaced the real one. The same key re-serves the
-    week's release whatever the store; another key (the wrong store's) is refused."""
+    """F8: an empty store's publication replaced the real one. The release ledger is the
+    store's: another store has not released the week, whatever the key, and is refused."""
     from tests.support.cli import assert_clean_error
 
     store = open_store(str(tmp_path / "a.db"), columns())
@@ -263,9 +263,9 @@ def test_a_wrong_store_does_not_replace_a_publication_of_the_same_week_unless_fo
     assert_clean_error(aggregate("empty.db"), ExitStatus.USAGE, "--week 2026-W47", "another noise key", "--force")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".www.")] == []
-    same_key = aggregate("empty.db", "--noise-key", str(tmp_path / "a.db.noise-key"))
-    assert same_key.returncode == 0, same_key.stderr
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # re-served
+    same_key = aggregate("empty.db", "--noise-key", str(tmp_path / "a.db.noise-key"))  # its ledger: not released
+    assert_clean_error(same_key, ExitStatus.USAGE, "--week 2026-W47", "release record is missing", "--force")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert aggregate("empty.db", "--force").returncode == 0
     assert json.loads((out / "modules.json").read_text()) == []
 

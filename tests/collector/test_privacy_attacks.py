@@ -142,8 +142,16 @@ def test_a_new_noise_key_does_not_silently_republish_a_week(published_week, tmp_
     before = files(out)
     key = tmp_path / "a.db.noise-key"
     recorded = json.loads((out / "summary.json").read_text())["noise_key"]
-    key.unlink()
-    assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "another noise key", "--force")
+    key.unlink()  # no new key is made where weeks were released: it would release them again
+    assert_clean_error(aggregate(), ExitStatus.USAGE, f"--noise-key {key}", "no such key", "weeks were released")
+    assert not key.exists()
+    other = tmp_path / "elsewhere" / "key"  # another key path: the store's ledger still knows the week
+    other.parent.mkdir()
+    assert_clean_error(aggregate("--noise-key", str(other)), ExitStatus.USAGE, "--noise-key", "no such key")
+    other.write_bytes(b"o" * 32)
+    other.chmod(0o600)
+    assert_clean_error(aggregate("--noise-key", str(other)), ExitStatus.USAGE, "--week 2026-W47",
+                       "other parameters or another noise key", "noise key", "--force")
     assert files(out) == before
     assert json.loads((out / "summary.json").read_text())["noise_key"] == recorded
     forced = aggregate("--force")  # a new key and its new record: the earlier release still counts
@@ -157,8 +165,39 @@ def test_a_lost_release_record_is_not_silently_redrawn(published_week, tmp_path)
     import shutil
 
     aggregate, out = published_week
-    shutil.rmtree(tmp_path / "a.db.noise-key.releases")
+    shutil.rmtree(tmp_path / "a.db.releases")
     assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "release record is missing", "--force")
+
+
+def test_another_output_directory_gets_the_same_release(published_week, tmp_path):
+    """Reviewer: a new --out drew fresh noise (30 releases averaged to 250.37 +- 2.74 of 250)."""
+    aggregate, out = published_week
+    before = {name: data for name, data in files(out).items() if name.endswith(".json")}
+    other = tmp_path / "other-www"
+    done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(other),
+                         "--week", "2026-W47")
+    assert done.returncode == 0, done.stderr
+    assert {name: data for name, data in files(other).items() if name.endswith(".json")} == before
+
+
+def test_a_release_forced_before_the_week_ended_is_released_again_after_it_and_counted(tmp_path):
+    """Reviewer: an early --force release froze the week (200 sites then +800, still 222 published)."""
+    from dropsonde.collector.aggregate import publish_week
+    from dropsonde.collector.releases import ReleaseRecords
+    from dropsonde.collector.render import render_page
+
+    store = open_store(str(tmp_path / "a.db"), columns())
+    when = "2026-11-18T10:00:00.000000+00:00"
+    store.insert_many([report(n, [("a-x", "1.0.0")], when=when) for n in range(200)])
+    records, out, parameters = ReleaseRecords(tmp_path / "records"), tmp_path / "www", Parameters(1e9, 1e-6)
+    early = publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, True, week_ended=False)
+    store.insert_many([report(n, [("a-x", "1.0.0")], when=when) for n in range(200, 1000)])
+    assert publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, False,
+                        week_ended=False).sites == early.sites == 200  # still the week: re-served
+    final = publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, False, week_ended=True)
+    assert final.sites == 1000 and len(final.spent) == 2
+    again = publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, False, week_ended=True)
+    assert again.sites == 1000 and len(again.spent) == 2  # complete now: re-served
 
 
 def test_summary_and_page_state_the_weeks_budget(published_week):
@@ -169,7 +208,9 @@ def test_summary_and_page_state_the_weeks_budget(published_week):
     assert (privacy["epsilon"], privacy["delta"]) == (DEFAULT_EPSILON, DEFAULT_DELTA)
     assert set(privacy["plan"]) >= {q.name for q in load_queries()} | {"classes.sum", "puppetfile_methods.sum"}
     assert sum(share["rho"] for share in privacy["plan"].values()) == pytest.approx(privacy["rho"])
+    assert set(privacy["mechanisms"]) == set(privacy["plan"])  # each share says how it was spent (a sum overwrote its count)
     assert privacy["mechanisms"]["modules"]["threshold"] > 5 and privacy["mechanisms"]["modules"]["noise_sd"] > 1
+    assert privacy["mechanisms"]["classes"]["threshold"] > 5 and privacy["mechanisms"]["classes.sum"]["clip"] == 100
     page = (out / "index.html").read_text()
     assert f"&epsilon; = {DEFAULT_EPSILON:g}" in page and f"&delta; = {DEFAULT_DELTA:g}" in page
     assert "for each site and week" in page
