@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from dropsonde.forge_cache import ForgeCache
-from dropsonde.privacy import class_name, reportable_class
+from dropsonde.privacy import PRIVATE, class_name, reportable_class
 from dropsonde.puppet.environments import Module
 from dropsonde.puppet.manifest_cache import ManifestFile
 from dropsonde.release_evidence import Release, ReleaseEvidence, autoload_files, published_version, release_key
@@ -112,6 +112,13 @@ class Publicness:
             return None, f"no release evidence for {key}: {gone.reason}"
         return None, (f"no release evidence for {key} yet (fetched from the Forge by `dropsonde update` "
                       "or a report's Forge refresh)")
+
+    def version(self, module: Module) -> str:
+        """The module's version as a report may send it: only a release the Forge published
+        (its evidence is known), else the placeholder. A version the site chose (a fork's
+        bump, digits of its own) is the site's information, not the Forge's."""
+        release = self.release(module)[0]
+        return release.version if release is not None else PRIVATE
 
     def manifest(self, module: Module, found: ManifestFile) -> Verdict:
         """Whether one manifest of a public module is the published release's file of the same path."""

@@ -57,9 +57,10 @@ FORMAT = 1
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 #: A release is about 5 values a manifest: room for some 10,000 releases of 80 manifests.
 MAX_EVIDENCE_VALUES = 4_000_000
-# Versions asked of the Forge and kept: plain X.Y.Z, the only versions a report sends
-# (privacy.public_version); a "1.2.3-acme1" may name the site, so it is never sent to the Forge.
-_VERSION_RE = re.compile(r"(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})\.(?:0|[1-9][0-9]{0,7})", re.ASCII)
+# Versions asked of the Forge and kept: plain X.Y.Z with components of at most 4 digits
+# (room for "2015.4.0"); a "1.2.3-acme1" may name the site, and so may a long run of
+# digits the site chose ("41111111.11111111.1111"): neither is ever sent to the Forge.
+_VERSION_RE = re.compile(r"(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})\.(?:0|[1-9][0-9]{0,3})", re.ASCII)
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 # A manifest path the autoloader can load: class-name segments, ".pp".
 _SEGMENT_RE = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
@@ -72,7 +73,8 @@ def release_key(slug: str, version: str) -> str:
 
 
 def published_version(version: object) -> Optional[str]:
-    """``version`` when it is a plain ``X.Y.Z`` (the only kind we ask the Forge about), else None."""
+    """``version`` when it is a plain ``X.Y.Z`` of at most 4 digits a component (the only
+    kind we ask the Forge about), else None."""
     return version if isinstance(version, str) and _VERSION_RE.fullmatch(version) else None
 
 

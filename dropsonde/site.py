@@ -149,6 +149,10 @@ class Site:
         (the modules and the Forge list do not change during it); a new list each call."""
         return list(self._releases_in_use)
 
+    def reported_version(self, module: Module) -> str:
+        """The version a report may send for a public module: a release the Forge published, else the placeholder."""
+        return self.publicness.version(module)
+
     def releases_without_evidence(self) -> List[str]:
         """``slug-version`` of the releases in use that have no evidence (not fetched,
         unavailable, or the kept evidence unusable): only their main class is reported."""

@@ -24,8 +24,8 @@ def canary_tree(tmp_path):
     tree.forge(["puppetlabs-apache", "puppetlabs-stdlib", "puppetlabs-ntp"])
     env = tree.environment(f"{CANARY}env", modulepath=f"{CANARY}site:modules:$basemodulepath")
     tree.environment("production")
-    make_module(tree.codedir / "modules", "stdlib", "puppetlabs-stdlib", "9.0.0",
-                manifests={"init.pp": "class stdlib { }", "stages.pp": "class stdlib::stages { }"})
+    tree.publish(make_module(tree.codedir / "modules", "stdlib", "puppetlabs-stdlib", "9.0.0",
+                             manifests={"init.pp": "class stdlib { }", "stages.pp": "class stdlib::stages { }"}))
     apache = make_module(env / "modules", "apache", "puppetlabs-apache", f"2.0.0-{CANARY}rc",
                          manifests={"init.pp": f"class apache {{ }}\nclass {CANARY}othernsdd {{ }}"})
     forge_checksums(apache)
@@ -290,7 +290,8 @@ def git_fork_tree(tree):
 def test_a_fork_without_release_evidence_reports_only_its_main_class(git_fork_tree):
     values = git_fork_tree.report()
     assert values["profile_classes"] == [{"name": "apache", "count": 1}]
-    assert {"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"} in values["modules"]
+    # no release evidence: the version is not proven published, so it is private too
+    assert {"name": "apache", "slug": "puppetlabs-apache", "version": "(private)"} in values["modules"]
     inventory = git_fork_tree.run("dev", "inventory")
     assert inventory.returncode == 0, inventory.stderr
     assert "reported classes: apache\n" in inventory.stdout

@@ -97,7 +97,7 @@ def test_no_forge_reachable_still_reports_main_classes_with_one_warning(tree, pu
     more = ("--ttl", "1000") if forge_list == "fresh" else ()
     values, runs = preview(tree, type("Gone", (), {"url": url})(), *more)
     assert {row["name"] for row in values["profile_classes"]} == {"apache"}
-    assert {"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"} in values["modules"]
+    assert {"name": "apache", "slug": "puppetlabs-apache", "version": "(private)"} in values["modules"]
     for run in runs:
         found = evidence_warnings(run)
         assert len(found) == 1, run.stderr
@@ -144,3 +144,27 @@ def test_a_class_counts_only_if_the_published_file_defines_it(tree, published_ap
     values = tree.report()
     assert SECRET not in json.dumps(values)
     assert "apache::vhost" in {row["name"] for row in values["profile_classes"]}
+
+
+@pytest.mark.parametrize("version, asked", [("12.2.0", True), ("41111111.11111111.1111", False)])
+def test_a_version_the_forge_never_published_is_sent_as_the_placeholder(tree, published_apache, version, asked):
+    """The review's 7: a version is sent only when the Forge published that release: a
+    site-chosen one (digits of its own) is private. Long components are not even asked about."""
+    module = installed_copy(published_apache, tree)
+    metadata = json.loads((module / "metadata.json").read_text())
+    metadata["version"] = version
+    (module / "metadata.json").write_text(json.dumps(metadata))
+    with forge_publishing(published_apache) as server:
+        values, runs = preview(tree, server)
+        paths = server.state.release_requests()
+    assert values["modules"] == [{"name": "apache", "slug": "puppetlabs-apache", "version": "(private)"}]
+    for run in runs:
+        assert version not in run.stdout
+    assert bool(paths) is asked and not any("41111111" in path for path in paths)
+
+
+def test_a_published_version_is_sent(tree, published_apache):
+    installed_copy(published_apache, tree)
+    with forge_publishing(published_apache) as server:
+        values, _ = preview(tree, server)
+    assert values["modules"] == [{"name": "apache", "slug": "puppetlabs-apache", "version": "12.1.0"}]

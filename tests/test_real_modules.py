@@ -79,7 +79,9 @@ def test_report_over_real_modules(real_tree):
            ("stdlib", "puppetlabs-stdlib", "9.9.9")}
     )
     got = [(m["name"], m["slug"], m["version"]) for m in values["modules"]]
-    assert got == [(n, s, v if re.match(r"^\d+\.\d+\.\d+$", v) else "(private)") for n, s, v in expected]
+    # a version is sent only as a release the (loopback) Forge published: 9.9.9 is none
+    published = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
+    assert got == sorted((n, s, v if published.fullmatch(v) and v != "9.9.9" else "(private)") for n, s, v in expected)
     assert [m for m in values["modules"] if m["name"] == "stdlib"].__len__() == 2
     assert values["environment_count"] == 2
     assert values["dependencies"] == [{"name": "puppetlabs-mysql", "version_requirement": ">= 10.0.0"}]

@@ -7,7 +7,6 @@ import random
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.privacy import public_version
 from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ class Modules(MetricPlugin):
 
     def run(self, site: Site) -> Dict[str, Any]:
         public = [module for module in site.modules if site.is_public(module)]
-        rows = {(m.name, m.slug, public_version(m.version)) for m in public}
+        rows = {(m.name, m.slug, site.reported_version(m)) for m in public}
         data: Dict[str, Any] = {
             "modules": [{"name": n, "slug": s, "version": v} for n, s, v in sorted(rows)],
             "classes": [],
@@ -56,7 +55,7 @@ class Modules(MetricPlugin):
         for module in public:
             classes = site.public_classes_of(module)
             if classes and not classes & declared:
-                unused.add((module.name, module.slug, public_version(module.version)))
+                unused.add((module.name, module.slug, site.reported_version(module)))
         data["unused_modules"] = [{"name": n, "slug": s, "version": v} for n, s, v in sorted(unused)]
         return data
 

@@ -7,9 +7,9 @@ from tests.support.puppet_tree import make_module, run_metric
 def test_public_modules_unique_sorted_with_versions(tree):
     tree.forge(["puppetlabs-apache", "puppetlabs-stdlib", "puppetlabs-ntp"])
     base = tree.codedir / "modules"
-    make_module(base, "stdlib", "puppetlabs-stdlib", "9.0.0")
-    make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0")
-    make_module(tree.environment("staging") / "modules", "apache", "puppetlabs/apache", "11.0.0")
+    tree.publish(make_module(base, "stdlib", "puppetlabs-stdlib", "9.0.0"),
+                 make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0"),
+                 make_module(tree.environment("staging") / "modules", "apache", "puppetlabs/apache", "11.0.0"))
     make_module(tree.environment("staging") / "modules", "ntp", "puppetlabs-ntp", "10.0.0-acme.1")
     make_module(tree.environment("staging") / "modules", "secret", "acme-secret", "1.0.0")
     make_module(tree.environment("staging") / "modules", "nometa", None)
