@@ -23,6 +23,7 @@ from dropsonde.collector.client_address import client_address
 from dropsonde.collector.group_commit import StoreUnavailable
 from dropsonde.collector.normalize import iso_week
 from dropsonde.collector.rate_limiter import RateLimiter
+from dropsonde.collector.report_upsert import QUARANTINED
 from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.storage import Store
 from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
@@ -188,7 +189,7 @@ class CollectorApp:
         if violation is not None:
             raise Rejected(400, violation.message(), column=violation.column, rule=violation.rule)
         received = datetime.now(timezone.utc)
-        self._admit(address, site_id, received)
+        quarantined = not self._admitted(address, site_id, received)
         row = {
             "message_id": str(uuid.uuid4()),
             "site_id": site_id,
@@ -198,6 +199,8 @@ class CollectorApp:
             "ip": address if self.options.store_ip else None,
             **values,
         }
+        if quarantined:
+            row[QUARANTINED] = True
         try:
             self.store.insert(row)
         except StoreUnavailable:
@@ -208,16 +211,17 @@ class CollectorApp:
         message = "Report received, thank you." if not newer else "Report received."
         return 200, {"message": message, "newer": newer, "link": self.options.download_link if newer else None}
 
-    def _admit(self, address: str, site_id: str, received: datetime) -> None:
-        """One source speaks for at most ``sites_per_source`` sites a week: invented
-        site ids (Sybils) from one address stop counting beyond that."""
+    def _admitted(self, address: str, site_id: str, received: datetime) -> bool:
+        """Whether the report counts: one source speaks for at most
+        ``sites_per_source`` sites a week, so invented site ids (Sybils) from one
+        address stop counting beyond that. A report over the cap is answered
+        exactly as any other and quarantined (kept apart, never published): a
+        different answer would tell whoever shares the source how many sites
+        it reported for, and whether a given site id is among them."""
         try:
-            admitted = self.limiter.admit_site(address, site_id, iso_week(sortable_timestamp(received)))
+            return self.limiter.admit_site(address, site_id, iso_week(sortable_timestamp(received)))
         except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in
             raise Rejected(503, "the server is busy; try again later") from None
-        if not admitted:
-            raise Rejected(429, f"this address has sent reports for {self.options.sites_per_source} sites this "
-                                "week, the most one address may")
 
     def _allow(self, address: str) -> bool:
         try:

@@ -31,6 +31,10 @@ DELETE_SUPERSEDED = (
     "(SELECT message_id FROM site_weeks WHERE week = :week AND site_id = :site_id)"
 )
 _COLUMNS_OF = {table.name: table.columns for table in NARROW_TABLES}
+#: a row carrying this key set is quarantined: kept apart, in ``quarantined_reports``, and never published
+QUARANTINED = "quarantined"
+QUARANTINE = "INSERT INTO quarantined_reports (message_id, site_id, received, report) VALUES (:message_id, " \
+             ":site_id, :received, :report)"
 
 
 def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], rows: Iterable[Dict[str, Any]]) -> None:
@@ -41,6 +45,11 @@ def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], row
     statement = f"INSERT INTO reports ({names}) VALUES ({marks})"
     cursor = connection.cursor()
     for row in rows:  # each stored before the next is normalized: a newer one may supersede it
+        if row.get(QUARANTINED):
+            report = {column: row.get(column) for column in columns}
+            cursor.execute(dialect.sql(QUARANTINE), {"message_id": row["message_id"], "site_id": row["site_id"],
+                                                     "received": row["timestamp"], "report": _cell(report)})
+            continue
         cursor.execute(statement, tuple(_cell(row.get(column)) for column in columns))
         normalize_report(dialect, cursor, row)
 

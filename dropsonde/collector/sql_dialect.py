@@ -176,8 +176,10 @@ class PostgresDialect(Dialect):
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***``: errors
-    and logs name the store without handing its password to whoever reads them."""
+    """``url`` with the password of its user part replaced by ``***`` and its
+    query string, if any, by ``***`` whole (libpq decodes percent-escapes in
+    parameter names too: ``pass%77ord=`` is a password): errors and logs name
+    the store without handing its password to whoever reads them."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -185,8 +187,8 @@ def redact_url(url: str) -> str:
     user, at, host = authority.rpartition("@")
     if at and ":" in user:
         authority = f"{user.split(':', 1)[0]}:***@{host}"
-    query = re.sub(r"(?i)((?:^|[?&])password=)[^&]*", r"\1***", tail)
-    return f"{scheme}{sep}{authority}{slash}{query}"
+    path, question, _ = tail.partition("?")
+    return f"{scheme}{sep}{authority}{slash}{path}{question and '?***'}"
 
 
 def dialect_for(db: str, read_only: bool = False) -> Dialect:

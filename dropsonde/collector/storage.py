@@ -188,7 +188,10 @@ def _scrubbed(message: str, url: str) -> str:
     shown = redact_url(url)
     message = message.replace(url, shown)
     user = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-    password = user.partition(":")[2]
-    for spelling in {password, urllib.parse.unquote(password)} - {""}:
-        message = message.replace(spelling, "***")
+    secrets = [user.partition(":")[2]]
+    query = url.partition("?")[2]
+    secrets += [value for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True) if key == "password"]
+    for secret in secrets:
+        for spelling in {secret, urllib.parse.quote(secret), urllib.parse.unquote(secret)} - {""}:
+            message = message.replace(spelling, "***")
     return message

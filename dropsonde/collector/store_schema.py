@@ -5,7 +5,9 @@ are deleted), in the BigQuery table layout of ``dev schema`` (skeleton
 columns, then one column per metric, list- and record-valued columns stored
 as JSON text). ``site_weeks`` and the ``site_week_*`` tables of
 ``normalize.py``: each site's latest report of each ISO week, normalized
-into narrow tables that the weekly SQL queries read.
+into narrow tables that the weekly SQL queries read. ``quarantined_reports``:
+reports kept apart because their source was over its weekly cap of sites
+(each whole, as JSON); no query reads them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def table_statements(dialect: Dialect) -> List[str]:
         f"site_id {text} NOT NULL, message_id {text} NOT NULL, received {text} NOT NULL, "
         "environment_count INTEGER, UNIQUE (week, site_id))",
     ]
+    statements.append("CREATE TABLE IF NOT EXISTS quarantined_reports (message_id TEXT PRIMARY KEY, "
+                      "site_id TEXT NOT NULL, received TEXT NOT NULL, report TEXT NOT NULL)")
     for table in NARROW_TABLES:
         columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
                             for c in table.columns)
