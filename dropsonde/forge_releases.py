@@ -26,6 +26,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
@@ -34,15 +35,22 @@ from dropsonde.forge_api import TOTAL_BUDGET, ForgeError, _error_message
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
 from dropsonde.release_archive import ArchiveRefused, read_release_manifests
+from dropsonde.errors import BadInput
 from dropsonde.release_evidence import (
+    EVIDENCE_FILENAME,
+    MAX_EVIDENCE_BYTES,
+    MAX_EVIDENCE_VALUES,
     PublishedManifest,
     Release,
     ReleaseEvidence,
     Unavailable,
+    evidence_json,
     load_evidence,
+    read_evidence_file,
     release_key,
     save_evidence,
 )
+from dropsonde.tree_files import read_tree_file
 from dropsonde.terminal import printable
 
 if TYPE_CHECKING:
@@ -75,6 +83,8 @@ class EvidenceFetch:
     failure: Optional[str] = None
     requests: int = 0
     not_fetched: int = 0
+    #: each proven release's tarball, by release key, when the caller keeps them (a bundle)
+    tarballs: Dict[str, bytes] = field(default_factory=dict)
 
     def summary(self) -> str:
         text = (f"Forge release evidence: {len(self.releases)} releases proven, "
@@ -86,9 +96,10 @@ class EvidenceFetch:
 
 def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime,
                    policy: Optional[http_client.HttpPolicy] = None,
-                   clock: Callable[[], float] = time.monotonic) -> EvidenceFetch:
+                   clock: Callable[[], float] = time.monotonic, keep_tarballs: bool = False) -> EvidenceFetch:
     """Ask the Forge at ``base_url`` for each (slug, version) of ``wanted``, in order.
-    Never raises for the Forge's sake: a failure is recorded and ends the fetch."""
+    Never raises for the Forge's sake: a failure is recorded and ends the fetch.
+    ``keep_tarballs``: keep each proven release's tarball too (for a bundle)."""
     policy = policy or http_client.HttpPolicy.from_environment()
     session = http_client.session(policy)
     result = EvidenceFetch()
@@ -100,8 +111,11 @@ def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: dateti
         try:
             if clock() > deadline:
                 raise ForgeError(f"fetching release evidence took longer than {TOTAL_BUDGET:g} s")
-            result.releases.append(_fetch_release(session, base_url, slug, version, policy,
-                                                  lambda: deadline - clock(), result, stamp))
+            release, tarball = _fetch_release(session, base_url, slug, version, policy,
+                                              lambda: deadline - clock(), result, stamp)
+            result.releases.append(release)
+            if keep_tarballs:
+                result.tarballs[key] = tarball
         except ReleaseRefused as exc:
             log.info("release %s: %s", key, exc)
             result.unavailable[key] = Unavailable(stamp, str(exc))
@@ -113,7 +127,7 @@ def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: dateti
 
 
 def _fetch_release(session: Any, base_url: str, slug: str, version: str, policy: http_client.HttpPolicy,
-                   seconds_left: Callable[[], float], result: EvidenceFetch, stamp: str) -> Release:
+                   seconds_left: Callable[[], float], result: EvidenceFetch, stamp: str) -> Tuple[Release, bytes]:
     key = release_key(slug, version)
     record_url = f"{base_url}/v3/releases/{quote(key)}"
     record = _get(session, record_url, policy, seconds_left(), MAX_RECORD_BYTES, RECORD_PARAMS, result)
@@ -132,11 +146,17 @@ def _fetch_release(session: Any, base_url: str, slug: str, version: str, policy:
     actual = hashlib.new(algorithm, tarball.body).hexdigest()
     if actual != digest.lower():
         raise ReleaseRefused(f"its tarball's {algorithm.upper()} differs from the release record's: refused")
+    return release_from_tarball(slug, version, tarball.body, stamp), tarball.body
+
+
+def release_from_tarball(slug: str, version: str, tarball: bytes, stamp: str) -> Release:
+    """The evidence of a release from its tarball (whose digest the caller checked); ReleaseRefused
+    when the archive is refused. What a release proves is always derived here, never taken as given."""
     try:
-        manifests = read_release_manifests(tarball.body)
+        manifests = read_release_manifests(tarball)
     except ArchiveRefused as exc:
         raise ReleaseRefused(f"its tarball {exc}: refused") from None
-    return Release(slug, version, hashlib.sha256(tarball.body).hexdigest(), stamp,
+    return Release(slug, version, hashlib.sha256(tarball).hexdigest(), stamp,
                    {relative: published_manifest(data) for relative, data in sorted(manifests.items())})
 
 
@@ -229,3 +249,54 @@ def refresh_release_evidence(cache: "CacheDir", base_url: str, wanted: Iterable[
     if fetched.releases or fetched.unavailable:
         save_evidence(cache, evidence.merged(fetched.releases, fetched.unavailable))
     return fetched
+
+
+# ---- bundles: evidence carried to an air-gapped site, with the tarballs it was derived from ----
+
+def bundle_json(fetched: EvidenceFetch) -> bytes:
+    """A bundle: the evidence format plus ``tarballs`` (release key -> base64 of the tarball
+    as the Forge served it), so the import derives the evidence itself."""
+    import base64
+    import json
+
+    evidence = ReleaseEvidence().merged(fetched.releases, fetched.unavailable)
+    data = json.loads(evidence_json(evidence))
+    data["tarballs"] = {key: base64.b64encode(tarball).decode("ascii") for key, tarball in sorted(fetched.tarballs.items())}
+    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_bundle(source: Path) -> ReleaseEvidence:
+    """An evidence bundle made by ``releases build``, checked as a fetch is: each release's
+    tarball must be in the bundle with the SHA-256 its entry records (the digest the Forge's
+    record vouched for when it was built), and what the release proves (its manifests'
+    digests and classes) is derived again from that tarball with the archive rules; the
+    bundle's own ``manifests`` are never taken as given. BadInput naming the file and
+    the first bad entry; nothing is imported then."""
+    import base64
+    import binascii
+
+    evidence = read_evidence_file(source)
+    try:
+        raw = load_json(read_tree_file(source, EVIDENCE_FILENAME), MAX_EVIDENCE_BYTES, max_values=MAX_EVIDENCE_VALUES)
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{source}: cannot read: {exc}") from None
+    tarballs = raw.get("tarballs") if isinstance(raw, dict) else None
+    if not isinstance(tarballs, dict):
+        raise BadInput(f"{source}: no 'tarballs': a bundle carries each release's tarball (`dropsonde releases build`)")
+    derived = []
+    for key, release in sorted(evidence.releases.items()):
+        encoded = tarballs.get(key)
+        try:
+            tarball = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
+        except (binascii.Error, ValueError):
+            tarball = None
+        if tarball is None or len(tarball) > MAX_TARBALL_BYTES:
+            raise BadInput(f"{source}: releases[{key!r}]: its tarball is missing or not base64 (or over "
+                                 f"{MAX_TARBALL_BYTES} bytes)")
+        if hashlib.sha256(tarball).hexdigest() != release.file_sha256:
+            raise BadInput(f"{source}: releases[{key!r}]: its tarball's SHA-256 is not the one recorded")
+        try:
+            derived.append(release_from_tarball(release.slug, release.version, tarball, release.fetched_at))
+        except ReleaseRefused as exc:
+            raise BadInput(f"{source}: releases[{key!r}]: {exc}") from None
+    return ReleaseEvidence().merged(derived, evidence.unavailable)

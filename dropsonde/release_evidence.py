@@ -160,9 +160,12 @@ class ReleaseEvidence:
         return checked is not None and now - ttl < checked <= now + ttl
 
     def merged(self, releases: Iterable[Release], unavailable: Mapping[str, Unavailable]) -> "ReleaseEvidence":
-        """This evidence with ``releases`` and ``unavailable`` added (a proven release is never un-proven)."""
+        """This evidence with ``releases`` and ``unavailable`` added. A release proven already
+        is kept as it is (releases are immutable: nothing carried in may replace what was
+        fetched), and a proven release is never un-proven."""
         proven = dict(self.releases)
-        proven.update((release.key, release) for release in releases)
+        for release in releases:
+            proven.setdefault(release.key, release)
         missing = {k: v for k, v in self.unavailable.items() if k not in proven}
         missing.update((k, v) for k, v in unavailable.items() if k not in proven)
         return ReleaseEvidence(proven, missing)

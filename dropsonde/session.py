@@ -388,30 +388,33 @@ class Session:
 
     def build_release_bundle(self, wanted: List[Tuple[str, str]], output: Path) -> str:
         """Fetch the evidence of ``wanted`` from the Forge into a bundle file (on a
-        connected machine); a summary. Failure when the Forge failed: a
-        partial bundle would make the site report fewer classes without saying why."""
+        connected machine), with the tarballs it is derived from; a summary. DropsondeError
+        when the Forge failed: a partial bundle would make the site report fewer classes
+        without saying why."""
         from dropsonde.atomic_file import write_atomic
-        from dropsonde.forge_releases import fetch_releases
-        from dropsonde.release_evidence import ReleaseEvidence, evidence_json
+        from dropsonde.forge_releases import bundle_json, fetch_releases
 
-        fetched = fetch_releases(self._forge_api(), wanted, self.clock())
+        fetched = fetch_releases(self._forge_api(), wanted, self.clock(), keep_tarballs=True)
         if fetched.failure:
             raise Failure(f"the Forge failed, no bundle written: {fetched.failure}")
-        bundle = ReleaseEvidence().merged(fetched.releases, fetched.unavailable)
         try:
-            write_atomic(output, evidence_json(bundle))
+            write_atomic(output, bundle_json(fetched))
         except OSError as exc:
             raise Failure(f"{output}: cannot write: {exc.strerror or exc}") from None
         return f"{fetched.summary()}; written to {output}"
 
     def import_release_bundle(self, source: Path) -> str:
-        """Add an evidence bundle made on a connected machine to the cache's evidence."""
-        from dropsonde.release_evidence import ReleaseEvidence, load_evidence, read_evidence_file, save_evidence
+        """Add an evidence bundle made on a connected machine to the cache's evidence,
+        after deriving each release's evidence again from its tarball (forge_releases.read_bundle);
+        a release proven already is kept as it is."""
+        from dropsonde.forge_releases import read_bundle
+        from dropsonde.release_evidence import ReleaseEvidence, load_evidence, save_evidence
 
-        bundle = read_evidence_file(source)
+        bundle = read_bundle(source)
         current = load_evidence(self.cache())
         if current.problem:
             current = ReleaseEvidence()
+        kept = sum(1 for key in bundle.releases if key in current.releases)
         save_evidence(self.cache(), current.merged(bundle.releases.values(), bundle.unavailable))
-        return (f"release evidence imported from {source}: {len(bundle.releases)} releases proven, "
-                f"{len(bundle.unavailable)} unavailable")
+        return (f"release evidence imported from {source}: {len(bundle.releases)} releases proven "
+                f"({kept} already known, kept as they were), {len(bundle.unavailable)} unavailable")

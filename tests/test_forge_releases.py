@@ -205,7 +205,7 @@ def test_the_air_gapped_path_end_to_end(tree, published_apache, tmp_path):
     assert "1 releases proven" in built.stdout and bundle.is_file()
     imported = tree.run("releases", "import", str(bundle))
     assert imported.returncode == 0, imported.stderr
-    assert "1 releases proven, 0 unavailable" in imported.stdout
+    assert "1 releases proven (0 already known, kept as they were), 0 unavailable" in imported.stdout
     values = tree.report("--no-update")
     assert {row["name"] for row in values["profile_classes"]} == {
         "apache", "apache::vhost", "apache::mod::ssl", "apache::inlined"}
@@ -258,3 +258,54 @@ def test_listing_releases_without_a_forge_list_says_why_it_is_empty(tree, publis
     result = tree.run("releases", "list")
     assert result.returncode == 0 and result.stdout == ""
     assert "no Forge module cache yet: no module is public, so no release is listed" in result.stderr
+
+
+def test_a_bundle_s_own_digests_are_never_taken_as_given(tree, published_apache, tmp_path):
+    """The review's 6: a hand-made bundle claiming the site's own file as published. The
+    import derives each release's evidence from the tarball the bundle carries, whose
+    SHA-256 must be the one recorded: claimed digests without that tarball prove nothing."""
+    import hashlib
+
+    module = installed_copy(published_apache, tree)
+    write(module / "manifests" / f"{SECRET}.pp", f"class apache::{SECRET} {{ }}\n")
+    tree.forge(["puppetlabs-apache"])
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    release = {"slug": "puppetlabs-apache", "version": "12.1.0", "file_sha256": "0" * 64,
+               "fetched_at": "2026-12-01T00:00:00+00:00", "manifests": {
+                   "init.pp": {"sha256": sha(module / "manifests" / "init.pp"), "classes": ["apache"]},
+                   f"{SECRET}.pp": {"sha256": sha(module / "manifests" / f"{SECRET}.pp"),
+                                    "classes": [f"apache::{SECRET}"]}}}
+    crafted = {"format": 1, "unavailable": {}, "releases": {"puppetlabs-apache-12.1.0": release}}
+    for tarballs, reason in ((None, "no 'tarballs'"), ({}, "its tarball is missing"),
+                             ({"puppetlabs-apache-12.1.0": "aGVsbG8="}, "SHA-256 is not the one recorded")):
+        bundle = write(tmp_path / "evidence.json", json.dumps({**crafted, **({"tarballs": tarballs} if tarballs is not None else {})}))
+        assert_clean_error(tree.run("releases", "import", str(bundle)), ExitStatus.USAGE, str(bundle), reason)
+    assert not (tree.cachepath / "forge-releases.json").exists()
+    assert SECRET not in json.dumps(tree.report("--no-update"))
+
+
+def test_a_bundle_never_replaces_a_release_proven_already(tree, published_apache, tmp_path):
+    """A bundle consistent with a forged tarball (its own digest recorded) would still be
+    believed on a site that has nothing better; it cannot replace a release the site proved."""
+    import base64
+
+    from dropsonde.forge_releases import release_from_tarball
+    from dropsonde.release_evidence import ReleaseEvidence, evidence_json
+    from tests.support.forge_server import release_tarball
+
+    module = installed_copy(published_apache, tree)
+    tree.forge(["puppetlabs-apache"])
+    tree.publish(published_apache)  # proven, as fetched from the Forge
+    write(module / "manifests" / f"{SECRET}.pp", f"class apache::{SECRET} {{ }}\n")
+    forged = release_tarball(module, "puppetlabs-apache", "12.1.0")
+    release = release_from_tarball("puppetlabs-apache", "12.1.0", forged, "2026-12-01T00:00:00+00:00")
+    bundle = json.loads(evidence_json(ReleaseEvidence().merged([release], {})))
+    assert f"{SECRET}.pp" in bundle["releases"]["puppetlabs-apache-12.1.0"]["manifests"]
+    bundle["tarballs"] = {"puppetlabs-apache-12.1.0": base64.b64encode(forged).decode()}
+    result = tree.run("releases", "import", str(write(tmp_path / "evidence.json", json.dumps(bundle))))
+    assert result.returncode == 0, result.stderr
+    assert "(1 already known, kept as they were)" in result.stdout
+    assert SECRET not in json.dumps(tree.report("--no-update"))
