@@ -236,8 +236,11 @@ def read_config_file(path: Path, environ: Mapping[str, str] = os.environ) -> Dic
         raise BadInput(f"{path}: YAML error: {str(exc).splitlines()[0]}") from None
     except RecursionError:  # the parser nests one Python call per level
         raise BadInput(f"{path}: YAML nested too deeply") from None
-    except ValueError as exc:  # from the constructors, e.g. an integer of 5,000 digits
-        raise BadInput(f"{path}: YAML value not accepted: {str(exc).splitlines()[0][:160]}") from None
+    except (ValueError, TypeError) as exc:  # from the constructors: an integer of 5,000 digits, a list as a key
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise BadInput(f"{path}: YAML value not accepted: {reason}") from None
+    except MemoryError:
+        raise BadInput(f"{path}: not read: parsing it took more memory than there is") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -81,6 +81,7 @@ def test_bad_files_name_file_and_key(tmp_path, content, needle):
 
 
 YAML_VOCABULARY = [
+    "? [[a]]\n: 1\n", "? {a: 1}\n", "? [", 
     "---\n", ":update: ", "update: ", "verbose: ", "true", "false", "ttl: ", "7", "disable: ", "a, b", "- x\n",
     "commands:\n", "  preview:\n", "    :format: ", "json", "dev:\n", "  commands:\n", "&a ", "*a", "!!python/object ",
     "!!binary ", "{", "}", "[", "]", ": ", "\n", "  ", "\t", "#", "'", '"', "? ", "|\n", ">\n", "%YAML 1.2\n", "0x",
@@ -98,6 +99,8 @@ LONG_KEY = "k" * 10_000  # YAML allows it as an explicit key ("? key"); a plain 
 @given(source_bytes(YAML_VOCABULARY, run_size=3_000) | st.just(BILLION_LAUGHS.encode()))
 @example(f"? :{LONG_KEY}\n: 1\n".encode())  # once found at random: the unknown key was printed in full
 @example(f"commands:\n  :preview:\n    ? :{LONG_KEY}\n    : 1\n".encode())
+@example(b"? [[a]]\n: 1\n")  # the outside review: a key that is a list (unhashable) was a TypeError
+@example(b"commands:\n  ? {a: 1}\n  : 1\n")
 def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factory, data):
     path = tmp_path_factory.getbasetemp() / "telemetry.yaml"
     settings = read_fuzzed_file(path, data, lambda: read_config_file(path), longest=len(str(path)) + 400)
@@ -111,6 +114,8 @@ def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factor
         ("ttl: 0x" + "f" * 5000 + "\n", "key 'ttl': expected a whole number"),
         ("[" * 1000 + "\n", "YAML nested too deeply"),
         (BILLION_LAUGHS, "key 'disable'"),
+        ("? [[a]]\n: 1\n", "YAML value not accepted"),  # the outside review: 12 bytes, internal error
+        ("? {a: [b]}\n: 1\n", "YAML syntax error: found unhashable key"),
     ],
 )
 def test_hostile_telemetry_yaml_is_a_short_clear_error(tmp_path, text, needle):

@@ -133,3 +133,14 @@ def test_a_secret_of_the_wrong_length_is_refused_without_a_traceback(tmp_path, d
     (tmp_path / SECRET_FILENAME).write_text("a" * digits + "\n")
     with pytest.raises(Failure, match=f"{SECRET_FILENAME}: not a site id secret \\(expected 64 hex digits\\)"):
         local_secret(CacheDir.open(tmp_path))
+
+
+def test_a_file_of_begin_lines_is_refused_in_linear_time(tmp_path):
+    """The outside review: the PEM regex rescanned to the end for every BEGIN line
+    (64 KiB: 2 s, 1 MiB: ~500 s), before every preview and submit."""
+    from tests.support.time_limits import cpu_limit
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\n" * (1024 * 1024 // 28))
+    with cpu_limit(1.0), pytest.raises(ValueError, match="no PEM certificate in file"):
+        first_certificate_der(bundle)
