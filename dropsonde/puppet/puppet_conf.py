@@ -195,9 +195,16 @@ _MAX_INTERPOLATION_DEPTH = 50
 #: (the longest default, hostprivkey, about 60 characters); `a = $b$b`, `b = $c$c`...
 #: doubles at each line, and 33 such lines (577 bytes) asked for 8 GB.
 MAX_SETTING_LENGTH = 64 * 1024
+#: All settings together once interpolated: four times the largest puppet.conf read
+#: (1 MiB). Each setting within MAX_SETTING_LENGTH is not enough: 84,000 lines of
+#: `sN = $b$b` over a 32,000-character `b` (1 MB) asked for 5.3 GB.
+MAX_SETTINGS_TOTAL = 4 * 1024 * 1024
 
 
-def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: Tuple[str, ...]) -> str:
+def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], seen: Tuple[str, ...],
+                 total: List[int]) -> str:
+    """``name``'s value with its $settings interpolated; ``total`` counts the
+    characters of every value resolved so far, against MAX_SETTINGS_TOTAL."""
     if name in resolved:
         return resolved[name]
     if name in seen:
@@ -211,7 +218,7 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
         ref = match.group(1) or match.group(2)
         if ref == "environment" or ref not in raw:
             return match.group(0)
-        piece = _interpolate(ref, raw, resolved, seen + (name,))
+        piece = _interpolate(ref, raw, resolved, seen + (name,), total)
         grown[0] += len(piece)
         if grown[0] > MAX_SETTING_LENGTH:
             raise BadInput(f"puppet settings: ${name}: longer than {MAX_SETTING_LENGTH} characters "
@@ -219,6 +226,10 @@ def _interpolate(name: str, raw: Mapping[str, str], resolved: Dict[str, str], se
         return piece
 
     value = os.path.expanduser(_INTERPOLATION_RE.sub(replace, value)) if "$" in value or "~" in value else value
+    total[0] += len(value)
+    if total[0] > MAX_SETTINGS_TOTAL:
+        raise BadInput(f"puppet settings: more than {MAX_SETTINGS_TOTAL // (1024 * 1024)} MiB in all once their "
+                       f"$settings are interpolated, at ${name} (MAX_SETTINGS_TOTAL)")
     resolved[name] = value
     return value
 
@@ -255,6 +266,7 @@ def load_puppet_settings(
         raw[name] = value
     raw.update(given)
     resolved: Dict[str, str] = {}
+    total = [0]
     for name in list(raw):
-        _interpolate(name, raw, resolved, ())
+        _interpolate(name, raw, resolved, (), total)
     return PuppetSettings(layout=layout, values=resolved, puppet_conf=conf_path if conf_path.is_file() else None)

@@ -150,6 +150,9 @@ def test_fuzzed_puppet_conf_is_read_or_named_in_a_clear_error(tmp_path_factory, 
         ("[main]\n" + "".join(f"s{i} = $s{i + 1}$s{i + 1}\n" for i in range(33)) + "s33 = x\n",
          "longer than 65536 characters once its \\$settings are interpolated"),
         ("[main]\na = " + "$b" * 100_000 + "\nb = " + "x" * 60_000 + "\n", "\\$a: longer than 65536"),
+        # the outside review: each setting within its length, 5.3 GB in all
+        ("[main]\nb = " + "x" * 32_000 + "\n" + "".join(f"s{i}=$b$b\n" for i in range(84_000)),
+         "more than 4 MiB in all once their \\$settings are interpolated"),
     ],
 )
 def test_hostile_puppet_conf_is_a_clear_error(tmp_path, text, needle):
