@@ -107,7 +107,7 @@ def test_agrees_with_ripper_on_these_sources():
         b"{a: h 'z'}\n",
         b"[1, x => a, 2]\nmod 'c'\n",
         b"[1, x => a]\nmod 'c'\n",
-        b"(" * 3000 + b"1" + b")" * 3000 + b"\nmod 'a'\n",
+        b"(" * 120 + b"1" + b")" * 120 + b"\nmod 'a'\n",  # deeper than MAX_NESTING is set aside, not parsed
     ]
     for source in sources:
         ruby = subprocess.run(["ruby", "-e", script], input=source, capture_output=True, check=True).stdout.decode()
@@ -168,6 +168,19 @@ def test_hostile_puppetfiles_are_read_or_refused_in_bounded_time(source):
         except PuppetfileSyntaxError:
             return
     assert calls.commands == ["mod"]
+
+
+@pytest.mark.parametrize("source", [b"(" * 262_000, b"[" * 262_000, b"{a: " * 60_000, b'"#{' * 80_000,
+                                    b"mod 'a', " + b"[" * 129 + b"]" * 129])
+def test_brackets_nested_deeper_than_any_real_puppetfile_are_set_aside_before_parsing(source):
+    """The outside review: 4 MiB of "(" took tree-sitter 1.2 GB, and it crashed under a memory limit."""
+    with cpu_limit(0.5), pytest.raises(PuppetfileSyntaxError, match="brackets nested more than 128 deep"):
+        read_puppetfile_source(source)
+
+
+def test_brackets_nested_as_deep_as_allowed_are_parsed():
+    calls = read_puppetfile_source(b"mod 'a', " + b"[" * 128 + b"]" * 128 + b"\nputs 'x'\n")
+    assert calls.commands == ["mod", "puts"]
 
 
 def test_commands_nested_7500_deep_are_read_in_linear_time():
