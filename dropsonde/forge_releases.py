@@ -63,6 +63,8 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 # The Forge's largest releases weigh a few tens of MB.
 MAX_TARBALL_BYTES = 64 * 1024 * 1024
 RECORD_PARAMS = {"exclude_fields": "readme changelog license reference"}
+# The CPU time one release's tarball may take to read and parse (apache's, the largest, about 0.3 s).
+RELEASE_CPU_SECONDS = 10.0
 NOT_PUBLISHED = "not a release the Forge published"
 # What file_uri may be when relative: a path on the Forge's origin (it sends /v3/files/...).
 _FILE_PATH_RE = re.compile(r"/(?![/\\])[^\\@\s?#]*")
@@ -151,13 +153,21 @@ def _fetch_release(session: Any, base_url: str, slug: str, version: str, policy:
 
 def release_from_tarball(slug: str, version: str, tarball: bytes, stamp: str) -> Release:
     """The evidence of a release from its tarball (whose digest the caller checked); ReleaseRefused
-    when the archive is refused. What a release proves is always derived here, never taken as given."""
+    when the archive is refused. What a release proves is always derived here, never taken as given.
+    Reading and parsing one release gets RELEASE_CPU_SECONDS in all (a real one takes a fraction
+    of a second; 63 hostile manifests of 4 MiB took a minute)."""
+    from dropsonde.cpu_budget import OverBudget, cpu_budget
+
     try:
-        manifests = read_release_manifests(tarball)
+        with cpu_budget(RELEASE_CPU_SECONDS):
+            manifests = read_release_manifests(tarball)
+            published = {relative: published_manifest(data) for relative, data in sorted(manifests.items())}
     except ArchiveRefused as exc:
         raise ReleaseRefused(f"its tarball {exc}: refused") from None
-    return Release(slug, version, hashlib.sha256(tarball).hexdigest(), stamp,
-                   {relative: published_manifest(data) for relative, data in sorted(manifests.items())})
+    except OverBudget:
+        raise ReleaseRefused(f"reading its tarball took more than {RELEASE_CPU_SECONDS:g} s of CPU time: refused") \
+            from None
+    return Release(slug, version, hashlib.sha256(tarball).hexdigest(), stamp, published)
 
 
 def published_manifest(data: bytes) -> PublishedManifest:

@@ -106,3 +106,39 @@ def test_whatever_the_evidence_file_holds_it_is_read_or_refused_in_one_line(data
             evidence_from_json(data)
         except EvidenceFormatError as exc:
             assert "\n" not in str(exc)
+
+
+# ---- the review's 1 and 8: what tarfile or the parser would turn into far more than the archive's bytes ----
+
+
+def _gnu_long_name(length: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+        info = tarfile.TarInfo(f"{TOP}/" + "a/" * (length // 2) + "x.pp")
+        archive.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def _pax(headers: dict) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo(f"{TOP}/manifests/init.pp")
+        info.pax_headers = headers
+        archive.addfile(info, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: _gnu_long_name(20 * 1024 * 1024), "a name or link target longer than 4096 bytes"),
+    (lambda: _pax({"GNU.sparse.map": "0,1," * 10}), "a GNU sparse member"),
+    (lambda: _pax({"comment": "x" * (100 * 1024)}), "a pax header larger than 64 KiB"),
+    (lambda: tarball([(f"{TOP}/manifests/m{i}.pp", tarfile.REGTYPE, b"#" * (4 * 1024 * 1024)) for i in range(5)]),
+     "manifests larger than 16 MiB in all"),
+])
+def test_headers_and_manifests_that_would_cost_memory_or_cpu_are_refused_cheaply(make, reason):
+    """A 200 MB GNU long name took 1.9 GB, a 100 MB pax sparse map 4.7 GB, 63 manifests of
+    4 MiB a minute of parsing: refused before tarfile or the parser gets to them."""
+    data = make()
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        with pytest.raises(ArchiveRefused, match=reason):
+            read_release_manifests(data)
