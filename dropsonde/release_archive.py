@@ -106,14 +106,15 @@ def _prescan(stream: "io.BufferedReader") -> None:
             raise ArchiveRefused(f"has a name or link target longer than {MAX_NAME_BYTES} bytes")
         if kind == b"S":
             raise ArchiveRefused("has a GNU sparse member")
+        padded = size + (-size % _BLOCK)  # data is stored in whole blocks
         if kind in (b"x", b"g", b"X"):
             if size > MAX_PAX_BYTES:
                 raise ArchiveRefused(f"has a pax header larger than {MAX_PAX_BYTES // 1024} KiB")
             data = stream.read(size)
             if b"GNU.sparse" in data:
                 raise ArchiveRefused("has a GNU sparse member")
-            size -= len(data)
-        _skip(stream, size + (-size % _BLOCK) if size >= 0 else 0)
+            padded -= len(data)
+        _skip(stream, padded)
 
 
 def _header_size(field: bytes) -> int:

@@ -60,6 +60,22 @@ def test_what_a_release_never_holds_refuses_the_archive(name, kind, reason):
         read_release_manifests(data)
 
 
+def test_pax_and_gnu_long_names_of_real_lengths_are_read():
+    """Paths over 100 bytes take a pax (or GNU long-name) header before the member: the
+    header walk skips their data block by block, as tarfile does."""
+    deep = f"{TOP}/manifests/" + "/".join(["level"] * 25) + "/deep.pp"
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=fmt) as archive:
+            for name, data in ((deep, b"class ntp::deep { }"), (f"{TOP}/manifests/init.pp", b"class ntp { }")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.pax_headers = {"comment": "x" * 700} if fmt == tarfile.PAX_FORMAT else {}
+                archive.addfile(info, io.BytesIO(data))
+        manifests = read_release_manifests(buffer.getvalue())
+        assert manifests == {deep.split("/manifests/", 1)[1]: b"class ntp::deep { }", "init.pp": b"class ntp { }"}
+
+
 def test_a_plain_tar_or_garbage_is_not_a_release():
     for data in (tarball([(f"{TOP}/manifests/init.pp", tarfile.REGTYPE, b"")], compress=False), b"", b"\x1f\x8b junk",
                  gzip.compress(b"not a tar at all" * 100)):
