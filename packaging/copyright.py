@@ -42,6 +42,7 @@ class Bundled:
     holders: List[str]
     text: str
     paths: List[str]
+    texts: List[str]  # each license file's text, in file-name order
 
 
 def _license_from_text(text: str) -> Optional[str]:
@@ -102,13 +103,14 @@ def bundled(site: Path) -> List[Bundled]:
         meta = HeaderParser().parsestr((dist_info / "METADATA").read_text(encoding="utf-8"))
         files = sorted(p for p in dist_info.rglob("*") if p.is_file() and
                        (p.parent.name == "licenses" or p.name.upper().startswith(("LICENSE", "COPYING", "NOTICE"))))
-        text = "\n\n".join(p.read_text(encoding="utf-8", errors="replace").strip() for p in files)
+        texts = [p.read_text(encoding="utf-8", errors="replace").strip() for p in files]
+        text = "\n\n".join(texts)
         license_id = identify_license(meta, text)
         if license_id is None or not text:
             raise SystemExit(f"packaging/copyright.py: {dist_info.name}: cannot identify its license "
                              "(no License-Expression, known License field or classifier, or no license file)")
         found.append(Bundled(meta["Name"], meta["Version"], license_id, _holders(text, meta), text,
-                             _installed_paths(dist_info)))
+                             _installed_paths(dist_info), texts))
     return found
 
 
@@ -119,6 +121,14 @@ _APACHE_START = re.compile(r"^\s*Apache License\s*$", re.MULTILINE)
 
 def license_text(item: Bundled, common_licenses: bool) -> str:
     """The text to show under License:; on Debian a common license is a pointer plus the wheel's own notices."""
+    terms = set(re.findall(r"[A-Za-z0-9.+-]+", item.license)) - {"AND", "OR", "WITH"}
+    if common_licenses and item.license not in COMMON_LICENSES and terms & COMMON_LICENSES:
+        # a compound expression ("Apache-2.0 OR BSD-2-Clause"): the other licenses' texts stay,
+        # the common one's full text becomes the pointer
+        pointers = [f"On Debian systems, the complete text of the {term} license can be found in\n"
+                    f"/usr/share/common-licenses/{term}." for term in sorted(terms & COMMON_LICENSES)]
+        kept = [text for text in item.texts if _license_from_text(text) not in COMMON_LICENSES]
+        return "\n\n".join(kept + pointers)
     if not (common_licenses and item.license in COMMON_LICENSES):
         return item.text
     pointer = (f"On Debian systems, the complete text of the {item.license} license can be found in\n"

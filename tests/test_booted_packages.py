@@ -32,6 +32,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from tests.support.booted import SUITES, Container, listening, root_for, unusual_ports
+from tests.support.collector_process import write_forge_cache
 from tests.support.paths import REPO
 
 SERVICE_SECONDS = 180  # one scheduled run under systemd, start to finish
@@ -147,10 +148,13 @@ def collector_under_systemd(box: Container, deb: Path, port: int) -> None:
     # first steps as README.Debian gives them: the Forge list, the address, a start
     box.run("runuser", "-u", "dropsonde-collector", "--", "/usr/lib/dropsonde-collector/dropsonde", "--cachepath",
             COLLECTOR_STATE, "update", "--from-file", "/mnt/test/forge.json")
+    box.run("install", "-o", "dropsonde-collector", "-g", "dropsonde-collector", "-m", "0640",
+            "/mnt/test/collector/forge-releases.json", COLLECTOR_STATE)  # built elsewhere (`releases build`)
     box.run("sed", "-i", f"s/^LISTEN=.*/LISTEN=127.0.0.1:{port}/", "/etc/default/dropsonde-collector")
     box.run("systemctl", "restart", "dropsonde-collector.service", timeout=120)
     listening(port, 120)
-    box.run("systemctl", "reload", "dropsonde-collector.service", timeout=120)  # gunicorn replaces its workers
+    reload = box.run("systemctl", "reload", "dropsonde-collector.service", check=False, timeout=120)
+    assert reload.returncode == 0, reload.stderr + box.journal("dropsonde-collector.service")  # new workers
     listening(port, 120)
     EXPOSURE["dropsonde-collector.service"] = exposure(box, "dropsonde-collector.service")
     main_pid = box.run("systemctl", "show", "-p", "MainPID", "--value", "dropsonde-collector.service").stdout.strip()
@@ -214,6 +218,8 @@ def test_the_package_under_systemd(suite, prepared, tmp_path):
     port, collector_port = unusual_ports(2)
     fresh = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat(timespec="seconds")
     (share / "forge.json").write_text(json.dumps({"timestamp": fresh, "modules": ["puppetlabs-ntp"]}))
+    write_forge_cache(share / "collector", ["puppetlabs-ntp"], {"puppetlabs-ntp": {"10.0.0": ["ntp"]}})
+    (share / "collector").chmod(0o755)
     boot = time.monotonic()
     with Container(root, binds=[(share, "/mnt/test", False), (deb.parent, "/mnt/dist", True)]) as box:
         TIMINGS[f"{suite} boot"] = time.monotonic() - boot
