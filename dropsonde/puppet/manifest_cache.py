@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iter
 
 from dropsonde import __version__
 from dropsonde.puppet import manifests
-from dropsonde.puppet.manifests import Definition, ManifestInfo, read_manifest_data
+from dropsonde.puppet.manifests import Definition, read_manifest_data
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import is_inside, read_tree_file
 
@@ -64,12 +64,6 @@ def module_manifests(manifests_dir: Path) -> List[str]:
         prefix = os.path.relpath(root, top)
         found.extend(name if prefix == "." else os.path.join(prefix, name) for name in sorted(files) if name.endswith(".pp"))
     return found
-
-
-def read_manifest(path: str, within: Optional[str] = None) -> ManifestInfo:
-    """Definitions and declarations in one ``.pp`` file; never raises for bad content."""
-    data, error = _read_bytes(path, within)
-    return ManifestInfo(error=error) if data is None else read_manifest_data(data)
 
 
 def _read_bytes(path: str, within: Optional[str]) -> Tuple[Optional[bytes], Optional[str]]:

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from dropsonde.cache_dir import CacheDir
-from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests, read_manifest
+from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests
 from tests.support.puppet_tree import write
 
 LATER = 10 ** 20  # a clock far past every file's timestamps: no record is too fresh to trust
@@ -30,8 +30,14 @@ def cache_json(path: Path) -> dict:
 
 
 def test_unreadable_file_is_reported_not_raised(tmp_path):
-    info = read_manifest(str(tmp_path / "missing.pp"))
-    assert info.classes == [] and info.error.startswith("cannot read")
+    """A manifest that is a link leading out of its module is not read: the
+    reason is recorded, nothing is raised, and it defines nothing."""
+    write(tmp_path / "elsewhere.pp", "class leaked { }")
+    (tmp_path / "m" / "manifests").mkdir(parents=True)
+    (tmp_path / "m" / "manifests" / "init.pp").symlink_to(tmp_path / "elsewhere.pp")
+    found = ManifestCache(None).read(tmp_path / "m" / "manifests", "init.pp")
+    assert found.md5 is None and found.content.definitions == []
+    assert found.content.error.startswith("cannot read")
 
 
 def test_module_manifests_lists_only_pp_files_under_manifests(tmp_path):

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 
 from dropsonde.cpu_budget import MANIFEST_CPU_SECONDS
-from dropsonde.puppet.manifest_cache import read_manifest
 from dropsonde.puppet.manifests import ManifestInfo, read_manifest_data, read_manifest_text
 from tests.support.time_limits import cpu_limit
 from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ, source_bytes, source_text
@@ -134,11 +133,11 @@ def test_unterminated_input_returns_what_was_found(tmp_path):
 def test_binary_and_non_utf8_files(tmp_path):
     binary = tmp_path / "binary.pp"
     binary.write_bytes(b"class a {}\0\x01\x02")
-    info = read_manifest(str(binary))
+    info = read_manifest_data(binary.read_bytes())
     assert info.classes == [] and "binary" in info.error
     latin1 = tmp_path / "latin1.pp"
     latin1.write_bytes("class caf\u00e9_ok { }\nclass b { $s = 'caf\u00e9' }".encode("latin-1"))
-    info = read_manifest(str(latin1))
+    info = read_manifest_data(latin1.read_bytes())
     assert "b" in info.classes and info.error == "not valid UTF-8"
 
 
@@ -166,7 +165,8 @@ def test_agrees_with_puppets_class_information_service_on_debian_modules():
     mismatches = {}
     for path, expected in truth.items():
         assert expected is not None, f"Puppet could not parse {path}"
-        got = read_manifest(path).classes
+        with open(path, "rb") as manifest:
+            got = read_manifest_data(manifest.read()).classes
         if sorted(got) != sorted(expected):
             mismatches[path] = {"puppet": expected, "dropsonde": got}
     total = sum(len(v) for v in truth.values())
