@@ -27,7 +27,7 @@ def collector(tmp_path_factory):
 def test_dropsonde_submit_to_the_collector(tmp_path, collector):
     tree = PuppetTree(tmp_path / "site")
     tree.forge(["puppetlabs-ntp"])
-    make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0")
+    tree.publish(make_module(tree.environment("production") / "modules", "ntp", "puppetlabs-ntp", "10.0.0"))
     result = tree.run("submit", "--endpoint", collector.endpoint, "--port", str(collector.port))
     assert result.returncode == 0, result.stderr
     assert "A newer version of the telemetry client is available:" in result.stdout  # 0.1.0 < 9.9.9
