@@ -420,7 +420,7 @@ def collector_aggregate(
     from dropsonde.collector.budget import BudgetError
     from dropsonde.collector.noise_key import NoiseKeyError, default_key_path, load_or_create_key
     from dropsonde.collector.output import OutputError
-    from dropsonde.collector.releases import ReleaseRecordError, ReleaseRecords, records_directory
+    from dropsonde.collector.releases import ReleaseRecordError, ReleaseRecords, legacy_directory, records_directory
     from dropsonde.collector.render import render_page
     from dropsonde.collector.storage import open_store
 
@@ -435,8 +435,9 @@ def collector_aggregate(
         with _collector_options():
             store = open_store(db, read_only=True)
             key_path = key_path or default_key_path(db)
-            records = ReleaseRecords(records_directory(db, key_path))
-            key = load_or_create_key(key_path, create=force or not records.released_weeks())
+            records = ReleaseRecords(records_directory(db, key_path), legacy=[legacy_directory(key_path)])
+            # a PostgreSQL store's ledger follows the key: a new key path would start an empty one
+            key = load_or_create_key(key_path, create=force or not (records.released_weeks() or "://" in db))
             result = publish_week(store, label, Parameters(epsilon, delta, k), key, records, Path(out), render_page,
                                   force, week_ended=end <= datetime.now(timezone.utc))
     except PublicationError as exc:

@@ -343,6 +343,13 @@ def _check_republication(out: Path, week: str, context: Dict[str, Any], fingerpr
                                "a new release spends the week's budget again (see README)")
 
 
+def _check_record_kept(records: ReleaseRecords, week: str, record: Optional[Dict[str, Any]], force: bool) -> None:
+    """A week the ledger's log shows released whose record is gone is refused, whatever ``out`` holds."""
+    if record is None and records.logged(week) and not force:
+        raise PublicationError("week", week, "was released (the release ledger says so) but its release record "
+                               "is missing", "a new release spends the week's budget again (see README)")
+
+
 def _spent_before(record: Optional[Dict[str, Any]], out: Path, week: str) -> List[Dict[str, float]]:
     """The week's earlier releases: from its record, or, when the record is lost
     or kept under another key, from the publication of the week in ``out`` —
@@ -377,6 +384,7 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
     record = records.load(week)
     early = record is not None and not record.get("complete", True) and week_ended
     if not early:
+        _check_record_kept(records, week, record, force)
         _check_republication(out, week, context, fingerprint, key_name, record, force)
     if record is not None and record["context"] == fingerprint and not early:
         columns = {q.name: q.columns for q in queries}  # the record's JSON has its keys sorted

@@ -56,8 +56,9 @@ def load_or_create_key(path: Path, create: bool = True) -> bytes:
         return _read(path)
     except FileNotFoundError:
         if not create:
-            raise NoiseKeyError(path, "no such key, but weeks were released under one; give the key they were "
-                                      "released with") from None
+            raise NoiseKeyError(path, "no such key; weeks may have been released under one (always so for a "
+                                      "PostgreSQL store, whose release ledger is beside its key): give the key they "
+                                      "were released with (forcing makes a new one)") from None
     try:
         create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)

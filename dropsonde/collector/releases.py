@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from dropsonde.atomic_file import write_atomic
 from dropsonde.errors import DropsondeError
@@ -48,17 +49,36 @@ def records_directory(db: str, key_path: Path) -> Path:
     same records). A PostgreSQL store has no file beside it: ``KEY.releases``."""
     if "://" in db:
         return Path(str(key_path) + ".releases")
-    return Path(db + ".releases")
+    return Path(os.path.realpath(db) + ".releases")  # a symbolic link to the store finds the store's ledger
+
+
+def legacy_directory(key_path: Path) -> Path:
+    """Where the records were kept before the ledger moved beside the store."""
+    return Path(str(key_path) + ".releases")
 
 
 class ReleaseRecords:
-    """One JSON file per released week, written atomically."""
+    """One JSON file per released week, written atomically, and ``weeks.log``,
+    the weeks ever released (appended to, never rewritten): a record moved
+    away is then a missing record, not a week never released. Records in
+    ``legacy`` directories (an earlier version's ledger) count as released."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, legacy: Sequence[Path] = ()) -> None:
         self.directory = Path(directory)
+        self.legacy = [Path(path) for path in legacy if Path(path) != self.directory]
 
     def path(self, week: str) -> Path:
+        for directory in [self.directory] + self.legacy:
+            if (directory / f"{week}.json").exists():
+                return directory / f"{week}.json"
         return self.directory / f"{week}.json"
+
+    def logged(self, week: str) -> bool:
+        """Whether ``week`` was ever recorded as released here."""
+        try:
+            return week in (self.directory / "weeks.log").read_text(encoding="utf-8").split()
+        except FileNotFoundError:
+            return False
 
     def load(self, week: str) -> Optional[Dict[str, Any]]:
         """The week's record, or None if it was never released. A damaged
@@ -77,17 +97,31 @@ class ReleaseRecords:
         return record
 
     def save(self, record: Dict[str, Any]) -> None:
-        path = self.path(record["week"])
+        path = self.directory / f"{record['week']}.json"
         try:
             write_atomic(path, json.dumps({"format": FORMAT, **record}, sort_keys=True).encode(), mode=0o600)
+            if not self.logged(record["week"]):
+                descriptor = os.open(self.directory / "weeks.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                     | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(descriptor, "a", encoding="utf-8") as log_file:
+                    log_file.write(record["week"] + "\n")
+                    log_file.flush()
+                    os.fsync(log_file.fileno())
         except OSError as exc:
             raise ReleaseRecordError(path, f"cannot write it: {exc.strerror or exc}") from None
 
     def released_weeks(self) -> List[str]:
+        weeks = set()
+        for directory in [self.directory] + self.legacy:
+            try:
+                weeks |= {m.group(1) for m in map(WEEK_FILE.match, (p.name for p in directory.iterdir())) if m}
+            except FileNotFoundError:
+                continue
         try:
-            return sorted(m.group(1) for m in map(WEEK_FILE.match, (p.name for p in self.directory.iterdir())) if m)
+            weeks |= set((self.directory / "weeks.log").read_text(encoding="utf-8").split())
         except FileNotFoundError:
-            return []
+            pass
+        return sorted(week for week in weeks if WEEK_FILE.match(f"{week}.json"))
 
     def module_history(self, before: str, weeks: int) -> List[Dict[str, Any]]:
         """``{"week", "slug", "sites"}`` rows of the last ``weeks`` released weeks before ``before``."""

@@ -366,7 +366,7 @@ def test_sigterm_during_a_query_stops_aggregate_and_leaves_nothing(tmp_path, pos
         holder.execute("LOCK TABLE site_weeks IN ACCESS EXCLUSIVE MODE")
         process = subprocess.Popen([sys.executable, "-m", "dropsonde", "collector", "aggregate", "--db", url,
                                     "--out", str(tmp_path / "www"), "--week", WEEK,
-                                    "--noise-key", str(tmp_path / "noise-key")],
+                                    "--noise-key", str(tmp_path / "noise-key"), "--force"],  # a new PostgreSQL key
                                    stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         waiting = 0

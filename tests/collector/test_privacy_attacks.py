@@ -143,7 +143,7 @@ def test_a_new_noise_key_does_not_silently_republish_a_week(published_week, tmp_
     key = tmp_path / "a.db.noise-key"
     recorded = json.loads((out / "summary.json").read_text())["noise_key"]
     key.unlink()  # no new key is made where weeks were released: it would release them again
-    assert_clean_error(aggregate(), ExitStatus.USAGE, f"--noise-key {key}", "no such key", "weeks were released")
+    assert_clean_error(aggregate(), ExitStatus.USAGE, f"--noise-key {key}", "no such key", "weeks may have been released")
     assert not key.exists()
     other = tmp_path / "elsewhere" / "key"  # another key path: the store's ledger still knows the week
     other.parent.mkdir()
@@ -214,3 +214,51 @@ def test_summary_and_page_state_the_weeks_budget(published_week):
     page = (out / "index.html").read_text()
     assert f"&epsilon; = {DEFAULT_EPSILON:g}" in page and f"&delta; = {DEFAULT_DELTA:g}" in page
     assert "for each site and week" in page
+
+
+def test_the_ledger_outlives_moved_records_old_locations_and_symbolic_links(published_week, tmp_path):
+    """Re-check A, B, D: a record moved away is missing (the ledger's log still lists the week)
+    whatever --out shows; records of the earlier location (beside the key) still count; a
+    symbolic link to the store finds the store's ledger."""
+    import shutil
+
+    aggregate, out = published_week
+    ledger = tmp_path / "a.db.releases"
+    assert (ledger / "weeks.log").read_text().split() == ["2026-W47"]
+    (tmp_path / "a.db").rename(tmp_path / "store.db")
+    (tmp_path / "a.db").symlink_to(tmp_path / "store.db")
+    shutil.move(str(tmp_path / "a.db.noise-key"), str(tmp_path / "store.db.noise-key"))
+    linked = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
+                           "--week", "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key"))
+    assert_clean_error(linked, ExitStatus.USAGE, "--week 2026-W47", "release record is missing")  # store.db's ledger
+    shutil.move(str(ledger), str(tmp_path / "store.db.releases"))
+    assert run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out), "--week",
+                         "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key")).returncode == 0
+    (tmp_path / "store.db.releases" / "2026-W47.json").rename(tmp_path / "moved.json")
+    elsewhere = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o2"),
+                              "--week", "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key"))
+    assert_clean_error(elsewhere, ExitStatus.USAGE, "--week 2026-W47", "ledger says so", "--force")
+    legacy = tmp_path / "store.db.noise-key.releases"  # where an earlier version kept them
+    legacy.mkdir()
+    (tmp_path / "moved.json").rename(legacy / "2026-W47.json")
+    again = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "store.db"), "--out", str(tmp_path / "o3"),
+                          "--week", "2026-W47")
+    assert again.returncode == 0, again.stderr
+    assert files(tmp_path / "o3")["modules.json"] == files(out)["modules.json"]  # re-served from the old location
+
+
+def test_a_postgresql_store_gets_no_new_key_without_force(tmp_path, postgres):
+    """Re-check C: with PostgreSQL the ledger is beside the key, so a new key path started an empty one."""
+    postgres.psql("CREATE DATABASE ledger_keys")
+    url = postgres.url("ledger_keys")
+    open_store(url, columns()).insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-18T10:00:00.000000+00:00")
+                                            for n in range(6)])
+    key = tmp_path / "new-key"
+    refused = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(tmp_path / "o"), "--week", "2026-W47",
+                            "--noise-key", str(key))
+    assert_clean_error(refused, ExitStatus.USAGE, f"--noise-key {key}", "no such key", "PostgreSQL")
+    assert not key.exists() and not (tmp_path / "o").exists()
+    made = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(tmp_path / "o"), "--week", "2026-W47",
+                         "--noise-key", str(key), "--force")
+    assert made.returncode == 0, made.stderr
+    assert key.stat().st_mode & 0o777 == 0o600 and (tmp_path / "new-key.releases" / "2026-W47.json").is_file()
