@@ -158,3 +158,67 @@ def test_headers_and_manifests_that_would_cost_memory_or_cpu_are_refused_cheaply
     with cpu_limit(EXAMPLE_CPU_LIMIT):
         with pytest.raises(ArchiveRefused, match=reason):
             read_release_manifests(data)
+
+
+# ---- the re-check's A, B and E: headers a check-then-tarfile reader let through ----
+
+
+def _raw_member(name: bytes, kind: bytes, size: int, data: bytes = b"") -> bytes:
+    """One header block (ustar, checksum right) and its data, padded to whole blocks."""
+    header = bytearray(512)
+    header[0:len(name)] = name
+    header[100:108] = b"0000644\0"
+    header[124:136] = f"{size:011o}\0".encode()
+    header[136:148] = b"00000000000\0"
+    header[156:157] = kind
+    header[257:263] = b"ustar\0"
+    header[263:265] = b"00"
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\0 ".encode()
+    return bytes(header) + data + bytes(-len(data) % 512)
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    """``length key=value\n``, the length counting its own digits."""
+    body = f" {key}={value}\n".encode()
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
+
+
+def _archive(*members: bytes) -> bytes:
+    return gzip.compress(b"".join(members) + bytes(1024))
+
+
+def test_a_pax_size_cannot_desynchronise_the_reader():
+    """B: a pax record says 1024 bytes follow, the ustar header says 0: a reader that checks
+    headers with one size and reads with the other is led past a 20 MB GNU long name."""
+    pax = _pax_record("size", "1024")
+    data = _archive(
+        _raw_member(b"PaxHeader", b"x", len(pax), pax),
+        _raw_member(f"{TOP}/files/a".encode(), b"0", 0) + bytes(1024),
+        _raw_member(b"././@LongLink", b"L", 20 * 1024 * 1024, b"a" * (20 * 1024 * 1024)),
+        _raw_member(b"x", b"0", 0),
+    )
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        with pytest.raises(ArchiveRefused, match="a name or link target longer than 4096 bytes"):
+            read_release_manifests(data)
+
+
+def test_global_pax_headers_and_long_pax_paths_are_refused():
+    """A: global headers (merged into every later member by tarfile); E: 64 KiB pax paths."""
+    global_header = _pax_record("comment", "x" * 60_000)
+    with pytest.raises(ArchiveRefused, match="a global pax header"):
+        read_release_manifests(_archive(_raw_member(b"GlobalHead", b"g", len(global_header), global_header)))
+    long_path = _pax_record("path", f"{TOP}/" + "p" * 60_000)
+    with pytest.raises(ArchiveRefused, match="a name or link target longer than 4096 bytes"):
+        read_release_manifests(_archive(_raw_member(b"PaxHeader", b"x", len(long_path), long_path),
+                                        _raw_member(b"x", b"0", 0)))
+
+
+def test_a_header_with_a_wrong_checksum_is_no_tar():
+    member = bytearray(_raw_member(f"{TOP}/manifests/init.pp".encode(), b"0", 0))
+    member[0] = ord("Q")
+    with pytest.raises(ArchiveRefused, match="not a tar header"):
+        read_release_manifests(_archive(bytes(member)))
