@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,8 +168,36 @@ def test_substitutions_that_double_a_value_at_each_line_are_refused_within_a_mem
     lines = [f"a{i} = ${{a{i + 1}}}${{a{i + 1}}}" for i in range(20)] + ['a20 = "' + "x" * 500_000 + '"']
     write(tmp_path / "doubling.conf", "\n".join(lines) + "\n")
     with cpu_limit(5), pytest.raises(BadInput, match=r"doubling\.conf: not read: parsing it took more than "
-                                                           r"256 MiB of memory \(CONFIG_MEMORY_BYTES\)"):
+                                                           r"256 MiB of memory \(CONFIG_MEMORY_BYTES, "
+                                                           r"all of conf\.d together\)"):
         read_server_config(tmp_path, "aio")
+
+
+def _peak_rss_reading(confd: Path) -> int:
+    """The peak resident memory (KiB) of a fresh process that reads ``confd``."""
+    code = ("import resource, sys; from dropsonde.puppet.server_config import read_server_config; "
+            "read_server_config(sys.argv[1], 'aio'); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code, str(confd)], capture_output=True, text=True, timeout=120,
+                          check=True)
+    return int(done.stdout)
+
+
+def _doubling_file(path: Path, levels: int, prefix: str) -> None:
+    lines = [f'{prefix}0 = "' + "0123456789" * 4 + '"']
+    lines += [f"{prefix}{i} = ${{{prefix}{i - 1}}}${{{prefix}{i - 1}}}" for i in range(1, levels)]
+    write(path, "\n".join(lines) + "\n")
+
+
+def test_the_memory_of_reading_confd_does_not_grow_with_its_number_of_files(tmp_path):
+    """The outside review's repro, smaller: each file a doubling chain under the
+    per-file budget; twelve of them kept 1.27 GB when every tree was merged."""
+    one, many = tmp_path / "one", tmp_path / "many"
+    _doubling_file(one / "x00.conf", 19, "f0a")
+    for number in range(8):
+        _doubling_file(many / f"x{number:02d}.conf", 19, f"f{number}a")
+    with cpu_limit(60):
+        growth = _peak_rss_reading(many) - _peak_rss_reading(one)
+    assert growth < 20 * 1024, f"8 files took {growth} KiB more than one"
 
 
 def test_debians_own_confd_with_its_substitution_is_read(tmp_path):
