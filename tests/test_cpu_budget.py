@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from dropsonde.cpu_budget import OverBudget, cpu_budget
+from dropsonde.cpu_budget import OverBudget, RunBudget, cpu_budget
 from tests.support.time_limits import CPUTimeExceeded, cpu_limit
 
 
@@ -96,6 +96,18 @@ def test_an_exception_swallowed_where_the_signal_landed_is_raised_again():
 
 
 # ---- end to end: what is over budget is set aside with one warning, and the run goes on ----
+
+def test_a_run_budget_adds_up_the_cpu_time_of_every_block_charged_to_it():
+    """A budget per file let the total grow with the number of files; a run budget
+    counts them all and is spent once their sum reaches it."""
+    now = [0.0]
+    budget = RunBudget(2.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert not budget.exhausted
+        with budget.charge():
+            now[0] += 0.75
+    assert budget.exhausted and budget.spent == 2.25
+
 
 from tests.support.puppet_tree import make_module, write  # noqa: E402
 

@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, List
 
+from dropsonde.cpu_budget import RunBudget
 from dropsonde.metrics.base import MetricPlugin
 from dropsonde.privacy import PRIVATE
 from dropsonde.tree_files import read_tree_file
@@ -18,6 +19,8 @@ from dropsonde.wire_columns import metric_columns
 if TYPE_CHECKING:
     from dropsonde.site import Site
 
+# Set-aside files named in the one warning; the count says how many more.
+MAX_NAMED = 5
 PUPPETFILE_DSL = frozenset({"mod", "forge", "moduledir"})
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ class Puppetfiles(MetricPlugin):
                 continue
             log.info("reading Puppetfile %s", path)
             result = results.result(source)
+            if result is None:
+                results.budget.set_aside.append(str(path))
+                continue
             if result.error is not None:
                 log.warning("skipping Puppetfile %s: %s", path, result.error)
                 continue
@@ -60,9 +66,19 @@ class Puppetfiles(MetricPlugin):
                 public = name in RUBY_CORE_METHODS and name not in result.defined_methods
                 counts[name if public else PRIVATE] += count
         results.save()
+        _warn_set_aside(results.budget)
         log.info("Puppetfiles: %d distinct contents parsed, the others known from the cache", results.parsed)
         return {"puppetfile_ruby_methods": [{"name": n, "count": c} for n, c in sorted(counts.items())]}
 
     def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
         names = rng.sample(["require", "puts", "warn", "raise", "load", PRIVATE], rng.randint(0, 4))
         return {"puppetfile_ruby_methods": [{"name": n, "count": rng.randint(1, 50)} for n in sorted(names)]}
+
+
+def _warn_set_aside(budget: RunBudget) -> None:
+    """One warning for every Puppetfile the run-wide budget left unread (there may be hundreds)."""
+    paths = budget.set_aside
+    if paths:
+        shown = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+        log.warning("%d Puppetfiles set aside, not read: this run's parsing of Puppetfiles took more than %g s "
+                    "of CPU time (PUPPETFILES_RUN_CPU_SECONDS): %s", len(paths), budget.seconds, shown)

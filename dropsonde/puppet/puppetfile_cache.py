@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional
 
 from dropsonde import __version__
+from dropsonde.cpu_budget import PUPPETFILES_RUN_CPU_SECONDS, RunBudget
 from dropsonde.json_input import load_json
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class PuppetfileCache:
         self._known: Dict[str, Any] = {}  # md5 -> record JSON, as loaded
         self._used: Dict[str, PuppetfileResult] = {}  # md5 -> result, this run
         self.parsed = 0  # contents parsed this run (the others came from the cache)
+        self.budget = RunBudget(PUPPETFILES_RUN_CPU_SECONDS)
         if cache is not None:
             self._load(cache)
 
@@ -102,14 +104,20 @@ class PuppetfileCache:
                 and isinstance(data.get("contents"), dict)):
             self._known = data["contents"]
 
-    def result(self, source: bytes) -> PuppetfileResult:
-        """What the Puppetfile with these bytes calls, from the cache or parsed now."""
+    def result(self, source: bytes) -> Optional[PuppetfileResult]:
+        """What the Puppetfile with these bytes calls, from the cache or parsed now;
+        None when it would have to be parsed and this run's budget for parsing
+        Puppetfiles (PUPPETFILES_RUN_CPU_SECONDS) is spent (nothing is kept of it:
+        a later run may read it)."""
         md5 = hashlib.md5(source, usedforsecurity=False).hexdigest()
         found = self._used.get(md5)
         if found is None:
             found = PuppetfileResult.from_json(self._known.get(md5))
             if found is None:
-                found = parse_puppetfile(source)
+                if self.budget.exhausted:
+                    return None
+                with self.budget.charge():
+                    found = parse_puppetfile(source)
                 self.parsed += 1
             self._used[md5] = found
         return found
