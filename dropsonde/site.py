@@ -24,7 +24,7 @@ from dropsonde.puppet.environments import (
     ModuleStore,
     discover_environments,
 )
-from dropsonde.puppet.manifest_cache import ManifestCache, ManifestFile
+from dropsonde.puppet.manifest_cache import SET_ASIDE_BY_RUN_BUDGET, ManifestCache, ManifestFile
 from dropsonde.puppet.manifests import Definition
 from dropsonde.release_evidence import ReleaseEvidence, load_evidence, published_version
 from dropsonde.puppet.puppetdb import (
@@ -250,6 +250,7 @@ class Site:
     def close(self) -> None:
         """Persist the manifest parse cache, keeping only what installed modules hold."""
         if self._manifest_cache is not None:
+            self._manifest_cache.warn_set_aside()
             self._manifest_cache.save(module.manifests_dir for module in self.store.modules.values())
         if self._owns_cache and self._cache is not None:
             self._cache.close()
@@ -257,5 +258,5 @@ class Site:
 
 
 def _warn_if_unreadable(found: ManifestFile) -> None:
-    if found.error:
+    if found.error and found.error != SET_ASIDE_BY_RUN_BUDGET:  # those: one warning at the end (close)
         log.warning("manifest %s: %s", found.path, found.error)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
+from dropsonde.cpu_budget import MANIFESTS_RUN_CPU_SECONDS, RunBudget
 from dropsonde.puppet import manifests
 from dropsonde.puppet.manifests import Definition, read_manifest_data
 from dropsonde.json_input import load_json
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 # (git's "racily clean" rule).
 RACY_WINDOW_NS = 2_000_000_000
 CACHE_FILENAME = "manifests.json"
+#: The error of a manifest left unread because this run's parsing budget was spent
+#: (its classes are not public); one warning names them all (:meth:`ManifestCache.warn_set_aside`).
+SET_ASIDE_BY_RUN_BUDGET = "set aside: this run's budget for parsing manifests was spent (MANIFESTS_RUN_CPU_SECONDS)"
+# Set-aside manifests named in that warning; the count says how many more.
+MAX_NAMED = 5
 # a bound far above any real one (it grows with the manifests installed), so a planted file cannot exhaust memory
 MAX_CACHE_BYTES = 512 * 1024 * 1024
 # five values per manifest path, a few per definition: room for a million manifests
@@ -196,6 +202,8 @@ class ManifestCache:
         self._listings: Dict[str, FrozenSet[str]] = {}
         self._read: Dict[Tuple[str, str], Optional[ManifestFile]] = {}
         self.dirty = False
+        # what parsing manifests not known from the cache may cost this run, all together
+        self.budget = RunBudget(MANIFESTS_RUN_CPU_SECONDS)
         if cache is not None:
             self._load(cache)
 
@@ -293,7 +301,11 @@ class ManifestCache:
         md5 = self._md5s.setdefault(md5, md5)
         content = self._content(md5)
         if content is None:
-            info = read_manifest_data(data)
+            if self.budget.exhausted:  # set aside, and nothing kept: a later run reads it
+                self.budget.set_aside.append(path)
+                return ManifestFile(key, relative, None, ContentRecord([], SET_ASIDE_BY_RUN_BUDGET))
+            with self.budget.charge():
+                info = read_manifest_data(data)
             content = self._contents[md5] = ContentRecord(info.definitions, info.error)
         fresh = max(stat.st_mtime_ns, stat.st_ctime_ns) > self._now_ns - RACY_WINDOW_NS
         record = records[relative] = PathRecord(md5, None if fresh else stamp)
@@ -311,6 +323,15 @@ class ManifestCache:
             return raw
         content = self._contents[md5] = ContentRecord.from_json(raw)
         return content
+
+    def warn_set_aside(self) -> None:
+        """One warning for all the manifests the run-wide budget left unread (there may be thousands)."""
+        paths = self.budget.set_aside
+        if paths:
+            more = f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else ""
+            log.warning("%d manifests set aside, not read (their classes are not public): this run's parsing of "
+                        "manifests took more than %g s of CPU time (MANIFESTS_RUN_CPU_SECONDS): %s%s",
+                        len(paths), self.budget.seconds, ", ".join(paths[:MAX_NAMED]), more)
 
     def save(self, installed: Iterable[Path]) -> None:
         """Write the cache back when anything changed, keeping only the records of

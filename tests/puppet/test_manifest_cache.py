@@ -232,3 +232,37 @@ def test_huge_manifests_are_set_aside_and_keep_the_cache_small(tmp_path):
     again_found = again.module(manifests)
     assert [f.error for f in again_found] == [f.error for f in found]
     assert not again.dirty  # nothing parsed again
+
+
+def test_once_the_run_wide_budget_is_spent_new_manifests_are_set_aside_and_named_in_one_warning(
+        tmp_path, monkeypatch, caplog):
+    """A budget per manifest alone let thousands of distinct costly manifests add up.
+    With the run's budget spent (none here), a content known from the cache is still
+    used; every other manifest defines nothing (its classes are not public), is named
+    in ONE warning and is not kept, so a later run reads it."""
+    from dropsonde.puppet import manifest_cache
+
+    manifests = tmp_path / "m" / "manifests"
+    write(manifests / "init.pp", "class m { }")
+    cache_file = tmp_path / "cache" / "manifests.json"
+    first = ManifestCache(*kept_in(cache_file), clock=later)
+    first.module(manifests)
+    first.save([manifests])
+    for name in ("a", "b", "c"):
+        write(manifests / f"{name}.pp", f"class m::{name} {{ }}")
+    monkeypatch.setattr(manifest_cache, "MANIFESTS_RUN_CPU_SECONDS", 0.0)
+    monkeypatch.setattr(manifest_cache, "MAX_NAMED", 2)
+    starved = ManifestCache(*kept_in(cache_file), clock=later)
+    classes = {found.relative: found.classes for found in starved.module(manifests)}
+    assert classes == {"a.pp": [], "b.pp": [], "c.pp": [], "init.pp": ["m"]}
+    caplog.clear()
+    starved.warn_set_aside()
+    starved.save([manifests])
+    assert [r.getMessage() for r in caplog.records] == [
+        "3 manifests set aside, not read (their classes are not public): this run's parsing of manifests took "
+        f"more than 0 s of CPU time (MANIFESTS_RUN_CPU_SECONDS): {manifests / 'a.pp'}, {manifests / 'b.pp'} "
+        "and 1 more"]
+    monkeypatch.undo()
+    again = ManifestCache(*kept_in(cache_file), clock=later)
+    assert {found.relative: found.classes for found in again.module(manifests)} == {
+        "a.pp": ["m::a"], "b.pp": ["m::b"], "c.pp": ["m::c"], "init.pp": ["m"]}
