@@ -72,8 +72,9 @@ class Budget:
         self.deadline = clock() + seconds
 
     def remaining(self) -> float:
-        """CPU seconds left (0 when spent)."""
-        return max(0.0, self.deadline - self._clock())
+        """CPU seconds left (0 when spent; never more than the budget, which
+        ``clock() + seconds - clock()`` can be by a rounding error)."""
+        return min(self.seconds, max(0.0, self.deadline - self._clock()))
 
 
 class RunBudget:
