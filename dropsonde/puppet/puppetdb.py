@@ -28,7 +28,7 @@ from dropsonde.errors import BadInput
 from dropsonde.http_client import innermost_reason, origin
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
-from dropsonde.terminal import printable
+from dropsonde.terminal import printable, shortened
 from dropsonde.tree_files import read_tree_file
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY
 
@@ -260,7 +260,7 @@ def _canonical_rows(rows: List[Any]) -> List[Tuple[str, int]]:
         title = row.get("title") if isinstance(row, dict) else None
         count = row.get("count") if isinstance(row, dict) else None
         if not isinstance(title, str) or isinstance(count, bool) or not isinstance(count, int):
-            raise PuppetDBError(f"PuppetDB answered a malformed class row: {str(row)[:80]}")
+            raise PuppetDBError(f"PuppetDB answered a malformed class row: {shortened(str(row)[:80], 80)}")
         name = class_name(title)
         if name is not None:
             found.append((name, count))
@@ -273,7 +273,7 @@ def _family_values(rows: List[Any], fact: str) -> List[Any]:
     values = []
     for row in rows:
         if not isinstance(row, dict):
-            raise PuppetDBError(f"PuppetDB answered a malformed OS family row: {str(row)[:80]}")
+            raise PuppetDBError(f"PuppetDB answered a malformed OS family row: {shortened(str(row)[:80], 80)}")
         values.append(row.get(fact))
     return values
 

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from dropsonde.errors import BadInput
 from dropsonde.puppet.puppetdb import (
@@ -421,6 +421,8 @@ _ROWS = st.lists(st.one_of(
 
 @FUZZ
 @given(_ROWS)
+@example(["\n"])  # the row's text in the message is escaped: the error stays one line
+@example([{"title": "a\n", "count": "1"}])
 def test_any_rows_are_read_within_the_budget_or_refused_as_not_puppetdb(rows):
     """The reviewer's shapes (rows that are not objects, deep titles, huge numbers) among any JSON."""
     with cpu_limit(EXAMPLE_CPU_LIMIT):
