@@ -86,7 +86,7 @@ class SQLiteDialect(Dialect):
 
     @property
     def shown(self) -> str:
-        return self.path
+        return redact_url(self.path)  # a libpq key=value string mistaken for a path
 
     def prepare(self) -> None:
         make_private(self.path)
@@ -179,16 +179,25 @@ def redact_url(url: str) -> str:
     """``url`` with the password of its user part replaced by ``***`` and its
     query string, if any, by ``***`` whole (libpq decodes percent-escapes in
     parameter names too: ``pass%77ord=`` is a password): errors and logs name
-    the store without handing its password to whoever reads them."""
+    the store without handing its password to whoever reads them. The
+    authority ends at the first ``/``, ``?`` or ``#`` (``postgresql://h?password=x``
+    has no path). Text that is no URL but holds ``password=`` (a libpq
+    ``key=value`` string given where a SQLite path is expected) has every
+    such value hidden too."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
+        return _DSN_PASSWORD_RE.sub(r"\1***", url)
+    authority, tail = _AUTHORITY_RE.match(rest).groups()  # type: ignore[union-attr]  # always matches
     user, at, host = authority.rpartition("@")
     if at and ":" in user:
         authority = f"{user.split(':', 1)[0]}:***@{host}"
     path, question, _ = tail.partition("?")
-    return f"{scheme}{sep}{authority}{slash}{path}{question and '?***'}"
+    return f"{scheme}{sep}{authority}{path}{question and '?***'}"
+
+
+_AUTHORITY_RE = re.compile(r"([^/?#]*)(.*)", re.DOTALL)
+# libpq's key=value form: a value is a quoted string or runs to the next blank.
+_DSN_PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
 
 
 def dialect_for(db: str, read_only: bool = False) -> Dialect:

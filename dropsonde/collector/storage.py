@@ -167,13 +167,13 @@ def _open_sqlite(store: Store, dialect: SQLiteDialect) -> Store:
     import os
 
     if dialect.read_only and not os.path.isfile(dialect.path):
-        raise StoreError(dialect.path, "no such store (aggregate never creates one)", ExitStatus.USAGE)
+        raise StoreError(dialect.shown, "no such store (aggregate never creates one)", ExitStatus.USAGE)
     try:
         return store.open()
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(dialect.path, f"cannot open the store: {getattr(exc, 'strerror', None) or exc}") from None
+        raise StoreError(dialect.shown, f"cannot open the store: {getattr(exc, 'strerror', None) or exc}") from None
     except DropsondeError as exc:
-        raise StoreError(dialect.path, str(exc), _status(exc)) from None
+        raise StoreError(dialect.shown, str(exc), _status(exc)) from None
 
 
 def _status(error: DropsondeError) -> ExitStatus:

@@ -313,7 +313,9 @@ def test_idle_rate_state_is_dropped_on_a_deadline(tmp_path):
 @pytest.mark.parametrize("url", ["postgresql://postgres:s3cr%40t@127.0.0.1:{port}/nope",
                                  "postgresql://postgres@127.0.0.1:{port}/nope?password=s3cr%40t&sslmode=disable",
                                  # review: libpq decodes percent-escapes in names too
-                                 "postgresql://postgres@127.0.0.1:{port}/nope?pass%77ord=s3cr%40t"])
+                                 "postgresql://postgres@127.0.0.1:{port}/nope?pass%77ord=s3cr%40t",
+                                 # re-check: a query string with no path before it
+                                 "postgresql://postgres@127.0.0.1:{port}?password=s3cr%40t"])
 def test_a_store_password_is_never_shown(tmp_path, url):
     """#17.9: a password in a postgresql:// URL was printed in errors and logs."""
     from tests.support.cli import run_dropsonde
@@ -349,3 +351,31 @@ def test_one_source_speaks_for_a_bounded_number_of_sites_a_week_and_cannot_tell(
     assert answers[0][0] == 200
     assert sorted(counted) == sorted((site(n),) for n in (0, 1, 2, 7))
     assert sorted(kept_apart) == sorted((site(n),) for n in (3, 4))
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("postgresql://u:s3cret@db.example:5432/tel", "postgresql://u:***@db.example:5432/tel"),
+    ("postgresql://u@db.example:5432?password=s3cret", "postgresql://u@db.example:5432?***"),
+    ("postgres://u@db.example/tel?sslmode=require&%50ASSWORD=s3cret", "postgres://u@db.example/tel?***"),
+    ("host=db.example password=s3cret dbname=tel", "host=db.example password=*** dbname=tel"),
+    ("host=db.example PASSWORD = 's3 cret' dbname=tel", "host=db.example PASSWORD = *** dbname=tel"),
+    ("/var/lib/dropsonde-collector/reports.db", "/var/lib/dropsonde-collector/reports.db"),
+])
+def test_redact_url_hides_every_spelling_of_a_password(text, shown):
+    """Re-check of the review: a query string right after the authority, and a libpq
+    key=value string given as --db (taken as a SQLite path and echoed), showed the password."""
+    from dropsonde.collector.sql_dialect import redact_url
+
+    assert redact_url(text) == shown
+
+
+def test_a_key_value_connection_string_given_as_a_store_is_not_echoed(tmp_path):
+    """Re-check of the review: `--db "host=... password=..."` was taken as a SQLite
+    path and its password printed in the error."""
+    from dropsonde.errors import ExitStatus
+    from tests.support.cli import assert_clean_error, run_dropsonde
+
+    result = run_dropsonde("collector", "aggregate", "--db", "host=127.0.0.1 password=s3cr3t dbname=tel",
+                           "--out", str(tmp_path / "o"))
+    assert_clean_error(result, ExitStatus.USAGE, "password=***", "no such store")
+    assert "s3cr3t" not in result.stderr
