@@ -23,41 +23,24 @@ def published_apache(tmp_path: Path) -> Path:
     return release_tree(tmp_path)
 
 
-def _service_in_tempdir(make, prefix: str):
-    """Start a service in a fresh directory and stop and remove it afterwards. Not
-    under pytest's tmp_path: PostgreSQL runs as its own user, which cannot
-    enter root's private pytest directory."""
-    import shutil
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    server = make(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def puppetdb():
     """One real PuppetDB (with its PostgreSQL) for the whole test session."""
-    from tests.support.puppetdb_server import PUPPETDB_JAR, PuppetDBServer
+    from tests.support.puppetdb_server import PUPPETDB_JAR, PuppetDBServer, service_in_tempdir
 
     if not PUPPETDB_JAR.is_file():
         pytest.fail("needs Debian's puppetdb and postgresql packages: run tests/run (it installs them)")
-    yield from _service_in_tempdir(PuppetDBServer, "dropsonde-puppetdb-")
+    yield from service_in_tempdir(PuppetDBServer, "dropsonde-puppetdb-")
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A PostgreSQL 15 cluster of the test session's own, on 127.0.0.1."""
-    from tests.support.puppetdb_server import PG_BIN, PostgresServer
+    from tests.support.puppetdb_server import PG_BIN, PostgresServer, service_in_tempdir
 
     if not (PG_BIN / "initdb").is_file():
         pytest.fail("needs Debian's postgresql package: run tests/run (it installs it)")
-    yield from _service_in_tempdir(PostgresServer, "dropsonde-postgres-")
+    yield from service_in_tempdir(PostgresServer, "dropsonde-postgres-")
 
 
 @pytest.fixture

@@ -20,22 +20,11 @@ def own_postgres():
     """A PostgreSQL cluster of this test's own, which it may stop and start
     (the session's is shared). Not under tmp_path: PostgreSQL runs as its own
     user, which cannot enter root's private pytest directory."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from tests.support.puppetdb_server import PG_BIN, PostgresServer
+    from tests.support.puppetdb_server import PG_BIN, PostgresServer, service_in_tempdir
 
     if not (PG_BIN / "initdb").is_file():
         pytest.fail("needs Debian's postgresql package: run tests/run (it installs it)")
-    root = Path(tempfile.mkdtemp(prefix="dropsonde-own-postgres-"))
-    server = PostgresServer(root)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from service_in_tempdir(PostgresServer, "dropsonde-own-postgres-")
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,13 @@ import shutil
 import socket
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 import requests
 
@@ -269,9 +270,21 @@ def facts_for(family: Optional[str], legacy_family: Optional[str] = None, extra:
     return facts
 
 
-if __name__ == "__main__":  # a manual smoke run: start, print the URLs, wait for Ctrl-C
-    import tempfile
+def service_in_tempdir(make: Callable[[Path], Any], prefix: str) -> Iterator[Any]:
+    """Start a service in a fresh directory and stop and remove it afterwards. Not
+    under pytest's tmp_path: PostgreSQL runs as its own user, which cannot
+    enter root's private pytest directory."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = make(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
+
+if __name__ == "__main__":  # a manual smoke run: start, print the URLs, wait for Ctrl-C
     root = Path(tempfile.mkdtemp(prefix="dropsonde-pdb-"))
     server = PuppetDBServer(root)
     start = time.monotonic()
