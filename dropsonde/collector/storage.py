@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from dropsonde.collector.group_commit import GroupCommitWriter, Row, StoreUnavailable
 from dropsonde.collector.report_upsert import write_reports
@@ -123,14 +123,15 @@ class Store:
         finally:
             connection.close()
 
-    def count(self) -> Tuple[int, int]:
-        """(reports, distinct message ids): equal unless something was stored twice."""
+    def count(self) -> int:
+        """How many reports the store holds (one per site and week: a newer report
+        replaces its site's; ``message_id`` is the key, so none is held twice)."""
         connection = self.connect()
         try:
             cursor = connection.cursor()
-            cursor.execute("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM reports")
-            total, distinct = cursor.fetchone()
-            return int(total), int(distinct)
+            cursor.execute("SELECT COUNT(*) FROM reports")
+            (total,) = cursor.fetchone()
+            return int(total)
         finally:
             connection.close()
 

@@ -278,7 +278,7 @@ def test_the_store_is_opened_read_only(tmp_path):
     with pytest.raises(Exception, match="readonly"):
         connection.execute("DELETE FROM reports")
     connection.close()
-    assert store.count() == (1, 1)
+    assert store.count() == 1
 
 
 def publish(store, out, week=WEEK, render=render_page, epsilon=NO_NOISE, records=None, force=False):
