@@ -282,6 +282,13 @@ def read_bundle(source: Path) -> ReleaseEvidence:
     digests and classes) is derived again from that tarball with the archive rules; the
     bundle's own ``manifests`` are never taken as given. BadInput naming the file and
     the first bad entry; nothing is imported then."""
+    try:
+        return _read_bundle(source)
+    except MemoryError:  # third review: a 240 MiB bundle under a memory limit was an internal error
+        raise BadInput(f"{source}: not imported: reading it takes more memory than this process may use") from None
+
+
+def _read_bundle(source: Path) -> ReleaseEvidence:
     import base64
     import binascii
 

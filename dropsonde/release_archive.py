@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, Iterator, Optional
@@ -174,6 +175,8 @@ def _members(stream: BinaryIO) -> Iterator[_Member]:
                 raise ArchiveRefused("has a pax size that is not a number")
             size = int(pax["size"])
         long_name, pax = None, {}
+        if kind == b"\0" and name.endswith("/"):
+            kind = _DIRECTORY  # an old-style file named like a directory is one, as tarfile reads it
         yield _Member(name, kind, size if kind in _REGULAR else 0)
 
 
@@ -205,12 +208,7 @@ def _pax_records(data: bytes) -> Dict[str, str]:
 
 def _check_sum(header: bytes) -> None:
     """A ustar header's checksum: the sum of its bytes, the checksum field counted as spaces."""
-    stored = header[148:156].split(b"\0", 1)[0].strip()
-    try:
-        expected = int(stored, 8)
-    except ValueError:
-        raise ArchiveRefused("is not a readable .tar.gz (a header that is not a tar header)") from None
-    if expected != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+    if _octal(header[148:156]) != sum(header[:148]) + 8 * 32 + sum(header[156:]):
         raise ArchiveRefused("is not a readable .tar.gz (a header that is not a tar header)")
 
 
@@ -218,11 +216,22 @@ def _header_size(field: bytes) -> int:
     """A tar size field: octal text, or base-256 when its first byte has the high bit set."""
     if field[:1] and field[0] & 0x80:
         return int.from_bytes(field[1:], "big")
-    digits = field.split(b"\0", 1)[0].strip()
-    try:
-        return int(digits, 8) if digits else 0
-    except ValueError:
-        raise ArchiveRefused("is not a readable .tar.gz (a header that is not a tar header)") from None
+    return _octal(field)
+
+
+def _octal(field: bytes) -> int:
+    """A numeric header field as octal digits only: Python's ``int(text, 8)`` also
+    takes ``-1``, ``+7``, ``0o2_0``, and a size of -1 read the rest of the stream
+    past every cap (third review)."""
+    digits = field.split(b"\0", 1)[0].strip(b" ")
+    if not digits:
+        return 0
+    if not _OCTAL_RE.fullmatch(digits):
+        raise ArchiveRefused("is not a readable .tar.gz (a header that is not a tar header)")
+    return int(digits, 8)
+
+
+_OCTAL_RE = re.compile(rb"[0-7]+")
 
 
 def _ustar_name(header: bytes) -> str:

@@ -223,6 +223,21 @@ def test_a_bad_bundle_is_refused_and_changes_nothing(tree, published_apache, tmp
     assert (tree.cachepath / "forge-releases.json").read_bytes() == before
 
 
+def test_a_bundle_too_large_for_memory_is_refused_in_one_line(tree, tmp_path, monkeypatch):
+    """Third review: a 240 MiB bundle read under an address-space limit ended in
+    'internal error: MemoryError' (the allocation failure is injected here: making
+    one for real needs a bundle of hundreds of MiB)."""
+    import dropsonde.forge_releases as forge_releases
+
+    def exhausted(source):
+        raise MemoryError
+
+    monkeypatch.setattr(forge_releases, "read_evidence_file", exhausted)
+    bundle = write(tmp_path / "evidence.json", "{}")
+    result = tree.run("releases", "import", str(bundle))
+    assert_clean_error(result, ExitStatus.USAGE, str(bundle), "more memory than this process may use")
+
+
 def test_a_bundle_is_not_written_when_the_forge_fails(tmp_path):
     release_list = write(tmp_path / "releases.txt", "puppetlabs-apache-12.1.0\n")
     connected = PuppetTree(tmp_path / "connected")

@@ -163,12 +163,13 @@ def test_headers_and_manifests_that_would_cost_memory_or_cpu_are_refused_cheaply
 # ---- the re-check's A, B and E: headers a check-then-tarfile reader let through ----
 
 
-def _raw_member(name: bytes, kind: bytes, size: int, data: bytes = b"") -> bytes:
-    """One header block (ustar, checksum right) and its data, padded to whole blocks."""
+def _raw_member(name: bytes, kind: bytes, size: int, data: bytes = b"", size_field: bytes = b"") -> bytes:
+    """One header block (ustar, checksum right) and its data, padded to whole blocks;
+    ``size_field`` is written as the size field's text instead of ``size`` in octal."""
     header = bytearray(512)
     header[0:len(name)] = name
     header[100:108] = b"0000644\0"
-    header[124:136] = f"{size:011o}\0".encode()
+    header[124:136] = size_field.ljust(12, b"\0") if size_field else f"{size:011o}\0".encode()
     header[136:148] = b"00000000000\0"
     header[156:157] = kind
     header[257:263] = b"ustar\0"
@@ -222,3 +223,22 @@ def test_a_header_with_a_wrong_checksum_is_no_tar():
     member[0] = ord("Q")
     with pytest.raises(ArchiveRefused, match="not a tar header"):
         read_release_manifests(_archive(bytes(member)))
+
+
+@pytest.mark.parametrize("field", [b"-1", b"+20", b"0o2_0", b"2_0", b"-0"])
+def test_a_size_is_octal_digits_or_the_header_is_no_tar_header(field):
+    """Third review: ``int(text, 8)`` took ``-1``, and a size of -1 read the whole rest
+    of the stream (255 MiB of it) past every cap before the archive was refused."""
+    member = _raw_member(f"{TOP}/manifests/init.pp".encode(), b"0", 0, size_field=field)
+    with pytest.raises(ArchiveRefused, match="not a tar header"):
+        read_release_manifests(_archive(member, b"a" * 4096))
+
+
+def test_an_old_style_file_named_like_a_directory_is_a_directory():
+    """Third review: a type NUL member ``manifests/init.pp/`` was read as the file
+    init.pp, which tar tools (tarfile among them) make a directory."""
+    manifests = read_release_manifests(_archive(
+        _raw_member(f"{TOP}/manifests/init.pp/".encode(), b"\0", 0),
+        _raw_member(f"{TOP}/manifests/real.pp".encode(), b"0", 13, b"class x::y {}"),
+    ))
+    assert manifests == {"real.pp": b"class x::y {}"}
