@@ -12,6 +12,7 @@ file is removed when the collector stops.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -19,7 +20,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from dropsonde.collector.client_address import rate_key
 
@@ -80,21 +81,14 @@ class RateLimiter:
         """Take a token for ``address``'s source; False when its bucket is empty."""
         now = self.clock()
         source = self.source(address)
-        with self._lock:
-            connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                row = connection.execute("SELECT tokens, updated FROM buckets WHERE source = ?", (source,)).fetchone()
-                tokens, last = row if row else (self.capacity, now)
-                tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
-                allowed = tokens >= 1
-                connection.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
-                                   (source, tokens - 1 if allowed else tokens, now))
-                self._prune_when_due(connection, None)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        with self._transaction() as connection:
+            row = connection.execute("SELECT tokens, updated FROM buckets WHERE source = ?", (source,)).fetchone()
+            tokens, last = row if row else (self.capacity, now)
+            tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
+            allowed = tokens >= 1
+            connection.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
+                               (source, tokens - 1 if allowed else tokens, now))
+            self._prune_when_due(connection, None)
         return allowed
 
     def admit_site(self, address: str, site_id: str, week: str) -> bool:
@@ -103,25 +97,32 @@ class RateLimiter:
         (a site already counted is always admitted again: it replaces its report)."""
         source = self.source(address)
         site = hmac.new(self.key, site_id.encode(), hashlib.sha256).hexdigest()
+        with self._transaction() as connection:
+            known = connection.execute("SELECT 1 FROM source_sites WHERE week = ? AND source = ? AND site = ?",
+                                       (week, source, site)).fetchone()
+            if known is None:
+                (count,) = connection.execute("SELECT COUNT(*) FROM source_sites WHERE week = ? AND source = ?",
+                                              (week, source)).fetchone()
+                if count >= self.sites_per_week:
+                    return False  # nothing written: the commit changes nothing
+                connection.execute("INSERT INTO source_sites VALUES (?, ?, ?)", (week, source, site))
+            self._prune_when_due(connection, week)
+        return True
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` makes other processes wait for
+        the file, the lock serialises this process's users of its one connection.
+        Rolled back if the block raises, committed otherwise (also when it returns early)."""
         with self._lock:
             connection = self._connect()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                known = connection.execute("SELECT 1 FROM source_sites WHERE week = ? AND source = ? AND site = ?",
-                                           (week, source, site)).fetchone()
-                if known is None:
-                    (count,) = connection.execute("SELECT COUNT(*) FROM source_sites WHERE week = ? AND source = ?",
-                                                  (week, source)).fetchone()
-                    if count >= self.sites_per_week:
-                        connection.execute("ROLLBACK")
-                        return False
-                    connection.execute("INSERT INTO source_sites VALUES (?, ?, ?)", (week, source, site))
-                self._prune_when_due(connection, week)
-                connection.execute("COMMIT")
+                yield connection
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-        return True
+            connection.execute("COMMIT")
 
     def prune(self, week: Optional[str] = None) -> None:
         """Drop buckets idle long enough to be full again, and past weeks' sites."""
