@@ -41,8 +41,8 @@ from tests.support.puppetdb_server import PostgresServer  # noqa: E402
 
 WEEKS = 5
 FIRST_MONDAY = "2026-10-26"  # 2026-W44; the weeks are W44..W48
-NARROW = ("site_week_modules", "site_week_classes", "site_week_platforms", "site_week_dependencies",
-          "site_week_profile_classes", "site_week_puppetfile_methods")
+NARROW = ("site_week_modules", "site_week_classes", "site_week_platforms", "site_week_module_platforms",
+          "site_week_dependencies", "site_week_profile_classes", "site_week_puppetfile_methods")
 
 
 def generate(url: str, sites: int) -> float:
@@ -77,6 +77,12 @@ def generate(url: str, sites: int) -> float:
             SELECT DISTINCT sw.week, sw.id, (ARRAY['RedHat', 'Debian', 'windows', 'Suse', 'Archlinux', 'Gentoo',
                                                   'Solaris', 'Darwin'])[1 + floor(8 * power(random(), 2))::int]
             FROM site_weeks AS sw, generate_series(1, 1 + (sw.id % 3)::int)""",
+        # each of a site's modules runs on each of the site's families with probability 0.7
+        """INSERT INTO site_week_module_platforms (week, site_week, slug, platform, nodes)
+            SELECT m.week, m.site_week, m.slug, p.platform, 1 + floor(power(random(), 4) * 2000)::int
+            FROM (SELECT DISTINCT week, site_week, slug FROM site_week_modules) AS m
+            JOIN site_week_platforms AS p ON p.week = m.week AND p.site_week = m.site_week
+            WHERE random() < 0.7""",
         *[f"""INSERT INTO {table} (week, site_week, name)
               SELECT DISTINCT sw.week, sw.id, 'author' || (x.m % 50) || '-module' || x.m
               FROM site_weeks AS sw, LATERAL (SELECT {popular} AS m FROM generate_series(1, 3 + (sw.id % 1)::int)) AS x"""
@@ -90,7 +96,8 @@ def generate(url: str, sites: int) -> float:
             GROUP BY sw.week, sw.id, x.name""",
         *[f"ALTER TABLE {table} ADD PRIMARY KEY (week, site_week, {columns})" for table, columns in (
             ("site_week_modules", "slug, version"), ("site_week_classes", "name"),
-            ("site_week_platforms", "platform"), ("site_week_dependencies", "name"),
+            ("site_week_platforms", "platform"), ("site_week_module_platforms", "slug, platform"),
+            ("site_week_dependencies", "name"),
             ("site_week_profile_classes", "name"), ("site_week_puppetfile_methods", "name"))],
     ]
     start = time.perf_counter()
@@ -110,7 +117,8 @@ def rows(url: str) -> dict:
 
 
 TRUE_COUNTS = {
-    "modules": ("slug",), "module_versions": ("slug", "version"), "platforms": ("platform",),
+    "modules": ("slug",), "module_versions": ("slug", "version"), "module_platforms": ("slug", "platform"),
+    "platforms": ("platform",),
     "classes": ("name",), "dependencies": ("name",),
 }
 
@@ -137,6 +145,28 @@ def true_pairs(url: str, slugs: list) -> dict:
     return {(a, b): n for a, b, n in rows}
 
 
+BUCKETED = ("CASE WHEN {c} >= 100 THEN 100 WHEN {c} >= 50 THEN 50 WHEN {c} >= 20 THEN 20 WHEN {c} >= 10 THEN 10 "
+            "WHEN {c} >= 5 THEN 5 WHEN {c} >= 2 THEN 2 ELSE {c} END")
+SUMS = {"classes": "nodes", "puppetfile_methods": "calls"}
+
+
+def true_sums(url: str, table: str, column: str) -> dict:
+    """Each name's sum of the per-site bucketed, clipped values: what the noisy sum estimates."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(f"SELECT name, SUM({BUCKETED.format(c=column)}) FROM site_week_{table} "
+                                  "WHERE week = '2026-W48' GROUP BY name").fetchall()
+    return {(name,): total for name, total in rows}
+
+
+def error_line(label: str, published: dict, truth: dict) -> str:
+    errors = sorted(abs(n - truth[key]) / truth[key] for key, n in published.items() if truth.get(key))
+    median = statistics.median(errors) if errors else float("nan")
+    p90 = errors[math.ceil(0.9 * len(errors)) - 1] if errors else float("nan")
+    return f"  {label}: {len(published):,} rows, relative error median {median:.1%}, p90 {p90:.1%}"
+
+
 def usefulness(url: str, out: Path) -> list:
     """One line per table: published rows against the truth."""
     lines = []
@@ -158,6 +188,9 @@ def usefulness(url: str, out: Path) -> list:
         lines.append(f"  {label}: {len(published):,} rows published of {len(truth):,}; true top {len(top20)} "
                      f"published: {sum(key in published for key in top20)}; relative error median {median:.1%}, "
                      f"p90 {p90:.1%}")
+    for table, column in SUMS.items():
+        published = {(row["name"],): row[column] for row in json.loads((out / f"{table}.json").read_text())}
+        lines.append(error_line(f"{table}.{column} (noisy sums)", published, true_sums(url, table, column)))
     return lines
 
 

@@ -18,8 +18,8 @@ e^epsilon (plus delta) when any one site is added or removed, however many
 crafted sites surround it.
 
 After the release, post-processing (free in privacy) makes the tables agree:
-no count above the number of sites, no version, pair or triple of a module
-that is not published or above its module's count. The released tables are
+no count above the number of sites, no version, platform, pair or triple of
+a module that is not published or above its module's count. The released tables are
 recorded (``releases.py``) before they are published: a week is released
 once per context and re-served after that.
 """
@@ -223,8 +223,8 @@ def release_week(store: Store, week: str, parameters: Parameters, budget: Budget
 def make_consistent(tables: Dict[str, List[Dict[str, Any]]],
                     queries: Dict[str, Query]) -> Dict[str, List[Dict[str, Any]]]:
     """Post-processing of released numbers (no privacy cost): no count above
-    the number of sites; versions, pairs and triples only of published
-    modules and never above them; sums between 0 and count x clip."""
+    the number of sites; versions, platforms, pairs and triples only of
+    published modules and never above them; sums between 0 and count x clip."""
     total = tables["sites"][0]["sites"] if tables.get("sites") else None
     modules = {row["slug"]: row["sites"] for row in tables.get("modules", [])}
     pairs = {(row["slug_a"], row["slug_b"]): row["sites"] for row in tables.get("module_pairs", [])}
@@ -238,7 +238,7 @@ def make_consistent(tables: Dict[str, List[Dict[str, Any]]],
     for name, rows in tables.items():
         if name == "sites":
             continue
-        if name == "module_versions":
+        if name in ("module_versions", "module_platforms"):
             rows = [cap(r, total, modules[r["slug"]]) for r in rows if r["slug"] in modules]
         elif name == "module_pairs":
             rows = [cap(r, total, modules[r["slug_a"]], modules[r["slug_b"]]) for r in rows

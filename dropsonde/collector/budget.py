@@ -2,11 +2,11 @@
 
 The privacy unit is **one site for one week**: whatever a site reported that
 week (its latest report) is added to or removed from the data, and every
-table published for the week — sites, modules, versions, pairs, triples,
-classes and their node sums, platforms, environment and module buckets,
-dependencies, profile classes, Puppetfile methods and their call sums; the
-trends are the modules table again — together reveal at most (epsilon,
-delta) about it. One (epsilon, delta) for the whole week, not one per number.
+table published for the week — sites, modules, versions, module
+platforms, pairs, triples, classes and their node sums, platforms,
+environment and module buckets, dependencies, profile classes, Puppetfile
+methods and their call sums; the trends are the modules table again —
+together reveal at most (epsilon, delta) about it. One (epsilon, delta) for the whole week, not one per number.
 
 The accounting is zero-concentrated DP (zCDP), done by OpenDP: each table
 gets a share ``rho_i`` of one total ``rho`` (``PLAN``, below) and a share of
@@ -44,19 +44,20 @@ THRESHOLD_DELTA_SHARE = 0.5
 # Relative shares of rho. A ``NAME.sum`` entry is the noisy sum column of NAME.
 PLAN: Tuple[Tuple[str, float], ...] = (
     ("sites", 0.02),
-    ("modules", 0.30),
-    ("module_versions", 0.15),
+    ("modules", 0.28),
+    ("module_versions", 0.14),
+    ("module_platforms", 0.08),
     ("module_pairs", 0.10),
-    ("module_triples", 0.05),
+    ("module_triples", 0.04),
     ("classes", 0.08),
     ("classes.sum", 0.04),
-    ("platforms", 0.06),
+    ("platforms", 0.04),
     ("environment_counts", 0.03),
     ("modules_per_site", 0.03),
     ("dependencies", 0.04),
     ("profile_classes", 0.04),
-    ("puppetfile_methods", 0.03),
-    ("puppetfile_methods.sum", 0.03),
+    ("puppetfile_methods", 0.02),
+    ("puppetfile_methods.sum", 0.02),
 )
 
 

@@ -1,4 +1,5 @@
-"""Per-module files for module authors: ``modules/<slug>.json`` and an SVG
+"""Per-module files for module authors: ``modules/<slug>.json`` (sites,
+versions, OS families, partners, trend, the week's budget) and an SVG
 badge ``badges/<slug>.svg`` ("used by ≈N sites"), static files beside
 ``index.html`` that a module's README can link or embed.
 
@@ -57,6 +58,9 @@ def write_module_files(directory: Path, publication: "Publication", tables: Dict
     versions: Dict[str, List[Dict[str, Any]]] = {}
     for row in tables.get("module_versions", []):
         versions.setdefault(row["slug"], []).append({"version": row["version"], "sites": row["sites"]})
+    platforms: Dict[str, List[Dict[str, Any]]] = {}
+    for row in tables.get("module_platforms", []):
+        platforms.setdefault(row["slug"], []).append({"platform": row["platform"], "sites": row["sites"]})
     partners: Dict[str, List[Dict[str, Any]]] = {}
     for row in tables.get("module_pairs", []):
         for one, other in ((row["slug_a"], row["slug_b"]), (row["slug_b"], row["slug_a"])):
@@ -71,6 +75,7 @@ def write_module_files(directory: Path, publication: "Publication", tables: Dict
         document = {
             "slug": slug, "week": publication.week, "sites": row["sites"],
             "versions": sorted(versions.get(slug, []), key=lambda v: -v["sites"]),
+            "platforms": sorted(platforms.get(slug, []), key=lambda p: (-p["sites"], p["platform"])),
             "used_with": sorted(partners.get(slug, []), key=lambda p: (-p["sites"], p["slug"]))[:PARTNERS],
             "trend": trend.get(slug, []),
             "privacy": {"epsilon": publication.epsilon, "delta": publication.delta, "unit": "one site for one week",

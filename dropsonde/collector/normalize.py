@@ -44,6 +44,7 @@ NARROW_TABLES = (
     NarrowTable("site_week_modules", ("slug", "version")),
     NarrowTable("site_week_classes", ("name", "nodes"), ("nodes",)),
     NarrowTable("site_week_platforms", ("platform",)),
+    NarrowTable("site_week_module_platforms", ("slug", "platform", "nodes"), ("nodes",)),
     NarrowTable("site_week_dependencies", ("name",)),
     NarrowTable("site_week_profile_classes", ("name",)),
     NarrowTable("site_week_puppetfile_methods", ("name", "calls"), ("calls",)),
@@ -108,6 +109,27 @@ def _summed(value: Any, canonical: Callable[[str], Optional[str]] = _same) -> Li
     return sorted(totals.items())
 
 
+def _module_platforms(modules: List[Tuple[str, str]], value: Any) -> List[Tuple[str, str, int]]:
+    """(slug, OS family, nodes) for each module the report lists whose classes
+    run on nodes of that family: a class belongs to the modules whose name part
+    is its first segment (``apache::vhost`` to ``puppetlabs-apache``; Puppet's
+    autoloader finds it there), and ``nodes`` is the most nodes any one of the
+    module's classes is declared on in that family (a lower bound of the nodes
+    the module runs on, never a sum that counts a node once per class)."""
+    slugs: Dict[str, List[str]] = {}
+    for slug in sorted({slug for slug, _ in modules if "-" in slug}):
+        slugs.setdefault(slug.split("-", 1)[1], []).append(slug)
+    nodes: Dict[Tuple[str, str], int] = {}
+    for record in _records(value):
+        name = class_name(record["name"]) if isinstance(record.get("name"), str) else None
+        family = record.get("platform")
+        if name is None or not isinstance(family, str):
+            continue
+        for slug in slugs.get(name.split("::", 1)[0], ()):
+            nodes[(slug, family)] = max(nodes.get((slug, family), 0), clamp(record.get("count")))
+    return sorted((slug, family, count) for (slug, family), count in nodes.items())
+
+
 def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple[Any, ...]]]:
     """The rows one report puts in each narrow table (without week and site_week)."""
     modules = sorted({(r["slug"], r["version"]) for r in _records(row.get("modules"))
@@ -116,6 +138,7 @@ def narrow_rows(row: Dict[str, Any]) -> Dict[str, List[Tuple[Any, ...]]]:
         "site_week_modules": modules,
         "site_week_classes": _summed(row.get("classes"), class_name),
         "site_week_platforms": _texts(row.get("class_platforms"), "platform"),
+        "site_week_module_platforms": _module_platforms(modules, row.get("class_platforms")),
         "site_week_dependencies": _texts(row.get("dependencies"), "name"),
         "site_week_profile_classes": _texts(row.get("profile_classes"), "name", class_name),
         "site_week_puppetfile_methods": _summed(row.get("puppetfile_ruby_methods")),

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 from dropsonde.collector.group_commit import GroupCommitWriter, Row, StoreUnavailable
 from dropsonde.collector.report_upsert import write_reports
 from dropsonde.collector.sql_dialect import Dialect, SQLiteDialect, dialect_for, redact_url
-from dropsonde.collector.store_migration import migrate
+from dropsonde.collector.store_migration import fill_new_tables, migrate, missing_tables
 from dropsonde.collector.store_schema import create_tables
 from dropsonde.errors import BadInput, DropsondeError, ExitStatus
 from dropsonde.wire import SKELETON
@@ -62,10 +62,12 @@ class Store:
         self.dialect.prepare()
         connection = self.connect()
         try:
+            created = missing_tables(self.dialect, connection)
             create_tables(self.dialect, connection, self.metric_columns)
         finally:
             connection.close()
         migrate(self.dialect, self.query, self.metric_columns)
+        fill_new_tables(self.dialect, self.query, self.metric_columns, created)
         return self
 
     def connect(self) -> Any:

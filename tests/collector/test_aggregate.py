@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -487,6 +488,9 @@ MANY_ROWS = {
                                           for i in range(count)]},
     "module_versions": lambda count: {"modules": [{"name": f"m{i:03d}", "slug": f"a-m{i:03d}", "version": "1.0.0"}
                                                   for i in range(count)]},
+    "module_platforms": lambda count: {
+        "modules": [{"name": f"m{i:03d}", "slug": f"a-m{i:03d}", "version": "1.0.0"} for i in range(count)],
+        "class_platforms": [{"name": f"m{i:03d}", "platform": "RedHat", "count": 3} for i in range(count)]},
     "classes": lambda count: {"classes": [{"name": f"c{i:03d}", "count": 3} for i in range(count)]},
     "platforms": lambda count: {"class_platforms": [{"platform": f"p{i:03d}"} for i in range(count)]},
     "dependencies": lambda count: {"dependencies": [{"name": f"a-d{i:03d}"} for i in range(count)]},
@@ -506,6 +510,88 @@ def test_a_site_counts_in_at_most_its_tables_rows_per_site(tmp_path, name):
     assert len(table(store, name)) == query.rows_per_site
 
 
+FAMILIES = ("Debian", "RedHat", "Suse", "windows", "Darwin")  # the site's nodes: most on Debian, then RedHat...
+
+
+def many_platforms(n, modules=200):
+    """Site ``n`` running ``modules`` modules, each on the 5 FAMILIES (its classes on fewer nodes the
+    later the family and the higher the module's number)."""
+    slugs = [f"a-m{i:03d}" for i in range(modules)]
+    return report(n, [(slug, "1.0.0") for slug in slugs], class_platforms=[
+        {"name": slug.split("-")[1], "platform": family, "count": 10_000 - 10 * i - rank}
+        for i, slug in enumerate(slugs) for rank, family in enumerate(FAMILIES)])
+
+
+def test_a_site_with_200_modules_on_5_platforms_counts_in_at_most_24_module_platform_rows(tmp_path):
+    """Issue 17 item 6: one site's (module, OS family) rows are bounded like every table's: 200 modules
+    x 5 families count in 24 rows, its modules first in the published ranking (then by its own node
+    counts), each with its families on the most nodes first."""
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([many_platforms(n) for n in range(5)])
+    query = {q.name: q for q in load_queries()}["module_platforms"]
+    assert query.rows_per_site == 24
+    by_nodes = table(store, "module_platforms", k=1)  # no ranking yet: the site's own node counts decide
+    assert sum(row["sites"] for row in by_nodes) == 5 * 24 and all(row["sites"] == 5 for row in by_nodes)
+    assert [(row["slug"], row["platform"]) for row in by_nodes] == sorted(
+        [(f"a-m{i:03d}", family) for i in range(4) for family in FAMILIES] + [("a-m004", f) for f in FAMILIES[:4]])
+    ranked = table(store, "module_platforms", k=1, module_ranking=["a-m150", "a-m199", "a-m007", "a-m100", "a-m042"])
+    assert {row["slug"] for row in ranked} == {"a-m150", "a-m199", "a-m007", "a-m100", "a-m042"}
+    assert ("a-m042", "Darwin") not in {(row["slug"], row["platform"]) for row in ranked}  # its 25th row
+
+
+def test_module_platforms_never_exceed_their_modules_count():
+    """Post-processing: a (module, family) row only of a published module, never above its count."""
+    from dropsonde.collector.aggregate import make_consistent
+
+    queries = {q.name: q for q in load_queries()}
+    released = make_consistent({"sites": [{"sites": 500}], "modules": [{"slug": "a-x", "sites": 140}],
+                                "module_platforms": [{"slug": "a-x", "platform": "Debian", "sites": 151},
+                                                     {"slug": "a-x", "platform": "RedHat", "sites": 137},
+                                                     {"slug": "b-y", "platform": "Debian", "sites": 160}]}, queries)
+    assert released["module_platforms"] == [{"slug": "a-x", "platform": "Debian", "sites": 140},
+                                            {"slug": "a-x", "platform": "RedHat", "sites": 137}]
+
+
+def test_a_module_platform_row_is_selected_on_its_noisy_count(tmp_path):
+    """Issue 17 items 2 and 14 for module_platforms: over 400 releases at the default budget (the
+    mechanism and calibration ``Release.select`` uses, on the query's counts), a
+    (module, family) row that one site backs is never published (OpenDP's bound: at most the
+    table's delta share, 3e-8, per release), a row backed by exactly threshold sites about half of
+    the time and one backed by threshold - 1 sites too (a threshold on true counts would publish the
+    first always and the second never; 4 standard deviations of slack), and the counts vary."""
+    from dropsonde.collector.aggregate import _rows
+    from dropsonde.collector.budget import plan_budget
+    from dropsonde.collector.noise import count_measurement, selection_mechanism
+    from dropsonde.collector.queries import Ranking
+
+    budget = plan_budget(4.0, 1e-6)
+    query = {q.name: q for q in load_queries()}["module_platforms"]
+    mechanism = selection_mechanism(query.name, budget.share(query.name), query.rows_per_site, 1)
+    threshold = mechanism.threshold
+
+    def site(n, slug, family):
+        return report(n, [(slug, "1.0.0")], class_platforms=[{"name": slug.split("-")[1], "platform": family,
+                                                              "count": 7}])
+
+    store = open_store(str(tmp_path / "a.db"), columns())
+    store.insert_many([site(n, "a-x", "Debian") for n in range(threshold)]
+                      + [site(n, "b-y", "RedHat") for n in range(threshold, 2 * threshold - 1)]
+                      + [site(5000, "c-z", "windows")])
+    counts = {f'["{row["slug"]}","{row["platform"]}"]': row["sites"] for row in _rows(
+        store, query, {"week": WEEK, "module_ranking": Ranking(), "unranked": 1})}
+    assert counts == {'["a-x","Debian"]': threshold, '["b-y","RedHat"]': threshold - 1, '["c-z","windows"]': 1}
+    runs, seen = 400, {key: [] for key in counts}
+    for _ in range(runs):
+        for key, value in count_measurement(query.rows_per_site, mechanism.scale, threshold)(counts).items():
+            seen[key].append(value)
+            assert value >= threshold
+    assert seen['["c-z","windows"]'] == []
+    half, slack = runs / 2, 4 * math.sqrt(runs / 4)
+    assert half - slack < len(seen['["a-x","Debian"]']) < half + slack + 10  # P(noise >= 0) ~ 0.51
+    assert half - slack - 10 < len(seen['["b-y","RedHat"]']) < half + slack  # P(noise >= 1) ~ 0.49
+    assert len(set(seen['["a-x","Debian"]'])) > 5
+
+
 def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
     """Issue 17 item 14 (dropping HAVING from platforms.sql survived the old tests):
     with k = 1 and the default budget, in every table a row one site backs is never
@@ -516,7 +602,8 @@ def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
     def site_rows(keys, count):
         return {"modules": [{"name": k.split("-")[1], "slug": k, "version": "1.0.0"} for k in keys],
                 "classes": [{"name": k.split("-")[1], "count": count} for k in keys],
-                "class_platforms": [{"platform": k} for k in keys],
+                "class_platforms": [{"name": m.split("-")[1], "platform": k, "count": count} for m in keys
+                                    for k in keys],
                 "dependencies": [{"name": k} for k in keys],
                 "profile_classes": [{"name": k.split("-")[1], "count": 1} for k in keys],
                 "puppetfile_ruby_methods": [{"name": k, "count": count} for k in keys]}
@@ -537,9 +624,10 @@ def test_every_tables_threshold_is_on_noisy_counts(tmp_path):
     assert names == {q.name for q in load_queries()}, names
     for name, key in seen:
         assert not ({"c-z", "d-w"} <= set(key) or key == ("101+",)), (name, key)  # one site: never published
-    for name in ("modules", "classes", "platforms", "dependencies", "profile_classes", "puppetfile_methods"):
+    for name in ("modules", "classes", "platforms", "dependencies", "profile_classes", "puppetfile_methods",
+                 "module_platforms"):
         counts = seen[(name, ("a-x",) if name in ("modules", "platforms", "dependencies", "puppetfile_methods")
-                          else ("x",))]
+                          else ("a-x", "b-y") if name == "module_platforms" else ("x",))]
         assert len(counts) == 5 and len(set(counts)) > 1, (name, counts)  # always published, never exact
     assert len(seen[("module_pairs", ("a-x", "b-y"))]) == 5 and len(seen[("module_triples", ("a-x", "b-y", "e-v"))]) == 5
 

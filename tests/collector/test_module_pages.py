@@ -23,8 +23,10 @@ def publish(tmp_path, rows):
 
 
 def test_every_published_module_has_a_json_document_and_a_badge(tmp_path):
-    rows = [report(n, [("puppetlabs-apache", "12.0.0" if n % 2 else "11.0.0"), ("puppetlabs-stdlib", "9.0.0")])
-            for n in range(12)]
+    platforms = [{"name": "apache::vhost", "platform": "Debian", "count": 40},
+                 {"name": "apache", "platform": "RedHat", "count": 3}]
+    rows = [report(n, [("puppetlabs-apache", "12.0.0" if n % 2 else "11.0.0"), ("puppetlabs-stdlib", "9.0.0")],
+                   class_platforms=platforms[: 1 + n % 2]) for n in range(12)]  # RedHat: 6 sites
     rows += [report(n, [("rare-module", "1.0.0")]) for n in range(12, 14)]  # 2 sites: not published
     out = publish(tmp_path, rows)
     assert sorted(p.name for p in (out / "modules").iterdir()) == ["puppetlabs-apache.json", "puppetlabs-stdlib.json"]
@@ -33,6 +35,9 @@ def test_every_published_module_has_a_json_document_and_a_badge(tmp_path):
     assert apache["slug"] == "puppetlabs-apache" and apache["week"] == WEEK and apache["sites"] == 12
     assert sorted(apache["versions"], key=lambda v: v["version"]) == [{"version": "11.0.0", "sites": 6},
                                                                       {"version": "12.0.0", "sites": 6}]
+    assert apache["platforms"] == [{"platform": "Debian", "sites": 12}, {"platform": "RedHat", "sites": 6}]
+    stdlib = json.loads((out / "modules" / "puppetlabs-stdlib.json").read_text())
+    assert stdlib["platforms"] == []  # none of its classes reported on any family
     assert apache["used_with"] == [{"slug": "puppetlabs-stdlib", "sites": 12}]
     assert apache["trend"] == [{"week": WEEK, "sites": 12}]
     assert apache["privacy"]["epsilon"] == NO_NOISE and apache["privacy"]["unit"] == "one site for one week"
@@ -41,6 +46,19 @@ def test_every_published_module_has_a_json_document_and_a_badge(tmp_path):
     assert "used by" in svg and "≈12 sites" in svg and "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
     assert (out / "modules").stat().st_mode & 0o777 == 0o755
     assert (out / "badges" / "puppetlabs-apache.svg").stat().st_mode & 0o777 == 0o644
+
+
+def test_summary_states_the_module_platforms_share_and_mechanism(tmp_path):
+    """The new table spends its own share of the week's budget, stated in summary.json."""
+    out = publish(tmp_path, [report(n, [("puppetlabs-apache", "12.0.0")], class_platforms=[
+        {"name": "apache", "platform": "Debian", "count": 2}]) for n in range(6)])
+    privacy = json.loads((out / "summary.json").read_text())["privacy"]
+    share = privacy["plan"]["module_platforms"]
+    assert share["rho"] > 0 and share["delta"] > 0
+    assert abs(sum(s["rho"] for s in privacy["plan"].values()) - privacy["rho"]) < 1e-9
+    assert privacy["mechanisms"]["module_platforms"]["rows_per_site"] == 24
+    assert json.loads((out / "module_platforms.json").read_text()) == [
+        {"slug": "puppetlabs-apache", "platform": "Debian", "sites": 6}]
 
 
 def test_badges_round_to_two_significant_figures_and_escape_the_slug():

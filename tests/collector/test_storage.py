@@ -158,6 +158,24 @@ def test_a_store_from_before_the_narrow_tables_gets_them_filled_on_open(db):
     assert [r["environment_count"] for r in reopened.query("SELECT * FROM site_weeks ORDER BY id", {})] == [0, 1, 2]
 
 
+def test_a_narrow_table_added_by_an_upgrade_is_filled_from_the_kept_reports(db):
+    """site_week_module_platforms is new: a store from before it gets it filled, on open, from each
+    site-week's kept raw report, so the weeks stored before the upgrade publish module platforms too."""
+    columns = COLUMNS + ["class_platforms"]
+    store = open_store(db, columns)
+    store.insert_many([{**row(n, "2026-11-25T10:00:00.000000+00:00", message=m),
+                        "class_platforms": [{"name": "x::y", "platform": family, "count": 10 * n + m}]}
+                       for n in range(3) for m, family in enumerate(("Debian", "RedHat"))])  # the RedHat one is kept
+    connection = store.connect()
+    connection.cursor().execute("DROP TABLE site_week_module_platforms")  # as a store of the previous release
+    connection.commit()
+    connection.close()
+    reopened = open_store(db, columns)
+    rows = list(reopened.query("SELECT slug, platform, nodes FROM site_week_module_platforms ORDER BY nodes", {}))
+    assert rows == [{"slug": "a-x", "platform": "RedHat", "nodes": 10 * n + 1} for n in range(3)]
+    assert list(open_store(db, columns).query("SELECT COUNT(*) AS n FROM site_week_module_platforms", {})) == [{"n": 3}]
+
+
 def test_the_abstract_bases_cannot_be_made():
     from dropsonde.collector.sql_dialect import Dialect
     from dropsonde.collector.storage import Store

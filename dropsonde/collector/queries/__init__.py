@@ -36,8 +36,8 @@ from dropsonde.errors import Failure
 
 # The order the tables are computed and published in: modules first, as the
 # page's version chart and trends are about the top modules.
-ORDER = ("sites", "modules", "module_versions", "module_pairs", "module_triples", "classes", "platforms",
-         "environment_counts", "modules_per_site", "dependencies", "profile_classes", "puppetfile_methods")
+ORDER = ("sites", "modules", "module_versions", "module_platforms", "module_pairs", "module_triples", "classes",
+         "platforms", "environment_counts", "modules_per_site", "dependencies", "profile_classes", "puppetfile_methods")
 
 
 @dataclass(frozen=True)
