@@ -262,3 +262,79 @@ def test_a_postgresql_store_gets_no_new_key_without_force(tmp_path, postgres):
                          "--noise-key", str(key), "--force")
     assert made.returncode == 0, made.stderr
     assert key.stat().st_mode & 0o777 == 0o600 and (tmp_path / "new-key.releases" / "2026-W47.json").is_file()
+
+
+def test_a_copy_of_the_store_carries_its_ledger_whatever_key_path_or_files_beside_it(published_week, tmp_path):
+    """Issue 17 item 4 (ledger): the ledger was files beside the store, so a copy of the
+    store file alone, aggregated with a fresh key path, released the week again with
+    fresh noise. It is in the store now: the copy refuses, with or without the files."""
+    import shutil
+
+    _, out = published_week
+    copy = tmp_path / "elsewhere" / "copy.db"
+    copy.parent.mkdir()
+    shutil.copyfile(tmp_path / "a.db", copy)
+
+    def aggregate_copy(*extra):
+        return run_dropsonde("collector", "aggregate", "--db", str(copy), "--out", str(tmp_path / "copy-www"),
+                             "--week", "2026-W47", *extra)
+
+    fresh = tmp_path / "elsewhere" / "fresh-key"
+    assert_clean_error(aggregate_copy("--noise-key", str(fresh)), ExitStatus.USAGE, f"--noise-key {fresh}",
+                       "no such key", "released")
+    assert not fresh.exists()
+    default = tmp_path / "elsewhere" / "copy.db.noise-key"  # the copy's default key path: none made there either
+    assert_clean_error(aggregate_copy(), ExitStatus.USAGE, f"--noise-key {default}", "no such key")
+    assert not default.exists()
+    shutil.rmtree(tmp_path / "a.db.releases", ignore_errors=True)  # the old ledger directory, gone: still refused
+    other = tmp_path / "elsewhere" / "other-key"
+    other.write_bytes(b"o" * 32)
+    other.chmod(0o600)
+    assert_clean_error(aggregate_copy("--noise-key", str(other)), ExitStatus.USAGE, "--week 2026-W47",
+                       "another noise key", "--force")
+    assert not (tmp_path / "copy-www").exists()
+
+
+def test_a_deleted_ledger_directory_neither_redraws_nor_refuses_the_week(published_week, tmp_path):
+    """rm -r DB.releases, then a new --out: the old code drew the week again with fresh noise.
+    The store's own ledger re-serves the same rows."""
+    import shutil
+
+    _, out = published_week
+    shutil.rmtree(tmp_path / "a.db.releases", ignore_errors=True)
+    other = tmp_path / "other-www"
+    done = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(other), "--week", "2026-W47")
+    assert done.returncode == 0, done.stderr
+    assert files(other)["modules.json"] == files(out)["modules.json"]
+    assert files(other)["classes.json"] == files(out)["classes.json"]  # noisy node sums: a fresh draw would differ
+
+
+def test_a_postgresql_store_refuses_a_fresh_key_path_and_counts_a_forced_release(tmp_path, postgres):
+    """With PostgreSQL the ledger was beside the key: a fresh --noise-key path (and another
+    --out) found no ledger and released the week again, its budget counted from zero."""
+    postgres.psql("CREATE DATABASE ledger_fresh_key")
+    url = postgres.url("ledger_fresh_key")
+    open_store(url, columns()).insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-18T10:00:00.000000+00:00")
+                                            for n in range(300)])
+
+    def aggregate(key, out, *extra):
+        return run_dropsonde("collector", "aggregate", "--db", url, "--out", str(tmp_path / out), "--week", "2026-W47",
+                             "--noise-key", str(tmp_path / key), *extra)
+
+    first = aggregate("key", "www")  # the store's first release makes its key, without --force
+    assert first.returncode == 0, first.stderr
+    fresh = tmp_path / "fresh-key"
+    assert_clean_error(aggregate("fresh-key", "www2"), ExitStatus.USAGE, f"--noise-key {fresh}", "no such key")
+    assert_clean_error(aggregate("fresh-key", "www2", "--force"), ExitStatus.USAGE, f"--noise-key {fresh}",
+                       "no such key")  # a store with released weeks never gets a new key
+    assert not fresh.exists()
+    fresh.write_bytes(b"f" * 32)
+    fresh.chmod(0o600)
+    assert_clean_error(aggregate("fresh-key", "www2"), ExitStatus.USAGE, "--week 2026-W47", "another noise key",
+                       "--force")
+    assert not (tmp_path / "www2").exists()
+    forced = aggregate("fresh-key", "www2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    summary = json.loads((tmp_path / "www2" / "summary.json").read_text())
+    assert summary["privacy"]["releases_of_this_week"] == 2  # the first release is counted, from the store
+    assert summary["epsilon"] == pytest.approx(2 * DEFAULT_EPSILON)
