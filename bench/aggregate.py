@@ -199,8 +199,7 @@ def aggregate(url: str, out: Path, epsilon: str, week: str = "2026-W48") -> tupl
     start = time.perf_counter()
     process = subprocess.Popen([shutil.which("dropsonde"), "collector", "aggregate", "--db", url, "--out", str(out),
                                 "--week", week, "--noise-key", str(out.parent / f"noise-key-{out.name}"),
-                                *(["--epsilon", epsilon] if epsilon else []),
-                                *(["--force"] if week == "2026-W47" else [])],  # W47 makes the PostgreSQL key
+                                *(["--epsilon", epsilon] if epsilon else [])],
                                stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start

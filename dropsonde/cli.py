@@ -410,7 +410,7 @@ def collector_aggregate(
     k: int = typer.Option(DEFAULT_K, "--k", help="Least noisy count of a published row (on top of the DP threshold)."),
     epsilon: float = typer.Option(DEFAULT_EPSILON, "--epsilon", help="Privacy loss per site for the whole week, every table together."),
     delta: float = typer.Option(DEFAULT_DELTA, "--delta", help="Chance per site and week that the epsilon bound fails."),
-    noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file naming the release (created 0600 once); the week's release records are kept beside it. [default: DB.noise-key beside a SQLite --db]"),
+    noise_key: Optional[str] = typer.Option(None, "--noise-key", help="Private file naming the release (created 0600 once, never for a store that released weeks). [default: DB.noise-key beside a SQLite --db]"),
     force: bool = typer.Option(False, "--force", help="Publish a week not ended yet, or release a week again (other parameters, another key, an empty release): spends the week's budget again."),
 ) -> None:
     """Publish one week's aggregates, differentially private per site and week (OpenDP): no per-site rows."""
@@ -420,7 +420,7 @@ def collector_aggregate(
     from dropsonde.collector.budget import BudgetError
     from dropsonde.collector.noise_key import NoiseKeyError, default_key_path, load_or_create_key
     from dropsonde.collector.output import OutputError
-    from dropsonde.collector.releases import ReleaseRecordError, ReleaseRecords, legacy_directory, records_directory
+    from dropsonde.collector.release_ledger import LedgerError, file_ledgers, open_ledger
     from dropsonde.collector.render import render_page
     from dropsonde.collector.storage import open_store
 
@@ -435,10 +435,9 @@ def collector_aggregate(
         with _collector_options():
             store = open_store(db, read_only=True)
             key_path = key_path or default_key_path(db)
-            records = ReleaseRecords(records_directory(db, key_path), legacy=[legacy_directory(key_path)])
-            # a PostgreSQL store's ledger follows the key: a new key path would start an empty one
-            key = load_or_create_key(key_path, create=force or not (records.released_weeks() or "://" in db))
-            result = publish_week(store, label, Parameters(epsilon, delta, k), key, records, Path(out), render_page,
+            ledger = open_ledger(store, file_ledgers(db, key_path))  # in the store; earlier versions' files imported
+            key = load_or_create_key(key_path, released=ledger.released_weeks())
+            result = publish_week(store, label, Parameters(epsilon, delta, k), key, ledger, Path(out), render_page,
                                   force, week_ended=end <= datetime.now(timezone.utc))
     except PublicationError as exc:
         flag = flags.get(exc.subject, f"--{exc.subject}")
@@ -451,8 +450,8 @@ def collector_aggregate(
     except NoiseKeyError as exc:
         raise _typed(exc.status)(f"--noise-key {exc.path}: {exc.problem}" if exc.path
                                  else f"--noise-key: {exc.problem}") from None
-    except ReleaseRecordError as exc:
-        raise Failure(f"--noise-key {key_path}: release record {exc}") from None
+    except LedgerError as exc:
+        raise Failure(f"release ledger of {exc}") from None
     sites = result.sites if result.sites is not None else "too few"
     _echo(f"week {label}: {sites} sites; {sum(result.rows.values())} rows published to {out} "
                f"(epsilon {result.epsilon:g}, delta {result.delta:g} per site for the week)")

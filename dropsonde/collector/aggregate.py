@@ -19,9 +19,10 @@ crafted sites surround it.
 
 After the release, post-processing (free in privacy) makes the tables agree:
 no count above the number of sites, no version, platform, pair or triple of
-a module that is not published or above its module's count. The released tables are
-recorded (``releases.py``) before they are published: a week is released
-once per context and re-served after that.
+a module that is not published or above its module's count. The released
+tables are appended to the store's release ledger (``release_ledger.py``)
+before they are published: a week is released once per context and
+re-served after that.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dropsonde.collector.normalize import week_start
 from dropsonde.collector.output import (TableWriter, check_replaceable, recover_interrupted_swap, staging,
                                         write_file)
 from dropsonde.collector.queries import ORDER, Query, Ranking, expand_lists, load_queries
-from dropsonde.collector.releases import ReleaseRecords
+from dropsonde.collector.release_ledger import LedgerEntry, ReleaseLedger
 from dropsonde.collector.storage import Store
 from dropsonde.errors import DropsondeError
 
@@ -298,10 +299,10 @@ def read_trends(path: Path, week: str) -> List[Dict[str, Any]]:
     return [{"week": r["week"], "slug": r["slug"], "sites": r["sites"]} for r in rows if r["week"] in weeks]
 
 
-def trend_history(records: ReleaseRecords, out: Path, week: str) -> List[Dict[str, Any]]:
+def trend_history(ledger: ReleaseLedger, out: Path, week: str) -> List[Dict[str, Any]]:
     """The last TREND_WEEKS - 1 released weeks before ``week``: from the
-    release records, and from the published trends.json for older weeks."""
-    recorded = records.module_history(week, TREND_WEEKS - 1)
+    release ledger, and from the published trends.json for older weeks."""
+    recorded = ledger.module_history(week, TREND_WEEKS - 1)
     weeks = {row["week"] for row in recorded}
     rows = [row for row in read_trends(out / "trends.json", week) if row["week"] not in weeks] + recorded
     kept = sorted({row["week"] for row in rows})[-(TREND_WEEKS - 1):]
@@ -318,15 +319,18 @@ def published_summary(out: Path) -> Dict[str, Any]:
 
 
 def _check_republication(out: Path, week: str, context: Dict[str, Any], fingerprint: str, key: str,
-                         record: Optional[Dict[str, Any]], force: bool) -> None:
+                         record: Optional[LedgerEntry], force: bool) -> None:
     """A week is released once per context: refuse another release of it
     (other parameters, another key, a lost record) unless forced."""
     if force:
         return
-    if record is not None and record["context"] != fingerprint:
-        recorded = record.get("parameters", {})
+    if record is not None and record.tables is None:
+        raise PublicationError("week", week, f"was released (the release ledger says so, {record.source}) but its "
+                               "release record is missing", "a new release spends the week's budget again (see README)")
+    if record is not None and record.context != fingerprint:
+        recorded = record.parameters
         different = sorted(name for name in set(recorded) | set(context) if recorded.get(name) != context.get(name))
-        if record.get("noise_key") != key:
+        if record.noise_key != key:
             different.append("noise key")
         raise PublicationError("week", week, "was already released with other parameters or another noise key"
                                + (f" ({', '.join(different)})" if different else ""),
@@ -343,19 +347,14 @@ def _check_republication(out: Path, week: str, context: Dict[str, Any], fingerpr
                                "a new release spends the week's budget again (see README)")
 
 
-def _check_record_kept(records: ReleaseRecords, week: str, record: Optional[Dict[str, Any]], force: bool) -> None:
-    """A week the ledger's log shows released whose record is gone is refused, whatever ``out`` holds."""
-    if record is None and records.logged(week) and not force:
-        raise PublicationError("week", week, "was released (the release ledger says so) but its release record "
-                               "is missing", "a new release spends the week's budget again (see README)")
-
-
-def _spent_before(record: Optional[Dict[str, Any]], out: Path, week: str) -> List[Dict[str, float]]:
-    """The week's earlier releases: from its record, or, when the record is lost
-    or kept under another key, from the publication of the week in ``out`` —
-    a forced release must add to what was spent, not start the count again."""
-    if record is not None:
-        return list(record["spent"])
+def _spent_before(record: Optional[LedgerEntry], out: Path, week: str) -> List[Dict[str, float]]:
+    """The week's earlier releases: from the ledger, or, when this store never
+    released the week (another store's publication in ``out``) or its record
+    was lost before the ledger moved into the store, from the publication of
+    the week in ``out`` — a forced release must add to what was spent, not
+    start the count again."""
+    if record is not None and record.spent:
+        return list(record.spent)
     summary = published_summary(out)
     releases = summary.get("privacy", {}).get("releases") if summary.get("week") == week else None
     if isinstance(releases, list) and all(isinstance(r, dict) and isinstance(r.get("epsilon"), (int, float))
@@ -364,7 +363,7 @@ def _spent_before(record: Optional[Dict[str, Any]], out: Path, week: str) -> Lis
     return []
 
 
-def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, records: ReleaseRecords, out: Path,
+def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, ledger: ReleaseLedger, out: Path,
                  render: Callable[[Publication], str], force: bool = False, week_ended: bool = True) -> Publication:
     """Release the week (or re-serve its release) and publish it to ``out``, all
     or nothing. A release made before the week ended (forced) is not re-served
@@ -376,20 +375,19 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
     check_replaceable(out, PUBLISHED_FILES, PUBLISHED_FOLDERS)
     budget = plan_budget(parameters.epsilon, parameters.delta)
     queries = load_queries()
-    history = trend_history(records, out, week)
+    history = trend_history(ledger, out, week)
     last_week = max((row["week"] for row in history), default=None)
     module_ranking = ranking((row for row in history if row["week"] == last_week), RANKING_MODULES)
     context = release_context(week, parameters, budget, queries, module_ranking)
     fingerprint, key_name = context_fingerprint(key, context), key_fingerprint(key)
-    record = records.load(week)
-    early = record is not None and not record.get("complete", True) and week_ended
+    record = ledger.latest(week)
+    early = record is not None and not record.complete and week_ended
     if not early:
-        _check_record_kept(records, week, record, force)
         _check_republication(out, week, context, fingerprint, key_name, record, force)
-    if record is not None and record["context"] == fingerprint and not early:
-        columns = {q.name: q.columns for q in queries}  # the record's JSON has its keys sorted
-        tables = {name: [{c: row[c] for c in columns[name]} for row in rows] for name, rows in record["tables"].items()}
-        mechanisms, spent = record["mechanisms"], record["spent"]
+    if record is not None and record.tables is not None and record.context == fingerprint and not early:
+        columns = {q.name: q.columns for q in queries}  # an imported record's JSON has its keys sorted
+        tables = {name: [{c: row[c] for c in columns[name]} for row in rows] for name, rows in record.tables.items()}
+        mechanisms, spent = record.mechanisms, record.spent
     else:
         tables, mechanisms = release_week(store, week, parameters, budget, queries, module_ranking)
         before = published_summary(out)
@@ -398,8 +396,8 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, re
             raise PublicationError("week", week, f"{out} holds a publication of it and this run released no rows "
                                    "(the wrong store?)", "the empty release replaces it")
         spent = _spent_before(record, out, week) + [{"epsilon": budget.epsilon, "delta": budget.delta}]
-        records.save({"week": week, "context": fingerprint, "noise_key": key_name, "parameters": context,
-                      "tables": tables, "mechanisms": mechanisms, "spent": spent, "complete": week_ended})
+        ledger.append(LedgerEntry(week, fingerprint, key_name, context, tables, mechanisms, spent,
+                                  complete=week_ended, forced=force), after=record)
     publication = Publication(week, budget, parameters.k, mechanisms=mechanisms, spent=spent)
     publication.trends = history + [{"week": week, "slug": r["slug"], "sites": r["sites"]}
                                     for r in tables.get("modules", [])]

@@ -29,7 +29,7 @@ enforce and OpenDP takes on trust. See README, "Differential privacy".
 
 OpenDP's noise comes from the operating system's CSPRNG and cannot be
 seeded: a release cannot be redrawn identically, so a week is released once
-and re-served from the release record (``releases.py``), never redrawn.
+and re-served from the store's release ledger (``release_ledger.py``), never redrawn.
 """
 
 from __future__ import annotations

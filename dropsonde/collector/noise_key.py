@@ -5,10 +5,11 @@ the release context (HMAC-SHA256 of every parameter of a week's release,
 ``aggregate.release_context``) and its fingerprint is recorded in
 ``summary.json``. A deleted or replaced key therefore shows: a week
 released under another key is refused unless forced, instead of being
-silently released again with fresh noise, and no key is created where the
-release records (``releases.py``, beside a SQLite store) show weeks were
-released already. The key is 32 random bytes, created once (0600, never
-replaced) and kept beside the store.
+silently released again with fresh noise, and no key is ever created for a
+store whose release ledger (``release_ledger.py``, in the store) shows
+released weeks, forced or not: a missing key is then a wrong path or a lost
+key, never a reason to start again. The key is 32 random bytes, created once
+(0600, never replaced) and kept beside the store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from dropsonde.atomic_file import create_once
 from dropsonde.errors import DropsondeError, ExitStatus
@@ -45,20 +46,22 @@ def default_key_path(db: str) -> Path:
     return Path(db + ".noise-key")
 
 
-def load_or_create_key(path: Path, create: bool = True) -> bytes:
-    """The key at ``path``, created 0600 if there is none and ``create``
-    (False once weeks were released: a missing key then means a wrong path or
-    a lost key, and a new one would release those weeks again). Created as a
+def load_or_create_key(path: Path, released: Sequence[str] = ()) -> bytes:
+    """The key at ``path``, created 0600 if there is none and the store has no
+    ``released`` weeks (once it has, a missing key means a wrong path or a
+    lost key, and a new one would release those weeks again). Created as a
     temporary file linked into place, so two runs at once end with one key,
     never a partial one. A key readable by others is tightened, as the store is."""
     path = Path(path)
     try:
         return _read(path)
     except FileNotFoundError:
-        if not create:
-            raise NoiseKeyError(path, "no such key; weeks may have been released under one (always so for a "
-                                      "PostgreSQL store, whose release ledger is beside its key): give the key they "
-                                      "were released with (forcing makes a new one)") from None
+        if released:
+            shown = ", ".join(released[-3:]) + (" ..." if len(released) > 3 else "")
+            raise NoiseKeyError(path, f"no such key, and the store has released weeks ({shown}) under one: give "
+                                      "the key they were released with. None is created for such a store; if the "
+                                      "key is lost, write 32 random bytes there yourself (0600) and re-release a "
+                                      "week only with --force, which spends its budget again") from None
     try:
         create_once(path, secrets.token_bytes(KEY_BYTES))
         return _read(path)

@@ -19,7 +19,7 @@ import sqlite3
 import stat
 import urllib.parse
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -58,6 +58,21 @@ class Dialect(ABC):
     def add_column(self, connection: Any, table: str, column: str) -> None:
         """Add TEXT column ``column`` to ``table`` unless it has it."""
 
+    @abstractmethod
+    def writer(self) -> "Dialect":
+        """The same store, opened for writing (``aggregate`` reads read-only and
+        appends to the release ledger through this one)."""
+
+    @abstractmethod
+    def append_only(self, table: str) -> List[str]:
+        """Statements making the database itself refuse UPDATE and DELETE (and
+        TRUNCATE) of ``table``'s rows: idempotent, run with the table's CREATE."""
+
+    def insert_only(self, connection: Any, table: str) -> None:
+        """Confine ``connection`` to reading and INSERT into ``table``, where the
+        database can (SQLite's authorizer); elsewhere the code's only statement
+        on it is that INSERT."""
+
     def prepare(self) -> None:
         """Before the first connection of a writer (SQLite: the file's mode)."""
 
@@ -87,6 +102,27 @@ class SQLiteDialect(Dialect):
     @property
     def shown(self) -> str:
         return redact_url(self.path)  # a libpq key=value string mistaken for a path
+
+    def writer(self) -> "SQLiteDialect":
+        return SQLiteDialect(self.path)
+
+    def append_only(self, table: str) -> List[str]:
+        return [f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: a row is never {done}'); END"
+                for verb, done in (("UPDATE", "updated"), ("DELETE", "deleted"))]
+
+    def insert_only(self, connection: Any, table: str) -> None:
+        """SQLite asks the authorizer about every statement as it is prepared: reads
+        and INSERT into ``table`` pass, anything else (UPDATE, DELETE, DDL, PRAGMA,
+        ATTACH) fails to prepare."""
+        allowed = {sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_FUNCTION}
+
+        def authorize(action: int, first: Any, second: Any, database: Any, source: Any) -> int:
+            if action in allowed or (action == sqlite3.SQLITE_INSERT and first == table):
+                return sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_DENY
+
+        connection.set_authorizer(authorize)
 
     def prepare(self) -> None:
         make_private(self.path)
@@ -146,6 +182,22 @@ class PostgresDialect(Dialect):
     @property
     def shown(self) -> str:
         return redact_url(self.url)
+
+    def writer(self) -> "PostgresDialect":
+        return PostgresDialect(self.url)
+
+    def append_only(self, table: str) -> List[str]:
+        """A trigger function raising on UPDATE, DELETE and TRUNCATE (which row
+        triggers do not see), created once: ``CREATE TRIGGER`` has no ``IF NOT
+        EXISTS`` before PostgreSQL 14."""
+        function = f"{table}_append_only"
+        return [f"""DO $do$ BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{function}' AND tgrelid = '{table}'::regclass) THEN
+  CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN RAISE EXCEPTION '{table} is append-only: % refused', TG_OP; END $fn$;
+  CREATE TRIGGER {function} BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();
+  CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+END IF; END $do$"""]
 
     def connect(self) -> Any:
         import psycopg

@@ -160,10 +160,10 @@ def open_store(db: str, metric_columns: Optional[Sequence[str]] = None, read_onl
     try:
         return store.open()
     except psycopg.Error as exc:
-        raise StoreError(dialect.shown, _scrubbed(str(exc).strip().splitlines()[0][:200] if str(exc).strip()
+        raise StoreError(dialect.shown, scrubbed(str(exc).strip().splitlines()[0][:200] if str(exc).strip()
                                                   else type(exc).__name__, db)) from None
     except DropsondeError as exc:
-        raise StoreError(dialect.shown, _scrubbed(str(exc), db), _status(exc)) from None
+        raise StoreError(dialect.shown, scrubbed(str(exc), db), _status(exc)) from None
 
 
 def _open_sqlite(store: Store, dialect: SQLiteDialect) -> Store:
@@ -186,8 +186,9 @@ def _status(error: DropsondeError) -> ExitStatus:
     return ExitStatus.USAGE if isinstance(error, BadInput) else ExitStatus.FAILURE
 
 
-def _scrubbed(message: str, url: str) -> str:
-    """``message`` without the password ``url`` holds, wherever a driver echoed it."""
+def scrubbed(message: str, url: str) -> str:
+    """``message`` without the password ``url`` holds, wherever a driver echoed it
+    (also for the release ledger's errors)."""
     shown = redact_url(url)
     message = message.replace(url, shown)
     user = url.partition("://")[2].partition("/")[0].rpartition("@")[0]

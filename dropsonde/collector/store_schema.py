@@ -7,7 +7,9 @@ as JSON text). ``site_weeks`` and the ``site_week_*`` tables of
 ``normalize.py``: each site's latest report of each ISO week, normalized
 into narrow tables that the weekly SQL queries read. ``quarantined_reports``:
 reports kept apart because their source was over its weekly cap of sites
-(each whole, as JSON); no query reads them.
+(each whole, as JSON); no query reads them. ``release_ledger``: what each
+week's release published, appended by ``aggregate`` and never changed — the
+database refuses UPDATE and DELETE of its rows (``release_ledger.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,22 @@ def table_statements(dialect: Dialect) -> List[str]:
     return statements
 
 
+LEDGER_TABLE = "release_ledger"
+
+
+def ledger_statements(dialect: Dialect) -> List[str]:
+    """The release ledger and its append-only triggers. One row per release of
+    a week (``number`` 1, 2, ... in order); ``released_tables`` is NULL for a week
+    an earlier version's file ledger listed as released but whose record was
+    lost. Text columns hold JSON."""
+    text = dialect.text_type
+    return [f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (week {text} NOT NULL, number INTEGER NOT NULL, "
+            f"context {text} NOT NULL, noise_key {text} NOT NULL, released_at {text} NOT NULL, "
+            "forced INTEGER NOT NULL, complete INTEGER NOT NULL, parameters TEXT NOT NULL, released_tables TEXT, "
+            "mechanisms TEXT NOT NULL, spent TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (week, number))",
+            *dialect.append_only(LEDGER_TABLE)]
+
+
 def create_tables(dialect: Dialect, connection: Any, metric_columns: Sequence[str]) -> None:
     """Create what is missing, add a column per metric the store lacks, and commit."""
     cursor = connection.cursor()
@@ -52,6 +70,6 @@ def create_tables(dialect: Dialect, connection: Any, metric_columns: Sequence[st
         dialect.add_column(connection, "reports", column)
     for statement in INDEXES:
         cursor.execute(statement)
-    for statement in table_statements(dialect)[1:]:
+    for statement in table_statements(dialect)[1:] + ledger_statements(dialect):
         cursor.execute(statement)
     connection.commit()

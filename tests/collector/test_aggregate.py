@@ -18,7 +18,7 @@ from dropsonde.collector.aggregate import Parameters, PublicationError, publish_
 from dropsonde.collector.normalize import iso_week, week_range
 from dropsonde.collector.output import OutputError
 from dropsonde.collector.queries import load_queries
-from dropsonde.collector.releases import ReleaseRecords
+from dropsonde.collector.release_ledger import open_ledger
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from dropsonde.errors import ExitStatus
@@ -194,7 +194,9 @@ def test_a_rerun_publishes_the_same_numbers_and_another_week_other_noise(tmp_pat
     assert numbers("2026-W46", tmp_path / "second") == first
     key = tmp_path / "a.db.noise-key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
-    assert (tmp_path / "a.db.releases" / "2026-W46.json").stat().st_mode & 0o777 == 0o600
+    ledger = open_ledger(open_store(str(tmp_path / "a.db"), columns(), read_only=True))
+    assert ledger.released_weeks() == ["2026-W46"] and ledger.latest("2026-W46").source == "aggregate"
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix == ".releases"]  # the ledger is in the store
     other = numbers("2026-W47", tmp_path / "other")
     assert json.loads(other["classes.json"]) != json.loads(first["classes.json"])  # sum noise SD ~4,000 nodes
 
@@ -282,10 +284,8 @@ def test_the_store_is_opened_read_only(tmp_path):
     assert store.count() == 1
 
 
-def publish(store, out, week=WEEK, render=render_page, epsilon=NO_NOISE, records=None, force=False):
-    # beside the test's directory, not in it: the tests list what the publication leaves there
-    records = records or ReleaseRecords(out.parent.parent / f"records-{abs(hash(str(out)))}")
-    return publish_week(store, week, Parameters(epsilon, 1e-6), KEY, records, out, render, force)
+def publish(store, out, week=WEEK, render=render_page, epsilon=NO_NOISE, force=False):
+    return publish_week(store, week, Parameters(epsilon, 1e-6), KEY, open_ledger(store), out, render, force)
 
 
 def test_a_failure_part_way_leaves_the_previous_output_intact_and_no_partial_directory(tmp_path):
@@ -367,7 +367,7 @@ def test_sigterm_during_a_query_stops_aggregate_and_leaves_nothing(tmp_path, pos
         holder.execute("LOCK TABLE site_weeks IN ACCESS EXCLUSIVE MODE")
         process = subprocess.Popen([sys.executable, "-m", "dropsonde", "collector", "aggregate", "--db", url,
                                     "--out", str(tmp_path / "www"), "--week", WEEK,
-                                    "--noise-key", str(tmp_path / "noise-key"), "--force"],  # a new PostgreSQL key
+                                    "--noise-key", str(tmp_path / "noise-key")],
                                    stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         waiting = 0
@@ -378,7 +378,8 @@ def test_sigterm_during_a_query_stops_aggregate_and_leaves_nothing(tmp_path, pos
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
         holder.rollback()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise-key"]  # no output, no staging, no record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise-key"]  # no output, no staging
+    assert open_ledger(open_store(url, columns(), read_only=True)).released_weeks() == []  # and no release
 
 
 def test_no_csv_cell_starts_a_spreadsheet_formula(tmp_path):
@@ -682,7 +683,8 @@ def test_sigterm_interrupts_a_long_sqlite_query(tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, process.stderr.read()
     assert usage.ru_utime + usage.ru_stime - at_signal < 1.0  # the query would have needed several seconds more
     assert b"Traceback" not in process.stderr.read()
-    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith((".www", "www")) or p.suffix == ".releases"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith((".www", "www"))]
+    assert open_ledger(open_store(str(db), columns(), read_only=True)).released_weeks() == []  # nothing released
 
 
 def test_pairs_and_triples_take_time_linear_in_the_sites(tmp_path):

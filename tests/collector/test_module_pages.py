@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ElementTree
 
 from dropsonde.collector.aggregate import Parameters, publish_week
 from dropsonde.collector.module_pages import about, badge
-from dropsonde.collector.releases import ReleaseRecords
+from dropsonde.collector.release_ledger import open_ledger
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
 from tests.support.collector_reports import NO_NOISE, WEEK, columns, report
@@ -17,8 +17,7 @@ def publish(tmp_path, rows):
     store = open_store(str(tmp_path / "a.db"), columns())
     store.insert_many(rows)
     out = tmp_path / "www"
-    publish_week(store, WEEK, Parameters(NO_NOISE, 1e-6), b"k" * 32, ReleaseRecords(tmp_path / "records"), out,
-                 render_page)
+    publish_week(store, WEEK, Parameters(NO_NOISE, 1e-6), b"k" * 32, open_ledger(store), out, render_page)
     return out
 
 

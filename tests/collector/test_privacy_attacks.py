@@ -143,30 +143,23 @@ def test_a_new_noise_key_does_not_silently_republish_a_week(published_week, tmp_
     key = tmp_path / "a.db.noise-key"
     recorded = json.loads((out / "summary.json").read_text())["noise_key"]
     key.unlink()  # no new key is made where weeks were released: it would release them again
-    assert_clean_error(aggregate(), ExitStatus.USAGE, f"--noise-key {key}", "no such key", "weeks may have been released")
+    assert_clean_error(aggregate(), ExitStatus.USAGE, f"--noise-key {key}", "no such key", "released weeks (2026-W47)")
+    assert_clean_error(aggregate("--force"), ExitStatus.USAGE, f"--noise-key {key}", "no such key")  # never
     assert not key.exists()
     other = tmp_path / "elsewhere" / "key"  # another key path: the store's ledger still knows the week
     other.parent.mkdir()
     assert_clean_error(aggregate("--noise-key", str(other)), ExitStatus.USAGE, "--noise-key", "no such key")
-    other.write_bytes(b"o" * 32)
+    other.write_bytes(b"o" * 32)  # a key the operator made: the week is still refused without --force
     other.chmod(0o600)
     assert_clean_error(aggregate("--noise-key", str(other)), ExitStatus.USAGE, "--week 2026-W47",
                        "other parameters or another noise key", "noise key", "--force")
     assert files(out) == before
     assert json.loads((out / "summary.json").read_text())["noise_key"] == recorded
-    forced = aggregate("--force")  # a new key and its new record: the earlier release still counts
+    forced = aggregate("--noise-key", str(other), "--force")  # the earlier release still counts
     assert forced.returncode == 0, forced.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["noise_key"] != recorded and summary["privacy"]["releases_of_this_week"] == 2
     assert summary["epsilon"] == pytest.approx(2 * DEFAULT_EPSILON)
-
-
-def test_a_lost_release_record_is_not_silently_redrawn(published_week, tmp_path):
-    import shutil
-
-    aggregate, out = published_week
-    shutil.rmtree(tmp_path / "a.db.releases")
-    assert_clean_error(aggregate(), ExitStatus.USAGE, "--week 2026-W47", "release record is missing", "--force")
 
 
 def test_another_output_directory_gets_the_same_release(published_week, tmp_path):
@@ -183,13 +176,13 @@ def test_another_output_directory_gets_the_same_release(published_week, tmp_path
 def test_a_release_forced_before_the_week_ended_is_released_again_after_it_and_counted(tmp_path):
     """Reviewer: an early --force release froze the week (200 sites then +800, still 222 published)."""
     from dropsonde.collector.aggregate import publish_week
-    from dropsonde.collector.releases import ReleaseRecords
+    from dropsonde.collector.release_ledger import open_ledger
     from dropsonde.collector.render import render_page
 
     store = open_store(str(tmp_path / "a.db"), columns())
     when = "2026-11-18T10:00:00.000000+00:00"
     store.insert_many([report(n, [("a-x", "1.0.0")], when=when) for n in range(200)])
-    records, out, parameters = ReleaseRecords(tmp_path / "records"), tmp_path / "www", Parameters(1e9, 1e-6)
+    records, out, parameters = open_ledger(store), tmp_path / "www", Parameters(1e9, 1e-6)
     early = publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, True, week_ended=False)
     store.insert_many([report(n, [("a-x", "1.0.0")], when=when) for n in range(200, 1000)])
     assert publish_week(store, "2026-W47", parameters, b"k" * 32, records, out, render_page, False,
@@ -214,54 +207,6 @@ def test_summary_and_page_state_the_weeks_budget(published_week):
     page = (out / "index.html").read_text()
     assert f"&epsilon; = {DEFAULT_EPSILON:g}" in page and f"&delta; = {DEFAULT_DELTA:g}" in page
     assert "for each site and week" in page
-
-
-def test_the_ledger_outlives_moved_records_old_locations_and_symbolic_links(published_week, tmp_path):
-    """Re-check A, B, D: a record moved away is missing (the ledger's log still lists the week)
-    whatever --out shows; records of the earlier location (beside the key) still count; a
-    symbolic link to the store finds the store's ledger."""
-    import shutil
-
-    aggregate, out = published_week
-    ledger = tmp_path / "a.db.releases"
-    assert (ledger / "weeks.log").read_text().split() == ["2026-W47"]
-    (tmp_path / "a.db").rename(tmp_path / "store.db")
-    (tmp_path / "a.db").symlink_to(tmp_path / "store.db")
-    shutil.move(str(tmp_path / "a.db.noise-key"), str(tmp_path / "store.db.noise-key"))
-    linked = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out),
-                           "--week", "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key"))
-    assert_clean_error(linked, ExitStatus.USAGE, "--week 2026-W47", "release record is missing")  # store.db's ledger
-    shutil.move(str(ledger), str(tmp_path / "store.db.releases"))
-    assert run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(out), "--week",
-                         "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key")).returncode == 0
-    (tmp_path / "store.db.releases" / "2026-W47.json").rename(tmp_path / "moved.json")
-    elsewhere = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "a.db"), "--out", str(tmp_path / "o2"),
-                              "--week", "2026-W47", "--noise-key", str(tmp_path / "store.db.noise-key"))
-    assert_clean_error(elsewhere, ExitStatus.USAGE, "--week 2026-W47", "ledger says so", "--force")
-    legacy = tmp_path / "store.db.noise-key.releases"  # where an earlier version kept them
-    legacy.mkdir()
-    (tmp_path / "moved.json").rename(legacy / "2026-W47.json")
-    again = run_dropsonde("collector", "aggregate", "--db", str(tmp_path / "store.db"), "--out", str(tmp_path / "o3"),
-                          "--week", "2026-W47")
-    assert again.returncode == 0, again.stderr
-    assert files(tmp_path / "o3")["modules.json"] == files(out)["modules.json"]  # re-served from the old location
-
-
-def test_a_postgresql_store_gets_no_new_key_without_force(tmp_path, postgres):
-    """Re-check C: with PostgreSQL the ledger is beside the key, so a new key path started an empty one."""
-    postgres.psql("CREATE DATABASE ledger_keys")
-    url = postgres.url("ledger_keys")
-    open_store(url, columns()).insert_many([report(n, [("a-x", "1.0.0")], when="2026-11-18T10:00:00.000000+00:00")
-                                            for n in range(6)])
-    key = tmp_path / "new-key"
-    refused = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(tmp_path / "o"), "--week", "2026-W47",
-                            "--noise-key", str(key))
-    assert_clean_error(refused, ExitStatus.USAGE, f"--noise-key {key}", "no such key", "PostgreSQL")
-    assert not key.exists() and not (tmp_path / "o").exists()
-    made = run_dropsonde("collector", "aggregate", "--db", url, "--out", str(tmp_path / "o"), "--week", "2026-W47",
-                         "--noise-key", str(key), "--force")
-    assert made.returncode == 0, made.stderr
-    assert key.stat().st_mode & 0o777 == 0o600 and (tmp_path / "new-key.releases" / "2026-W47.json").is_file()
 
 
 def test_a_copy_of_the_store_carries_its_ledger_whatever_key_path_or_files_beside_it(published_week, tmp_path):
