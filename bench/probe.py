@@ -106,8 +106,9 @@ def measure(command: list) -> tuple:
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-# The caches a cold run starts without: parse results of manifests and of Puppetfiles.
-PARSE_CACHES = ("manifests.json", "puppetfiles.json")
+# The caches a cold run starts without: what is kept by content, the parse results of
+# manifests and of Puppetfiles and the schema verdicts of the plugins' data.
+PARSE_CACHES = ("manifests.json", "puppetfiles.json", "validated.json")
 
 
 def run(command: list, runs: int, cold_cache: Optional[Path] = None) -> Figures:

@@ -30,6 +30,7 @@ from dropsonde.schema import (
 )
 from dropsonde.siteid import SiteId, compute_site_id
 from dropsonde.terminal import printable, printable_lines
+from dropsonde.validation_cache import RememberingValidator, Verdicts
 from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON_COLUMNS, envelope
 
 if TYPE_CHECKING:  # the site (and every Puppet reader) is loaded only by commands that read one
@@ -148,6 +149,12 @@ class ReportColumns:
         data call this, so ``dev schema`` never loads the schema library."""
         return [schema_validator(json_schema) for json_schema in self.json_schemas]
 
+    def remembering_validators(self, verdicts: Verdicts) -> List[RememberingValidator]:
+        """One validator per plugin that answers from ``verdicts`` when it can, so
+        that a run whose data was all found valid before never loads the schema
+        library (:mod:`dropsonde.validation_cache`)."""
+        return [verdicts.check(json_schema) for json_schema in self.json_schemas]
+
 
 def report_columns(plugins: List[MetricPlugin]) -> ReportColumns:
     """Every plugin's schema checked, and a column name used twice is an error."""
@@ -182,7 +189,10 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
-    results = [run_plugin(plugin, site, validator) for plugin, validator in zip(plugins.enabled, declared.validators())]
+    verdicts = Verdicts(site.cache)
+    checks = declared.remembering_validators(verdicts)
+    results = [run_plugin(plugin, site, check) for plugin, check in zip(plugins.enabled, checks)]
+    verdicts.save()
     for name, reason in plugins.broken.items():
         results.append(PluginResult(_BrokenPlugin(name), error=f"could not be loaded ({reason})"))
     results.sort(key=lambda result: result.plugin.name)

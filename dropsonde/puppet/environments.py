@@ -7,11 +7,13 @@ name wins); its modulepath comes from ``environment.conf`` (default
 is a directory with a valid module name on that path (the first wins).
 
 Sites link the same module directory into dozens of environments, so modules
-are keyed by real path and each is read once (:class:`ModuleStore`).
+are keyed by real path and each is read once (:class:`ModuleStore`); r10k
+copies them instead, so each distinct metadata.json content is parsed once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -91,13 +93,58 @@ class Environment:
 MAX_METADATA_VALUES = 10_000
 
 
-def read_metadata(module: Module) -> None:
+@dataclass(frozen=True)
+class Metadata:
+    """What one metadata.json content gives a module: its slug, version and
+    dependencies, or the problem that leaves it private (then nothing else)."""
+
+    slug: Optional[str] = None
+    version: Optional[str] = None
+    dependencies: Tuple[Dependency, ...] = ()
+    problem: Optional[str] = None
+
+
+def parse_metadata(raw: bytes) -> Metadata:
+    """The fields of one metadata.json's bytes, checked: any defect is a problem."""
+    try:
+        data = load_json(raw, LIMITS["metadata.json"], max_values=MAX_METADATA_VALUES)
+    except ValueError as exc:
+        return Metadata(problem=f"metadata.json is {exc}")
+    if not isinstance(data, dict):
+        return Metadata(problem="metadata.json is not a JSON object")
+    name = data.get("name")
+    slug = normalize_slug(name) if isinstance(name, str) else None
+    if slug is None:
+        return Metadata(problem="metadata.json has no valid 'name' (author-name)")
+    version = data.get("version")
+    if not isinstance(version, str):
+        return Metadata(problem="metadata.json has no 'version' string")
+    entries = data.get("dependencies", [])
+    if not isinstance(entries, list):
+        return Metadata(problem="metadata.json 'dependencies' is not a list")
+    dependencies = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return Metadata(problem="metadata.json has a dependency without a 'name'")
+        requirement = entry.get("version_requirement")
+        dep_slug = normalize_slug(entry["name"])
+        if dep_slug is None:
+            continue  # not a Forge name, so it can never be public
+        dependencies.append(Dependency(dep_slug, requirement if isinstance(requirement, str) else None))
+    return Metadata(slug, version, tuple(dependencies))
+
+
+def read_metadata(module: Module, parsed: Optional[Dict[bytes, Metadata]] = None) -> None:
     """Fill slug, version and dependencies from metadata.json; on any defect
-    leave the module without a slug (so private) and record the problem."""
+    leave the module without a slug (so private) and record the problem.
+
+    ``parsed``: metadata already parsed in this run, by the SHA-256 of its bytes.
+    r10k copies every module into every environment (720 metadata.json files of
+    18 distinct contents on bench/r10k.py's 40 environments), so each content is
+    decoded and checked once; reading and hashing a copy costs a tenth of that."""
     path = module.path / "metadata.json"
     try:
-        data = load_json(read_tree_file(path, "metadata.json", within=str(module.path)), LIMITS["metadata.json"],
-                         max_values=MAX_METADATA_VALUES)
+        raw = read_tree_file(path, "metadata.json", within=str(module.path))
     except FileNotFoundError:
         module.problem = "no metadata.json"
         return
@@ -108,37 +155,16 @@ def read_metadata(module: Module) -> None:
     except OSError as exc:
         module.problem = f"metadata.json unreadable: {exc.strerror or exc}"
         return
-    except ValueError as exc:
-        module.problem = f"metadata.json is {exc}"
+    if parsed is None:
+        metadata = parse_metadata(raw)
+    else:
+        digest = hashlib.sha256(raw).digest()
+        metadata = parsed.get(digest) or parsed.setdefault(digest, parse_metadata(raw))
+    if metadata.problem is not None:
+        module.problem = metadata.problem
         return
-    if not isinstance(data, dict):
-        module.problem = "metadata.json is not a JSON object"
-        return
-    name = data.get("name")
-    slug = normalize_slug(name) if isinstance(name, str) else None
-    if slug is None:
-        module.problem = "metadata.json has no valid 'name' (author-name)"
-        return
-    version = data.get("version")
-    if not isinstance(version, str):
-        module.problem = "metadata.json has no 'version' string"
-        return
-    dependencies = data.get("dependencies", [])
-    if not isinstance(dependencies, list):
-        module.problem = "metadata.json 'dependencies' is not a list"
-        return
-    for entry in dependencies:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            module.problem = "metadata.json has a dependency without a 'name'"
-            return
-        requirement = entry.get("version_requirement")
-        dep_slug = normalize_slug(entry["name"])
-        if dep_slug is None:
-            continue  # not a Forge name, so it can never be public
-        module.dependencies.append(
-            Dependency(dep_slug, requirement if isinstance(requirement, str) else None)
-        )
-    module.slug, module.version = slug, version
+    module.slug, module.version = metadata.slug, metadata.version
+    module.dependencies = list(metadata.dependencies)
 
 
 class ModuleStore:
@@ -152,6 +178,12 @@ class ModuleStore:
     def __init__(self) -> None:
         self.modules: Dict[str, Module] = {}
         self._by_inode: Dict[Tuple[int, int], Module] = {}
+        self._metadata: Dict[bytes, Metadata] = {}  # by the SHA-256 of metadata.json's bytes
+
+    @property
+    def distinct_metadata(self) -> int:
+        """metadata.json contents parsed so far (copies of one are parsed once)."""
+        return len(self._metadata)
 
     def get(self, name: str, path: str, identity: Tuple[int, int], resolved: bool = False) -> Module:
         """The module at ``path``; ``resolved`` says the path is real already."""
@@ -161,7 +193,7 @@ class ModuleStore:
             module = self.modules.get(key)
             if module is None:
                 module = Module(name=name, path=Path(key))
-                read_metadata(module)
+                read_metadata(module, self._metadata)
                 self.modules[key] = module
             self._by_inode[identity] = module
         return module

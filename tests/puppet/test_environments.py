@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dropsonde.errors import BadInput
 from dropsonde.puppet.environments import (
+    Dependency,
     Module,
     ModuleStore,
     discover_environments,
@@ -319,3 +320,23 @@ def test_an_environment_conf_over_its_cpu_budget_is_an_error_naming_it(tmp_path,
     with cpu_limit(2.0), pytest.raises(BadInput, match=r"environment\.conf: not read: parsing it took more than "
                                                        r"0\.005 s of CPU time \(CONFIG_CPU_SECONDS\)"):
         environments.read_environment_conf(conf)
+
+
+def test_copies_of_one_metadata_json_are_parsed_once_and_share_nothing(tmp_path):
+    """r10k copies every module into every environment: each distinct metadata.json
+    content is parsed once, a broken one included, and each copy gets its own list."""
+    for env in ("production", "staging", "dev"):
+        make_module(tmp_path / env / "modules", "apache", "puppetlabs-apache",
+                    dependencies=[{"name": "puppetlabs/stdlib", "version_requirement": ">= 4.13.1 < 10.0.0"}])
+        make_module(tmp_path / env / "modules", "broken", "acme-broken")
+        (tmp_path / env / "modules" / "broken" / "metadata.json").write_text("{")
+    make_module(tmp_path / "dev" / "modules", "ntp", "puppetlabs-ntp")
+    envs, store = discover([tmp_path])
+    apaches = [next(m for m in env.modules if m.name == "apache") for env in envs]
+    assert len({id(m) for m in apaches}) == 3 and store.distinct_metadata == 3
+    assert all(m.slug == "puppetlabs-apache" and m.version == "1.0.0" for m in apaches)
+    assert all(m.dependencies == [Dependency("puppetlabs-stdlib", ">= 4.13.1 < 10.0.0")] for m in apaches)
+    apaches[0].dependencies.clear()
+    assert apaches[1].dependencies == [Dependency("puppetlabs-stdlib", ">= 4.13.1 < 10.0.0")]
+    broken = [next(m for m in env.modules if m.name == "broken") for env in envs]
+    assert all(m.slug is None and m.problem and m.problem.startswith("metadata.json is not valid JSON") for m in broken)
