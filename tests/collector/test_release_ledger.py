@@ -244,10 +244,9 @@ def test_a_damaged_file_ledger_record_is_one_clear_line_not_a_new_release(tmp_pa
     assert not (tmp_path / "www").exists() and ledger_of(str(tmp_path / "a.db")).released_weeks() == []
 
 
-def test_aggregate_while_serve_is_ingesting(tmp_path):
-    """SQLite in WAL mode with a busy timeout: aggregate reads and appends to the ledger
-    while `serve` commits reports, and neither fails nor loses anything."""
-    db = str(tmp_path / "a.db")
+def test_aggregate_while_serve_is_ingesting(db, tmp_path):
+    """SQLite in WAL mode with a busy timeout, and PostgreSQL: aggregate reads and appends
+    to the ledger while `serve` commits reports, and neither fails nor loses anything."""
     stored_week(db)
     statuses: list = []
     stop = threading.Event()
