@@ -461,12 +461,15 @@ def collector_aggregate(
 def collector_load(
     file: str = typer.Argument(..., help="JSONL rows as `dropsonde dev example` writes them."),
     db: str = typer.Option(..., "--db", help="SQLite file, or a postgresql:// URL."),
+    forge_cache: Path = typer.Option(..., "--forge-cache", help="As for serve: the Forge list and release evidence "
+                                     "every row is checked against (one refused row loads nothing)."),
 ) -> None:
     """Load example rows, to try the aggregation without real reports."""
+    from dropsonde.collector.allowlist_files import load_allowlist
     from dropsonde.collector.jsonl_loader import load_jsonl
 
     with _collector_options():
-        loaded = load_jsonl(Path(file), db)
+        loaded = load_jsonl(Path(file), db, load_allowlist(forge_cache))
     _echo(f"{loaded} rows loaded")
 
 

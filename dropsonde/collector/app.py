@@ -22,7 +22,7 @@ from dropsonde.collector.body_reader import LingeringAnswer, read_body
 from dropsonde.collector.client_address import client_address
 from dropsonde.collector.group_commit import StoreUnavailable
 from dropsonde.collector.normalize import iso_week
-from dropsonde.collector.rate_limiter import RateLimiter
+from dropsonde.collector.rate_limiter import RateLimiter, SiteVerdict
 from dropsonde.collector.report_upsert import QUARANTINED
 from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.storage import Store
@@ -189,7 +189,7 @@ class CollectorApp:
         if violation is not None:
             raise Rejected(400, violation.message(), column=violation.column, rule=violation.rule)
         received = datetime.now(timezone.utc)
-        quarantined = not self._admitted(address, site_id, received)
+        verdict = self._verdict(address, site_id, received)
         row = {
             "message_id": str(uuid.uuid4()),
             "site_id": site_id,
@@ -199,10 +199,11 @@ class CollectorApp:
             "ip": address if self.options.store_ip else None,
             **values,
         }
-        if quarantined:
+        if verdict is SiteVerdict.QUARANTINED:
             row[QUARANTINED] = True
         try:
-            self.store.insert(row)
+            if verdict is not SiteVerdict.DISCARDED:
+                self.store.insert(row)
         except StoreUnavailable:
             raise Rejected(503, "the store is unavailable; try again later") from None
         except Exception:  # noqa: BLE001 - the client will retry; nothing was stored
@@ -211,13 +212,15 @@ class CollectorApp:
         message = "Report received, thank you." if not newer else "Report received."
         return 200, {"message": message, "newer": newer, "link": self.options.download_link if newer else None}
 
-    def _admitted(self, address: str, site_id: str, received: datetime) -> bool:
+    def _verdict(self, address: str, site_id: str, received: datetime) -> SiteVerdict:
         """Whether the report counts: one source speaks for at most
         ``sites_per_source`` sites a week, so invented site ids (Sybils) from one
         address stop counting beyond that. A report over the cap is answered
-        exactly as any other and quarantined (kept apart, never published): a
-        different answer would tell whoever shares the source how many sites
-        it reported for, and whether a given site id is among them."""
+        exactly as any other and quarantined (kept apart, never published), or,
+        once the source has as many sites quarantined, not stored at all (so
+        posting for ever cannot grow the store): a different answer would tell
+        whoever shares the source how many sites it reported for, and whether
+        a given site id is among them."""
         try:
             return self.limiter.admit_site(address, site_id, iso_week(sortable_timestamp(received)))
         except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in

@@ -60,9 +60,9 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
     """
     from gunicorn.app.base import BaseApplication
 
-    load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
+    allowlist = load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
     listener = bind(listen)
-    open_store(db)  # tables created once, before any worker exists
+    open_store(db, allowlist=allowlist)  # tables created (an older store migrated) once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
     limiter = RateLimiter(os.path.join(scratch, "rate.db"), options.rate_per_minute,
                           options.sites_per_source).create()

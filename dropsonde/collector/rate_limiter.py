@@ -1,6 +1,11 @@
 """What one source may send: reports a minute (a token bucket) and sites a
 week, each one budget per source whichever worker process answers.
 
+Sites over a source's weekly cap are quarantined (kept apart, never
+published) up to as many again; beyond that, a source's reports for new
+sites are not stored at all, so what one source can put in the store each
+week is bounded however long it posts.
+
 A source is an IPv4 address or an IPv6 /48 (``client_address.rate_key``).
 The budgets are kept in one SQLite file that every worker opens, under a
 keyed hash of the source, never the address itself: the key is made when the
@@ -13,6 +18,7 @@ file is removed when the collector stops.
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import hmac
 import os
@@ -28,10 +34,18 @@ from dropsonde.collector.client_address import rate_key
 PRUNE_INTERVAL = 60.0
 
 
+class SiteVerdict(enum.Enum):
+    """What becomes of a source's report for a site, by the sites it already reported for this week."""
+
+    COUNTED = "counted"  # among the first ``sites_per_week``: stored and published
+    QUARANTINED = "quarantined"  # among the next ``sites_per_week``: kept apart, never published
+    DISCARDED = "discarded"  # beyond both: not stored at all (answered alike all the same)
+
+
 class RateLimiter:
     """A token bucket per source, ``rate`` reports a minute with bursts up to
     ``rate``, and at most ``sites_per_week`` distinct site ids per source and
-    ISO week. SQLite because its locking is cross-process and survives a
+    ISO week counted (as many again quarantined). SQLite because its locking is cross-process and survives a
     worker killed mid-request, which a shared-memory table with a hand-made
     lock would not; the file is scratch (synchronous=OFF)."""
 
@@ -59,7 +73,7 @@ class RateLimiter:
                                "(source TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)")
             connection.execute("CREATE TABLE IF NOT EXISTS source_sites "
                                "(week TEXT NOT NULL, source TEXT NOT NULL, site TEXT NOT NULL, "
-                               "PRIMARY KEY (week, source, site))")
+                               "quarantined INTEGER NOT NULL, PRIMARY KEY (week, source, site))")
         finally:
             connection.close()
         return self
@@ -91,23 +105,28 @@ class RateLimiter:
             self._prune_when_due(connection, None)
         return allowed
 
-    def admit_site(self, address: str, site_id: str, week: str) -> bool:
-        """Count ``site_id`` against ``address``'s source for ``week``; False when
-        that would make the source speak for more than ``sites_per_week`` sites
-        (a site already counted is always admitted again: it replaces its report)."""
+    def admit_site(self, address: str, site_id: str, week: str) -> SiteVerdict:
+        """Count ``site_id`` against ``address``'s source for ``week``: counted
+        while the source speaks for at most ``sites_per_week`` sites, then
+        quarantined for as many more, then discarded. A site keeps its first
+        verdict for the week (its report replaces its older one)."""
         source = self.source(address)
         site = hmac.new(self.key, site_id.encode(), hashlib.sha256).hexdigest()
         with self._transaction() as connection:
-            known = connection.execute("SELECT 1 FROM source_sites WHERE week = ? AND source = ? AND site = ?",
+            known = connection.execute("SELECT quarantined FROM source_sites WHERE week = ? AND source = ? AND site = ?",
                                        (week, source, site)).fetchone()
-            if known is None:
+            if known is not None:
+                verdict = SiteVerdict.QUARANTINED if known[0] else SiteVerdict.COUNTED
+            else:
                 (count,) = connection.execute("SELECT COUNT(*) FROM source_sites WHERE week = ? AND source = ?",
                                               (week, source)).fetchone()
-                if count >= self.sites_per_week:
-                    return False  # nothing written: the commit changes nothing
-                connection.execute("INSERT INTO source_sites VALUES (?, ?, ?)", (week, source, site))
+                if count >= 2 * self.sites_per_week:
+                    return SiteVerdict.DISCARDED  # nothing written: the commit changes nothing
+                verdict = SiteVerdict.COUNTED if count < self.sites_per_week else SiteVerdict.QUARANTINED
+                connection.execute("INSERT INTO source_sites VALUES (?, ?, ?, ?)",
+                                   (week, source, site, int(verdict is SiteVerdict.QUARANTINED)))
             self._prune_when_due(connection, week)
-        return True
+        return verdict
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

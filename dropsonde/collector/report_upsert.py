@@ -10,6 +10,7 @@ import json
 from typing import Any, Dict, Iterable, Sequence
 
 from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows, week_range
+from dropsonde.collector.quarantine import quarantine
 from dropsonde.collector.sql_dialect import Dialect
 
 # Keep only a site's newest report of a week: the row is replaced when the new
@@ -33,8 +34,6 @@ DELETE_SUPERSEDED = (
 _COLUMNS_OF = {table.name: table.columns for table in NARROW_TABLES}
 #: a row carrying this key set is quarantined: kept apart, in ``quarantined_reports``, and never published
 QUARANTINED = "quarantined"
-QUARANTINE = "INSERT INTO quarantined_reports (message_id, site_id, received, report) VALUES (:message_id, " \
-             ":site_id, :received, :report)"
 
 
 def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], rows: Iterable[Dict[str, Any]]) -> None:
@@ -47,8 +46,7 @@ def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], row
     for row in rows:  # each stored before the next is normalized: a newer one may supersede it
         if row.get(QUARANTINED):
             report = {column: row.get(column) for column in columns}
-            cursor.execute(dialect.sql(QUARANTINE), {"message_id": row["message_id"], "site_id": row["site_id"],
-                                                     "received": row["timestamp"], "report": _cell(report)})
+            quarantine(dialect, cursor, row["message_id"], row["site_id"], row["timestamp"], _cell(report))
             continue
         cursor.execute(statement, tuple(_cell(row.get(column)) for column in columns))
         normalize_report(dialect, cursor, row)

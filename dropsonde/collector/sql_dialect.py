@@ -19,7 +19,7 @@ import sqlite3
 import stat
 import urllib.parse
 from abc import ABC, abstractmethod
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Set
 
 NAMED_PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)\b")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -72,6 +72,10 @@ class Dialect(ABC):
         """Confine ``connection`` to reading and INSERT into ``table``, where the
         database can (SQLite's authorizer); elsewhere the code's only statement
         on it is that INSERT."""
+
+    @abstractmethod
+    def column_names(self, connection: Any, table: str) -> Set[str]:
+        """The columns of ``table`` (an earlier release's layout shows in them)."""
 
     def prepare(self) -> None:
         """Before the first connection of a writer (SQLite: the file's mode)."""
@@ -147,9 +151,11 @@ class SQLiteDialect(Dialect):
         return found.fetchone() is not None
 
     def add_column(self, connection: Any, table: str, column: str) -> None:
-        existing = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if column not in existing:
+        if column not in self.column_names(connection, table):
             connection.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" TEXT')
+
+    def column_names(self, connection: Any, table: str) -> Set[str]:
+        return {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
 
 
 def make_private(path: str) -> None:
@@ -213,6 +219,12 @@ END IF; END $do$"""]
     def add_column(self, connection: Any, table: str, column: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" TEXT')
+
+    def column_names(self, connection: Any, table: str) -> Set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                           "AND table_name = %s", (table,))
+            return {str(row[0]) for row in cursor.fetchall()}
 
     def sql(self, statement: str) -> str:
         return NAMED_PARAMETER.sub(r"%(\1)s", statement.replace("%", "%%"))

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
+from dropsonde.collector import quarantine
+from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.group_commit import GroupCommitWriter, Row, StoreUnavailable
 from dropsonde.collector.report_upsert import write_reports
 from dropsonde.collector.sql_dialect import Dialect, SQLiteDialect, dialect_for, redact_url
-from dropsonde.collector.store_migration import fill_new_tables, migrate, missing_tables
+from dropsonde.collector.store_migration import fill_new_tables, migrate, migrate_quarantine, missing_tables
 from dropsonde.collector.store_schema import create_tables
 from dropsonde.errors import BadInput, DropsondeError, ExitStatus
 from dropsonde.wire import SKELETON
@@ -38,17 +41,31 @@ class StoreError(DropsondeError):
         self.status = status
 
 
-class Store:
-    """A report store: ``insert`` returns once the row is committed."""
+Clock = Callable[[], datetime]
 
-    def __init__(self, dialect: Dialect, metric_columns: Sequence[str]) -> None:
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Store:
+    """A report store: ``insert`` returns once the row is committed.
+    ``allowlist``: what an earlier release's reports are migrated through
+    (none: such a store is refused); ``clock``: when quarantined reports are
+    old enough to prune."""
+
+    def __init__(self, dialect: Dialect, metric_columns: Sequence[str], allowlist: Optional[Allowlist] = None,
+                 clock: Clock = _utc_now) -> None:
         if not isinstance(dialect, Dialect):
             raise TypeError(f"a Store needs a Dialect, not {type(dialect).__name__}")
         self.dialect = dialect
         self.read_only = dialect.read_only
         self.metric_columns = list(metric_columns)
         self.columns = list(SKELETON) + self.metric_columns
+        self.allowlist = allowlist
+        self.clock = clock
         self._writer: Optional[GroupCommitWriter] = None
+        self._next_prune: Optional[datetime] = None
 
     def open(self) -> "Store":
         """A writer's store: its file private, its tables created or completed,
@@ -64,10 +81,12 @@ class Store:
         try:
             created = missing_tables(self.dialect, connection)
             create_tables(self.dialect, connection, self.metric_columns)
+            migrate_quarantine(self.dialect, connection, self.query)
         finally:
             connection.close()
-        migrate(self.dialect, self.query, self.metric_columns)
+        migrate(self.dialect, self.query, self.metric_columns, self.allowlist)
         fill_new_tables(self.dialect, self.query, self.metric_columns, created)
+        self.prune()
         return self
 
     def connect(self) -> Any:
@@ -80,8 +99,22 @@ class Store:
         finally:
             connection.close()
 
-    def _write(self, connection: Any, rows: List[Row]) -> None:
+    def _write(self, connection: Any, rows: Iterable[Row]) -> None:
+        """Write ``rows`` in the caller's transaction, and prune the quarantine when due."""
         write_reports(self.dialect, connection, self.columns, rows)
+        now = self.clock()
+        if self._next_prune is None or now >= self._next_prune:
+            quarantine.prune(self.dialect, connection.cursor(), now)
+            self._next_prune = now + quarantine.PRUNE_INTERVAL
+
+    def prune(self) -> None:
+        """Delete the quarantined reports of weeks no longer kept (``quarantine.py``)."""
+        connection = self.connect()
+        try:
+            quarantine.prune(self.dialect, connection.cursor(), self.clock())
+            connection.commit()
+        finally:
+            connection.close()
 
     def start_writer(self) -> None:
         """Start the group-commit writer (the server calls this; loading does not need it)."""
@@ -95,8 +128,9 @@ class Store:
             raise RuntimeError("start_writer() first")
         self._writer.submit(row, timeout)
 
-    def insert_many(self, rows: List[Row]) -> None:
-        """Commit ``rows`` in one transaction from the calling thread (bulk loading)."""
+    def insert_many(self, rows: Iterable[Row]) -> None:
+        """Commit ``rows`` in one transaction from the calling thread (bulk
+        loading); nothing of them when reading them raises."""
         connection = self.connect()
         try:
             self._write(connection, rows)
@@ -145,14 +179,18 @@ def connect_store(db: str, metric_columns: Optional[Sequence[str]] = None) -> St
     return Store(dialect_for(db), list(REPORT_COLUMNS) if metric_columns is None else metric_columns)
 
 
-def open_store(db: str, metric_columns: Optional[Sequence[str]] = None, read_only: bool = False) -> Store:
+def open_store(db: str, metric_columns: Optional[Sequence[str]] = None, read_only: bool = False,
+               allowlist: Optional[Allowlist] = None, clock: Clock = _utc_now) -> Store:
     """The store ``db`` names: a PostgreSQL URL, or a SQLite file path, holding
     ``metric_columns`` (default: the report's, :data:`dropsonde.wire_columns.REPORT_COLUMNS`);
-    ``read_only`` for one that must exist already and is only read. A store
+    ``read_only`` for one that must exist already and is only read;
+    ``allowlist`` the one serve starts with (an earlier release's reports are
+    migrated through it, and without one not at all); ``clock`` the time
+    quarantined reports are pruned by. A store
     that cannot be opened is a :class:`StoreError`, one line naming it without
     the password its URL may hold, not a driver's traceback."""
     dialect = dialect_for(db, read_only)
-    store = Store(dialect, list(REPORT_COLUMNS) if metric_columns is None else metric_columns)
+    store = Store(dialect, list(REPORT_COLUMNS) if metric_columns is None else metric_columns, allowlist, clock)
     if isinstance(dialect, SQLiteDialect):
         return _open_sqlite(store, dialect)
     import psycopg

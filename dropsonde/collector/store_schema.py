@@ -7,7 +7,8 @@ as JSON text). ``site_weeks`` and the ``site_week_*`` tables of
 ``normalize.py``: each site's latest report of each ISO week, normalized
 into narrow tables that the weekly SQL queries read. ``quarantined_reports``:
 reports kept apart because their source was over its weekly cap of sites
-(each whole, as JSON); no query reads them. ``release_ledger``: what each
+(each site's latest of the week, whole, as JSON: ``quarantine.py``); no
+query reads them. ``release_ledger``: what each
 week's release published, appended by ``aggregate`` and never changed — the
 database refuses UPDATE and DELETE of its rows (``release_ledger.py``).
 """
@@ -35,8 +36,7 @@ def table_statements(dialect: Dialect) -> List[str]:
         f"site_id {text} NOT NULL, message_id {text} NOT NULL, received {text} NOT NULL, "
         "environment_count INTEGER, UNIQUE (week, site_id))",
     ]
-    statements.append("CREATE TABLE IF NOT EXISTS quarantined_reports (message_id TEXT PRIMARY KEY, "
-                      "site_id TEXT NOT NULL, received TEXT NOT NULL, report TEXT NOT NULL)")
+    statements.append(quarantine_table(dialect))
     for table in NARROW_TABLES:
         columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
                             for c in table.columns)
@@ -60,6 +60,13 @@ def ledger_statements(dialect: Dialect) -> List[str]:
             "forced INTEGER NOT NULL, complete INTEGER NOT NULL, parameters TEXT NOT NULL, released_tables TEXT, "
             "mechanisms TEXT NOT NULL, spent TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (week, number))",
             *dialect.append_only(LEDGER_TABLE)]
+
+
+def quarantine_table(dialect: Dialect) -> str:
+    """The CREATE statement of the quarantine: one row per week and site."""
+    text = dialect.text_type
+    return (f"CREATE TABLE IF NOT EXISTS quarantined_reports (week {text} NOT NULL, site_id {text} NOT NULL, "
+            f"message_id {text} NOT NULL, received {text} NOT NULL, report TEXT NOT NULL, PRIMARY KEY (week, site_id))")
 
 
 def create_tables(dialect: Dialect, connection: Any, metric_columns: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from dropsonde.errors import ExitStatus
 from dropsonde.wire import sortable_timestamp
 from tests.support.cli import run_dropsonde
 from tests.support.collector_reports import NO_NOISE, WEEK, columns, report, tables
-from tests.support.paths import EXAMPLE_SITE
+from tests.support.paths import EXAMPLE_COLLECTOR, EXAMPLE_SITE
 
 KEY = b"k" * 32
 
@@ -429,7 +429,7 @@ def test_example_data_loads_and_the_page_renders_in_chromium(tmp_path):
                          "dev", "example", "--size", "200", "--filename", str(example))
     assert made.returncode == 0, made.stderr
     db = tmp_path / "c.db"
-    loaded = run_dropsonde("collector", "load", str(example), "--db", str(db))
+    loaded = run_dropsonde("collector", "load", str(example), "--db", str(db), "--forge-cache", str(EXAMPLE_COLLECTOR))
     assert loaded.stdout.strip() == "200 rows loaded"
     week = date.today().isocalendar()
     out = tmp_path / "out"

@@ -12,6 +12,7 @@ import requests
 
 from dropsonde.errors import ExitStatus
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site
+from tests.support.paths import EXAMPLE_COLLECTOR
 from tests.support.puppet_tree import PuppetTree, make_module
 
 PHISH = "Visit http://phish.example to claim your Puppet license"
@@ -180,7 +181,8 @@ def test_load_reports_bad_lines_by_number(tmp_path):
 
     bad = tmp_path / "rows.jsonl"
     bad.write_text('{"message_id": "x"}\n')
-    result = run_dropsonde("collector", "load", str(bad), "--db", str(tmp_path / "l.db"))
+    result = run_dropsonde("collector", "load", str(bad), "--db", str(tmp_path / "l.db"), "--forge-cache",
+                           str(EXAMPLE_COLLECTOR))
     assert_clean_error(result, ExitStatus.USAGE, f"{bad}:1:")
 
 

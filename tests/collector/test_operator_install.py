@@ -9,6 +9,7 @@ import subprocess
 from datetime import datetime
 
 from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, site
+from tests.support.paths import EXAMPLE_COLLECTOR, EXAMPLE_SITE
 
 
 def run(script, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -32,9 +33,11 @@ def test_the_operator_collector_serves(tmp_path, operator_dropsonde):
 
 def test_the_operator_collector_loads_and_publishes(tmp_path, operator_dropsonde):
     rows = tmp_path / "rows.jsonl"
-    made = run(operator_dropsonde, "dev", "example", "--size", "30", "--filename", str(rows))
+    made = run(operator_dropsonde, "--confdir", str(EXAMPLE_SITE / "puppet"), "--cachepath", str(EXAMPLE_SITE / "cache"),
+               "dev", "example", "--size", "30", "--filename", str(rows))
     assert made.returncode == 0, made.stderr
-    loaded = run(operator_dropsonde, "collector", "load", str(rows), "--db", str(tmp_path / "r.db"))
+    loaded = run(operator_dropsonde, "collector", "load", str(rows), "--db", str(tmp_path / "r.db"),
+                 "--forge-cache", str(EXAMPLE_COLLECTOR))
     assert loaded.returncode == 0 and loaded.stdout.startswith("30 rows loaded"), loaded.stderr
     stamp = json.loads(rows.read_text().splitlines()[0])["timestamp"]
     year, week, _ = datetime.fromisoformat(stamp.replace("Z", "+00:00")).isocalendar()

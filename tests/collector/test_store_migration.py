@@ -1,0 +1,55 @@
+"""A store written by an earlier release is migrated through the allowlist
+serve starts with, or not at all (#17.8: the migration published whatever
+the old store held)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dropsonde.collector.allowlist import Allowlist
+from dropsonde.collector.storage import StoreError, open_store
+
+COLUMNS = ["modules", "classes", "environment_count"]
+ALLOWLIST = Allowlist(["puppetlabs-ntp"], {"puppetlabs-ntp": {"10.0.0": ["ntp", "ntp::config"]}})
+NTP = [{"name": "ntp", "slug": "puppetlabs-ntp", "version": "10.0.0"}]
+
+
+def row(n: int, modules=NTP, classes=({"name": "ntp::config", "count": 2},)) -> dict:
+    return {"message_id": f"m{n}", "site_id": f"{n:0128x}", "product": "popularity-module", "version": "1.0.0",
+            "timestamp": "2026-11-25T10:00:00.000000+00:00", "ip": None, "environment_count": n,
+            "modules": modules, "classes": list(classes)}
+
+
+def earlier_release_store(db: str, reports: list) -> None:
+    """Reports stored as an earlier release did: raw rows only, no narrow rows."""
+    store = open_store(db, COLUMNS)
+    store.insert_many(reports)
+    connection = store.connect()
+    for table in ("site_weeks", "site_week_modules", "site_week_classes"):
+        connection.cursor().execute(f"DELETE FROM {table}")
+    connection.commit()
+    connection.close()
+
+
+def published(db: str, table: str, column: str) -> set:
+    """What the weekly queries would read (they read the narrow tables only)."""
+    return {r[column] for r in open_store(db, COLUMNS, read_only=True).query(f"SELECT {column} FROM {table}", {})}
+
+
+def test_rows_the_allowlist_refuses_are_not_migrated(db):
+    invented_class = row(2, classes=[{"name": "ntp::buy_cheap_pills", "count": 9}])
+    invented_version = row(3, modules=[{"name": "ntp", "slug": "puppetlabs-ntp", "version": "77.7.7"}])
+    unlisted = row(4, modules=[{"name": "x", "slug": "phish-visit_example", "version": "1.0.0"}])
+    earlier_release_store(db, [row(1), invented_class, invented_version, unlisted])
+    store = open_store(db, COLUMNS, allowlist=ALLOWLIST)
+    assert published(db, "site_weeks", "site_id") == {f"{1:0128x}"}
+    assert published(db, "site_week_classes", "name") == {"ntp::config"}
+    assert published(db, "site_week_modules", "version") == {"10.0.0"}
+    assert [r["message_id"] for r in store.query("SELECT message_id FROM reports", {})] == ["m1"]
+
+
+def test_an_earlier_release_store_is_not_migrated_without_an_allowlist(db):
+    earlier_release_store(db, [row(1), row(2, classes=[{"name": "ntp::buy_cheap_pills", "count": 9}])])
+    with pytest.raises(StoreError, match="checked against the collector.s allowlist"):
+        open_store(db, COLUMNS)
+    assert published(db, "site_weeks", "site_id") == set()
