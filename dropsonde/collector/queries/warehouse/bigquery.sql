@@ -28,6 +28,16 @@ SELECT DISTINCT w.week, w.id AS site_week, p.platform
 FROM telemetry.site_weeks AS w JOIN telemetry.reports AS r ON r.message_id = w.message_id,
      UNNEST(r.class_platforms) AS p;
 
+-- A class runs its module (the listed slugs whose name part is the class's first
+-- segment) on a family; the module's nodes there are its busiest class's.
+CREATE OR REPLACE VIEW telemetry.site_week_module_platforms AS
+SELECT w.week, w.id AS site_week, m.slug, p.platform, LEAST(MAX(GREATEST(p.count, 0)), 1000000000) AS nodes
+FROM telemetry.site_weeks AS w JOIN telemetry.reports AS r ON r.message_id = w.message_id,
+     UNNEST(r.class_platforms) AS p, UNNEST(r.modules) AS m
+WHERE STRPOS(m.slug, '-') > 0
+  AND SPLIT(LTRIM(LOWER(p.name), ':'), '::')[SAFE_OFFSET(0)] = SUBSTR(m.slug, STRPOS(m.slug, '-') + 1)
+GROUP BY w.week, w.id, m.slug, p.platform;
+
 CREATE OR REPLACE VIEW telemetry.site_week_dependencies AS
 SELECT DISTINCT w.week, w.id AS site_week, d.name
 FROM telemetry.site_weeks AS w JOIN telemetry.reports AS r ON r.message_id = w.message_id, UNNEST(r.dependencies) AS d;
