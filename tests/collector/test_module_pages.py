@@ -55,7 +55,7 @@ def test_summary_states_the_module_platforms_share_and_mechanism(tmp_path):
     share = privacy["plan"]["module_platforms"]
     assert share["rho"] > 0 and share["delta"] > 0
     assert abs(sum(s["rho"] for s in privacy["plan"].values()) - privacy["rho"]) < 1e-9
-    assert privacy["mechanisms"]["module_platforms"]["rows_per_site"] == 24
+    assert privacy["mechanisms"]["module_platforms"]["rows_per_site"] == 40
     assert json.loads((out / "module_platforms.json").read_text()) == [
         {"slug": "puppetlabs-apache", "platform": "Debian", "sites": 6}]
 

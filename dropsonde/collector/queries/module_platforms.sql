@@ -4,10 +4,10 @@
 -- A site counts for at most :rows_per_site (module, family) rows: its modules
 -- in the last published week's ranking (public numbers, as in modules.sql),
 -- then by the nodes the site runs each on; each module with its families, the
--- family on the most nodes first. 24 rows: a site on one or two families
--- (most are) counts with its first 12 to 24 ranked modules.
+-- family on the most nodes first. 40 rows, as for modules: a site on one or
+-- two families (most are) counts with its first 20 to 40 ranked modules.
 -- keys: slug, platform
--- rows per site: 24
+-- rows per site: 40
 WITH ranking (slug, position) AS (:module_ranking),
 per_module AS (
     SELECT site_week, slug, platform, nodes, MAX(nodes) OVER (PARTITION BY site_week, slug) AS module_nodes
