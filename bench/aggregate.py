@@ -8,14 +8,17 @@ generate_series straight into the narrow tables the weekly queries read
 (what ingest writes; posting reports over HTTP would measure ingest, which
 bench/collector.py does). Per site and week: 5-45 modules drawn from 2,000
 with Zipf-like popularity (P(module m) ~ 1/m, as Forge download counts are),
-10 classes, 1-3 platforms, 3 dependencies, 3 profile classes, 2 Puppetfile
+10 classes, 1-3 platforms (each module on each of them with probability
+0.7: the module platforms), 3 dependencies, 3 profile classes, 2 Puppetfile
 methods. Then `dropsonde collector aggregate` publishes the week before the
 last (as the previous week's publication, whose ranking orders each site's
 modules), then the last week; its wall time and peak RSS (the collector
 process, from wait4) are printed, and
 per table: rows published, rows that exist (true count >= 1), how many of
 the true top 20 are published, and the median and 90th-percentile relative
-error |published - true| / true of the published rows.
+error |published - true| / true of the published rows; for the noisy sums
+(classes' nodes, Puppetfile methods' calls) the same error against the true
+sum of the per-site bucketed, clipped values.
 
 Usage: bench/aggregate.py [--sites 1000 10000 100000] [--epsilon E]
 """
