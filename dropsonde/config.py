@@ -130,8 +130,13 @@ class Options:
         return self.commands.get(command, {}).get(name, default)
 
 
-def _key(raw: Any) -> str:
-    return str(raw).lstrip(":")
+def _key(path: Path, raw: Any) -> str:
+    """A key as GLI writes it (``:update`` or ``update``). Only a string is a name:
+    ruamel makes a flow sequence key a tuple, whose text could be far larger than
+    the file (the outside review's tuple key asked for 18 GB)."""
+    if not isinstance(raw, str):
+        raise BadInput(f"{path}: key {_shown(raw)}: expected a name")
+    return raw.lstrip(":")
 
 
 def _shown(value: Any) -> str:
@@ -159,7 +164,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
     if not isinstance(section, Mapping):
         raise BadInput(f"{path}: key '{prefix or 'commands'}': expected a mapping of commands")
     for raw_name, body in section.items():
-        name = _key(raw_name)
+        name = _key(path, raw_name)
         command = f"{prefix} {name}".strip()
         dotted = "commands." + command.replace(" ", ".commands.")
         subcommands = [c for c in COMMAND_KEYS if c.startswith(command + " ")]
@@ -171,7 +176,7 @@ def _read_commands(path: Path, section: Any, prefix: str, out: Dict[str, Dict[st
         if not isinstance(body, Mapping):
             raise BadInput(f"{path}: key '{shortened(dotted)}': expected a mapping of options")
         for raw_option, value in body.items():
-            option = _key(raw_option)
+            option = _key(path, raw_option)
             if option == "commands" and subcommands:
                 _read_commands(path, value, command, out)
                 continue
@@ -204,6 +209,31 @@ def service_credential(path: Path, environ: Mapping[str, str]) -> Optional[Path]
     return copy if copy.is_file() else None
 
 
+def _loader() -> Any:
+    """ruamel's safe, pure-Python loader, refusing aliases (``*name``).
+
+    An alias is a reference, so a file of 1 MB can name one 900 KB string 20,000
+    times within the parse budgets; everything that then reads the values (a
+    tuple key's text, a ``disable`` list split into names) would build 18 GB
+    outside them. GLI's file never holds an alias, and without them what the
+    file expands to is bounded by its own size."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.composer import Composer, ComposerError
+    from ruamel.yaml.events import AliasEvent
+
+    class NoAliases(Composer):  # type: ignore[misc]
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.parser.check_event(AliasEvent):
+                event = self.parser.peek_event()
+                shown = shortened(str(event.anchor))
+                raise ComposerError(None, None, f"an alias (*{shown}) is not accepted", event.start_mark)
+            return super().compose_node(parent, index)
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer = NoAliases
+    return yaml
+
+
 def read_config_file(path: Path, environ: Mapping[str, str] = os.environ) -> Dict[str, Any]:
     """The options in ``telemetry.yaml`` as {key: checked value}, plus "commands"
     (from the service's credential when systemd passed one: :func:`service_credential`).
@@ -218,12 +248,11 @@ def read_config_file(path: Path, environ: Mapping[str, str] = os.environ) -> Dic
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         with cpu_budget(CONFIG_CPU_SECONDS), memory_budget(CONFIG_MEMORY_BYTES):
-            data = YAML(typ="safe", pure=True).load(text)
+            data = _loader().load(text)
     except OverBudget as exc:
         raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     except OverMemoryBudget as exc:
@@ -247,7 +276,7 @@ def read_config_file(path: Path, environ: Mapping[str, str] = os.environ) -> Dic
         raise BadInput(f"{path}: expected a mapping of settings at the top level")
     options: Dict[str, Any] = {}
     for raw_key, value in data.items():
-        key = ALIASES.get(_key(raw_key), _key(raw_key))
+        key = ALIASES.get(_key(path, raw_key), _key(path, raw_key))
         if key == "commands":
             commands: Dict[str, Dict[str, Any]] = {}
             _read_commands(path, value, "", commands)

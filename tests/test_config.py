@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dropsonde.config import credential_name, merge_options, read_config_file
 from dropsonde.errors import BadInput
+from dropsonde.memory_budget import MiB, memory_budget
 from tests.support.puppet_tree import write
 from tests.support.time_limits import cpu_limit
 from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
@@ -113,7 +114,7 @@ def test_fuzzed_telemetry_yaml_is_read_or_named_in_a_clear_error(tmp_path_factor
         ("9" * 5000 + "\n", "YAML value not accepted"),
         ("ttl: 0x" + "f" * 5000 + "\n", "key 'ttl': expected a whole number"),
         ("[" * 1000 + "\n", "YAML nested too deeply"),
-        (BILLION_LAUGHS, "key 'disable'"),
+        (BILLION_LAUGHS, r"an alias \(\*a0\) is not accepted"),
         ("? [[a]]\n: 1\n", "YAML value not accepted"),  # the outside review: 12 bytes, internal error
         ("? {a: [b]}\n: 1\n", "YAML syntax error: found unhashable key"),
     ],
@@ -161,3 +162,43 @@ def test_the_services_credential_stands_for_telemetry_yaml(tmp_path):
     copy.write_text(":sneed: typo\n")
     with pytest.raises(BadInput, match="telemetry.yaml: key 'sneed': unknown setting"):
         read_config_file(unreadable, as_service)
+
+
+# The outside review (F8): aliases are references, so ruamel reads a small file that
+# names one large string thousands of times within the budgets; what came after the
+# parse (str() of a tuple key, re-splitting each alias of a `disable` list) then built
+# it thousands of times outside them (18 GB asked, "internal error: MemoryError").
+# Scaled down: 2,000 aliases of 100 KB, 200 MB once expanded.
+ALIAS_FLOODS = [
+    ("? [&s " + "x" * 100_000 + ", " + "*s, " * 2_000 + "*s]\n: 1\n", ":1: "),
+    ("disable: [&s '" + "a," * 50_000 + "', " + "*s, " * 2_000 + "*s]\n", ":1: "),
+    ("commands:\n  ? [&s " + "x" * 100_000 + ", " + "*s, " * 2_000 + "*s]\n  : 1\n", ":2: "),
+    (":seed: &s banana\n:siteid: *s\n", ":2: "),
+]
+
+
+@pytest.mark.parametrize("text, line", ALIAS_FLOODS)
+def test_an_alias_is_refused_before_anything_expands_it(tmp_path, text, line):
+    """GLI's telemetry.yaml never holds an alias, and only refusing them bounds what
+    the file expands to by its own size: everything after the parse is then linear."""
+    path = write(tmp_path / "telemetry.yaml", text)
+    with cpu_limit(2.0), memory_budget(64 * MiB), pytest.raises(BadInput) as error:
+        read_config_file(path)
+    assert f"{path}{line}" in str(error.value) and "alias" in str(error.value)
+    assert len(str(error.value)) < len(str(path)) + 200
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("? [a, b]\n: 1\n", "key ('a', 'b'): expected a name"),
+        ("? 7\n: 1\n", "key 7: expected a name"),
+        ("commands:\n  ? [preview]\n  : {}\n", "key ('preview',): expected a name"),
+        ("commands:\n  :preview:\n    ? [format]\n    : json\n", "key ('format',): expected a name"),
+    ],
+)
+def test_a_key_that_is_not_a_name_is_refused(tmp_path, text, needle):
+    path = write(tmp_path / "telemetry.yaml", text)
+    with pytest.raises(BadInput) as error:
+        read_config_file(path)
+    assert str(path) in str(error.value) and needle in str(error.value)
