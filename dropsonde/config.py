@@ -221,7 +221,7 @@ def _loader() -> Any:
     from ruamel.yaml.composer import Composer, ComposerError
     from ruamel.yaml.events import AliasEvent
 
-    class NoAliases(Composer):  # type: ignore[misc]
+    class NoAliases(Composer):
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.parser.check_event(AliasEvent):
                 event = self.parser.peek_event()
