@@ -20,7 +20,8 @@ from dropsonde.collector.allowlist import Allowlist
 from dropsonde.collector.group_commit import GroupCommitWriter, Row, StoreUnavailable
 from dropsonde.collector.report_upsert import write_reports
 from dropsonde.collector.sql_dialect import Dialect, SQLiteDialect, dialect_for, redact_url
-from dropsonde.collector.store_migration import fill_new_tables, migrate, migrate_quarantine, missing_tables
+from dropsonde.collector.store_migration import (check_kept_reports, fill_new_tables, migrate, migrate_quarantine,
+                                                 missing_tables, refuse_unchecked)
 from dropsonde.collector.store_schema import create_tables
 from dropsonde.errors import BadInput, DropsondeError, ExitStatus
 from dropsonde.wire import SKELETON
@@ -79,12 +80,14 @@ class Store:
         self.dialect.prepare()
         connection = self.connect()
         try:
+            refuse_unchecked(self.dialect, connection, self.allowlist)
             created = missing_tables(self.dialect, connection)
             create_tables(self.dialect, connection, self.metric_columns)
             migrate_quarantine(self.dialect, connection, self.query)
         finally:
             connection.close()
         migrate(self.dialect, self.query, self.metric_columns, self.allowlist)
+        check_kept_reports(self.dialect, self.query, self.metric_columns, self.allowlist)
         fill_new_tables(self.dialect, self.query, self.metric_columns, created)
         self.prune()
         return self

@@ -11,6 +11,11 @@ unchecked. A store that has ``site_weeks`` rows, or no reports at all,
 needs nothing and costs two one-row reads. Two collectors doing it at once
 store nothing twice (the upsert keeps one report per site and week).
 
+Stores whose narrow tables an earlier release filled without the allowlist
+of release evidence have each site-week's kept report judged the same way,
+once: a refused one is removed with its narrow rows. The narrow rows of a
+site-week whose raw report the operator deleted cannot be judged and stay.
+
 Stores whose quarantine kept one row per post get one row per week and site.
 
 A narrow table added by a later release (``site_week_module_platforms``) is
@@ -37,6 +42,10 @@ from dropsonde.schema import json_schema_for_column, schema_validator, validatio
 from dropsonde.wire_columns import REPORT_COLUMNS
 
 BATCH = 500
+#: the name ``store_upgrades`` records once every kept report has passed the allowlist
+REPORTS_CHECKED = "reports checked against the allowlist"
+NO_ALLOWLIST = ("it holds reports of an earlier release, which are published only once checked against "
+                "the collector's allowlist (its Forge list and release evidence), and none was given")
 #: where an earlier release's quarantine (one row per post) waits while it is copied
 QUARANTINE_BY_POST = "quarantined_reports_by_post"
 log = logging.getLogger(__name__)
@@ -50,8 +59,7 @@ def migrate(dialect: Dialect, query: Query, metric_columns: Sequence[str], allow
     if _has_rows(query, "site_weeks") or not _has_rows(query, "reports"):
         return
     if allowlist is None:
-        raise BadInput("it holds reports of an earlier release, which are published only once checked against "
-                       "the collector's allowlist (its Forge list and release evidence), and none was given")
+        raise BadInput(NO_ALLOWLIST)
     judge = _Judge(allowlist, metric_columns)
     connection = dialect.connect()
     try:
@@ -64,12 +72,78 @@ def migrate(dialect: Dialect, query: Query, metric_columns: Sequence[str], allow
                                {"message_id": row["message_id"]})
             if number % BATCH == 0:
                 connection.commit()
+        _record(dialect, cursor, REPORTS_CHECKED)
         connection.commit()
     finally:
         connection.close()
-    if judge.refused:
-        log.warning("%d report(s) of an earlier release refused by the allowlist (removed, never published); "
-                    "the first: %s", judge.refused, judge.first)
+    judge.report()
+
+
+def refuse_unchecked(dialect: Dialect, connection: Any, allowlist: Optional[Allowlist]) -> None:
+    """BadInput when the store holds reports no allowlist checked yet and none
+    is given: before anything of the store is created or changed, so that a
+    refused open leaves it as it was."""
+    if allowlist is not None or not dialect.has_table(connection, "reports"):
+        return
+    cursor = connection.cursor()
+    cursor.execute("SELECT 1 FROM reports LIMIT 1")
+    if cursor.fetchone() is None:
+        return
+    if dialect.has_table(connection, "store_upgrades"):
+        cursor.execute(dialect.sql("SELECT 1 FROM store_upgrades WHERE name = :name"), {"name": REPORTS_CHECKED})
+        if cursor.fetchone() is not None:
+            return
+    raise BadInput(NO_ALLOWLIST)
+
+
+def check_kept_reports(dialect: Dialect, query: Query, metric_columns: Sequence[str],
+                       allowlist: Optional[Allowlist]) -> None:
+    """Once per store: judge the kept report of every site-week an earlier
+    release normalized (``site_weeks`` points at it) as ``serve`` judges one,
+    and remove a refused one with its narrow rows; BadInput when there is
+    something to judge and no allowlist. A new store is recorded checked at once."""
+    if _done(query, REPORTS_CHECKED):
+        return
+    connection = dialect.connect()
+    try:
+        cursor = connection.cursor()
+        if _has_rows(query, "reports"):
+            if allowlist is None:
+                raise BadInput(NO_ALLOWLIST)
+            judge = _Judge(allowlist, metric_columns)
+            kept = query("SELECT r.*, w.id AS kept_site_week, w.week AS kept_week FROM reports AS r "
+                         "JOIN site_weeks AS w ON w.message_id = r.message_id", {})
+            for number, row in enumerate(kept, start=1):
+                if not judge.accepts(row):
+                    _remove_site_week(dialect, cursor, row)
+                if number % BATCH == 0:
+                    connection.commit()
+            judge.report()
+        _record(dialect, cursor, REPORTS_CHECKED)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _remove_site_week(dialect: Dialect, cursor: Any, row: Dict[str, Any]) -> None:
+    """Unpublish a kept report: its narrow rows, its site-week and the report."""
+    where = {"week": row["kept_week"], "site_week": row["kept_site_week"]}
+    for table in NARROW_TABLES:
+        if dialect.has_table(cursor.connection, table.name):  # one added since is filled after this check
+            cursor.execute(dialect.sql(f"DELETE FROM {table.name} WHERE week = :week AND site_week = :site_week"),
+                           where)
+    cursor.execute(dialect.sql("DELETE FROM site_weeks WHERE id = :site_week"), where)
+    cursor.execute(dialect.sql("DELETE FROM reports WHERE message_id = :message_id"),
+                   {"message_id": row["message_id"]})
+
+
+def _record(dialect: Dialect, cursor: Any, name: str) -> None:
+    cursor.execute(dialect.sql("INSERT INTO store_upgrades (name) VALUES (:name) ON CONFLICT DO NOTHING"),
+                   {"name": name})
+
+
+def _done(query: Query, name: str) -> bool:
+    return bool(list(query("SELECT 1 AS found FROM store_upgrades WHERE name = :name", {"name": name})))
 
 
 class _Judge:
@@ -91,6 +165,12 @@ class _Judge:
         self.refused += 1
         self.first = self.first or f"site {str(row.get('site_id'))[:16]}...: {reason}"
         return False
+
+    def report(self) -> None:
+        """One warning for all the refused reports, naming the first."""
+        if self.refused:
+            log.warning("%d report(s) of an earlier release refused by the allowlist (removed, never published); "
+                        "the first: %s", self.refused, self.first)
 
     def _refusal(self, row: Dict[str, Any]) -> Optional[str]:
         values: Dict[str, Any] = {}

@@ -11,6 +11,8 @@ reports kept apart because their source was over its weekly cap of sites
 query reads them. ``release_ledger``: what each
 week's release published, appended by ``aggregate`` and never changed — the
 database refuses UPDATE and DELETE of its rows (``release_ledger.py``).
+``store_upgrades``: the one-time upgrades of ``store_migration.py`` done to
+this store, by name.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def table_statements(dialect: Dialect) -> List[str]:
         "environment_count INTEGER, UNIQUE (week, site_id))",
     ]
     statements.append(quarantine_table(dialect))
+    statements.append(f"CREATE TABLE IF NOT EXISTS store_upgrades (name {text} PRIMARY KEY)")
     for table in NARROW_TABLES:
         columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
                             for c in table.columns)

@@ -53,3 +53,37 @@ def test_an_earlier_release_store_is_not_migrated_without_an_allowlist(db):
     with pytest.raises(StoreError, match="checked against the collector.s allowlist"):
         open_store(db, COLUMNS)
     assert published(db, "site_weeks", "site_id") == set()
+
+
+def unchecked_store(db: str, reports: list) -> None:
+    """Reports stored and normalized by a release that did not check them against
+    release evidence (any class under a listed namespace, any X.Y.Z), before the
+    narrow table of module platforms existed: no record that its reports were checked."""
+    store = open_store(db, COLUMNS + ["class_platforms"])
+    store.insert_many(reports)
+    connection = store.connect()
+    connection.cursor().execute("DELETE FROM store_upgrades")
+    connection.cursor().execute("DROP TABLE site_week_module_platforms")
+    connection.commit()
+    connection.close()
+
+
+def test_what_an_earlier_release_normalized_unchecked_is_checked_once_and_refused_rows_unpublished(db):
+    """Item 3: a store whose narrow rows were filled before the release-evidence allowlist
+    published them as they were, and the new module-platforms table was filled from them too."""
+    pills = [{"name": "ntp::buy_cheap_pills", "count": 9}]
+    invented = [row(1, classes=[{"name": "ntp", "count": 1}]), row(2, classes=pills),
+                row(3, modules=[{"name": "ntp", "slug": "puppetlabs-ntp", "version": "77.7.7"}])]
+    for report in invented:
+        report["class_platforms"] = [{"name": report["classes"][0]["name"], "platform": "Debian", "count": 5}]
+    unchecked_store(db, invented)
+    with pytest.raises(StoreError, match="checked against the collector.s allowlist"):
+        open_store(db, COLUMNS + ["class_platforms"])
+    store = open_store(db, COLUMNS + ["class_platforms"], allowlist=ALLOWLIST)
+    assert published(db, "site_weeks", "site_id") == {f"{1:0128x}"}
+    assert published(db, "site_week_classes", "name") == {"ntp"}
+    assert published(db, "site_week_modules", "version") == {"10.0.0"}
+    assert published(db, "site_week_module_platforms", "nodes") == {5}
+    assert list(store.query("SELECT COUNT(*) AS n FROM site_week_module_platforms", {})) == [{"n": 1}]
+    assert [r["message_id"] for r in store.query("SELECT message_id FROM reports", {})] == ["m1"]
+    open_store(db, COLUMNS + ["class_platforms"])  # checked once: no allowlist needed to open it again
