@@ -24,7 +24,7 @@ from dropsonde.puppet.environments import (
     ModuleStore,
     discover_environments,
 )
-from dropsonde.puppet.manifest_cache import SET_ASIDE_BY_RUN_BUDGET, ManifestCache, ManifestFile
+from dropsonde.puppet.manifest_cache import SET_ASIDE_BY_RUN_BUDGET, SET_ASIDE_BY_RUN_OUTPUT, ManifestCache, ManifestFile
 from dropsonde.puppet.manifests import Definition
 from dropsonde.release_evidence import ReleaseEvidence, load_evidence, published_version
 from dropsonde.puppet.puppetdb import (
@@ -258,5 +258,5 @@ class Site:
 
 
 def _warn_if_unreadable(found: ManifestFile) -> None:
-    if found.error and found.error != SET_ASIDE_BY_RUN_BUDGET:  # those: one warning at the end (close)
+    if found.error and found.error not in (SET_ASIDE_BY_RUN_BUDGET, SET_ASIDE_BY_RUN_OUTPUT):  # one warning (close)
         log.warning("manifest %s: %s", found.path, found.error)

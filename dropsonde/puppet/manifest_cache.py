@@ -20,16 +20,16 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from stat import S_ISREG
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
 from dropsonde.cpu_budget import MANIFESTS_RUN_CPU_SECONDS, RunBudget
 from dropsonde.puppet import manifests
-from dropsonde.puppet.manifests import Definition, read_manifest_data
+from dropsonde.puppet.manifests import MANIFESTS_RUN_OUTPUT_BYTES, Definition, output_bytes, read_manifest_data
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import is_inside, read_tree_file
 
@@ -46,6 +46,8 @@ CACHE_FILENAME = "manifests.json"
 #: The error of a manifest left unread because this run's parsing budget was spent
 #: (its classes are not public); one warning names them all (:meth:`ManifestCache.warn_set_aside`).
 SET_ASIDE_BY_RUN_BUDGET = "set aside: this run's budget for parsing manifests was spent (MANIFESTS_RUN_CPU_SECONDS)"
+#: The error of a manifest whose names would take the run past MANIFESTS_RUN_OUTPUT_BYTES.
+SET_ASIDE_BY_RUN_OUTPUT = "set aside: this run's budget for the names of all manifests was spent (MANIFESTS_RUN_OUTPUT_BYTES)"
 # Set-aside manifests named in that warning; the count says how many more.
 MAX_NAMED = 5
 # a bound far above any real one (it grows with the manifests installed), so a planted file cannot exhaust memory
@@ -131,15 +133,20 @@ class ContentRecord(NamedTuple):
 
     @classmethod
     def from_json(cls, raw: Any) -> Optional["ContentRecord"]:
-        """The record, or None when it is damaged (the file is then parsed again)."""
+        """The record, or None when it is damaged (the file is then parsed again).
+        Its definitions were made objects as the file was decoded (:func:`_definition`)."""
         try:
-            content = cls([Definition(**d) for d in raw["definitions"]], raw["error"])
+            definitions, error = raw["definitions"], raw["error"]
         except (KeyError, TypeError):
             return None
-        return content if all(_well_formed(d) for d in content.definitions) else None
+        if not isinstance(definitions, list) or not all(isinstance(d, Definition) for d in definitions):
+            return None
+        return cls(definitions, error if isinstance(error, str) else None)
 
     def to_json(self) -> Dict[str, Any]:
-        return {"definitions": [asdict(d) for d in self.definitions], "error": self.error}
+        definitions = [{"kind": d.kind, "name": d.name, "line": d.line, "declares": list(d.declares)}
+                       for d in self.definitions]  # not dataclasses.asdict: 40 times slower (deep copies)
+        return {"definitions": definitions, "error": self.error}
 
 
 class ManifestFile:
@@ -204,6 +211,12 @@ class ManifestCache:
         self.dirty = False
         # what parsing manifests not known from the cache may cost this run, all together
         self.budget = RunBudget(MANIFESTS_RUN_CPU_SECONDS)
+        # what the distinct contents used this run may weigh, parsed or from the cache
+        self.output_budget = MANIFESTS_RUN_OUTPUT_BYTES
+        self.output_spent = 0
+        self._counted: Set[str] = set()  # md5s whose weight is in output_spent
+        self.output_full = False  # a content did not fit: no other new one is used (or parsed)
+        self.over_output: List[str] = []  # paths set aside for it
         if cache is not None:
             self._load(cache)
 
@@ -227,6 +240,8 @@ class ManifestCache:
         """Path records become objects as they are decoded (a dict each would take
         twice the memory: there is one per manifest of every environment); a
         damaged one becomes None, so its file is read again."""
+        if raw.keys() == _DEFINITION_KEYS:
+            return _definition(raw)
         if "md5" not in raw:
             return raw
         record = PathRecord.from_json(raw)
@@ -292,6 +307,8 @@ class ManifestCache:
         if known is not None and known.stamp == stamp:
             content = self._content(known.md5)
             if content is not None:
+                if not self._admitted(known.md5, content):
+                    return self._set_aside_for_output(key, relative)
                 return ManifestFile(key, relative, known.md5, content)
         data, error = _read_bytes(path, os.path.dirname(key))  # the module's real directory
         if data is None:
@@ -300,17 +317,42 @@ class ManifestCache:
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         md5 = self._md5s.setdefault(md5, md5)
         content = self._content(md5)
+        if content is None and self.output_full:
+            return self._set_aside_for_output(key, relative)
         if content is None:
             if self.budget.exhausted:  # set aside, and nothing kept: a later run reads it
                 self.budget.set_aside.append(path)
                 return ManifestFile(key, relative, None, ContentRecord([], SET_ASIDE_BY_RUN_BUDGET))
             with self.budget.charge():
                 info = read_manifest_data(data)
-            content = self._contents[md5] = ContentRecord(info.definitions, info.error)
+            content = ContentRecord(info.definitions, info.error)
+            if not self._admitted(md5, content):  # nothing kept either
+                return self._set_aside_for_output(key, relative)
+            self._contents[md5] = content
+        elif not self._admitted(md5, content):
+            return self._set_aside_for_output(key, relative)
         fresh = max(stat.st_mtime_ns, stat.st_ctime_ns) > self._now_ns - RACY_WINDOW_NS
         record = records[relative] = PathRecord(md5, None if fresh else stamp)
         self.dirty = self.dirty or record != known
         return ManifestFile(key, relative, md5, content)
+
+    def _admitted(self, md5: str, content: ContentRecord) -> bool:
+        """Whether the run's output budget has room for this content (counted once
+        per content, however many paths hold it)."""
+        if md5 in self._counted:
+            return True
+        weight = output_bytes(content.definitions)
+        if self.output_full or self.output_spent + weight > self.output_budget:
+            self.output_full = True  # what comes later is set aside unread, as a spent CPU budget does
+            return False
+        self.output_spent += weight
+        self._counted.add(md5)
+        return True
+
+    def _set_aside_for_output(self, key: str, relative: str) -> ManifestFile:
+        """A manifest the run's output budget has no room for: it defines nothing."""
+        self.over_output.append(os.path.join(key, relative))
+        return ManifestFile(key, relative, None, ContentRecord([], SET_ASIDE_BY_RUN_OUTPUT))
 
     @staticmethod
     def _record(records: Dict[str, Any], relative: str) -> Optional[PathRecord]:
@@ -325,13 +367,16 @@ class ManifestCache:
         return content
 
     def warn_set_aside(self) -> None:
-        """One warning for all the manifests the run-wide budget left unread (there may be thousands)."""
+        """One warning per run-wide budget for all the manifests it set aside (there may be thousands)."""
         paths = self.budget.set_aside
         if paths:
-            more = f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else ""
             log.warning("%d manifests set aside, not read (their classes are not public): this run's parsing of "
-                        "manifests took more than %g s of CPU time (MANIFESTS_RUN_CPU_SECONDS): %s%s",
-                        len(paths), self.budget.seconds, ", ".join(paths[:MAX_NAMED]), more)
+                        "manifests took more than %g s of CPU time (MANIFESTS_RUN_CPU_SECONDS): %s",
+                        len(paths), self.budget.seconds, _named(paths))
+        if self.over_output:
+            log.warning("%d manifests set aside (their classes are not public): the names of all the manifests "
+                        "of this run weigh more than %d KiB (MANIFESTS_RUN_OUTPUT_BYTES): %s",
+                        len(self.over_output), self.output_budget // 1024, _named(self.over_output))
 
     def save(self, installed: Iterable[Path]) -> None:
         """Write the cache back when anything changed, keeping only the records of
@@ -374,20 +419,35 @@ class ManifestCache:
                 self.dirty = self.dirty or bool(records)
             elif key in self._complete and len(records) != len(self._seen.get(key, ())):
                 seen = self._seen.get(key, set())
-                for relative in [relative for relative in records if relative not in seen]:
+                gone = [relative for relative in records if relative not in seen]
+                for relative in gone:
                     del records[relative]
-                self.dirty = True
+                self.dirty = self.dirty or bool(gone)  # files set aside are seen, not recorded
 
 
-def _well_formed(definition: Definition) -> bool:
-    """A definition read back from the file has the types the reader gives (a damaged one is re-read)."""
-    return (
-        definition.kind in ("class", "define")
-        and isinstance(definition.name, str)
-        and isinstance(definition.line, int)
-        and isinstance(definition.declares, list)
-        and all(isinstance(name, str) for name in definition.declares)
-    )
+def _named(paths: List[str]) -> str:
+    """The first MAX_NAMED paths, and how many more."""
+    more = f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else ""
+    return ", ".join(paths[:MAX_NAMED]) + more
+
+
+_DEFINITION_KEYS = frozenset({"kind", "name", "line", "declares"})
+
+
+def _definition(raw: Dict[str, Any]) -> Optional[Definition]:
+    """A definition read back from the file, as compact as the reader's own (a dict
+    each, until first used, made a warm run's memory twice a cold one's); None
+    when it lacks the types the reader gives (its file is then read again)."""
+    kind, name, line, declares = raw["kind"], raw["name"], raw["line"], raw["declares"]
+    if (
+        kind not in ("class", "define")
+        or not isinstance(name, str)
+        or not isinstance(line, int)
+        or not isinstance(declares, list)
+        or not all(isinstance(declared, str) for declared in declares)
+    ):
+        return None
+    return Definition(sys.intern(kind), sys.intern(name), line, tuple(sys.intern(declared) for declared in declares))
 
 
 def _parser_id() -> str:

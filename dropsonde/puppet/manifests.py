@@ -14,6 +14,7 @@ gracefully on invalid input (what was found is returned, nothing raises).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
@@ -31,14 +32,17 @@ class Token(NamedTuple):
     pos: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Definition:
-    """A class or defined type found in a manifest."""
+    """A class or defined type found in a manifest. Slotted, and its names interned
+    (``sys.intern``), because a run keeps one per definition of every distinct
+    manifest: a ``__dict__`` each made 70 KB of ``class a{}`` weigh 2 MB.
+    """
 
     kind: str  # "class" or "define"
     name: str
     line: int
-    declares: List[str] = field(default_factory=list)
+    declares: Tuple[str, ...] = ()  # a tuple: most declare nothing, and share the empty one
 
 
 @dataclass
@@ -352,6 +356,20 @@ class _Lexer:
 MANIFEST_OUTPUT_BYTES = 64 * 1024
 MANIFEST_OUTPUT_RATIO = 2
 MANIFEST_OUTPUT_SLACK = 256
+#: What all the distinct manifests of one run may weigh together, counted as
+#: above, whether parsed or known from the cache: a budget per file alone let
+#: the total grow with the number of files (1,000 files of 70 KB, each within
+#: every per-file budget, took 2.9 GB). Debian's 1,710 distinct manifests weigh
+#: 100 KB; the manifests past it are set aside (ManifestCache names them).
+MANIFESTS_RUN_OUTPUT_BYTES = 4 * 1024 * 1024
+#: What a record costs in that count besides its name's characters.
+RECORD_COST = 8
+
+
+def output_bytes(definitions: List[Definition]) -> int:
+    """What ``definitions`` weigh in the output budgets: the characters of every
+    name defined and declared, and RECORD_COST for each."""
+    return sum(len(d.name) + RECORD_COST + sum(len(name) + RECORD_COST for name in d.declares) for d in definitions)
 
 
 class _OverOutputBudget(Exception):
@@ -390,7 +408,9 @@ class _Reader:
         self.index = 0
         self.stack: List[_Frame] = [_Frame()]
         self.info = ManifestInfo()
-        self.declared: Dict[int, Set[str]] = {}  # by id() of the Definition
+        # what each definition declares, by id() of the Definition, in order (a dict as
+        # an ordered set); given to the Definition as a tuple once the file is read
+        self.declared: Dict[int, Tuple[Definition, Dict[str, None]]] = {}
         self.lines_before = 0  # newlines before line_pos: line numbers without rescanning
         self.line_pos = 0
         self.output = 0  # characters of the names recorded so far
@@ -398,13 +418,15 @@ class _Reader:
 
     def _record(self, name: str) -> None:
         """Count a name recorded against the output budget."""
-        self.output += len(name) + 8  # and the little each record costs besides its name
+        self.output += len(name) + RECORD_COST
         if self.output > self.output_budget:
             raise _OverOutputBudget()
 
     def read(self) -> ManifestInfo:
         while self.index < len(self.tokens):
             self._step()
+        for definition, declared in self.declared.values():
+            definition.declares = tuple(declared)
         return self.info
 
     def _peek(self, offset: int = 0) -> Optional[Token]:
@@ -424,11 +446,10 @@ class _Reader:
         name = name.lower().lstrip(":")
         if owner is None or not name:
             return
-        seen = self.declared.setdefault(id(owner), set())
+        seen = self.declared.setdefault(id(owner), (owner, {}))[1]
         if name not in seen:
             self._record(name)
-            seen.add(name)
-            owner.declares.append(name)
+            seen[sys.intern(name)] = None
 
     def _step(self) -> None:
         token = self.tokens[self.index]
@@ -488,7 +509,7 @@ class _Reader:
             self.stack.append(_Frame(overlong=True))
             return
         self._record(name)
-        definition = Definition(kind=keyword.value, name=name, line=self._line(keyword.pos))
+        definition = Definition(kind=sys.intern(keyword.value), name=sys.intern(name), line=self._line(keyword.pos))
         self.info.definitions.append(definition)
         enclosing_class = name if keyword.value == "class" else frame.enclosing_class
         self.stack.append(_Frame(owner=definition, enclosing_class=enclosing_class))
@@ -569,6 +590,8 @@ def read_manifest_text(text: str) -> ManifestInfo:
         return ManifestInfo(error=f"set aside: it defines and declares more class names than its budget "
                                   f"(MANIFEST_OUTPUT_BYTES: {MANIFEST_OUTPUT_BYTES // 1024} KiB, at most "
                                   f"{MANIFEST_OUTPUT_RATIO} times the file's size)")
+    except MemoryError:  # the process's own limit (ulimit -v): this file, not the run
+        return ManifestInfo(error="set aside: reading it ran out of memory")
 
 
 def read_manifest_data(data: bytes) -> ManifestInfo:

@@ -266,3 +266,70 @@ def test_once_the_run_wide_budget_is_spent_new_manifests_are_set_aside_and_named
     again = ManifestCache(*kept_in(cache_file), clock=later)
     assert {found.relative: found.classes for found in again.module(manifests)} == {
         "a.pp": ["m::a"], "b.pp": ["m::b"], "c.pp": ["m::c"], "init.pp": ["m"]}
+
+
+def test_the_names_of_all_manifests_of_a_run_have_one_budget(tmp_path, monkeypatch, caplog):
+    """The second review's F1: 1,000 distinct 70 KB manifests of `class a{}`, each within
+    every per-file budget, added up to 2.9 GB and "internal error: MemoryError" (only
+    CPU had a run-wide budget). Now what the distinct contents used in a run weigh,
+    parsed or known from the cache, has one budget (lowered here to four files' worth):
+    the files past it define nothing, are named in ONE warning and are not cached; a
+    copy of a content already counted (r10k) costs nothing more."""
+    from dropsonde.puppet import manifest_cache
+
+    body = "class a{}\n" * 200
+    manifests = tmp_path / "production" / "site" / "manifests"
+    for index in range(6):
+        write(manifests / f"f{index}.pp", f"# {index}\n" + body)
+    copy = tmp_path / "staging" / "site" / "manifests"
+    shutil.copytree(manifests, copy)
+    monkeypatch.setattr(manifest_cache, "MANIFESTS_RUN_OUTPUT_BYTES", 4 * 200 * 9)
+    cache_file = tmp_path / "cache" / "manifests.json"
+    cache = ManifestCache(*kept_in(cache_file), clock=later)
+    read = {found.path: found for directory in (manifests, copy) for found in cache.module(directory)}
+    admitted = sorted(path for path, found in read.items() if found.classes)
+    assert admitted == sorted(str(d / f"f{i}.pp") for d in (manifests, copy) for i in range(4))
+    assert all(read[str(d / f"f{i}.pp")].error == manifest_cache.SET_ASIDE_BY_RUN_OUTPUT
+               and read[str(d / f"f{i}.pp")].definitions == [] for d in (manifests, copy) for i in (4, 5))
+    caplog.clear()
+    cache.warn_set_aside()
+    assert [r.getMessage() for r in caplog.records] == [
+        "4 manifests set aside (their classes are not public): the names of all the manifests of this run weigh "
+        f"more than 7 KiB (MANIFESTS_RUN_OUTPUT_BYTES): {manifests / 'f4.pp'}, {manifests / 'f5.pp'}, "
+        f"{copy / 'f4.pp'}, {copy / 'f5.pp'}"]
+    cache.save([manifests, copy])
+    assert set(cache_json(cache_file)["paths"][str(manifests)]) == {f"f{i}.pp" for i in range(4)}
+    # what the cache knows counts too: with room for two contents, a warm run uses two
+    monkeypatch.setattr(manifest_cache, "MANIFESTS_RUN_OUTPUT_BYTES", 2 * 200 * 9)
+    warm = ManifestCache(*kept_in(cache_file), clock=later)
+    assert [found.relative for found in warm.module(manifests) if found.classes] == ["f0.pp", "f1.pp"]
+
+
+def test_a_manifest_that_exhausts_memory_is_set_aside_not_the_run():
+    """MemoryError (the process's own address-space limit, here lowered to a few MiB
+    more than it uses) sets that one file aside: never "internal error"."""
+    from dropsonde.memory_budget import MiB, memory_budget
+    from dropsonde.puppet.manifests import read_manifest_data
+
+    with memory_budget(4 * MiB):
+        info = read_manifest_data(b"{}" * 300_000)
+    assert info.definitions == []
+    assert info.error == "set aside: reading it ran out of memory"
+
+
+def test_definitions_are_compact():
+    """Each Definition is kept for the run, one per definition of every distinct
+    manifest: 70 KB of `class a{}` kept 2.13 MB with a __dict__ and a list each."""
+    import tracemalloc
+
+    from dropsonde.puppet.manifests import read_manifest_data
+
+    data = ("# one\n" + "class a{}\n" * 7_000).encode()
+    tracemalloc.start()
+    try:
+        info = read_manifest_data(data)
+        kept, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(info.definitions) == 7_000
+    assert kept < 7_000 * 120, kept

@@ -28,7 +28,7 @@ def classes(text: str):
 def declares(text: str, name: str):
     for definition in read_manifest_text(text).definitions:
         if definition.name == name:
-            return definition.declares
+            return list(definition.declares)
     raise AssertionError(f"{name} not defined")
 
 
