@@ -15,7 +15,6 @@ is only ever presented to the servers of ``server_urls``.
 from __future__ import annotations
 
 import configparser
-import math
 import json
 import logging
 from dataclasses import dataclass, field
@@ -36,6 +35,9 @@ log = logging.getLogger(__name__)
 
 QUERY_PATH = "/pdb/query/v4"
 DEFAULT_TIMEOUT = 30.0
+# The most server_url_timeout may ask for: an hour, the scheduled unit's own timeout.
+# Puppet's default is 30 s; past ~9.2e9 s socket.settimeout overflows the platform's time_t.
+MAX_SERVER_URL_TIMEOUT = 3600.0
 # Grouped answers grow with the number of distinct classes, not of nodes: 362 classes
 # answer in 15 KB, so a site of 10,000 distinct classes in about 400 KB.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -90,10 +92,11 @@ def read_puppetdb_conf(path: Path, ssl_settings: Dict[str, str]) -> Optional[Pup
     timeout_value = parser.get("main", "server_url_timeout", fallback=str(DEFAULT_TIMEOUT))
     try:
         timeout = float(timeout_value)
-        if not 0 < timeout < math.inf:  # also refuses nan
+        if not 0 < timeout <= MAX_SERVER_URL_TIMEOUT:  # also refuses nan and inf
             raise ValueError
     except ValueError:
-        raise BadInput(f"{path}: server_url_timeout: expected a positive number of seconds, got {timeout_value!r}") from None
+        raise BadInput(f"{path}: server_url_timeout: expected a positive number of seconds, at most "
+                       f"{MAX_SERVER_URL_TIMEOUT:g} (MAX_SERVER_URL_TIMEOUT), got {shortened(timeout_value, 40)!r}") from None
     return PuppetDBConfig(
         server_urls=urls,
         timeout=timeout,
@@ -162,6 +165,9 @@ class PuppetDBClient:
                 continue
             except (requests.exceptions.ConnectionError, OSError) as exc:
                 problems.append(self._failed(url, f"cannot connect: {innermost_reason(exc)}"))
+                continue
+            except (OverflowError, ValueError) as exc:  # a timeout or deadline the platform cannot represent
+                problems.append(self._failed(url, f"cannot be asked: {type(exc).__name__}: {exc}"))
                 continue
             except requests.exceptions.RequestException as exc:
                 problems.append(self._failed(url, innermost_reason(exc)))

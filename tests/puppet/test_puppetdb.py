@@ -436,3 +436,23 @@ def test_any_rows_are_read_within_the_budget_or_refused_as_not_puppetdb(rows):
     for name, count in (_class_rows(rows) if all(isinstance(r, dict) and isinstance(r.get("title"), str)
                                                  and type(r.get("count")) is int for r in rows) else []):
         assert name.isascii() and name == name.lower() and name.count("::") <= 16 and isinstance(count, int)
+
+
+# ---- run-wide bounds (issue 18, review attack-probe2) ----
+
+
+@pytest.mark.parametrize("timeout", ["1e10", "1e300", "3601"])
+def test_a_huge_server_url_timeout_is_one_error_naming_the_file(tmp_path, timeout):
+    """F17: 1e10 s passed the reader and overflowed time_t in socket.settimeout: an
+    internal error in `dev inventory`, the modules and platforms plugins FAILED."""
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-apache"])
+    conf = write(tree.confdir / "puppetdb.conf",
+                 f"[main]\nserver_urls = http://127.0.0.1:9\nserver_url_timeout = {timeout}\n")
+    with pytest.raises(BadInput, match="server_url_timeout.*at most 3600"):
+        read_puppetdb_conf(conf, {})
+    for command in (["dev", "inventory"], ["preview"]):
+        result = tree.run(*command)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "internal error" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(lines) == 1 and str(conf) in lines[0] and "server_url_timeout" in lines[0]
