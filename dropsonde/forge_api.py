@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 from dropsonde import http_client
 from dropsonde.errors import Failure
+from dropsonde.forge_cache import MAX_FORGE_MODULES, CacheTooLarge, forge_slug, load_forge_cache, save_forge_cache
 from dropsonde.json_input import load_json
 from dropsonde.terminal import printable
-from dropsonde.vocabulary import normalize_slug
 
 if TYPE_CHECKING:
     from dropsonde.cache_dir import CacheDir
@@ -160,6 +160,9 @@ def crawl_forge(
             raise ForgeError(f"the Forge's pagination goes on past {page_cap} pages "
                              f"(its first page announced {result.total} modules): not followed")
         page = _get_page(session, url, params, policy, deadline - clock())
+        if len(page["results"]) > PAGE_SIZE:
+            raise ForgeError(f"{printable(url)}: a page of {len(page['results'])} modules, "
+                             f"more than the {PAGE_SIZE} asked for")
         result.requests += 1
         pagination = page.get("pagination")
         if not isinstance(pagination, dict):
@@ -174,7 +177,7 @@ def crawl_forge(
             updated = parse_forge_time(module.get("updated_at"))
             if since is not None and (updated is None or updated <= since):
                 return result
-            slug = normalize_slug(module.get("slug", "")) if isinstance(module.get("slug"), str) else None
+            slug = forge_slug(module.get("slug"))
             if slug is None:
                 raise ForgeError(f"{url}: a module without a valid slug: {module.get('slug')!r:.60}")
             result.slugs.add(slug)
@@ -232,25 +235,31 @@ def refresh_forge_cache(cache: "CacheDir", base_url: str, full: bool, now: datet
                         policy: Optional[http_client.HttpPolicy] = None) -> str:
     """Refresh ``forge.json``; returns a one-line summary. ForgeError leaves the file as it was.
     ``policy``: timeouts and retries (default: from the environment)."""
-    from dropsonde.forge_cache import load_forge_cache, save_forge_cache
-
     current = load_forge_cache(cache, now)
     incremental = not full and not current.problem
     since = current.watermark() if incremental else None
     update, stop = _progress_reporter()
     try:
         crawl = crawl_forge(base_url, since, update, policy=policy)
+    except MemoryError:
+        raise ForgeError(f"{base_url}: reading the Forge's list took more memory than there is") from None
     finally:
         stop()
     slugs: List[str] = list(crawl.slugs | (current.modules if incremental else set()))
     if not slugs:
         raise ForgeError(f"{base_url}: the Forge listed no modules; keeping the current cache")
+    if len(slugs) > MAX_FORGE_MODULES:
+        raise ForgeError(f"{base_url}: the Forge's list would hold {len(slugs)} modules, more than "
+                         f"{MAX_FORGE_MODULES} modules (MAX_FORGE_MODULES); keeping the current cache")
     newest = max((d for d in (crawl.newest, since) if d is not None), default=None)
     if newest is not None and newest > now:
         # a module "updated" in the future would freeze every later incremental refresh
         log.warning("the Forge lists a module updated after now (%s); keeping now as the watermark",
                     newest.isoformat())
         newest = now
-    save_forge_cache(cache, slugs, now, newest)
+    try:
+        save_forge_cache(cache, slugs, now, newest)
+    except CacheTooLarge as exc:
+        raise ForgeError(f"{base_url}: {exc}; keeping the current cache") from None
     kind = "incremental" if incremental else "full"
     return f"Forge module cache updated ({kind}): {len(slugs)} modules, {len(crawl.slugs)} new or changed, {crawl.requests} requests"

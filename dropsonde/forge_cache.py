@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Optional
 
-from dropsonde.errors import BadInput
+from dropsonde.errors import BadInput, Failure
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, read_tree_file
 from dropsonde.vocabulary import normalize_slug
@@ -37,6 +37,23 @@ if TYPE_CHECKING:
 CACHE_FILENAME = "forge.json"
 log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(hours=1)
+#: The most modules the list may hold: ten times today's Forge, and what a crawl
+#: can read (``forge_api.MAX_PAGES`` pages of ``forge_api.PAGE_SIZE`` modules).
+MAX_FORGE_MODULES = 100_000
+#: The longest slug: Debian's longest is 26 characters (openstack-openstack_extras).
+#: With MAX_FORGE_MODULES it bounds the file (about 14 MB) far under the reader's cap.
+MAX_SLUG_LENGTH = 128
+
+
+class CacheTooLarge(Failure):
+    """A list that the cache's own reader would refuse: never written."""
+
+
+def forge_slug(name: object) -> Optional[str]:
+    """``name`` as a slug the cache may hold (``author-name``, at most MAX_SLUG_LENGTH), or None."""
+    if not isinstance(name, str) or len(name) > MAX_SLUG_LENGTH:
+        return None
+    return normalize_slug(name)
 
 
 @dataclass(frozen=True)
@@ -111,10 +128,12 @@ def _read_forge_cache(cache: "CacheDir", now: datetime) -> ForgeCache:
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list):
         return ForgeCache(path, frozenset(), problem="Forge module cache has no 'modules' list")
+    if len(modules) > MAX_FORGE_MODULES:
+        return ForgeCache(path, frozenset(), problem=f"Forge module cache lists more than {MAX_FORGE_MODULES} modules")
     future = future_timestamp(data, now)
     if future is not None:
         return ForgeCache(path, frozenset(), problem=f"Forge module cache is dated in the future ({future})")
-    slugs = frozenset(s for s in (normalize_slug(m) for m in modules if isinstance(m, str)) if s)
+    slugs = frozenset(s for s in map(forge_slug, modules) if s)
     timestamp = data.get("timestamp")
     timestamp = str(timestamp) if timestamp is not None else None
     watermark = data.get("forge_updated_at")
@@ -126,13 +145,23 @@ def _read_forge_cache(cache: "CacheDir", now: datetime) -> ForgeCache:
 
 def save_forge_cache(cache: "CacheDir", modules: Iterable[str], now: datetime,
                      forge_updated_at: Optional[datetime]) -> Path:
-    """Write the cache atomically (a kill -9 leaves the old file or the new one, never half)."""
+    """Write the cache atomically (a kill -9 leaves the old file or the new one, never half).
+    A list its reader would refuse is never written (CacheTooLarge): a file the probe
+    wrote itself must not make nothing public on every later run."""
+    listed = sorted(set(modules))
+    if len(listed) > MAX_FORGE_MODULES:
+        raise CacheTooLarge(f"the list of public modules has {len(listed)} entries, "
+                            f"more than {MAX_FORGE_MODULES} modules (MAX_FORGE_MODULES): not saved")
     data = {
         "timestamp": now.isoformat(timespec="seconds"),
-        "modules": sorted(set(modules)),
+        "modules": listed,
         "forge_updated_at": forge_updated_at.isoformat() if forge_updated_at else None,
     }
-    return cache.write(CACHE_FILENAME, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    encoded = (json.dumps(data, indent=2) + "\n").encode("utf-8")
+    if len(encoded) > LIMITS[CACHE_FILENAME]:
+        raise CacheTooLarge(f"the list of public modules takes {len(encoded)} bytes, "
+                            f"more than the {LIMITS[CACHE_FILENAME]} its reader accepts: not saved")
+    return cache.write(CACHE_FILENAME, encoded)
 
 
 def read_forge_file(source: Path) -> ForgeCache:
@@ -148,9 +177,12 @@ def read_forge_file(source: Path) -> ForgeCache:
     modules = data.get("modules") if isinstance(data, dict) else None
     if not isinstance(modules, list) or not modules:
         raise BadInput(f"{source}: expected an object with a non-empty 'modules' list of author-name slugs")
+    if len(modules) > MAX_FORGE_MODULES:
+        raise BadInput(f"{source}: lists {len(modules)} entries, more than {MAX_FORGE_MODULES} modules "
+                       "(MAX_FORGE_MODULES; ten times the Forge's)")
     slugs = []
     for index, entry in enumerate(modules):
-        slug = normalize_slug(entry) if isinstance(entry, str) else None
+        slug = forge_slug(entry)
         if slug is None:
             raise BadInput(f"{source}: modules[{index}] is not an author-name slug: {entry!r:.80}")
         slugs.append(slug)

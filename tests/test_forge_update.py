@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from dropsonde.cache_dir import CacheDir
 from dropsonde import __version__
 from dropsonde.errors import BadInput, ExitStatus
-from dropsonde.forge_cache import load_forge_cache
+from dropsonde.forge_cache import MAX_FORGE_MODULES, MAX_SLUG_LENGTH, CacheTooLarge, load_forge_cache, save_forge_cache
 from dropsonde.forge_api import (
     ForgeError,
     _next_page_url,
@@ -540,3 +540,80 @@ def test_a_module_updated_two_days_ahead_saves_now_as_the_watermark(tmp_path):
         refresh(tmp_path, server)
     assert datetime.fromisoformat(cached(tmp_path)["forge_updated_at"]) == NOW
     assert "ahead-module" in cached(tmp_path)["modules"]
+
+
+# ---- what the list may hold: a cache we write is always one we can read ----
+
+
+def forge_page(slugs, following=None) -> str:
+    """A module page in the Forge's shape, ``slugs`` as its results."""
+    results = [ForgeModule(slug, NOW - timedelta(days=1)).as_json() for slug in slugs]
+    return json.dumps({"pagination": {"limit": 100, "offset": 0, "next": following, "total": len(slugs)},
+                       "results": results})
+
+
+def test_a_page_of_more_modules_than_asked_for_fails_the_refresh(tmp_path):
+    """The outside review (F5): pages were capped in bytes only, so one 16 MiB page held
+    480,000 slugs; 3 such pages made a forge.json of 1.44 million modules that the
+    reader then refused on every run (and 1,000 of them ran out of memory). A page
+    may hold at most the 100 modules asked for, as the Forge's own pages do."""
+    with ForgeServer(generate_modules(10)) as server:
+        server.state.faults.append(Fault("body", offset=0, status=200,
+                                         target=forge_page([f"a-m{i}" for i in range(101)])))
+        with pytest.raises(ForgeError, match="a page of 101 modules, more than the 100 asked for"):
+            refresh(tmp_path, server, full=True)
+    assert not (tmp_path / "forge.json").exists()
+
+
+def test_an_incremental_refresh_past_the_module_cap_keeps_the_cache(tmp_path):
+    """The cache holds at most MAX_FORGE_MODULES; an incremental refresh adds to it, so
+    new modules past the cap fail the refresh (the old list stays, readable) instead
+    of writing a list the reader would refuse."""
+    old = [f"author{i % 97}-old{i}" for i in range(MAX_FORGE_MODULES - 50)]
+    write(tmp_path / "forge.json", json.dumps({"timestamp": "2026-11-20T00:00:00+00:00",
+                                               "forge_updated_at": "2026-11-20T00:00:00+00:00", "modules": old}))
+    before = (tmp_path / "forge.json").read_bytes()
+    assert len(load_forge_cache(CacheDir.open(tmp_path), NOW).modules) == len(old)
+    with ForgeServer([ForgeModule(f"new-m{i}", NOW - timedelta(hours=i + 1)) for i in range(100)]) as server:
+        with pytest.raises(ForgeError, match=f"more than {MAX_FORGE_MODULES} modules"):
+            refresh(tmp_path, server)
+    assert (tmp_path / "forge.json").read_bytes() == before
+
+
+def test_a_slug_longer_than_any_real_one_fails_the_refresh(tmp_path):
+    """Slug length is what bounds the bytes of the list (MAX_FORGE_MODULES × MAX_SLUG_LENGTH
+    stays far under the reader's 64 MiB): a longer one is no slug."""
+    long = "a-" + "m" * (MAX_SLUG_LENGTH - 1)
+    with ForgeServer(generate_modules(10) + [ForgeModule(long, NOW - timedelta(hours=1))]) as server:
+        with pytest.raises(ForgeError, match="a module without a valid slug"):
+            refresh(tmp_path, server, full=True)
+    assert not (tmp_path / "forge.json").exists()
+
+
+@pytest.mark.parametrize(
+    "modules, needle",
+    [
+        ([f"a-m{i}" for i in range(MAX_FORGE_MODULES + 1)], f"more than {MAX_FORGE_MODULES} modules"),
+        (["a-b", "a-" + "m" * (MAX_SLUG_LENGTH - 1)], "modules[1] is not an author-name slug"),
+    ],
+)
+def test_import_refuses_a_list_the_cache_could_not_hold(tmp_path, modules, needle):
+    tree = site_with_module(tmp_path)
+    tree.forge(["author7-module7"])
+    before = (tree.cachepath / "forge.json").read_bytes()
+    bad = write(tmp_path / "big.json", json.dumps({"timestamp": "2026-11-20T00:00:00+00:00", "modules": modules}))
+    result = tree.run("update", "--from-file", str(bad))
+    assert_clean_error(result, ExitStatus.USAGE, str(bad), needle)
+    assert (tree.cachepath / "forge.json").read_bytes() == before
+
+
+def test_the_largest_list_the_cache_may_hold_is_written_and_read_back(tmp_path):
+    """What save_forge_cache accepts, load_forge_cache reads: MAX_FORGE_MODULES slugs
+    of MAX_SLUG_LENGTH each; one more is refused before anything is written."""
+    biggest = [f"a{i:06d}-" + "m" * (MAX_SLUG_LENGTH - 8) for i in range(MAX_FORGE_MODULES)]
+    assert max(map(len, biggest)) == MAX_SLUG_LENGTH
+    save_forge_cache(CacheDir.open(tmp_path), biggest, NOW, None)
+    assert len(load_forge_cache(CacheDir.open(tmp_path), NOW).modules) == MAX_FORGE_MODULES
+    with pytest.raises(CacheTooLarge, match=f"more than {MAX_FORGE_MODULES} modules"):
+        save_forge_cache(CacheDir.open(tmp_path / "other"), biggest + ["a-b"], NOW, None)
+    assert not (tmp_path / "other" / "forge.json").exists()
