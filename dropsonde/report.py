@@ -29,9 +29,10 @@ from dropsonde.schema import (
     validation_message,
 )
 from dropsonde.siteid import SiteId, compute_site_id
-from dropsonde.terminal import printable, printable_lines
+from dropsonde.terminal import printable, printable_lines, shortened
 from dropsonde.validation_cache import RememberingValidator, Verdicts
 from dropsonde.wire import PRODUCT, REPORT_VERSION, SKELETON_COLUMNS, envelope
+from dropsonde.wire_columns import max_rows
 
 if TYPE_CHECKING:  # the site (and every Puppet reader) is loaded only by commands that read one
     from dropsonde.site import Site
@@ -112,6 +113,25 @@ def validate_plugin_data(plugin: MetricPlugin, data: Any, validator: Optional[An
     return data
 
 
+def bounded_columns(plugin: MetricPlugin, data: Any) -> Any:
+    """``data`` without the list columns longer than :func:`~dropsonde.wire_columns.max_rows`
+    allows, each set aside with one warning: whatever a plugin emits, the report
+    stays bounded, and the collector (which refuses a report holding such a
+    column, as a cut one would be counted as whole) still gets the rest. Checked
+    before validation, which would otherwise walk every row."""
+    if not isinstance(data, dict):
+        return data
+    kept = {}
+    for column, value in data.items():
+        if isinstance(value, list) and len(value) > max_rows(str(column)):
+            log.warning("plugin %s: column %s set aside: %d rows, more than the %d a report may carry "
+                        "(wire_columns.MAX_ROWS)", plugin.name, shortened(column, 60), len(value),
+                        max_rows(str(column)))
+            continue
+        kept[column] = value
+    return kept
+
+
 def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[Any] = None) -> PluginResult:
     """Run one plugin through setup, run, validation and cleanup; a failure is
     recorded on the result (its columns are left out), never raised. The preview
@@ -119,7 +139,7 @@ def run_plugin(plugin: MetricPlugin, site: Site, validator: Optional[Any] = None
     started = time.perf_counter()
     try:
         plugin.setup(site)
-        data = validate_plugin_data(plugin, plugin.run(site), validator)
+        data = validate_plugin_data(plugin, bounded_columns(plugin, plugin.run(site)), validator)
         result = PluginResult(plugin, data=data)
     except PluginOutputError as exc:
         log.warning("%s; its columns are left out", exc)

@@ -71,6 +71,33 @@ METRIC_COLUMNS: Tuple[Dict[str, Any], ...] = (
 REPORT_COLUMNS: Dict[str, Dict[str, Any]] = {column["name"]: column for column in METRIC_COLUMNS}
 
 
+# The most entries one report may hold in each list column (the collector's
+# allowlist refuses a report over it; the probe sets such a column aside): far above what a
+# real site sends (the example site's reports hold at most 15 entries per
+# column; the 121 modules Debian packages define 1,744 classes and defines
+# between them), far below what makes the store or the weekly job grow out of
+# proportion to the number of reports (3,000 slugs per report once made six
+# reports publish 4.1 million module pairs). A list over its cap is refused
+# with a 400 naming the column and the rule, never cut short: a truncated
+# report would be counted as if it were whole.
+MAX_ROWS: Dict[str, int] = {
+    "modules": 2000,  # distinct (slug, version) over every environment
+    "unused_modules": 2000,
+    "dependencies": 2000,
+    "classes": 5000,
+    "unused_classes": 5000,
+    "profile_classes": 5000,
+    "class_platforms": 20000,  # (class, OS family) pairs: classes x the few platforms a site runs
+    "puppetfile_ruby_methods": 200,  # the probe's vocabulary holds 121 names, plus "(private)"
+}
+DEFAULT_MAX_ROWS = 1000  # a third-party plugin's list column
+
+
+def max_rows(column: str) -> int:
+    """The most rows a report's list ``column`` may hold, whatever the plugin emits."""
+    return MAX_ROWS.get(column, DEFAULT_MAX_ROWS)
+
+
 def metric_columns(*names: str) -> List[Dict[str, Any]]:
     """Copies of the named columns (a plugin's ``schema()``): a caller that
     changes what it got cannot change the declaration."""

@@ -89,3 +89,43 @@ def test_a_plugins_texts_are_one_line_each_in_the_human_preview():
     text = render_human(Report(site_id, "2026-11-28T00:00:00+00:00", [result]))
     assert "FORGED by column\\u2028x" in text and "FORGED by value\\u202e" in text
     assert not any(line.startswith("dropsonde: error:") for line in text.splitlines())
+
+
+class Flooding(MetricPlugin):
+    """A plugin emitting as many rows as it is told to, in a built-in column and its own."""
+
+    name = "flooding"
+    description = "test plugin"
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def schema(self):
+        return [{"name": "dependencies", "type": "RECORD", "mode": "REPEATED", "fields": [
+            {"name": "name", "type": "STRING", "mode": "REQUIRED"},
+            {"name": "version_requirement", "type": "STRING", "mode": "REQUIRED"}]},
+            {"name": "things", "type": "STRING", "mode": "REPEATED"}]
+
+    def run(self, site):
+        return {"dependencies": [{"name": f"acme-m{i}", "version_requirement": ">= 0.0.0"} for i in range(self.rows)],
+                "things": [str(i) for i in range(self.rows // 2)]}
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_column_longer_than_a_report_may_carry_is_set_aside_with_one_warning(caplog, over):
+    """Review F7: whatever a plugin emits, the report is bounded: a list column over
+    wire_columns.MAX_ROWS is left out (the collector would refuse the whole report), the
+    plugin's other columns are kept; exactly at the cap, it is sent."""
+    from dropsonde.report import run_plugin
+    from dropsonde.wire_columns import DEFAULT_MAX_ROWS, max_rows
+
+    cap = max_rows("dependencies")
+    assert cap == 2000 and DEFAULT_MAX_ROWS == 1000 and max_rows("things") == DEFAULT_MAX_ROWS
+    result = run_plugin(Flooding(cap + over), site=None)
+    assert result.error is None
+    assert len(result.data.get("dependencies", [])) == (0 if over else cap)
+    assert len(result.data["things"]) == cap // 2 + (0 if over else 0)
+    warnings = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert len(warnings) == over
+    if over:
+        assert "column dependencies set aside: 2001 rows, more than the 2000" in warnings[0]

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, Mapping, 
 
 from dropsonde.privacy import PRIVATE, class_name, public_requirement, public_version, reportable_class
 from dropsonde.vocabulary import FACTER_OS_FAMILIES, OTHER_FAMILY, RUBY_CORE_METHODS
+from dropsonde.wire_columns import DEFAULT_MAX_ROWS, MAX_ROWS
 
 MAX_COUNT = 10**9
 # The longest class name accepted. The 1,744 classes and defines of the 121
@@ -35,25 +36,10 @@ MAX_COUNT = 10**9
 MAX_CLASS_NAME = 100
 PLATFORMS = FACTER_OS_FAMILIES | {OTHER_FAMILY}
 
-# The most entries one report may hold in each list column: far above what a
-# real site sends (the example site's reports hold at most 15 entries per
-# column; the 121 modules Debian packages define 1,744 classes and defines
-# between them), far below what makes the store or the weekly job grow out of
-# proportion to the number of reports (3,000 slugs per report once made six
-# reports publish 4.1 million module pairs). A list over its cap is refused
-# with a 400 naming the column and the rule, never cut short: a truncated
-# report would be counted as if it were whole.
-MAX_ENTRIES: Dict[str, int] = {
-    "modules": 2000,  # distinct (slug, version) over every environment
-    "unused_modules": 2000,
-    "dependencies": 2000,
-    "classes": 5000,
-    "unused_classes": 5000,
-    "profile_classes": 5000,
-    "class_platforms": 20000,  # (class, OS family) pairs: classes x the few platforms a site runs
-    "puppetfile_ruby_methods": 200,  # the probe's vocabulary holds 121 names, plus "(private)"
-}
-DEFAULT_MAX_ENTRIES = 1000  # a third-party plugin's list column
+# The most entries one report may hold in each list column, declared with the
+# columns (the probe sets a longer column aside before sending it).
+MAX_ENTRIES: Dict[str, int] = MAX_ROWS
+DEFAULT_MAX_ENTRIES = DEFAULT_MAX_ROWS
 
 
 @dataclass(frozen=True)

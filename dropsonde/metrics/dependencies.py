@@ -17,20 +17,22 @@ if TYPE_CHECKING:
 class Dependencies(MetricPlugin):
     description = (
         "Public Forge modules that private modules depend on (from their metadata.json), "
-        "one row per private module and dependency. Private module names are never reported."
+        "one row per distinct dependency and version requirement. Private module names are never reported."
     )
 
     def schema(self) -> List[Dict[str, Any]]:
         return metric_columns("dependencies")
 
     def run(self, site: Site) -> Dict[str, Any]:
-        rows = [
+        # A set: the same metadata.json copied into every branch and module
+        # directory (r10k) is one dependency, not entries x directories rows.
+        rows = {
             (dependency.slug, public_requirement(dependency.version_requirement))
             for module in site.modules
             if not site.is_public(module)
             for dependency in module.dependencies
             if site.forge.is_public(dependency.slug)
-        ]
+        }
         return {"dependencies": [{"name": n, "version_requirement": v} for n, v in sorted(rows)]}
 
     def example(self, rng: random.Random, public_modules: List[str]) -> Dict[str, Any]:
