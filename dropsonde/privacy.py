@@ -11,7 +11,7 @@ pass for a version range.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Callable, List, Optional
 
 PRIVATE = "(private)"
 DEFAULT_REQUIREMENT = ">= 0.0.0"
@@ -85,6 +85,38 @@ def public_requirement(requirement: object) -> str:
     if len(alternatives) <= _MAX_ALTERNATIVES and all(_is_range(part) for part in alternatives):
         return normalized
     return PRIVATE
+
+
+# A version a requirement names ("4.13.1", "2.0", "1.x", "*"), in a requirement
+# public_requirement already accepted.
+_NAMED_VERSION_RE = re.compile(r"[0-9xX*]+(?:\.[0-9xX*]+)*", re.ASCII)
+# A bare major boundary: the versions requirements name most (Debian's modules:
+# 19 of their 66 distinct named versions, 395 of 479 uses, are X.0.0), and they
+# carry no more than a major number. Anything finer names a release.
+_MAJOR_BOUNDARY_RE = re.compile(rf"{_COMPONENT}(?:\.0){{0,2}}|{_COMPONENT}(?:\.{_WILDCARD}){{1,2}}|{_WILDCARD}",
+                                re.ASCII)
+
+
+def requirement_versions(requirement: str) -> List[str]:
+    """The versions a requirement (as :func:`public_requirement` sends it) names."""
+    return _NAMED_VERSION_RE.findall(requirement)
+
+
+def published_requirement(requirement: object, published: Callable[[str], bool]) -> str:
+    """A dependency's version requirement as sent: :func:`public_requirement`'s
+    shape, and only if every version it names is a bare major boundary (``4.0.0``,
+    ``4.x``) or a release ``published`` says the Forge published for that
+    dependency; else the placeholder. A fork pinned at ``12.1.99``, or digits the
+    site chose (``>= 411.111.111 < 411.111.112``), must not reach the report
+    through the dependencies column when the modules column sends that version
+    as ``(private)`` (privacy rule 2)."""
+    sent = public_requirement(requirement)
+    if sent == PRIVATE:
+        return PRIVATE
+    for version in requirement_versions(sent):
+        if not (_MAJOR_BOUNDARY_RE.fullmatch(version) or (_VERSION_RE.fullmatch(version) and published(version))):
+            return PRIVATE
+    return sent
 
 
 # What Puppet accepts as a class name, segment by segment (ASCII only: str.lower

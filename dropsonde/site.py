@@ -149,6 +149,10 @@ class Site:
         (the modules and the Forge list do not change during it); a new list each call."""
         return list(self._releases_in_use)
 
+    def is_published(self, slug: str, version: str) -> bool:
+        """Whether the release evidence proves the Forge published ``slug`` at ``version``."""
+        return self.evidence.release(slug, version) is not None
+
     def reported_version(self, module: Module) -> str:
         """The version a report may send for a public module: a release the Forge published, else the placeholder."""
         return self.publicness.version(module)

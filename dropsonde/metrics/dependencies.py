@@ -7,7 +7,7 @@ import random
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from dropsonde.metrics.base import MetricPlugin
-from dropsonde.privacy import public_requirement
+from dropsonde.privacy import published_requirement
 from dropsonde.wire_columns import metric_columns
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ class Dependencies(MetricPlugin):
         # A set: the same metadata.json copied into every branch and module
         # directory (r10k) is one dependency, not entries x directories rows.
         rows = {
-            (dependency.slug, public_requirement(dependency.version_requirement))
+            (dependency.slug, published_requirement(dependency.version_requirement,
+                                                    lambda version, slug=dependency.slug: site.is_published(slug, version)))
             for module in site.modules
             if not site.is_public(module)
             for dependency in module.dependencies

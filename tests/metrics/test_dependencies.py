@@ -3,9 +3,11 @@ from tests.support.puppet_tree import make_module, run_metric
 
 
 def test_public_dependencies_of_private_modules_one_row_per_module(tree):
-    tree.forge(["puppetlabs-stdlib", "puppetlabs-concat", "puppetlabs-apache"])
+    tree.forge(["puppetlabs-stdlib", "puppetlabs-concat", "puppetlabs-apache", "puppetlabs-ntp"])
     modules = tree.environment("production") / "modules"
     make_module(modules, "apache", "puppetlabs-apache", dependencies=[{"name": "puppetlabs/stdlib"}])
+    # a release the Forge published (its evidence is known): a requirement may name it
+    tree.publish(make_module(modules, "stdlib", "puppetlabs-stdlib", "4.13.1", manifests={"init.pp": "class stdlib { }"}))
     make_module(
         modules,
         "profile",
@@ -15,6 +17,7 @@ def test_public_dependencies_of_private_modules_one_row_per_module(tree):
             {"name": "puppetlabs-concat"},
             {"name": "acme-secret", "version_requirement": ">= 1.0.0"},
             {"name": "puppetlabs-apache", "version_requirement": "acme-fork-only"},
+            {"name": "puppetlabs-ntp", "version_requirement": ">= 4.13.2 < 10.0.0"},  # no evidence of 4.13.2
         ],
     )
     make_module(
@@ -24,6 +27,7 @@ def test_public_dependencies_of_private_modules_one_row_per_module(tree):
     assert run_metric(Dependencies, tree)["dependencies"] == [
         {"name": "puppetlabs-apache", "version_requirement": "(private)"},
         {"name": "puppetlabs-concat", "version_requirement": ">= 0.0.0"},
+        {"name": "puppetlabs-ntp", "version_requirement": "(private)"},
         {"name": "puppetlabs-stdlib", "version_requirement": "9.x"},
         {"name": "puppetlabs-stdlib", "version_requirement": ">= 4.13.1 < 10.0.0"},
     ]
