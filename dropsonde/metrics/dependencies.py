@@ -3,6 +3,7 @@ cannot see from download counts alone."""
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import TYPE_CHECKING, Any, Dict, List
 
@@ -28,7 +29,7 @@ class Dependencies(MetricPlugin):
         # directory (r10k) is one dependency, not entries x directories rows.
         rows = {
             (dependency.slug, published_requirement(dependency.version_requirement,
-                                                    lambda version, slug=dependency.slug: site.is_published(slug, version)))
+                                                    functools.partial(site.is_published, dependency.slug)))
             for module in site.modules
             if not site.is_public(module)
             for dependency in module.dependencies
