@@ -40,6 +40,7 @@ from dropsonde.release_evidence import (
     EVIDENCE_FILENAME,
     MAX_EVIDENCE_BYTES,
     MAX_EVIDENCE_VALUES,
+    NOT_PUBLISHED,
     PublishedManifest,
     Release,
     ReleaseEvidence,
@@ -65,7 +66,6 @@ MAX_TARBALL_BYTES = 64 * 1024 * 1024
 RECORD_PARAMS = {"exclude_fields": "readme changelog license reference"}
 # The CPU time one release's tarball may take to read and parse (apache's, the largest, about 0.3 s).
 RELEASE_CPU_SECONDS = 10.0
-NOT_PUBLISHED = "not a release the Forge published"
 # What file_uri may be when relative: a path on the Forge's origin (it sends /v3/files/...).
 _FILE_PATH_RE = re.compile(r"/(?![/\\])[^\\@\s?#]*")
 _HEX_RE = {"sha256": re.compile(r"[0-9a-fA-F]{64}"), "md5": re.compile(r"[0-9a-fA-F]{32}")}

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 EVIDENCE_FILENAME = "forge-releases.json"
 FORMAT = 1
+#: The reason kept for a release the Forge answered does not exist (the others are refusals).
+NOT_PUBLISHED = "not a release the Forge published"
 #: Far above any real site's (a release's entry is a few KB): a bound on a damaged or planted file.
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 #: A release is about 5 values a manifest: room for some 10,000 releases of 80 manifests.

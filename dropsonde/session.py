@@ -207,7 +207,7 @@ class Session:
         report then has only their main class; ``dev inventory`` says why for each),
         naming how many, and why: the Forge failing, not fetched (``--no-update``),
         not a published release, or refused."""
-        from dropsonde.forge_releases import NOT_PUBLISHED
+        from dropsonde.release_evidence import NOT_PUBLISHED  # not forge_releases: its HTTP and tarball readers
 
         missing = site.releases_without_evidence()
         if not missing and not failure:

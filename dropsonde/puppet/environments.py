@@ -269,19 +269,20 @@ class AllowedRoots:
 
     def __init__(self, directories: List[Path]) -> None:
         self.roots = sorted({os.path.realpath(os.path.expanduser(str(d))) for d in directories})
-        self._linked: Dict[Tuple[int, int], str] = {}
+        self._linked: Dict[Tuple[int, int], Tuple[str, bool]] = {}
 
     def contains(self, real_path: str) -> bool:
         return any(is_inside(real_path, root) for root in self.roots)
 
-    def resolve_link(self, path: str, identity: Tuple[int, int]) -> str:
-        """The real path of the directory a link leads to, resolved once per
-        directory (``identity``: its device and inode): sites link the same
-        module into hundreds of environments."""
-        real = self._linked.get(identity)
-        if real is None:
-            real = self._linked[identity] = os.path.realpath(path)
-        return real
+    def resolve_link(self, path: str, identity: Tuple[int, int]) -> Tuple[str, bool]:
+        """The real path of the directory a link leads to and whether it is inside
+        the roots, found once per directory (``identity``: its device and inode):
+        sites link the same module into hundreds of environments."""
+        found = self._linked.get(identity)
+        if found is None:
+            real = os.path.realpath(path)
+            found = self._linked[identity] = (real, self.contains(real))
+        return found
 
 
 #: Module directories installed by packages: allowed roots whatever basemodulepath
@@ -337,8 +338,8 @@ def _module_dirs(directory: Path, roots: AllowedRoots) -> List[Tuple[str, str, T
         if not entry.is_symlink():
             found.append((entry.name, os.path.join(real_directory, entry.name), (stat.st_dev, stat.st_ino), True))
             continue
-        real = roots.resolve_link(entry.path, (stat.st_dev, stat.st_ino))
-        if not roots.contains(real):
+        real, inside = roots.resolve_link(entry.path, (stat.st_dev, stat.st_ino))
+        if not inside:
             _warn_link_outside_roots("module", entry.path, real)
             continue
         found.append((entry.name, real, (stat.st_dev, stat.st_ino), True))
