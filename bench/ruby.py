@@ -2,7 +2,8 @@
 """Side by side with Puppet's Ruby dropsonde client on the same trees, and print figures.
 
 Runs this checkout's `dropsonde preview --format json` and the Ruby client's,
-interleaved (ours cold, Ruby, ours warm, Ruby, per round) on the same trees
+interleaved (ours cold, Ruby, ours warm, Ruby, per round; with ``--before``,
+an older revision's beside ours, each with its own cache directory) on the same trees
 with the same plugins: the Ruby client's plugins that need no PuppetDB
 (dependencies, environments, modules, puppetfiles; its `platforms` reports
 nothing without PuppetDB and our `profiles` has no Ruby counterpart, so both
@@ -25,6 +26,7 @@ run with PUPPET_CONFDIR, PUPPET_CODEDIR, PUPPET_VARDIR and PUPPET_LOGDIR set to
 the tree (the environment variables its `Puppet.initialize_settings` reads).
 
 Usage: bench/ruby.py --ruby-dropsonde /path/to/dropsonde [--runs 7] [--trees r10k:40,codedir:30]
+                     [--before /other/venv/bin/dropsonde]   (an older revision, interleaved too)
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import probe
 import r10k
@@ -59,6 +62,7 @@ class Side:
 
     command: list
     env: dict
+    cache: Optional[Path]  # ours: the cache directory a cold run empties of parse caches
 
     def run(self) -> tuple:
         """(wall, cpu, rss MiB) of one run, the command failing the benchmark if it fails."""
@@ -82,16 +86,24 @@ def measure(command: list, env: dict) -> tuple:
         os.environ.update(saved)
 
 
-def sides(root: Path, args: list, ruby: list) -> tuple:
-    """Ours and the Ruby client's commands on the tree at ``root``."""
-    ours = Side([*probe.dropsonde_command(), *args, "--enable", PLUGINS, "preview", "--format", "json"],
-                dict(os.environ))
+def our_side(root: Path, args: list, command: list, label: str) -> Side:
+    """A dropsonde revision's command on the tree, with a cache directory of its own
+    (a copy of the tree's, so of its Forge list): revisions never share parse caches."""
     options = dict(zip(args[::2], args[1::2]))
-    ruby_env = dict(os.environ, PUPPET_CONFDIR=options["--confdir"], PUPPET_CODEDIR=options["--codedir"],
-                    PUPPET_VARDIR=str(root / "ruby-vardir"), PUPPET_LOGDIR=str(root / "ruby-logdir"))
-    theirs = Side([*ruby, "--cachepath", options["--cachepath"], "--enable", PLUGINS, "preview", "--format", "json"],
-                  ruby_env)
-    return ours, theirs
+    cache = root / f"cache-{label}"
+    shutil.copytree(options["--cachepath"], cache)
+    options["--cachepath"] = str(cache)
+    global_args = [part for option in options.items() for part in option]
+    return Side([*command, *global_args, "--enable", PLUGINS, "preview", "--format", "json"], dict(os.environ), cache)
+
+
+def ruby_side(root: Path, args: list, ruby: list) -> Side:
+    """The Ruby client's command on the tree: Puppet's directories from the environment."""
+    options = dict(zip(args[::2], args[1::2]))
+    env = dict(os.environ, PUPPET_CONFDIR=options["--confdir"], PUPPET_CODEDIR=options["--codedir"],
+               PUPPET_VARDIR=str(root / "ruby-vardir"), PUPPET_LOGDIR=str(root / "ruby-logdir"))
+    return Side([*ruby, "--cachepath", options["--cachepath"], "--enable", PLUGINS, "preview", "--format", "json"],
+                env, None)
 
 
 def module_slugs(report: dict) -> set:
@@ -105,33 +117,38 @@ def median(samples: List[tuple]) -> tuple:
     return statistics.median(wall), statistics.median(cpu), max(rss)
 
 
-def compare(kind: str, size: int, ruby: list, runs: int) -> None:
-    """Build one tree, check both sides agree on it, then time them interleaved."""
+def compare(kind: str, size: int, ruby: list, ours: Dict[str, list], runs: int) -> None:
+    """Build one tree, see what each side reports on it, then time them interleaved:
+    per round, each of our revisions cold then the Ruby client, then each warm then
+    the Ruby client."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         args = TREES[kind](root, size)
-        cache = Path(dict(zip(args[::2], args[1::2]))["--cachepath"])
-        ours, theirs = sides(root, args, ruby)
-        ours_slugs, their_slugs = module_slugs(ours.report()), module_slugs(theirs.report())
-        if not ours_slugs or not their_slugs:
-            sys.exit(f"{kind} {size}: a client reported no module: the tree or the command is wrong")
-        cold, warm, ruby_runs = [], [], []
+        theirs = ruby_side(root, args, ruby)
+        revisions = {label: our_side(root, args, command, label) for label, command in ours.items()}
+        their_slugs = module_slugs(theirs.report())
+        slugs = {label: module_slugs(side.report()) for label, side in revisions.items()}
+        if not their_slugs or not all(slugs.values()):
+            sys.exit(f"{kind} {size}: a client reported no module: the tree or a command is wrong")
+        samples: Dict[str, List[tuple]] = {"ruby": []}
         for _ in range(runs):
-            for name in probe.PARSE_CACHES:
-                (cache / name).unlink(missing_ok=True)
-            cold.append(ours.run())
-            ruby_runs.append(theirs.run())
-            warm.append(ours.run())
-            ruby_runs.append(theirs.run())
-        them = median(ruby_runs)
-        print(f"{kind} tree, {size} environments, medians of {runs} rounds; public modules reported: "
-              f"{len(ours_slugs & their_slugs)} by both, ours only {sorted(ours_slugs - their_slugs)}, "
-              f"Ruby only {sorted(their_slugs - ours_slugs)}")
+            for state in ("cold", "warm"):
+                for label, side in revisions.items():
+                    if state == "cold":
+                        for name in probe.PARSE_CACHES:
+                            (side.cache / name).unlink(missing_ok=True)
+                    samples.setdefault(f"{label} {state}", []).append(side.run())
+                samples["ruby"].append(theirs.run())
+        them = median(samples.pop("ruby"))
+        print(f"{kind} tree, {size} environments, medians of {runs} rounds")
+        for label, found in slugs.items():
+            print(f"  public modules reported: {len(found & their_slugs)} by {label} and Ruby, "
+                  f"{label} only {sorted(found - their_slugs)}, Ruby only {sorted(their_slugs - found)}")
         print(f"  Ruby client (no cache: cold = warm): wall {them[0]:.2f} s, cpu {them[1]:.2f} s, "
               f"peak RSS {them[2]:.0f} MiB")
-        for label, samples in (("cold", cold), ("warm", warm)):
-            wall, cpu, rss = median(samples)
-            print(f"  ours {label}: wall {wall:.2f} s, cpu {cpu:.2f} s, peak RSS {rss:.0f} MiB; "
+        for label, runs_of in samples.items():
+            wall, cpu, rss = median(runs_of)
+            print(f"  {label}: wall {wall:.2f} s, cpu {cpu:.2f} s, peak RSS {rss:.0f} MiB; "
                   f"faster than Ruby: cpu {them[1] / cpu:.1f}x, wall {them[0] / wall:.1f}x")
 
 
@@ -140,15 +157,19 @@ def main() -> None:
     parser.add_argument("--ruby-dropsonde", required=True, help="command running the Ruby client")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--trees", default="r10k:40,codedir:30", help="KIND:ENVIRONMENTS, comma-separated")
+    parser.add_argument("--before", metavar="CMD", help="an older dropsonde's command, measured interleaved too")
     options = parser.parse_args()
     if not probe.MODULES.is_dir():
         sys.exit("needs Debian's puppet-module-* packages under /usr/share/puppet/modules")
     ruby = shlex.split(options.ruby_dropsonde)
+    ours = {"ours": probe.dropsonde_command()}
+    if options.before:
+        ours = {"before": shlex.split(options.before), "after": ours["ours"]}
     for tree in options.trees.split(","):
         kind, _, size = tree.partition(":")
         if kind not in TREES:
             sys.exit(f"unknown tree {kind!r}: one of {', '.join(TREES)}")
-        compare(kind, int(size), ruby, options.runs)
+        compare(kind, int(size), ruby, ours, options.runs)
 
 
 if __name__ == "__main__":
