@@ -235,12 +235,13 @@ class Session:
         """The Forge list, refreshed first when missing or older than --ttl (unless
         --no-update). A failed refresh is one warning; the old list is used."""
         from dropsonde.forge_cache import load_forge_cache
-        from dropsonde.forge_api import ForgeError, refresh_forge_cache
 
         options, cache, now = self.options(), self.cache(), self.clock()
         forge = load_forge_cache(cache, now)
         if not options.update or not forge.is_due_for_refresh(now, options.ttl):
             return forge
+        from dropsonde.forge_api import ForgeError, refresh_forge_cache  # the network client, only when refreshing
+
         base_url = self._forge_api()
         if forge.age(now) is None:
             log.warning("no usable Forge module cache: fetching the list of public modules from %s", base_url)
