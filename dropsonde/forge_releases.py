@@ -38,7 +38,7 @@ from dropsonde.release_archive import ArchiveRefused, read_release_manifests
 from dropsonde.errors import BadInput
 from dropsonde.release_evidence import (
     EVIDENCE_FILENAME,
-    MAX_EVIDENCE_BYTES,
+    MAX_BUNDLE_BYTES,
     MAX_EVIDENCE_VALUES,
     NOT_PUBLISHED,
     PublishedManifest,
@@ -49,6 +49,7 @@ from dropsonde.release_evidence import (
     load_evidence,
     read_evidence_file,
     release_key,
+    release_refusal,
     save_evidence,
 )
 from dropsonde.tree_files import read_tree_file
@@ -167,7 +168,11 @@ def release_from_tarball(slug: str, version: str, tarball: bytes, stamp: str) ->
     except OverBudget:
         raise ReleaseRefused(f"reading its tarball took more than {RELEASE_CPU_SECONDS:g} s of CPU time: refused") \
             from None
-    return Release(slug, version, hashlib.sha256(tarball).hexdigest(), stamp, published)
+    release = Release(slug, version, hashlib.sha256(tarball).hexdigest(), stamp, published)
+    refusal = release_refusal(release)
+    if refusal is not None:
+        raise ReleaseRefused(f"its evidence {refusal}: refused")
+    return release
 
 
 def published_manifest(data: bytes) -> PublishedManifest:
@@ -294,7 +299,7 @@ def _read_bundle(source: Path) -> ReleaseEvidence:
 
     evidence = read_evidence_file(source)
     try:
-        raw = load_json(read_tree_file(source, EVIDENCE_FILENAME), MAX_EVIDENCE_BYTES, max_values=MAX_EVIDENCE_VALUES)
+        raw = load_json(read_tree_file(source, EVIDENCE_FILENAME), MAX_BUNDLE_BYTES, max_values=MAX_EVIDENCE_VALUES)
     except (OSError, ValueError) as exc:
         raise BadInput(f"{source}: cannot read: {exc}") from None
     tarballs = raw.get("tarballs") if isinstance(raw, dict) else None

@@ -23,7 +23,10 @@ make:
 - more than ``MAX_MEMBERS`` members, more than ``MAX_UNPACKED_BYTES`` once
   decompressed (counted on the decompressed stream: a gzip bomb stops at the
   cap), a manifest larger than ``MAX_MANIFEST_BYTES`` or manifests larger than
-  ``MAX_MANIFESTS_BYTES`` in all;
+  ``MAX_MANIFESTS_BYTES`` in all, more autoloadable manifests than
+  ``release_evidence.MAX_RELEASE_MANIFESTS`` or one whose path is longer than
+  ``release_evidence.MAX_MANIFEST_PATH_BYTES`` (what the evidence keeps of a
+  release is bounded: the paths of 20,000 empty manifests took 80 MB);
 - the same manifest twice (which copy would count?).
 
 A ``MemoryError`` all the same refuses the archive, never the run. The
@@ -39,7 +42,7 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, Iterator, Optional
 
-from dropsonde.release_evidence import autoloadable_path
+from dropsonde.release_evidence import MAX_MANIFEST_PATH_BYTES, MAX_RELEASE_MANIFESTS, autoloadable_path
 
 MAX_MEMBERS = 20_000
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
@@ -127,6 +130,11 @@ def _manifests(stream: BinaryIO) -> Dict[str, bytes]:
             continue
         if wanted in found:
             raise ArchiveRefused(f"holds manifests/{wanted} twice")
+        if len(found) >= MAX_RELEASE_MANIFESTS:
+            raise ArchiveRefused(f"has more than {MAX_RELEASE_MANIFESTS} autoloadable manifests")
+        if len(wanted.encode("utf-8")) > MAX_MANIFEST_PATH_BYTES:
+            raise ArchiveRefused(f"has a manifest path longer than {MAX_MANIFEST_PATH_BYTES} bytes "
+                                 f"(manifests/{wanted[:60]}…)")
         if member.size > MAX_MANIFEST_BYTES:
             raise ArchiveRefused(f"has a manifest larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB ({wanted})")
         total += member.size

@@ -39,12 +39,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from dropsonde.errors import BadInput
+from dropsonde.errors import BadInput, Failure
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
-from dropsonde.tree_files import read_tree_file
+from dropsonde.tree_files import LIMITS, read_tree_file
 from dropsonde.vocabulary import normalize_slug
 from dropsonde.wire import parse_timestamp
 
@@ -55,10 +55,26 @@ EVIDENCE_FILENAME = "forge-releases.json"
 FORMAT = 1
 #: The reason kept for a release the Forge answered does not exist (the others are refusals).
 NOT_PUBLISHED = "not a release the Forge published"
-#: Far above any real site's (a release's entry is a few KB): a bound on a damaged or planted file.
-MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
-#: A release is about 5 values a manifest: room for some 10,000 releases of 80 manifests.
-MAX_EVIDENCE_VALUES = 4_000_000
+MiB = 1024 * 1024
+# What one release may keep (README, "Budgets"; Debian's 82 modules with manifests
+# as releases: at most 148 manifests (collectd), paths of at most 51 bytes
+# (mcollective), 25 KB in the file (collectd)). Only paths and classes are kept, so
+# a release of 20,000 empty manifests with 4 KiB paths, within every archive rule,
+# kept 80 MB: four such pushed the file past its reader's cap, losing all evidence.
+#: Autoloadable manifests one release may keep.
+MAX_RELEASE_MANIFESTS = 2_000
+#: A kept manifest's path under ``manifests/``, in bytes.
+MAX_MANIFEST_PATH_BYTES = 255
+#: What one release's entry may take in the file.
+MAX_RELEASE_EVIDENCE_BYTES = 1 * MiB
+#: The whole file, written and read: a release that would take it past this is
+#: refused (the others are kept). Debian's 82 releases take 300 KB: room for some
+#: 20,000 releases, and a warm run reads it in a few hundred MB at most.
+MAX_EVIDENCE_BYTES = 64 * MiB
+#: The file's values (a small value costs at least 8 bytes of it as we write it).
+MAX_EVIDENCE_VALUES = MAX_EVIDENCE_BYTES // 8
+#: A bundle (``releases build``): the evidence with each release's tarball in base64.
+MAX_BUNDLE_BYTES = LIMITS[EVIDENCE_FILENAME]
 # Versions asked of the Forge and kept: plain X.Y.Z with components of at most 4 digits
 # (room for "2015.4.0"); a "1.2.3-acme1" may name the site, and so may a long run of
 # digits the site chose ("41111111.11111111.1111"): neither is ever sent to the Forge.
@@ -161,15 +177,31 @@ class ReleaseEvidence:
         checked = parse_timestamp(gone.checked_at) if gone is not None else None
         return checked is not None and now - ttl < checked <= now + ttl
 
-    def merged(self, releases: Iterable[Release], unavailable: Mapping[str, Unavailable]) -> "ReleaseEvidence":
+    def merged(self, releases: Iterable[Release], unavailable: Mapping[str, Unavailable],
+               limit: int = MAX_EVIDENCE_BYTES) -> "ReleaseEvidence":
         """This evidence with ``releases`` and ``unavailable`` added. A release proven already
         is kept as it is (releases are immutable: nothing carried in may replace what was
-        fetched), and a proven release is never un-proven."""
+        fetched), and a proven release is never un-proven. A new release that would take
+        the file past ``limit`` bytes (or MAX_EVIDENCE_VALUES) is refused, remembered as
+        unavailable with the reason, so the file stays one its reader accepts."""
         proven = dict(self.releases)
-        for release in releases:
-            proven.setdefault(release.key, release)
         missing = {k: v for k, v in self.unavailable.items() if k not in proven}
-        missing.update((k, v) for k, v in unavailable.items() if k not in proven)
+        added: Dict[str, Release] = {}
+        for release in releases:
+            if release.key not in proven:
+                added.setdefault(release.key, release)
+        missing.update((k, v) for k, v in unavailable.items() if k not in proven and k not in added)
+        size, values = _encoded_cost(evidence_json(ReleaseEvidence(proven, missing)))
+        for release in added.values():
+            entry_size, entry_values = _encoded_cost(_entry_json(release))
+            if size + entry_size + _UNAVAILABLE_RESERVE > limit or values + entry_values > MAX_EVIDENCE_VALUES:
+                reason = f"refused: keeping it would make {EVIDENCE_FILENAME} larger than {limit} bytes"
+                missing[release.key] = Unavailable(release.fetched_at, reason)
+                size, values = size + _UNAVAILABLE_RESERVE, values + 3
+                continue
+            proven[release.key] = release
+            missing.pop(release.key, None)
+            size, values = size + entry_size, values + entry_values
         return ReleaseEvidence(proven, missing)
 
 
@@ -184,19 +216,50 @@ def autoload_files(name: str) -> Tuple[str, ...]:
 
 # ---- JSON ----
 
+def _entry(release: Release) -> Dict[str, Any]:
+    """A release's entry in the on-disk format."""
+    return {
+        "slug": release.slug, "version": release.version, "file_sha256": release.file_sha256,
+        "fetched_at": release.fetched_at,
+        "manifests": {relative: {"sha256": m.sha256, "classes": list(m.classes)}
+                      for relative, m in sorted(release.manifests.items())},
+    }
+
+
+def _entry_json(release: Release) -> bytes:
+    """A release's entry as it is written inside the file, one level deeper than here:
+    :func:`_encoded_cost` of it is at least what it adds to the file."""
+    text = json.dumps({release.key: _entry(release)}, indent=1, sort_keys=True)
+    return (text + "\n" * (text.count("\n") + 2)).encode("utf-8")
+
+
+def _encoded_cost(data: bytes) -> Tuple[int, int]:
+    """(bytes, values) of encoded JSON, values counted as :func:`~dropsonde.json_input.load_json` counts them."""
+    return len(data), data.count(b",") + data.count(b"[") + data.count(b"{")
+
+
+# What a release refused for the file's sake adds to it as an unavailable entry, at most.
+_UNAVAILABLE_RESERVE = 1024
+
+
+def release_refusal(release: Release) -> Optional[str]:
+    """Why ``release`` keeps more than one release may (MAX_RELEASE_MANIFESTS,
+    MAX_MANIFEST_PATH_BYTES, MAX_RELEASE_EVIDENCE_BYTES), or None."""
+    if len(release.manifests) > MAX_RELEASE_MANIFESTS:
+        return f"keeps {len(release.manifests)} manifests, more than {MAX_RELEASE_MANIFESTS}"
+    if any(len(relative.encode("utf-8")) > MAX_MANIFEST_PATH_BYTES for relative in release.manifests):
+        return f"keeps a manifest path longer than {MAX_MANIFEST_PATH_BYTES} bytes"
+    size = len(_entry_json(release))
+    if size > MAX_RELEASE_EVIDENCE_BYTES:
+        return f"would take {size} bytes of {EVIDENCE_FILENAME}, more than {MAX_RELEASE_EVIDENCE_BYTES}"
+    return None
+
+
 def evidence_json(evidence: ReleaseEvidence) -> bytes:
     """The evidence in its on-disk format (sorted, so equal evidence is equal bytes)."""
     data = {
         "format": FORMAT,
-        "releases": {
-            key: {
-                "slug": release.slug, "version": release.version, "file_sha256": release.file_sha256,
-                "fetched_at": release.fetched_at,
-                "manifests": {relative: {"sha256": m.sha256, "classes": list(m.classes)}
-                              for relative, m in sorted(release.manifests.items())},
-            }
-            for key, release in sorted(evidence.releases.items())
-        },
+        "releases": {key: _entry(release) for key, release in sorted(evidence.releases.items())},
         "unavailable": {key: {"checked_at": gone.checked_at, "reason": gone.reason}
                         for key, gone in sorted(evidence.unavailable.items())},
     }
@@ -207,10 +270,11 @@ class EvidenceFormatError(ValueError):
     """The evidence is not in the expected format; the text names the first bad entry."""
 
 
-def evidence_from_json(data: bytes) -> ReleaseEvidence:
+def evidence_from_json(data: bytes, max_bytes: int = MAX_EVIDENCE_BYTES,
+                       max_values: int = MAX_EVIDENCE_VALUES) -> ReleaseEvidence:
     """Evidence from its on-disk format, checked entry by entry; EvidenceFormatError naming the first bad one."""
     try:
-        raw = load_json(data, MAX_EVIDENCE_BYTES, max_values=MAX_EVIDENCE_VALUES)
+        raw = load_json(data, max_bytes, max_values=max_values)
     except ValueError as exc:
         raise EvidenceFormatError(str(exc)) from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -282,9 +346,26 @@ def load_evidence(cache: "CacheDir") -> ReleaseEvidence:
         return ReleaseEvidence(problem=f"{EVIDENCE_FILENAME} is unusable ({exc})")
 
 
+class EvidenceTooLarge(Failure):
+    """Evidence its own reader would refuse: never written."""
+
+
 def save_evidence(cache: "CacheDir", evidence: ReleaseEvidence) -> Path:
-    """Write the evidence atomically (a kill -9 leaves the old file or the new one)."""
-    return cache.write(EVIDENCE_FILENAME, evidence_json(evidence), mode=0o644)
+    """Write the evidence atomically (a kill -9 leaves the old file or the new one).
+    Never a file its reader would refuse (:meth:`ReleaseEvidence.merged` keeps it
+    under the caps; the unavailable entries, only saved requests, are dropped first)."""
+    data = evidence_json(evidence)
+    if _over_caps(data):
+        data = evidence_json(ReleaseEvidence(evidence.releases))
+    if _over_caps(data):
+        raise EvidenceTooLarge(f"{EVIDENCE_FILENAME}: {len(data)} bytes of evidence, more than "
+                               f"{MAX_EVIDENCE_BYTES} (MAX_EVIDENCE_BYTES): not saved")
+    return cache.write(EVIDENCE_FILENAME, data, mode=0o644)
+
+
+def _over_caps(data: bytes) -> bool:
+    size, values = _encoded_cost(data)
+    return size > MAX_EVIDENCE_BYTES or values > MAX_EVIDENCE_VALUES
 
 
 def read_release_list(source: Path) -> List[Tuple[str, str]]:
@@ -316,6 +397,6 @@ def read_evidence_file(source: Path) -> ReleaseEvidence:
     except OSError as exc:
         raise BadInput(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
-        return evidence_from_json(data)
+        return evidence_from_json(data, MAX_BUNDLE_BYTES)
     except EvidenceFormatError as exc:
         raise BadInput(f"{source}: {exc}") from None

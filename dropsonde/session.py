@@ -416,6 +416,11 @@ class Session:
         if current.problem:
             current = ReleaseEvidence()
         kept = sum(1 for key in bundle.releases if key in current.releases)
-        save_evidence(self.cache(), current.merged(bundle.releases.values(), bundle.unavailable))
-        return (f"release evidence imported from {source}: {len(bundle.releases)} releases proven "
-                f"({kept} already known, kept as they were), {len(bundle.unavailable)} unavailable")
+        merged = current.merged(bundle.releases.values(), bundle.unavailable)
+        save_evidence(self.cache(), merged)
+        summary = (f"release evidence imported from {source}: {len(bundle.releases)} releases proven "
+                   f"({kept} already known, kept as they were), {len(bundle.unavailable)} unavailable")
+        refused = sum(1 for key in bundle.releases if key not in merged.releases)
+        if refused:
+            summary += f"; {refused} refused: the evidence would not fit in its file (MAX_EVIDENCE_BYTES)"
+        return summary

@@ -17,7 +17,7 @@ import pytest
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_releases import MAX_TARBALL_BYTES, fetch_releases, refresh_release_evidence
 from dropsonde.release_archive import MAX_MEMBERS
-from dropsonde.release_evidence import load_evidence
+from dropsonde.release_evidence import MAX_MANIFEST_PATH_BYTES, MAX_RELEASE_MANIFESTS, load_evidence
 from dropsonde.errors import ExitStatus
 from tests.support.cli import assert_clean_error
 from tests.support.forge_server import EPOCH, Fault, ForgeModule, ForgeRelease, ForgeServer, crafted_tarball
@@ -86,6 +86,13 @@ BAD_RELEASES = {
                             "outside its one top directory"),
     "10^5 members": (lambda r, p: setattr(r, "tarball", many_members(p)), f"has more than {MAX_MEMBERS} members"),
     "gzip bomb": (lambda r, p: setattr(r, "tarball", gzip_bomb(p)), "unpacks to more than 256 MiB"),
+    # the second review (F4): what a release keeps is bounded, not only what it holds
+    "too many manifests": (lambda r, p: setattr(r, "tarball", with_true_files(
+        p, *(member(f"{TOP}/manifests/e{i}.pp") for i in range(MAX_RELEASE_MANIFESTS)))),
+        f"more than {MAX_RELEASE_MANIFESTS} autoloadable manifests"),
+    "a long manifest path": (lambda r, p: setattr(r, "tarball", with_true_files(
+        p, member(f"{TOP}/manifests/" + "a/" * 130 + "x.pp"))),
+        f"a manifest path longer than {MAX_MANIFEST_PATH_BYTES} bytes"),
     "larger than the cap": (lambda r, p: setattr(r, "tarball", r.tarball + bytes(MAX_TARBALL_BYTES)),
                             f"larger than {MAX_TARBALL_BYTES} bytes"),
     "not a tarball": (lambda r, p: setattr(r, "tarball", b"<html>maintenance</html>"), "is not a readable .tar.gz"),

@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dropsonde.release_archive import ArchiveRefused, read_release_manifests
-from dropsonde.release_evidence import autoloadable_path, evidence_from_json, EvidenceFormatError
+from dropsonde.release_evidence import (
+    MAX_MANIFEST_PATH_BYTES,
+    MAX_RELEASE_MANIFESTS,
+    EvidenceFormatError,
+    autoloadable_path,
+    evidence_from_json,
+)
 from tests.support.fuzzing import EXAMPLE_CPU_LIMIT, FUZZ
 from tests.support.time_limits import cpu_limit
 
@@ -58,6 +64,19 @@ def test_what_a_release_never_holds_refuses_the_archive(name, kind, reason):
     data = tarball([(f"{TOP}/manifests/init.pp", tarfile.REGTYPE, b"class ntp { }"), (name, kind, b"x")])
     with pytest.raises(ArchiveRefused, match=reason):
         read_release_manifests(data)
+
+
+def test_a_release_at_the_caps_of_what_it_may_keep_is_read():
+    """MAX_RELEASE_MANIFESTS manifests, one at a path of exactly MAX_MANIFEST_PATH_BYTES."""
+    longest = "a/" * ((MAX_MANIFEST_PATH_BYTES - 4) // 2) + "x.pp"
+    longest = "b" * (MAX_MANIFEST_PATH_BYTES - len(longest)) + longest
+    assert len(longest) == MAX_MANIFEST_PATH_BYTES and autoloadable_path(longest)
+    members = [(f"{TOP}/manifests/m{i}.pp", tarfile.REGTYPE, b"") for i in range(MAX_RELEASE_MANIFESTS - 1)]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+        for name, _, data in members + [(f"{TOP}/manifests/{longest}", tarfile.REGTYPE, b"")]:
+            archive.addfile(tarfile.TarInfo(name), io.BytesIO(data))
+    assert len(read_release_manifests(buffer.getvalue())) == MAX_RELEASE_MANIFESTS
 
 
 def test_pax_and_gnu_long_names_of_real_lengths_are_read():
@@ -127,10 +146,10 @@ def test_whatever_the_evidence_file_holds_it_is_read_or_refused_in_one_line(data
 # ---- the review's 1 and 8: what tarfile or the parser would turn into far more than the archive's bytes ----
 
 
-def _gnu_long_name(length: int) -> bytes:
+def _gnu_long_name(length: int, under: str = f"{TOP}/") -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
-        info = tarfile.TarInfo(f"{TOP}/" + "a/" * (length // 2) + "x.pp")
+        info = tarfile.TarInfo(under + "a/" * (length // 2) + "x.pp")
         archive.addfile(info, io.BytesIO(b""))
     return buffer.getvalue()
 
@@ -150,6 +169,12 @@ def _pax(headers: dict) -> bytes:
     (lambda: _pax({"comment": "x" * (100 * 1024)}), "a pax header larger than 64 KiB"),
     (lambda: tarball([(f"{TOP}/manifests/m{i}.pp", tarfile.REGTYPE, b"#" * (4 * 1024 * 1024)) for i in range(5)]),
      "manifests larger than 16 MiB in all"),
+    # the second review (F4): 19,990 empty manifests with 4,000-byte paths kept 80 MB of
+    # evidence per release, within every archive rule; four wiped all of a site's evidence
+    (lambda: tarball([(f"{TOP}/manifests/m{i}.pp", tarfile.REGTYPE, b"") for i in range(MAX_RELEASE_MANIFESTS + 1)]),
+     f"more than {MAX_RELEASE_MANIFESTS} autoloadable manifests"),
+    (lambda: _gnu_long_name(MAX_MANIFEST_PATH_BYTES - 2, f"{TOP}/manifests/"),
+     f"a manifest path longer than {MAX_MANIFEST_PATH_BYTES} bytes"),
 ])
 def test_headers_and_manifests_that_would_cost_memory_or_cpu_are_refused_cheaply(make, reason):
     """A 200 MB GNU long name took 1.9 GB, a 100 MB pax sparse map 4.7 GB, 63 manifests of
