@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISDIR
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
-from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
+from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, ENVIRONMENT_CONFS_RUN_CPU_SECONDS, OverBudget, RunBudget, cpu_budget
 from dropsonde.errors import BadInput
 from dropsonde.json_input import load_json
 from dropsonde.tree_files import LIMITS, RefusedFile, is_inside, read_tree_file
@@ -202,7 +202,8 @@ class ModuleStore:
 def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str, str]:
     """``environment.conf`` settings; a line Puppet would reject is an error naming it,
     and so is a file that must not be read (see tree_files; ``within``: the
-    environment's real directory)."""
+    environment's real directory). A setting Puppet does not know is ignored
+    with a warning, as Puppet does."""
     settings: Dict[str, str] = {}
     try:
         text = read_tree_file(path, "environment.conf", within=within).decode("utf-8")
@@ -218,28 +219,52 @@ def read_environment_conf(path: Path, within: Optional[str] = None) -> Dict[str,
                     continue
                 key, sep, value = line.partition("=")
                 key = key.strip()
-                if not sep or key not in ENVIRONMENT_CONF_KEYS:
+                if not sep:
                     raise BadInput(f"{path}:{number}: not an environment.conf setting: {line[:80]!r}")
                 if "\0" in value:
                     raise BadInput(f"{path}:{number}: contains a NUL character")
+                if key not in ENVIRONMENT_CONF_KEYS:  # Puppet only warns (environment_data_provider, from Puppet 4)
+                    log.warning("%s:%d: ignoring %r, not an environment.conf setting", path, number, key[:80])
+                    continue
                 settings[key] = value.strip()
     except OverBudget as exc:
         raise BadInput(f"{path}: not read: parsing it took {exc} (CONFIG_CPU_SECONDS)") from None
     return settings
 
 
-#: Directories in one environment's modulepath, once ``$basemodulepath`` is expanded:
-#: real ones have 2 to 5 (``site-modules:modules:$basemodulepath``). Each is listed in
-#: every environment, and r10k copies the same environment.conf into all of them:
-#: 140,000 entries cost 2 s of CPU per environment.
+#: Directories in one environment's modulepath, as written (counted before anything
+#: is expanded or de-duplicated) and once ``$basemodulepath`` is expanded: real ones
+#: have 2 to 5 (``site-modules:modules:$basemodulepath``). Each is listed in every
+#: environment, and r10k copies the same environment.conf into all of them: 140,000
+#: entries cost 2 s of CPU per environment, and 100,000 ``~nosuch/m`` (one user
+#: lookup each, outside the budget) 5.7 s.
 MAX_MODULEPATH_ENTRIES = 64
 
 
 def environment_modulepath(env_dir: Path, basemodulepath: List[Path], within: Optional[str] = None) -> List[Path]:
     """The environment's modulepath, ``$basemodulepath`` expanded, relative entries
-    from ``env_dir`` (``within``: its real path, where environment.conf must be)."""
-    conf = read_environment_conf(env_dir / "environment.conf", within)
-    value = conf.get("modulepath", DEFAULT_MODULEPATH)
+    from ``env_dir`` (``within``: its real path, where environment.conf must be).
+    Reading the file and computing the path each have CONFIG_CPU_SECONDS."""
+    conf_path = env_dir / "environment.conf"
+    value = read_environment_conf(conf_path, within).get("modulepath", DEFAULT_MODULEPATH)
+    if value.count(os.pathsep) >= MAX_MODULEPATH_ENTRIES:
+        raise BadInput(f"{conf_path}: modulepath: more than {MAX_MODULEPATH_ENTRIES} directories "
+                       "(MAX_MODULEPATH_ENTRIES)")
+    try:
+        with cpu_budget(CONFIG_CPU_SECONDS):
+            entries = _modulepath_entries(env_dir, value, basemodulepath)
+    except OverBudget as exc:
+        raise BadInput(f"{conf_path}: modulepath: not read: it took {exc} (CONFIG_CPU_SECONDS)") from None
+    if len(entries) > MAX_MODULEPATH_ENTRIES:
+        raise BadInput(f"{conf_path}: modulepath: more than {MAX_MODULEPATH_ENTRIES} directories "
+                       "(MAX_MODULEPATH_ENTRIES)")
+    return entries
+
+
+def _modulepath_entries(env_dir: Path, value: str, basemodulepath: List[Path]) -> List[Path]:
+    """The directories of a modulepath value, each once, first first. ``~user/...`` is
+    left out: Puppet would look in that user's home, outside the trees read here
+    (see AllowedRoots), and each would be a user lookup (NSS: LDAP on many sites)."""
     entries: List[Path] = []
     for part in value.split(os.pathsep):
         part = part.strip()
@@ -249,13 +274,11 @@ def environment_modulepath(env_dir: Path, basemodulepath: List[Path], within: Op
             entries.extend(basemodulepath)
             continue
         part = part.replace("$environment", env_dir.name)
+        if part.startswith("~") and not (part == "~" or part.startswith("~/")):
+            continue
         path = Path(os.path.expanduser(part))
         entries.append(path if path.is_absolute() else env_dir / path)
-    entries = list(dict.fromkeys(entries))  # a directory searched twice finds nothing new
-    if len(entries) > MAX_MODULEPATH_ENTRIES:
-        raise BadInput(f"{env_dir / 'environment.conf'}: modulepath: more than {MAX_MODULEPATH_ENTRIES} directories "
-                       "(MAX_MODULEPATH_ENTRIES)")
-    return entries
+    return list(dict.fromkeys(entries))  # a directory searched twice finds nothing new
 
 
 class AllowedRoots:
@@ -363,6 +386,8 @@ def discover_environments(
     Nothing outside the allowed roots (see AllowedRoots) is read."""
     roots = AllowedRoots([*environmentpath, *basemodulepath, *SYSTEM_MODULE_DIRS, *([codedir] if codedir else [])])
     environments: Dict[str, Environment] = {}
+    set_aside: Set[str] = set()  # names of environments left out: one further on the path does not stand in
+    budget = RunBudget(ENVIRONMENT_CONFS_RUN_CPU_SECONDS)
     listings: Dict[object, List[Tuple[str, str, Tuple[int, int], bool]]] = {}  # modulepath entries by identity
     for root in environmentpath:
         try:
@@ -374,7 +399,7 @@ def discover_environments(
             log.warning("cannot list environmentpath entry %s: %s", root, exc.strerror or exc)
             continue
         for entry in entries:
-            if entry.name in environments or not ENVIRONMENT_NAME_RE.fullmatch(entry.name):
+            if entry.name in environments or entry.name in set_aside or not ENVIRONMENT_NAME_RE.fullmatch(entry.name):
                 continue
             try:
                 if not entry.is_dir():
@@ -387,7 +412,10 @@ def discover_environments(
                 _warn_link_outside_roots("environment", entry.path, env_real)
                 continue
             env_dir = Path(entry.path)
-            modulepath = environment_modulepath(env_dir, basemodulepath, env_real)
+            modulepath = _modulepath_within_budget(env_dir, basemodulepath, env_real, budget)
+            if modulepath is None:
+                set_aside.add(entry.name)
+                continue
             environment = Environment(entry.name, env_dir, modulepath)
             seen = set()
             for directory in modulepath:
@@ -399,4 +427,26 @@ def discover_environments(
                         seen.add(name)
                         environment.modules.append(store.get(name, path, identity, resolved))
             environments[entry.name] = environment
+    if budget.set_aside:
+        more = f" and {len(budget.set_aside) - 5} more" if len(budget.set_aside) > 5 else ""
+        log.warning("%d environments set aside, their modules not read: this run's reading of environment.conf "
+                    "files took more than %g s of CPU time (ENVIRONMENT_CONFS_RUN_CPU_SECONDS): %s%s",
+                    len(budget.set_aside), budget.seconds, ", ".join(budget.set_aside[:5]), more)
     return [environments[name] for name in sorted(environments)]
+
+
+def _modulepath_within_budget(env_dir: Path, basemodulepath: List[Path], within: str,
+                              budget: RunBudget) -> Optional[List[Path]]:
+    """The environment's modulepath, or None when the environment is set aside (one
+    warning): its environment.conf is one Puppet would reject or over a budget, or
+    the run's budget for them all is spent. environment.conf is tree input, like a
+    manifest: one branch's must not stop the run for every environment."""
+    if budget.exhausted and os.path.lexists(env_dir / "environment.conf"):
+        budget.set_aside.append(str(env_dir))
+        return None
+    try:
+        with budget.charge():
+            return environment_modulepath(env_dir, basemodulepath, within)
+    except BadInput as exc:
+        log.warning("environment %s set aside, its modules not read: %s", env_dir, exc)
+        return None

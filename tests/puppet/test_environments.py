@@ -90,7 +90,72 @@ def test_bad_environment_conf_names_file_and_line(tmp_path):
     env = tmp_path / "envs" / "production"
     write(env / "environment.conf", "modulepath = modules\nnonsense line\n")
     with pytest.raises(BadInput, match=r"environment.conf:2"):
-        discover([tmp_path / "envs"])
+        environment_modulepath(env, [])
+
+
+def test_one_branchs_bad_environment_conf_sets_that_environment_aside_not_the_run(tmp_path, caplog):
+    """Review 2, F16: one line Puppet rejects in ANY r10k branch's environment.conf stopped
+    every run of the site (exit 2). Now that environment is set aside with one warning
+    naming the file and line (its modules are not read), a same-named one further on the
+    environmentpath does not stand in, and the others are read; a setting Puppet does not
+    know (`environment_data_provider`, common in Puppet 4-era repositories) is ignored
+    with a warning, as Puppet does."""
+    envs = tmp_path / "envs"
+    make_module(envs / "production" / "modules", "ntp", "puppetlabs-ntp")
+    make_module(envs / "old_branch" / "modules", "ntp", "puppetlabs-ntp")
+    write(envs / "old_branch" / "environment.conf", "modulepath = modules\nenvironment_data_provider = hiera\n")
+    make_module(envs / "broken" / "modules", "ntp", "puppetlabs-ntp")
+    write(envs / "broken" / "environment.conf", "modulepath = modules\nnonsense line\n")
+    make_module(tmp_path / "more" / "broken" / "modules", "ntp", "puppetlabs-ntp")
+    caplog.clear()
+    found, _ = discover([envs, tmp_path / "more"])
+    assert [(e.name, [m.slug for m in e.modules]) for e in found] == [
+        ("old_branch", ["puppetlabs-ntp"]), ("production", ["puppetlabs-ntp"])]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"environment {envs / 'broken'} set aside, its modules not read: {envs / 'broken' / 'environment.conf'}:2: "
+        "not an environment.conf setting: 'nonsense line'",
+        f"{envs / 'old_branch' / 'environment.conf'}:2: ignoring 'environment_data_provider', not an "
+        "environment.conf setting"]
+
+
+def test_a_modulepath_is_counted_as_written_and_never_looks_users_up(tmp_path, caplog):
+    """Review 2, F2: `~nosuch/m:` repeated over 1 MiB was accepted (one distinct entry)
+    after one user lookup per entry (NSS: LDAP on many sites), outside the CPU budget:
+    5.7 s per environment, r10k copying it into every branch. Now more than 64 entries
+    as written set the environment aside before anything is expanded, and `~user/...`
+    (another user's home: outside the trees read) is left out unlooked-up."""
+    env = tmp_path / "envs" / "production"
+    (env / "modules").mkdir(parents=True)
+    (env / "environment.conf").write_text("modulepath = " + "~nosuch_dropsonde/m:" * 50_000 + "modules\n")
+    with cpu_limit(1):
+        found, _ = discover([tmp_path / "envs"])
+    assert found == []
+    assert "modulepath: more than 64 directories (MAX_MODULEPATH_ENTRIES)" in caplog.text
+    (env / "environment.conf").write_text("modulepath = ~nosuch_dropsonde/m:~root/m:~:modules\n")
+    found, _ = discover([tmp_path / "envs"])
+    assert found[0].modulepath == [Path(os.path.expanduser("~")), env / "modules"]
+
+
+def test_the_environment_confs_of_a_run_have_one_budget(tmp_path, monkeypatch, caplog):
+    """Review 2, F2: nothing bounded the config CPU of all environments together (one
+    costly environment.conf per branch). Once the run's budget is spent (none here), an
+    environment with an environment.conf is set aside, and all are named in ONE warning;
+    one without is read (it costs nothing to read)."""
+    import dropsonde.puppet.environments as environments
+
+    monkeypatch.setattr(environments, "ENVIRONMENT_CONFS_RUN_CPU_SECONDS", 0.0)
+    envs = tmp_path / "envs"
+    for name in ("a", "b", "c", "d", "e", "f", "production"):
+        make_module(envs / name / "modules", "ntp", "puppetlabs-ntp")
+        if name != "production":
+            write(envs / name / "environment.conf", "modulepath = modules\n")
+    caplog.clear()
+    found, _ = discover([envs])
+    assert [e.name for e in found] == ["production"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "6 environments set aside, their modules not read: this run's reading of environment.conf files took more "
+        f"than 0 s of CPU time (ENVIRONMENT_CONFS_RUN_CPU_SECONDS): {envs / 'a'}, {envs / 'b'}, {envs / 'c'}, "
+        f"{envs / 'd'}, {envs / 'e'} and 1 more"]
 
 
 def test_each_module_directory_is_read_once_by_real_path(tmp_path):
@@ -269,7 +334,7 @@ def test_fuzzed_environment_conf_is_read_or_named_in_a_clear_error(tmp_path_fact
 def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):
     write(tmp_path / "production" / "environment.conf", "modulepath = ~\x00x:modules\n")
     with pytest.raises(BadInput, match="environment.conf:1: contains a NUL"):
-        discover([tmp_path])
+        environment_modulepath(tmp_path / "production", [])
 
 
 def test_deeply_nested_metadata_leaves_the_module_private(tmp_path):
@@ -301,12 +366,15 @@ def test_a_modulepath_of_too_many_directories_is_an_error_naming_the_file(tmp_pa
     (env / "modules").mkdir(parents=True)
     (env / "environment.conf").write_text("modulepath = " + ":".join(f"m{i}" for i in range(65)) + "\n")
     with cpu_limit(2), pytest.raises(BadInput, match=r"environment\.conf: modulepath: more than 64 directories"):
-        discover([tmp_path / "envs"])
-    repeated = "modules:" * 50_000 + "$basemodulepath:" * 20_000  # duplicates are searched once
+        environment_modulepath(env, [])
+    (env / "environment.conf").write_text("modulepath = m1:m2:$basemodulepath\n")
+    with cpu_limit(2), pytest.raises(BadInput, match=r"environment\.conf: modulepath: more than 64 directories"):
+        environment_modulepath(env, [tmp_path / f"b{i}" for i in range(63)])
+    repeated = "modules:" * 30 + "$basemodulepath:" * 30  # duplicates are searched once
     (env / "environment.conf").write_text(f"modulepath = {repeated}\n")
     with cpu_limit(2):
         envs, _ = discover([tmp_path / "envs"])
-    assert envs[0].modulepath[0] == env / "modules"
+    assert envs[0].modulepath == [env / "modules"]
 
 
 def test_an_environment_conf_over_its_cpu_budget_is_an_error_naming_it(tmp_path, monkeypatch):
