@@ -247,6 +247,10 @@ class Site:
             log.warning("%s; PuppetDB metrics are left empty", exc)
             self.puppetdb_problem = "PuppetDB could not be queried (the warning on stderr says why)"
             return None
+        except MemoryError:
+            log.warning("PuppetDB answers set aside: reading them ran out of memory; PuppetDB metrics are left empty")
+            self.puppetdb_problem = "PuppetDB could not be queried (the warning on stderr says why)"
+            return None
         log.info("PuppetDB %s answered: %d classes declared, %d (class, OS family) pairs",
                  self.puppetdb.answered_by, len(usage.classes), len(usage.platforms))
         return usage

@@ -17,9 +17,10 @@ from __future__ import annotations
 import configparser
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from dropsonde import http_client
 from dropsonde.cpu_budget import ANSWER_CPU_SECONDS, CONFIG_CPU_SECONDS, OverBudget, cpu_budget
@@ -46,10 +47,23 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MAX_ANSWER_VALUES = 300_000
 # A whole answer, however slowly it comes (server_url_timeout bounds each read only).
 PUPPETDB_DEADLINE = 300.0
+# All the PuppetDB work of a run: up to 45 queries (class counts, families, a class
+# count per Facter family, again for legacy osfamily) at 300 s each were 3.5 h, and the
+# scheduled unit is killed after 1 h. A real site answers all of them in seconds.
+PUPPETDB_RUN_SECONDS = 600.0
+# Rows of all answers of a run together: each row becomes at most one (class) or
+# (class, family) entry kept in memory. A 10,000-class site on 3 families answers
+# some 40,000 rows in all; each answer alone may hold 100,000 (MAX_ANSWER_VALUES),
+# and 42 such answers kept 4.2 million pairs (1.65 GB).
+MAX_RUN_ROWS = 200_000
 
 
 class PuppetDBError(Exception):
     """No PuppetDB server could answer a query; the message names server(s) and cause."""
+
+
+class PuppetDBOverBudget(PuppetDBError):
+    """The run's PuppetDB work passed a run-wide budget: what is left of it is set aside."""
 
 
 @dataclass
@@ -120,7 +134,13 @@ class PuppetDBClient:
     answered_by: Optional[str] = None
     failures: List[str] = field(default_factory=list)
     bytes_received: int = 0
+    rows_received: int = 0
     deadline: float = PUPPETDB_DEADLINE
+    run_deadline: float = PUPPETDB_RUN_SECONDS
+    max_run_rows: int = MAX_RUN_ROWS
+    #: seconds, for the run-wide deadline (a test gives its own)
+    clock: Callable[[], float] = time.monotonic
+    _started: Optional[float] = None
 
     def __post_init__(self) -> None:
         timeout = self.config.timeout
@@ -145,15 +165,36 @@ class PuppetDBClient:
                 options["cert"] = (self.config.hostcert, self.config.hostprivkey)
         return options
 
+    def _time_left(self) -> float:
+        """Seconds left of the run's PuppetDB work (the clock starts at the first query);
+        PuppetDBOverBudget once none is."""
+        now = self.clock()
+        if self._started is None:
+            self._started = now
+        left = self.run_deadline - (now - self._started)
+        if left <= 0:
+            raise PuppetDBOverBudget(f"PuppetDB work set aside: over its run-wide deadline of "
+                                     f"{self.run_deadline:g} s (PUPPETDB_RUN_SECONDS)")
+        return left
+
+    def _count_rows(self, rows: List[Any]) -> None:
+        """Add an answer's rows to the run's; PuppetDBOverBudget past ``max_run_rows``."""
+        self.rows_received += len(rows)
+        if self.rows_received > self.max_run_rows:
+            raise PuppetDBOverBudget(f"PuppetDB work set aside: its answers hold more than {self.max_run_rows} "
+                                     "rows in all (MAX_RUN_ROWS)")
+
     def query(self, pql: str) -> List[Dict[str, Any]]:
-        """Rows of a PQL query, from the first server that answers."""
+        """Rows of a PQL query, from the first server that answers, within what is
+        left of the run's deadline and row budget."""
         import requests
 
         problems: List[str] = []
         for url in self._order():
             try:
                 reply = http_client.fetch(self._session, "GET", url + QUERY_PATH, self._policy, MAX_ANSWER_BYTES,
-                                          params={"query": pql}, **self._request_options(url))
+                                          deadline=self._time_left(), params={"query": pql},
+                                          **self._request_options(url))
             except http_client.AnswerRefused as exc:
                 problems.append(self._failed(url, str(exc)))
                 continue
@@ -191,6 +232,7 @@ class PuppetDBClient:
             if not isinstance(rows, list):
                 problems.append(self._failed(url, "the answer is not a JSON list"))
                 continue
+            self._count_rows(rows)
             self.answered_by = url
             return rows
         raise PuppetDBError("; ".join(problems))

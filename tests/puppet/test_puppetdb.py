@@ -456,3 +456,59 @@ def test_a_huge_server_url_timeout_is_one_error_naming_the_file(tmp_path, timeou
         assert result.returncode == 2 and "Traceback" not in result.stderr and "internal error" not in result.stderr
         lines = [line for line in result.stderr.splitlines() if "error" in line]
         assert len(lines) == 1 and str(conf) in lines[0] and "server_url_timeout" in lines[0]
+
+
+ALL_FAMILIES = [{"facts.os.family": family, "count": 1} for family in sorted(FACTER_OS_FAMILIES)] + [
+    {"facts.os.family": "Acme", "count": 1}, {"facts.os.family": None, "count": 1}]
+
+
+def test_a_slow_puppetdb_is_set_aside_at_the_run_wide_deadline_and_the_report_is_sent(tmp_path, caplog):
+    """Review F3: every Facter family plus one other value plus a node with no os.family
+    makes 45 queries, each allowed 300 s: 3.5 h, and the scheduled unit is killed at 1 h.
+    The run's clock (injected: each query answered costs 60 s of it) stops the
+    PuppetDB work at PUPPETDB_RUN_SECONDS; the rest is set aside with one warning."""
+    from dropsonde.plugins import load_plugins
+    from dropsonde.puppet.puppetdb import PUPPETDB_RUN_SECONDS, PuppetDBClient, PuppetDBConfig
+    from dropsonde.report import build_report
+    from tests.support.puppet_tree import site_for
+
+    assert PUPPETDB_RUN_SECONDS == 600
+    tree = PuppetTree(tmp_path / "site")
+    tree.forge(["puppetlabs-apache"])
+    tree.publish(make_module(tree.environment("production") / "modules", "apache", "puppetlabs-apache", "12.0.0",
+                             manifests={"init.pp": "class apache { }"}))
+    with class_rows_server([{"title": "Apache", "count": 3}], ALL_FAMILIES) as server:
+        asked = server.state[2]
+        site = site_for(tree)
+        site.__dict__["puppetdb"] = PuppetDBClient(PuppetDBConfig([server.url]), clock=lambda: 60.0 * len(asked))
+        report = build_report(site, load_plugins())
+        site.close()
+    assert len(asked) == 10  # 10 x 60 s: the 11th query is never asked (24 without the deadline)
+    values = report.values()
+    assert values["modules"] == [{"name": "apache", "slug": "puppetlabs-apache", "version": "12.0.0"}]
+    assert values["classes"] == [] and values["class_platforms"] == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "PuppetDB" in r.getMessage()]
+    assert warnings == ["PuppetDB work set aside: over its run-wide deadline of 600 s (PUPPETDB_RUN_SECONDS); "
+                        "PuppetDB metrics are left empty"]
+    assert any("PuppetDB could not be queried" in note for note in report.notes)
+
+
+def test_puppetdb_answers_within_each_cap_are_bounded_in_all(tmp_path):
+    """Review F11: 42 answers, each within its own caps, kept 4.2 million (class, family)
+    pairs (1.65 GB, then MemoryError). The rows of all answers of a run have one budget
+    (MAX_RUN_ROWS, scaled down here); past it the PuppetDB data is set aside."""
+    from dropsonde.puppet.puppetdb import (MAX_RUN_ROWS, PuppetDBClient, PuppetDBConfig, PuppetDBOverBudget,
+                                           fetch_class_usage)
+
+    assert MAX_RUN_ROWS == 200_000
+    rows = [{"title": f"Apache::C{index}", "count": 1} for index in range(1_000)]
+    with class_rows_server(rows, ALL_FAMILIES) as server:
+        client = PuppetDBClient(PuppetDBConfig([server.url]), max_run_rows=5_000)
+        with pytest.raises(PuppetDBOverBudget, match=r"more than 5000 rows in all \(MAX_RUN_ROWS\)"):
+            fetch_class_usage(client)
+        asked = len(server.state[2])
+    # classes, families, legacy families (none), then 4 of the 21 per-family class counts
+    assert asked == 7 and client.rows_received == 1_000 * 5 + len(ALL_FAMILIES)
+    with class_rows_server(rows[:100], ALL_FAMILIES) as server:  # within the budget: all 24 queries answered
+        usage = fetch_class_usage(PuppetDBClient(PuppetDBConfig([server.url]), max_run_rows=5_000))
+        assert len(server.state[2]) == 24 and len(usage.classes) == 100 and len(usage.platforms) == 2_100
