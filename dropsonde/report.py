@@ -209,7 +209,7 @@ def build_report(site: Site, plugins: PluginSet, now: Optional[datetime] = None)
     )
     log.info("site id from %s", site_id.described_source)
     site.modules  # noqa: B018 - a broken environment.conf is the admin's error, not a plugin's
-    site.puppetdb_config  # noqa: B018 - as is a broken puppetdb.conf
+    site.puppetdb_config  # noqa: B018 - a broken puppetdb.conf is one error line, not a failed plugin
     verdicts = Verdicts(site.cache)
     checks = declared.remembering_validators(verdicts)
     results = [run_plugin(plugin, site, check) for plugin, check in zip(plugins.enabled, checks)]

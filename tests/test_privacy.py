@@ -379,3 +379,24 @@ def test_debians_requirements_are_sent_unless_they_name_a_release_not_known_publ
     assert 0 < len(unknown) < len(requirements)
     assert all(any(not v.endswith(".0.0") for v in requirement_versions(r)) for r in unknown)
     assert all(published_requirement(r, lambda v: True) == r for r in requirements)
+
+
+_PUBLISHED = frozenset({"4.13.1", "9.4.1"})
+
+
+@settings(max_examples=500, deadline=200)
+@given(st.one_of(st.text(alphabet="0123456789.x*<>=~^ |", max_size=48),
+                 st.lists(st.sampled_from(["4.13.1", "9.4.1", "12.1.99", "411.111.111", "4.0.0", "4.x", "4", "1.2",
+                                           ">=", "<", " ", "||", "~>", "="]), max_size=8).map("".join)))
+def test_whatever_the_requirement_it_names_only_major_boundaries_or_published_releases(text):
+    """F15's rule as a property: a sent requirement has public_requirement's shape and
+    every digit in it belongs to a major boundary or to a release known published."""
+    from dropsonde.privacy import published_requirement
+
+    sent = published_requirement(text, _PUBLISHED.__contains__)
+    if sent == PRIVATE:
+        return
+    assert sent == public_requirement(text)
+    for version in re.findall(r"[0-9xX*]+(?:\.[0-9xX*]+)*", sent, re.ASCII):
+        assert version in _PUBLISHED or re.fullmatch(r"[0-9]{1,3}(\.0){0,2}|[0-9]{1,3}(\.[xX*]){1,2}|[xX*]",
+                                                     version, re.ASCII), (text, sent)
