@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 from dropsonde import http_client
@@ -35,19 +35,20 @@ from dropsonde.forge_api import TOTAL_BUDGET, ForgeError, _error_message
 from dropsonde.json_input import load_json
 from dropsonde.privacy import class_name
 from dropsonde.release_archive import ArchiveRefused, read_release_manifests
-from dropsonde.errors import BadInput
+from dropsonde.errors import BadInput, Failure
 from dropsonde.release_evidence import (
     EVIDENCE_FILENAME,
     MAX_BUNDLE_BYTES,
+    EvidenceFormatError,
     MAX_EVIDENCE_VALUES,
     NOT_PUBLISHED,
     PublishedManifest,
     Release,
     ReleaseEvidence,
     Unavailable,
+    evidence_from_value,
     evidence_json,
     load_evidence,
-    read_evidence_file,
     release_key,
     release_refusal,
     save_evidence,
@@ -67,6 +68,10 @@ MAX_TARBALL_BYTES = 64 * 1024 * 1024
 RECORD_PARAMS = {"exclude_fields": "readme changelog license reference"}
 # The CPU time one release's tarball may take to read and parse (apache's, the largest, about 0.3 s).
 RELEASE_CPU_SECONDS = 10.0
+# The CPU time deriving every release of one bundle may take on import (Debian's 86
+# releases: about 1 s; the review's 117 KB bundle of six releases each just under
+# RELEASE_CPU_SECONDS took 42 s, and one at the size cap would have taken a day).
+BUNDLE_CPU_SECONDS = 120.0
 # What file_uri may be when relative: a path on the Forge's origin (it sends /v3/files/...).
 _FILE_PATH_RE = re.compile(r"/(?![/\\])[^\\@\s?#]*")
 _HEX_RE = {"sha256": re.compile(r"[0-9a-fA-F]{64}"), "md5": re.compile(r"[0-9a-fA-F]{32}")}
@@ -86,8 +91,6 @@ class EvidenceFetch:
     failure: Optional[str] = None
     requests: int = 0
     not_fetched: int = 0
-    #: each proven release's tarball, by release key, when the caller keeps them (a bundle)
-    tarballs: Dict[str, bytes] = field(default_factory=dict)
 
     def summary(self) -> str:
         text = (f"Forge release evidence: {len(self.releases)} releases proven, "
@@ -99,13 +102,22 @@ class EvidenceFetch:
 
 def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime,
                    policy: Optional[http_client.HttpPolicy] = None,
-                   clock: Callable[[], float] = time.monotonic, keep_tarballs: bool = False) -> EvidenceFetch:
+                   clock: Callable[[], float] = time.monotonic) -> EvidenceFetch:
     """Ask the Forge at ``base_url`` for each (slug, version) of ``wanted``, in order.
-    Never raises for the Forge's sake: a failure is recorded and ends the fetch.
-    ``keep_tarballs``: keep each proven release's tarball too (for a bundle)."""
+    Never raises for the Forge's sake: a failure is recorded and ends the fetch."""
+    result = EvidenceFetch()
+    for _proven in _fetch_each(base_url, wanted, now, result, policy, clock):
+        pass
+    return result
+
+
+def _fetch_each(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime, result: EvidenceFetch,
+                policy: Optional[http_client.HttpPolicy] = None,
+                clock: Callable[[], float] = time.monotonic) -> Iterator[Tuple[Release, bytes]]:
+    """:func:`fetch_releases` one proven release (and its tarball) at a time, so that a
+    bundle holds one tarball in memory, not all of them; ``result`` is filled as it goes."""
     policy = policy or http_client.HttpPolicy.from_environment()
     session = http_client.session(policy)
-    result = EvidenceFetch()
     deadline = clock() + TOTAL_BUDGET
     todo = list(dict.fromkeys(wanted))
     stamp = now.isoformat(timespec="seconds")
@@ -116,17 +128,16 @@ def fetch_releases(base_url: str, wanted: Iterable[Tuple[str, str]], now: dateti
                 raise ForgeError(f"fetching release evidence took longer than {TOTAL_BUDGET:g} s")
             release, tarball = _fetch_release(session, base_url, slug, version, policy,
                                               lambda: deadline - clock(), result, stamp)
-            result.releases.append(release)
-            if keep_tarballs:
-                result.tarballs[key] = tarball
         except ReleaseRefused as exc:
             log.info("release %s: %s", key, exc)
             result.unavailable[key] = Unavailable(stamp, str(exc))
+            continue
         except ForgeError as exc:
             result.failure = str(exc)
             result.not_fetched = len(todo) - index
-            break
-    return result
+            return
+        result.releases.append(release)
+        yield release, tarball
 
 
 def _fetch_release(session: Any, base_url: str, slug: str, version: str, policy: http_client.HttpPolicy,
@@ -267,58 +278,116 @@ def refresh_release_evidence(cache: "CacheDir", base_url: str, wanted: Iterable[
 
 
 # ---- bundles: evidence carried to an air-gapped site, with the tarballs it was derived from ----
+#
+# A bundle is the evidence format plus ``tarballs`` (release key -> base64 of the tarball
+# as the Forge served it), so the import derives the evidence itself. ``releases build``
+# writes it as the releases arrive, one tarball in memory at a time (all of them, and
+# their base64, took 3.7 GB for 12 releases of 63 MB), and never writes one that
+# ``releases import`` would refuse: at most MAX_BUNDLE_BYTES, evidence that fits in the
+# cache's file, and no more CPU time to derive than the import may spend.
 
-def bundle_json(fetched: EvidenceFetch) -> bytes:
-    """A bundle: the evidence format plus ``tarballs`` (release key -> base64 of the tarball
-    as the Forge served it), so the import derives the evidence itself."""
+
+class BundleRefused(Failure):
+    """A bundle that ``releases import`` would refuse: nothing is written."""
+
+
+def bundle_chunks(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetime, result: EvidenceFetch,
+                  policy: Optional[http_client.HttpPolicy] = None, max_bytes: int = MAX_BUNDLE_BYTES,
+                  cpu_seconds: float = BUNDLE_CPU_SECONDS) -> Iterator[bytes]:
+    """The bundle of ``wanted``, fetched from the Forge and written out as it arrives (for
+    :func:`~dropsonde.atomic_file.write_atomic`, which keeps nothing when this raises).
+    Failure when the Forge fails (a partial bundle would silently cost classes),
+    BundleRefused when the bundle would be one ``releases import`` refuses."""
     import base64
     import json
 
-    evidence = ReleaseEvidence().merged(fetched.releases, fetched.unavailable)
-    data = json.loads(evidence_json(evidence))
-    data["tarballs"] = {key: base64.b64encode(tarball).decode("ascii") for key, tarball in sorted(fetched.tarballs.items())}
-    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    start = time.process_time()
+    written = 0
+
+    def counted(chunk: bytes) -> bytes:
+        nonlocal written
+        written += len(chunk)
+        if written > max_bytes:
+            raise BundleRefused(f"the bundle would be larger than {max_bytes} bytes, what `releases import` "
+                                "reads (MAX_BUNDLE_BYTES): nothing written; split the release list")
+        if time.process_time() - start > cpu_seconds:
+            raise BundleRefused(f"its releases took more than {cpu_seconds:g} s of CPU time to read, more than "
+                                "`releases import` may spend (BUNDLE_CPU_SECONDS): nothing written; "
+                                "split the release list")
+        return chunk
+
+    yield counted(b'{"tarballs": {')
+    separator = b"\n"
+    for release, tarball in _fetch_each(base_url, wanted, now, result, policy):
+        yield counted(separator + json.dumps(release.key).encode("ascii") + b': "' + base64.b64encode(tarball) + b'"')
+        separator = b",\n"
+    if result.failure:
+        raise Failure(f"the Forge failed, no bundle written: {result.failure}")
+    evidence = ReleaseEvidence().merged(result.releases, result.unavailable)
+    if len(evidence.releases) < len(result.releases):
+        raise BundleRefused(f"the evidence of these releases would not fit in {EVIDENCE_FILENAME} "
+                            "(MAX_EVIDENCE_BYTES): nothing written; split the release list")
+    yield counted(b"},\n" + evidence_json(evidence)[1:].lstrip())
 
 
-def read_bundle(source: Path) -> ReleaseEvidence:
+def read_bundle(source: Path, cpu_seconds: float = BUNDLE_CPU_SECONDS) -> ReleaseEvidence:
     """An evidence bundle made by ``releases build``, checked as a fetch is: each release's
     tarball must be in the bundle with the SHA-256 its entry records (the digest the Forge's
     record vouched for when it was built), and what the release proves (its manifests'
     digests and classes) is derived again from that tarball with the archive rules; the
-    bundle's own ``manifests`` are never taken as given. BadInput naming the file and
-    the first bad entry; nothing is imported then."""
+    bundle's own ``manifests`` are never taken as given. Deriving them all may take
+    ``cpu_seconds`` of CPU time (each release RELEASE_CPU_SECONDS; a release started
+    before it ran out may finish). BadInput naming the file and the first bad entry;
+    nothing is imported then."""
     try:
-        return _read_bundle(source)
+        return _read_bundle(source, cpu_seconds)
     except MemoryError:  # third review: a 240 MiB bundle under a memory limit was an internal error
         raise BadInput(f"{source}: not imported: reading it takes more memory than this process may use") from None
 
 
-def _read_bundle(source: Path) -> ReleaseEvidence:
+def _read_bundle(source: Path, cpu_seconds: float) -> ReleaseEvidence:
+    from dropsonde.cpu_budget import RunBudget
+
+    try:
+        raw = load_json(read_tree_file(source, EVIDENCE_FILENAME), MAX_BUNDLE_BYTES, max_values=MAX_EVIDENCE_VALUES)
+    except OSError as exc:
+        raise BadInput(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BadInput(f"{source}: {exc}") from None
+    tarballs = raw.pop("tarballs", None) if isinstance(raw, dict) else None
+    try:
+        evidence = evidence_from_value(raw)
+    except EvidenceFormatError as exc:
+        raise BadInput(f"{source}: {exc}") from None
+    if not isinstance(tarballs, dict):
+        raise BadInput(f"{source}: no 'tarballs': a bundle carries each release's tarball (`dropsonde releases build`)")
+    budget = RunBudget(cpu_seconds)
+    derived = []
+    for done, (key, release) in enumerate(sorted(evidence.releases.items())):
+        if budget.exhausted:
+            raise BadInput(f"{source}: not imported: deriving the evidence of its releases took more than "
+                           f"{cpu_seconds:g} s of CPU time (BUNDLE_CPU_SECONDS; {done} of {len(evidence.releases)} "
+                           "done): build smaller bundles (split the release list)")
+        with budget.charge():
+            derived.append(_derived(source, key, release, tarballs.pop(key, None)))
+    return ReleaseEvidence().merged(derived, evidence.unavailable)
+
+
+def _derived(source: Path, key: str, release: Release, encoded: object) -> Release:
+    """One release of a bundle, derived again from the tarball it carries."""
     import base64
     import binascii
 
-    evidence = read_evidence_file(source)
     try:
-        raw = load_json(read_tree_file(source, EVIDENCE_FILENAME), MAX_BUNDLE_BYTES, max_values=MAX_EVIDENCE_VALUES)
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"{source}: cannot read: {exc}") from None
-    tarballs = raw.get("tarballs") if isinstance(raw, dict) else None
-    if not isinstance(tarballs, dict):
-        raise BadInput(f"{source}: no 'tarballs': a bundle carries each release's tarball (`dropsonde releases build`)")
-    derived = []
-    for key, release in sorted(evidence.releases.items()):
-        encoded = tarballs.get(key)
-        try:
-            tarball = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
-        except (binascii.Error, ValueError):
-            tarball = None
-        if tarball is None or len(tarball) > MAX_TARBALL_BYTES:
-            raise BadInput(f"{source}: releases[{key!r}]: its tarball is missing or not base64 (or over "
-                                 f"{MAX_TARBALL_BYTES} bytes)")
-        if hashlib.sha256(tarball).hexdigest() != release.file_sha256:
-            raise BadInput(f"{source}: releases[{key!r}]: its tarball's SHA-256 is not the one recorded")
-        try:
-            derived.append(release_from_tarball(release.slug, release.version, tarball, release.fetched_at))
-        except ReleaseRefused as exc:
-            raise BadInput(f"{source}: releases[{key!r}]: {exc}") from None
-    return ReleaseEvidence().merged(derived, evidence.unavailable)
+        tarball = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
+    except (binascii.Error, ValueError):
+        tarball = None
+    if tarball is None or len(tarball) > MAX_TARBALL_BYTES:
+        raise BadInput(f"{source}: releases[{key!r}]: its tarball is missing or not base64 (or over "
+                       f"{MAX_TARBALL_BYTES} bytes)")
+    if hashlib.sha256(tarball).hexdigest() != release.file_sha256:
+        raise BadInput(f"{source}: releases[{key!r}]: its tarball's SHA-256 is not the one recorded")
+    try:
+        return release_from_tarball(release.slug, release.version, tarball, release.fetched_at)
+    except ReleaseRefused as exc:
+        raise BadInput(f"{source}: releases[{key!r}]: {exc}") from None

@@ -277,6 +277,11 @@ def evidence_from_json(data: bytes, max_bytes: int = MAX_EVIDENCE_BYTES,
         raw = load_json(data, max_bytes, max_values=max_values)
     except ValueError as exc:
         raise EvidenceFormatError(str(exc)) from None
+    return evidence_from_value(raw)
+
+
+def evidence_from_value(raw: Any) -> ReleaseEvidence:
+    """Evidence from its decoded on-disk format (see :func:`evidence_from_json`)."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise EvidenceFormatError(f"not release evidence of format {FORMAT}")
     releases, unavailable = raw.get("releases", {}), raw.get("unavailable", {})

@@ -393,13 +393,11 @@ class Session:
         when the Forge failed: a partial bundle would make the site report fewer classes
         without saying why."""
         from dropsonde.atomic_file import write_atomic
-        from dropsonde.forge_releases import bundle_json, fetch_releases
+        from dropsonde.forge_releases import EvidenceFetch, bundle_chunks
 
-        fetched = fetch_releases(self._forge_api(), wanted, self.clock(), keep_tarballs=True)
-        if fetched.failure:
-            raise Failure(f"the Forge failed, no bundle written: {fetched.failure}")
+        fetched = EvidenceFetch()
         try:
-            write_atomic(output, bundle_json(fetched))
+            write_atomic(output, bundle_chunks(self._forge_api(), wanted, self.clock(), fetched))
         except OSError as exc:
             raise Failure(f"{output}: cannot write: {exc.strerror or exc}") from None
         return f"{fetched.summary()}; written to {output}"

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from dropsonde.cache_dir import CacheDir
-from dropsonde.forge_releases import MAX_TARBALL_BYTES, fetch_releases, refresh_release_evidence
+from dropsonde.forge_releases import MAX_TARBALL_BYTES, BundleRefused, fetch_releases, read_bundle, refresh_release_evidence
 from dropsonde.release_archive import MAX_MEMBERS
 from dropsonde.release_evidence import MAX_MANIFEST_PATH_BYTES, MAX_RELEASE_MANIFESTS, load_evidence
-from dropsonde.errors import ExitStatus
+from dropsonde.errors import BadInput, ExitStatus
 from tests.support.cli import assert_clean_error
 from tests.support.forge_server import EPOCH, Fault, ForgeModule, ForgeRelease, ForgeServer, crafted_tarball
 from tests.support.published_release import SECRET, evidence_warnings, installed_copy, preview
 from tests.support.puppet_tree import PuppetTree, forge_checksums, make_module, write
+from tests.support.time_limits import cpu_limit
 
 NOW = datetime(2026, 12, 6, 23, 0, tzinfo=timezone.utc)
 TOP = "puppetlabs-apache-12.1.0"
@@ -236,10 +237,10 @@ def test_a_bundle_too_large_for_memory_is_refused_in_one_line(tree, tmp_path, mo
     one for real needs a bundle of hundreds of MiB)."""
     import dropsonde.forge_releases as forge_releases
 
-    def exhausted(source):
+    def exhausted(*_args, **_kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(forge_releases, "read_evidence_file", exhausted)
+    monkeypatch.setattr(forge_releases, "load_json", exhausted)
     bundle = write(tmp_path / "evidence.json", "{}")
     result = tree.run("releases", "import", str(bundle))
     assert_clean_error(result, ExitStatus.USAGE, str(bundle), "more memory than this process may use")
@@ -331,3 +332,93 @@ def test_a_bundle_never_replaces_a_release_proven_already(tree, published_apache
     assert result.returncode == 0, result.stderr
     assert "(1 already known, kept as they were)" in result.stdout
     assert SECRET not in json.dumps(tree.report("--no-update"))
+
+
+# ---- bundles are bounded: built one tarball at a time, never one the import refuses (second review, F6 and F14) ----
+
+
+def blob_release(number: int, blob_bytes: int) -> ForgeRelease:
+    """A release within every archive rule: init.pp and one incompressible non-manifest file."""
+    top = f"acme-m{number}-1.0.0"
+    files = {f"{top}/manifests/init.pp": f"class m{number} {{ }}\n".encode(),
+             f"{top}/files/blob": os.urandom(blob_bytes)}
+    return ForgeRelease(f"acme-m{number}", "1.0.0", crafted_tarball([member(name) for name in files], files))
+
+
+def build(server, releases, output, **limits):
+    """`releases build` as the CLI runs it: the bundle streamed into write_atomic."""
+    from dropsonde.atomic_file import write_atomic
+    from dropsonde.forge_releases import EvidenceFetch, bundle_chunks
+
+    fetched = EvidenceFetch()
+    write_atomic(output, bundle_chunks(server.url, [(r.slug, r.version) for r in releases], NOW, fetched, **limits))
+    return fetched
+
+
+def test_a_bundle_is_built_one_tarball_at_a_time(tmp_path):
+    """The review: `releases build` kept every tarball and base64'd them all into one
+    string: 3.7 GB for 12 releases of 63 MB. Scaled down, 10 releases of 3 MB: what the
+    build holds at once is about one release's, not ten."""
+    import tracemalloc
+
+    releases = [blob_release(n, 3 * 1024 * 1024) for n in range(10)]
+    with ForgeServer([], releases) as server:
+        tracemalloc.start()
+        try:
+            fetched = build(server, releases, tmp_path / "bundle.json")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert len(fetched.releases) == 10
+    # about 20 MB here (one tarball, its base64, the HTTP buffers); all ten, their base64
+    # and the JSON text of it all, as before, over 150 MB
+    assert peak < 12 * 3 * 1024 * 1024, peak
+    imported = read_bundle(tmp_path / "bundle.json")
+    assert sorted(imported.releases) == sorted(r.key for r in releases)
+
+
+def test_a_bundle_larger_than_the_import_reads_is_never_written(tmp_path):
+    """The review: build wrote a 1 GB bundle that import refused (over its 256 MiB).
+    Scaled down to a 1 MB cap: 3 releases of 400 KB do not fit, nothing is written."""
+    releases = [blob_release(n, 400_000) for n in range(3)]
+    with ForgeServer([], releases) as server:
+        with pytest.raises(BundleRefused, match="larger than 1000000 bytes, what `releases import` reads"):
+            build(server, releases, tmp_path / "bundle.json", max_bytes=1_000_000)
+        assert not list(tmp_path.iterdir())
+        build(server, releases[:2], tmp_path / "bundle.json", max_bytes=1_200_000)
+    assert (tmp_path / "bundle.json").stat().st_size <= 1_200_000
+    assert len(read_bundle(tmp_path / "bundle.json").releases) == 2
+
+
+def costly_bundle(path: Path, count: int) -> Path:
+    """The review's import_cpu.py, scaled down: ``count`` releases of three 200 KB
+    manifests of `if $a {` (about 0.4 s of CPU each, under RELEASE_CPU_SECONDS),
+    with consistent digests, as `releases build` writes them."""
+    import base64
+
+    from dropsonde.release_evidence import Release, ReleaseEvidence, evidence_json
+
+    body = ("if $a {" * 30_000).encode()[:200_000]
+    tarballs, releases = {}, []
+    for i in range(count):
+        top = f"evil-m{i}-1.0.0"
+        files = {f"{top}/manifests/f{j}.pp": body + f"# {i} {j}\n".encode() for j in range(3)}
+        tarball = crafted_tarball([member(name) for name in files], files)
+        releases.append(Release(f"evil-m{i}", "1.0.0", hashlib.sha256(tarball).hexdigest(), NOW.isoformat(), {}))
+        tarballs[f"evil-m{i}-1.0.0"] = base64.b64encode(tarball).decode()
+    bundle = json.loads(evidence_json(ReleaseEvidence().merged(releases, {})))
+    bundle["tarballs"] = tarballs
+    return write(path, json.dumps(bundle))
+
+
+def test_an_import_has_one_cpu_budget_for_the_whole_bundle(tmp_path):
+    """The review (F14): each release may take RELEASE_CPU_SECONDS, and nothing bounded
+    them together: a 117 KB bundle took 42 s of CPU, one at the size cap about a day.
+    Scaled down to a budget of 0.6 s over releases of about 0.4 s: refused in one line
+    once spent (a release started may finish), without reading the rest."""
+    bundle = costly_bundle(tmp_path / "bundle.json", 6)
+    with cpu_limit(4.0), pytest.raises(BadInput) as error:
+        read_bundle(bundle, cpu_seconds=0.6)
+    assert str(bundle) in str(error.value)
+    assert "took more than 0.6 s of CPU time (BUNDLE_CPU_SECONDS; 2 of 6 done)" in str(error.value)
+    assert len(read_bundle(costly_bundle(tmp_path / "small.json", 2), cpu_seconds=30).releases) == 2
