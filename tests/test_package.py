@@ -285,6 +285,14 @@ def unit_lines(name: str) -> list:
     return [line.strip() for line in (UNIT_DIR / name).read_text().splitlines()]
 
 
+def test_the_scheduled_service_has_a_memory_limit_of_its_own():
+    """The review: nothing bounded the scheduled run's memory, and on the Puppet server the
+    kernel's OOM killer picks the largest process, Puppet Server's JVM, not the probe."""
+    template = [line.strip() for line in (REPO / "packaging" / "systemd" / "dropsonde.service.in").read_text().splitlines()]
+    service = template[template.index("[Service]"):]
+    assert "MemoryMax=1G" in service and "OOMScoreAdjust=1000" in service
+
+
 def test_scheduled_service_runs_as_puppet_in_a_sandbox_with_a_time_limit(installed):
     service = unit_lines("dropsonde.service")
     for line in ("User=puppet", "Group=puppet", "TimeoutStartSec=1h", "ProtectSystem=strict", "NoNewPrivileges=yes",
