@@ -123,6 +123,7 @@ class ReleaseLedger:
             connection.close()
 
     def create(self) -> None:
+        _, failure = _driver_errors(self.writer)
         connection = self._connect()
         try:
             if isinstance(self.writer, SQLiteDialect):
@@ -131,6 +132,9 @@ class ReleaseLedger:
             for statement in ledger_statements(self.writer):
                 cursor.execute(statement)
             connection.commit()
+        except failure as exc:
+            raise LedgerError(self.store.dialect.shown, "the store predates the release ledger, which cannot be "
+                                                        f"created in it: {self._problem(exc)}") from None
         finally:
             connection.close()
 

@@ -152,6 +152,21 @@ def test_a_store_older_than_the_ledger_gets_it_from_aggregate(db, tmp_path):
     connection.close()
 
 
+def test_a_ledger_that_cannot_be_created_is_one_clear_line(tmp_path, postgres):
+    """An old PostgreSQL store, aggregated by a role that may not create tables."""
+    postgres.psql("CREATE DATABASE ledger_uncreated")
+    url = postgres.url("ledger_uncreated")
+    stored_week(url, sites=6)
+    postgres.psql(f"DROP TABLE {LEDGER_TABLE}; DROP FUNCTION {LEDGER_TABLE}_append_only()", database="ledger_uncreated")
+    role = f"reader_{os.getpid()}"
+    postgres.psql(f"CREATE ROLE {role} LOGIN")
+    postgres.psql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database="ledger_uncreated")
+    refused = aggregate(postgres.url("ledger_uncreated", user=role), tmp_path / "www", tmp_path / "key")
+    assert_clean_error(refused, ExitStatus.FAILURE, "release ledger", "predates the release ledger",
+                       "permission denied")
+    assert not (tmp_path / "www").exists() and not (tmp_path / "key").exists()
+
+
 def ledger_of_table_exists(db):
     store = open_store(db, columns(), read_only=True)
     connection = store.connect()
