@@ -24,7 +24,7 @@ import sys
 import time
 from stat import S_ISREG
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from dropsonde import __version__
 from dropsonde.cpu_budget import MANIFESTS_RUN_CPU_SECONDS, RunBudget
@@ -56,22 +56,62 @@ MAX_CACHE_BYTES = 512 * 1024 * 1024
 MAX_CACHE_VALUES = 20_000_000
 
 
-def module_manifests(manifests_dir: Path) -> List[str]:
+#: Directories below a module's ``manifests`` that are walked: a class of 16 name
+#: segments (``privacy._CLASS_NAME_MAX_SEGMENTS``, the most a class name may have)
+#: autoloads from 14 directories down, so nothing deeper can define a class asked
+#: about. Walking by recursion, 1,500 nested directories raised RecursionError.
+MAX_MANIFEST_DEPTH = 16
+#: Manifest paths listed in one run, all modules of all environments together
+#: (each costs a stat, a record and about 1.5 KB of memory, even when empty and
+#: shared: 300,000 empty files took 361 MB and 8 s). ``bench/r10k.py``'s 160
+#: environments hold 113,505; past it, a module's manifests are set aside whole.
+MANIFESTS_RUN_MAX_PATHS = 500_000
+
+
+def module_manifests(manifests_dir: Path, limit: Optional[int] = None) -> Optional[List[str]]:
     """Every ``.pp`` file under a module's ``manifests`` directory relative to it,
-    sorted (what Puppet can autoload). Links to directories below it are not
-    followed, and a ``manifests`` that is a link leading out of its module
-    (``manifests -> /`` would walk the whole filesystem) is not walked at all."""
+    in autoload order (a directory's files sorted, then its subdirectories, down to
+    MAX_MANIFEST_DEPTH), or None when there are more than ``limit``. Links to
+    directories below it are not followed, and a ``manifests`` that is a link leading
+    out of its module (``manifests -> /`` would walk the whole filesystem) is not
+    walked at all. Iterative: no depth of directories can exhaust the stack."""
     found: List[str] = []
     top = str(manifests_dir)
     module_dir = os.path.dirname(top)
     if os.path.islink(top) and not is_inside(os.path.realpath(top), os.path.realpath(module_dir)):
         log.warning("not reading %s: a symbolic link leading outside its module %s", top, module_dir)
         return found
-    for root, dirs, files in os.walk(top):
-        dirs.sort()
-        prefix = os.path.relpath(root, top)
-        found.extend(name if prefix == "." else os.path.join(prefix, name) for name in sorted(files) if name.endswith(".pp"))
+    pending: List[Tuple[str, int]] = [("", 0)]  # (directory relative to top, depth), next last
+    while pending:
+        relative, depth = pending.pop()
+        files, directories = _entries(os.path.join(top, relative) if relative else top)
+        found.extend(os.path.join(relative, name) if relative else name for name in files)
+        if limit is not None and len(found) > limit:
+            return None
+        if depth < MAX_MANIFEST_DEPTH:
+            pending.extend((os.path.join(relative, name) if relative else name, depth + 1)
+                           for name in reversed(directories))
     return found
+
+
+def _entries(directory: str) -> Tuple[List[str], List[str]]:
+    """The ``.pp`` files and the subdirectories (not links) of a directory, each
+    sorted; nothing when it cannot be listed (as ``os.walk`` skips it)."""
+    files: List[str] = []
+    directories: List[str] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        directories.append(entry.name)
+                    elif entry.name.endswith(".pp"):
+                        files.append(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return sorted(files), sorted(directories)
 
 
 def _read_bytes(path: str, within: Optional[str]) -> Tuple[Optional[bytes], Optional[str]]:
@@ -206,7 +246,10 @@ class ManifestCache:
         # a lookup of a file that is not there costs a set lookup, not a stat (a hostile
         # PuppetDB's 20,000 deep class titles cost 1.6 million of them), and a file is
         # read once per run however many class names lead to it.
-        self._listings: Dict[str, FrozenSet[str]] = {}
+        self._listings: Dict[str, Dict[str, None]] = {}
+        self.max_paths = MANIFESTS_RUN_MAX_PATHS  # all listings together
+        self.paths_listed = 0
+        self.over_count: List[str] = []  # manifests directories set aside for it
         self._read: Dict[Tuple[str, str], Optional[ManifestFile]] = {}
         self.dirty = False
         # what parsing manifests not known from the cache may cost this run, all together
@@ -251,9 +294,7 @@ class ManifestCache:
 
     def module(self, manifests_dir: Path) -> List[ManifestFile]:
         """Every manifest of a module's ``manifests`` directory, in autoload order."""
-        names = self._names  # one string per relative path, however many copies of the module there are
-        listing = [names.setdefault(relative, relative) for relative in module_manifests(manifests_dir)]
-        self._listings.setdefault(str(manifests_dir), frozenset(listing))
+        listing = self._listing(str(manifests_dir), manifests_dir)
         files = [self.read(manifests_dir, relative) for relative in listing]
         self._complete.add(str(manifests_dir))
         return [found for found in files if found is not None]
@@ -264,10 +305,18 @@ class ManifestCache:
         listing = self._listing(str(manifests_dir), manifests_dir)
         return [relative for relative in candidates if relative in listing]
 
-    def _listing(self, key: str, manifests_dir: Path) -> FrozenSet[str]:
+    def _listing(self, key: str, manifests_dir: Path) -> Dict[str, None]:
+        """This run's listing of a ``manifests`` directory, in autoload order (a dict as
+        an ordered set); empty when the run's count of manifest paths has no room for it."""
         listing = self._listings.get(key)
         if listing is None:
-            listing = self._listings[key] = frozenset(module_manifests(manifests_dir))
+            found = module_manifests(manifests_dir, self.max_paths - self.paths_listed)
+            if found is None:
+                self.over_count.append(key)
+                found = []
+            self.paths_listed += len(found)
+            names = self._names  # one string per relative path, however many copies of the module there are
+            listing = self._listings[key] = {names.setdefault(relative, relative): None for relative in found}
         return listing
 
     def read(self, manifests_dir: Path, relative: str) -> Optional[ManifestFile]:
@@ -373,6 +422,10 @@ class ManifestCache:
             log.warning("%d manifests set aside, not read (their classes are not public): this run's parsing of "
                         "manifests took more than %g s of CPU time (MANIFESTS_RUN_CPU_SECONDS): %s",
                         len(paths), self.budget.seconds, _named(paths))
+        if self.over_count:
+            log.warning("%d modules' manifests set aside, not read (their classes are not public): this run lists "
+                        "at most %d manifests (MANIFESTS_RUN_MAX_PATHS): %s",
+                        len(self.over_count), self.max_paths, _named(self.over_count))
         if self.over_output:
             log.warning("%d manifests set aside (their classes are not public): the names of all the manifests "
                         "of this run weigh more than %d KiB (MANIFESTS_RUN_OUTPUT_BYTES): %s",

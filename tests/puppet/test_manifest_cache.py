@@ -12,6 +12,7 @@ from pathlib import Path
 from dropsonde.cache_dir import CacheDir
 from dropsonde.puppet.manifest_cache import RACY_WINDOW_NS, ManifestCache, module_manifests
 from tests.support.puppet_tree import write
+from tests.support.time_limits import cpu_limit
 
 LATER = 10 ** 20  # a clock far past every file's timestamps: no record is too fresh to trust
 
@@ -333,3 +334,55 @@ def test_definitions_are_compact():
         tracemalloc.stop()
     assert len(info.definitions) == 7_000
     assert kept < 7_000 * 120, kept
+
+
+def test_directories_nested_deeper_than_a_class_name_can_reach_are_not_walked(tmp_path):
+    """Review 2, F13: 1,500 nested directories under a module's manifests made os.walk
+    (recursive) raise RecursionError: `dev inventory` "internal error", the profiles
+    plugin failed. The walk is iterative, and stops at MAX_MANIFEST_DEPTH (16): no class
+    name (16 segments at most) autoloads from deeper."""
+    from dropsonde.puppet.manifest_cache import MAX_MANIFEST_DEPTH
+
+    manifests = tmp_path / "m" / "manifests"
+    write(manifests / "init.pp", "class m { }")
+    reachable = Path(*["a"] * MAX_MANIFEST_DEPTH) / "deepest.pp"
+    write(manifests / reachable, "class m::deepest { }")
+    chain = [manifests]
+    for _ in range(1_500):  # one at a time: pathlib's mkdir(parents=True) recurses too
+        chain.append(chain[-1] / "a")
+        chain[-1].mkdir(exist_ok=True)
+    (chain[-1] / "x.pp").write_text("class x { }")
+    try:
+        with cpu_limit(2):
+            listing = module_manifests(manifests)
+            found = ManifestCache(None).module(manifests)
+    finally:  # deepest first, one at a time: shutil.rmtree (pytest's cleanup) recurses as well
+        (chain[-1] / "x.pp").unlink()
+        for directory in reversed(chain[MAX_MANIFEST_DEPTH + 1:]):
+            directory.rmdir()
+    assert listing == ["init.pp", str(reachable)]
+    assert [f.classes for f in found] == [["m"], ["m::deepest"]]
+
+
+def test_the_manifest_paths_of_a_run_have_one_count(tmp_path, monkeypatch, caplog):
+    """Review 2, F9: 300,000 empty manifests (one content, so the parsing budget never
+    ran) cost 361 MB and 8 s of CPU to walk, stat and record, and nothing bounded how
+    many. Past the run's count (lowered here to 4), a module's manifests are set aside
+    whole, named in ONE warning: none is read, and a lookup finds none."""
+    from dropsonde.puppet import manifest_cache
+
+    monkeypatch.setattr(manifest_cache, "MANIFESTS_RUN_MAX_PATHS", 4)
+    directories = [tmp_path / name / "manifests" for name in ("a", "b", "c")]
+    for directory in directories:
+        for index in range(3):
+            write(directory / f"f{index}.pp", f"class {directory.parent.name}::f{index} {{ }}")
+    cache = ManifestCache(None)
+    with cpu_limit(2):
+        found = [[f.relative for f in cache.module(directory)] for directory in directories[:2]]
+        assert cache.listed(directories[2], ["f0.pp"]) == []
+    assert found == [["f0.pp", "f1.pp", "f2.pp"], []]
+    caplog.clear()
+    cache.warn_set_aside()
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 modules' manifests set aside, not read (their classes are not public): this run lists at most 4 "
+        f"manifests (MANIFESTS_RUN_MAX_PATHS): {directories[1]}, {directories[2]}"]
