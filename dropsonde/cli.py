@@ -376,7 +376,7 @@ def collector_serve(
                                      "forge.json and forge-releases.json: the only modules, releases and classes "
                                      "a report may name."),
     max_body: int = typer.Option(ServeOptions.max_body, "--max-body", min=1024, help="Largest report accepted, in bytes."),
-    rate: int = typer.Option(ServeOptions.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (IPv6: one /48), all workers together."),
+    rate: int = typer.Option(ServeOptions.rate_per_minute, "--rate", min=1, help="Reports a minute accepted from one address (IPv6: one /48), all workers together; a report costs one per 16 KiB of body, at least one."),
     trusted_proxy: List[str] = typer.Option([], "--trusted-proxy", help="CIDR of a reverse proxy whose "
                                             "X-Forwarded-For names the client (repeatable)."),
     read_timeout: int = typer.Option(ServeOptions.read_timeout, "--read-timeout", min=1, help="Seconds a client has to send "

@@ -33,6 +33,12 @@ from dropsonde.collector.client_address import rate_key
 #: seconds between two sweeps of entries that no longer limit anything
 PRUNE_INTERVAL = 60.0
 
+#: body bytes one token pays for: a report costs ``max(1, bytes / BYTES_PER_TOKEN)``
+#: tokens, so a source's budget bounds the bytes it makes the collector parse,
+#: validate and store (the work a report costs grows with its bytes), not just
+#: its number of reports. Real reports (the example site's are under 3 KB) cost 1.
+BYTES_PER_TOKEN = 16 * 1024
+
 
 class SiteVerdict(enum.Enum):
     """What becomes of a source's report for a site, by the sites it already reported for this week."""
@@ -43,8 +49,8 @@ class SiteVerdict(enum.Enum):
 
 
 class RateLimiter:
-    """A token bucket per source, ``rate`` reports a minute with bursts up to
-    ``rate``, and at most ``sites_per_week`` distinct site ids per source and
+    """A token bucket per source, ``rate`` tokens a minute with bursts up to
+    ``rate`` (a report costs one token per :data:`BYTES_PER_TOKEN` of body, at least one), and at most ``sites_per_week`` distinct site ids per source and
     ISO week counted (as many again quarantined). SQLite because its locking is cross-process and survives a
     worker killed mid-request, which a shared-memory table with a hand-made
     lock would not; the file is scratch (synchronous=OFF)."""
@@ -91,17 +97,23 @@ class RateLimiter:
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
-    def allow(self, address: str) -> bool:
-        """Take a token for ``address``'s source; False when its bucket is empty."""
+    def cost(self, length: int) -> float:
+        """Tokens a body of ``length`` bytes costs: one per :data:`BYTES_PER_TOKEN`,
+        at least one, and never more than a full bucket (else it could never pass)."""
+        return max(1.0, min(self.capacity, length / BYTES_PER_TOKEN))
+
+    def allow(self, address: str, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens for ``address``'s source; False (taking none) when
+        its bucket holds fewer."""
         now = self.clock()
         source = self.source(address)
         with self._transaction() as connection:
             row = connection.execute("SELECT tokens, updated FROM buckets WHERE source = ?", (source,)).fetchone()
             tokens, last = row if row else (self.capacity, now)
             tokens = min(self.capacity, tokens + max(0.0, now - last) * self.rate)
-            allowed = tokens >= 1
+            allowed = tokens >= cost
             connection.execute("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)",
-                               (source, tokens - 1 if allowed else tokens, now))
+                               (source, tokens - cost if allowed else tokens, now))
             self._prune_when_due(connection, None)
         return allowed
 

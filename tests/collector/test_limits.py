@@ -4,6 +4,7 @@ that cannot hold the server."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import time
@@ -11,11 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from dropsonde.collector.allowlist_files import load_allowlist
+from dropsonde.collector.app import CollectorApp
 from dropsonde.collector.body_reader import read_body
 from dropsonde.collector.client_address import client_address, parse_networks, rate_key
-from dropsonde.collector.rate_limiter import RateLimiter
+from dropsonde.collector.options import ServeOptions
+from dropsonde.collector.rate_limiter import BYTES_PER_TOKEN, RateLimiter
+from dropsonde.collector.storage import open_store
 from dropsonde.errors import ExitStatus
-from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
+from dropsonde.wire_columns import REPORT_COLUMNS
+from tests.support.collector_process import FORGE_MODULES, MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
 from tests.support.puppetdb_server import free_port
 
 
@@ -379,3 +385,62 @@ def test_a_key_value_connection_string_given_as_a_store_is_not_echoed(tmp_path):
                            "--out", str(tmp_path / "o"))
     assert_clean_error(result, ExitStatus.USAGE, "password=***", "no such store")
     assert "s3cr3t" not in result.stderr
+
+
+def in_process_collector(tmp_path, rate: int, clock):
+    """The WSGI application serve runs, in this process (its rate clock frozen by the
+    test), over a real SQLite store whose writer is started."""
+    forge = write_forge_cache(tmp_path / "forge", FORGE_MODULES).parent
+    store = open_store(str(tmp_path / "r.db"), allowlist=load_allowlist(forge))
+    store.start_writer()
+    limiter = RateLimiter(str(tmp_path / "rate.db"), rate, clock=clock).create()
+    return CollectorApp(store, REPORT_COLUMNS, ServeOptions(rate_per_minute=rate), load_allowlist(forge), limiter)
+
+
+def wsgi_post(app, body: bytes, address: str) -> tuple[int, dict]:
+    """POST ``body`` from ``address`` to the WSGI application: its status and answer."""
+    statuses: list = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "REMOTE_ADDR": address}
+    answer = b"".join(app(environ, lambda status, headers: statuses.append(int(status.split()[0]))))
+    return statuses[0], json.loads(answer)
+
+
+def test_one_source_gets_a_bounded_number_of_body_bytes_processed_per_rate_window(tmp_path):
+    """Review F3: 60 maximal reports from one address, all within its --rate burst,
+    stalled every other report for 50 s. The bucket is charged by bytes, so in one
+    window (the clock stands still) one source makes the collector read, parse and
+    validate at most a bucket's worth of bytes — and another source is still served."""
+    app = in_process_collector(tmp_path, 60, clock=lambda: 1000.0)
+    unknown = [{"name": f"nosuch::c{n}"} for n in range(4000)]  # schema-valid, refused by the allowlist
+    heavy = envelope(site(1), MODULE, unused_classes=unknown)
+    assert len(heavy) > 100_000
+    answers = [wsgi_post(app, heavy, "198.51.100.7")[0] for _ in range(60)]
+    processed = sum(len(heavy) for status in answers if status != 429)
+    assert set(answers) == {400, 429}
+    assert processed <= 60 * BYTES_PER_TOKEN  # main: 60 bodies, 7 MB, all validated
+    status, _ = wsgi_post(app, envelope(site(2), MODULE), "198.51.100.8")
+    assert status == 200
+    app.store.close()
+
+
+def test_a_small_report_costs_one_token_and_a_large_one_no_more_than_a_full_bucket(tmp_path):
+    limiter = RateLimiter(str(tmp_path / "rate.db"), 10, clock=lambda: 1000.0).create()
+    assert limiter.cost(3000) == 1.0
+    assert limiter.cost(4 * BYTES_PER_TOKEN) == 4.0
+    assert limiter.cost(10**9) == 10.0
+    assert [limiter.allow("192.0.2.9", limiter.cost(5 * BYTES_PER_TOKEN)) for _ in range(3)] == [True, True, False]
+    assert limiter.allow("192.0.2.9") is False  # 0 tokens left
+    assert limiter.allow("192.0.2.10", limiter.cost(10**9)) is True
+
+
+def test_a_list_over_its_cap_is_refused_before_its_items_are_validated(tmp_path):
+    """The cap is one len(): a list of 5,001 entries whose last one is malformed is
+    refused for its length (on main jsonschema walked all of it first and named the
+    malformed entry)."""
+    app = in_process_collector(tmp_path, 100_000, clock=lambda: 1000.0)
+    items = [{"name": "ntp"}] * 5000 + [{"name": 5}]
+    status, answer = wsgi_post(app, envelope(site(1), MODULE, unused_classes=items), "198.51.100.7")
+    assert status == 400
+    assert answer["rule"] == "at most 5000 entries per report" and answer["column"] == "unused_classes"
+    app.store.close()
