@@ -228,8 +228,10 @@ def test_a_stalled_client_is_cut_off_after_the_read_timeout(tmp_path):
 
 
 def test_the_rate_limit_is_shared_by_all_workers(tmp_path):
-    # Reports heavy enough to keep one worker busy, so the other accepts too.
-    heavy = MODULE * 2000  # the most modules a report may list
+    # Reports heavy enough to keep one worker busy, so the other accepts too,
+    # and light enough to cost one token each (a report costs one per 16 KiB).
+    heavy = MODULE * 250
+    assert len(envelope(site(0), heavy)) <= BYTES_PER_TOKEN
     with CollectorProcess(str(tmp_path / "r.db"), "--rate", "5", "--workers", "2") as collector:
         with ThreadPoolExecutor(max_workers=24) as pool:
             codes = list(pool.map(lambda n: post(collector, envelope(site(n), heavy))[0], range(48)))
