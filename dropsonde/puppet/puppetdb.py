@@ -235,6 +235,7 @@ class PuppetDBClient:
             self._count_rows(rows)
             self.answered_by = url
             return rows
+        self._time_left()  # an answer cut short by the run's deadline: that deadline is the cause
         raise PuppetDBError("; ".join(problems))
 
     def _failed(self, url: str, cause: str) -> str:

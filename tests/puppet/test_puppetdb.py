@@ -512,3 +512,19 @@ def test_puppetdb_answers_within_each_cap_are_bounded_in_all(tmp_path):
     with class_rows_server(rows[:100], ALL_FAMILIES) as server:  # within the budget: all 24 queries answered
         usage = fetch_class_usage(PuppetDBClient(PuppetDBConfig([server.url]), max_run_rows=5_000))
         assert len(server.state[2]) == 24 and len(usage.classes) == 100 and len(usage.platforms) == 2_100
+
+
+def test_an_answer_cut_by_the_run_wide_deadline_names_that_deadline():
+    """The last answer of a slow PuppetDB gets only what is left of PUPPETDB_RUN_SECONDS
+    (here 0.3 s of 600: the injected clock starts at 0 and then reads 599.7); when it is
+    cut, the run-wide deadline is named, not a 0.3 s answer deadline nobody configured."""
+    from dropsonde.puppet.puppetdb import PuppetDBOverBudget
+
+    readings = iter([0.0, 599.7])
+    with fault_server("drip") as dripping:
+        client = PuppetDBClient(PuppetDBConfig([dripping.url], timeout=5),
+                                clock=lambda: next(readings, 600.0))
+        client._time_left()  # the first query's start
+        with pytest.raises(PuppetDBOverBudget, match=r"run-wide deadline of 600 s \(PUPPETDB_RUN_SECONDS\)"):
+            client.query(CLASS_COUNTS)
+    assert client.failures == [f"PuppetDB {dripping.url}: no complete answer within 0.3 s"]
