@@ -50,8 +50,9 @@ SET_ASIDE_BY_RUN_BUDGET = "set aside: this run's budget for parsing manifests wa
 SET_ASIDE_BY_RUN_OUTPUT = "set aside: this run's budget for the names of all manifests was spent (MANIFESTS_RUN_OUTPUT_BYTES)"
 # Set-aside manifests named in that warning; the count says how many more.
 MAX_NAMED = 5
-# a bound far above any real one (it grows with the manifests installed), so a planted file cannot exhaust memory
-MAX_CACHE_BYTES = 512 * 1024 * 1024
+# what the writer can produce within the budgets (MANIFESTS_RUN_MAX_PATHS paths of MAX_MANIFEST_PATH characters, and
+# MANIFESTS_RUN_OUTPUT_BYTES of names: about 150 MB), so a planted file cannot exhaust memory
+MAX_CACHE_BYTES = 256 * 1024 * 1024
 # five values per manifest path, a few per definition: room for a million manifests
 MAX_CACHE_VALUES = 20_000_000
 
@@ -61,11 +62,19 @@ MAX_CACHE_VALUES = 20_000_000
 #: autoloads from 14 directories down, so nothing deeper can define a class asked
 #: about. Walking by recursion, 1,500 nested directories raised RecursionError.
 MAX_MANIFEST_DEPTH = 16
+#: Characters of a manifest's path below ``manifests``: the longest of Debian's
+#: modules has 51 (mcollective's ``server/config/connector/rabbitmq/hosts_iteration.pp``);
+#: longer ones are not listed, so that what the run keeps of each path (and the
+#: cache writes) is bounded whatever the names (16 directories of 255 bytes
+#: would be 4 KB a path).
+MAX_MANIFEST_PATH = 255
 #: Manifest paths listed in one run, all modules of all environments together
 #: (each costs a stat, a record and about 1.5 KB of memory, even when empty and
 #: shared: 300,000 empty files took 361 MB and 8 s). ``bench/r10k.py``'s 160
-#: environments hold 113,505; past it, a module's manifests are set aside whole.
-MANIFESTS_RUN_MAX_PATHS = 500_000
+#: environments hold 113,505 (40 environments: 28,000); past it, a module's manifests
+#: are set aside whole. 299,000 empty ones peak at 390 MB (about 500 MB with the longest
+#: paths), within the scheduled unit's MemoryMax.
+MANIFESTS_RUN_MAX_PATHS = 300_000
 
 
 def module_manifests(manifests_dir: Path, limit: Optional[int] = None) -> Optional[List[str]]:
@@ -85,12 +94,12 @@ def module_manifests(manifests_dir: Path, limit: Optional[int] = None) -> Option
     while pending:
         relative, depth = pending.pop()
         files, directories = _entries(os.path.join(top, relative) if relative else top)
-        found.extend(os.path.join(relative, name) if relative else name for name in files)
+        found.extend(path for name in files if len(path := os.path.join(relative, name)) <= MAX_MANIFEST_PATH)
         if limit is not None and len(found) > limit:
             return None
         if depth < MAX_MANIFEST_DEPTH:
-            pending.extend((os.path.join(relative, name) if relative else name, depth + 1)
-                           for name in reversed(directories))
+            pending.extend((path, depth + 1) for name in reversed(directories)
+                           if len(path := os.path.join(relative, name)) < MAX_MANIFEST_PATH)
     return found
 
 

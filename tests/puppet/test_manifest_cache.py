@@ -347,6 +347,8 @@ def test_directories_nested_deeper_than_a_class_name_can_reach_are_not_walked(tm
     write(manifests / "init.pp", "class m { }")
     reachable = Path(*["a"] * MAX_MANIFEST_DEPTH) / "deepest.pp"
     write(manifests / reachable, "class m::deepest { }")
+    write(manifests / ("b" * 250) / "x.pp", "")  # a path of 255 characters: listed
+    write(manifests / ("c" * 251) / "x.pp", "")  # 256: not (MAX_MANIFEST_PATH)
     chain = [manifests]
     for _ in range(1_500):  # one at a time: pathlib's mkdir(parents=True) recurses too
         chain.append(chain[-1] / "a")
@@ -360,8 +362,8 @@ def test_directories_nested_deeper_than_a_class_name_can_reach_are_not_walked(tm
         (chain[-1] / "x.pp").unlink()
         for directory in reversed(chain[MAX_MANIFEST_DEPTH + 1:]):
             directory.rmdir()
-    assert listing == ["init.pp", str(reachable)]
-    assert [f.classes for f in found] == [["m"], ["m::deepest"]]
+    assert listing == ["init.pp", str(reachable), os.path.join("b" * 250, "x.pp")]
+    assert [f.classes for f in found] == [["m"], ["m::deepest"], []]
 
 
 def test_the_manifest_paths_of_a_run_have_one_count(tmp_path, monkeypatch, caplog):
