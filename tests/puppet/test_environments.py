@@ -312,6 +312,8 @@ def test_fuzzed_metadata_leaves_the_module_private_with_a_reason_or_reads_it(tmp
 ENVIRONMENT_CONF_VOCABULARY = [
     "modulepath", "manifest", "environment_timeout", " = ", "=", "[main]", "#", "\n", "site:$basemodulepath",
     "${basemodulepath}", "$environment", "~", "~root", ":", "/abs", "modules", "\x00",
+    # the shapes of the second review: user lookups repeated, a setting Puppet only warns about
+    "~nosuch/m:", "~/m:", "environment_data_provider = hiera\n",
 ]
 
 
@@ -329,6 +331,19 @@ def test_fuzzed_environment_conf_is_read_or_named_in_a_clear_error(tmp_path_fact
         names=["environment.conf"],
     )
     assert modulepath is None or all(isinstance(path, Path) and "\0" not in str(path) for path in modulepath)
+
+
+@FUZZ
+@given(source_bytes(ENVIRONMENT_CONF_VOCABULARY) | ENVIRONMENT_CONF_LINES.map(str.encode))
+def test_a_fuzzed_environment_conf_never_stops_the_run(tmp_path_factory, data):
+    """Finishes within its budget, or sets that environment aside: discovery itself
+    never raises for what a branch's environment.conf holds."""
+    root = tmp_path_factory.getbasetemp() / "fuzzed_envs"
+    (root / "production" / "modules").mkdir(parents=True, exist_ok=True)
+    (root / "production" / "environment.conf").write_bytes(data)
+    with cpu_limit(EXAMPLE_CPU_LIMIT):
+        found, _ = discover([root])
+    assert [e.name for e in found] in ([], ["production"])
 
 
 def test_a_nul_in_environment_conf_is_a_clear_error(tmp_path):
