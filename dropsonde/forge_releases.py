@@ -287,6 +287,10 @@ def refresh_release_evidence(cache: "CacheDir", base_url: str, wanted: Iterable[
 # cache's file, and no more CPU time to derive than the import may spend.
 
 
+# How much of a tarball is base64-encoded at a time (a multiple of 3: the pieces join up).
+_BASE64_PIECE = 3 * 1024 * 1024
+
+
 class BundleRefused(Failure):
     """A bundle that ``releases import`` would refuse: nothing is written."""
 
@@ -319,7 +323,10 @@ def bundle_chunks(base_url: str, wanted: Iterable[Tuple[str, str]], now: datetim
     yield counted(b'{"tarballs": {')
     separator = b"\n"
     for release, tarball in _fetch_each(base_url, wanted, now, result, policy):
-        yield counted(separator + json.dumps(release.key).encode("ascii") + b': "' + base64.b64encode(tarball) + b'"')
+        yield counted(separator + json.dumps(release.key).encode("ascii") + b': "')
+        for start in range(0, len(tarball), _BASE64_PIECE):  # pieces of 3n bytes encode alone
+            yield counted(base64.b64encode(tarball[start:start + _BASE64_PIECE]))
+        yield counted(b'"')
         separator = b",\n"
     if result.failure:
         raise Failure(f"the Forge failed, no bundle written: {result.failure}")
