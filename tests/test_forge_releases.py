@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
 
 from dropsonde.cache_dir import CacheDir
 from dropsonde.forge_releases import MAX_TARBALL_BYTES, BundleRefused, fetch_releases, read_bundle, refresh_release_evidence
@@ -24,6 +25,7 @@ from tests.support.forge_server import EPOCH, Fault, ForgeModule, ForgeRelease, 
 from tests.support.published_release import SECRET, evidence_warnings, installed_copy, preview
 from tests.support.puppet_tree import PuppetTree, forge_checksums, make_module, write
 from tests.support.time_limits import cpu_limit
+from tests.support.fuzzing import FUZZ, read_fuzzed_file, source_bytes
 
 NOW = datetime(2026, 12, 6, 23, 0, tzinfo=timezone.utc)
 TOP = "puppetlabs-apache-12.1.0"
@@ -422,3 +424,22 @@ def test_an_import_has_one_cpu_budget_for_the_whole_bundle(tmp_path):
     assert str(bundle) in str(error.value)
     assert "took more than 0.6 s of CPU time (BUNDLE_CPU_SECONDS; 2 of 6 done)" in str(error.value)
     assert len(read_bundle(costly_bundle(tmp_path / "small.json", 2), cpu_seconds=30).releases) == 2
+
+
+BUNDLE_VOCABULARY = ['{"tarballs": {', '"format": 1', '"releases": {', '"unavailable": {', '"acme-m-1.0.0": ',
+                     '{"slug": "acme-m", "version": "1.0.0", "file_sha256": "' + "0" * 64 + '", ',
+                     '"fetched_at": "2026-12-01T00:00:00+00:00", "manifests": {}}', '"H4sIAAAAAAAA/wMAAAAAAAAAAAA="',
+                     '"not base64!"', ", ", "}", "]", "[", "{", "null", "1e999", '"\\ud800"']
+
+
+@FUZZ
+@given(source_bytes(BUNDLE_VOCABULARY, run_size=20_000))
+def test_whatever_a_bundle_holds_it_is_imported_or_refused_in_one_line(tmp_path_factory, data):
+    """The import's contract, as every reader's: evidence, or one BadInput naming the file,
+    within its budget (scaled down here to 1 s for all releases)."""
+    path = tmp_path_factory.getbasetemp() / "fuzzed_bundle" / "bundle.json"
+    imported = read_fuzzed_file(path, data, lambda: read_bundle(path, cpu_seconds=1.0), longest=len(str(path)) + 300)
+    from dropsonde.release_evidence import parse_release_key
+
+    # anything imported was derived from a tarball it carries: random text never is one
+    assert imported is None or (not imported.releases and all(map(parse_release_key, imported.unavailable)))
