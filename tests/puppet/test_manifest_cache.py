@@ -308,14 +308,22 @@ def test_the_names_of_all_manifests_of_a_run_have_one_budget(tmp_path, monkeypat
 
 def test_a_manifest_that_exhausts_memory_is_set_aside_not_the_run():
     """MemoryError (the process's own address-space limit, here lowered to a few MiB
-    more than it uses) sets that one file aside: never "internal error"."""
-    from dropsonde.memory_budget import MiB, memory_budget
-    from dropsonde.puppet.manifests import read_manifest_data
+    more than it uses) sets that one file aside: never "internal error". In a fresh
+    interpreter: the test process's freed memory, reused without growing its address
+    space, would let the read run on into its CPU budget instead."""
+    import subprocess
+    import sys
 
-    with memory_budget(4 * MiB):
-        info = read_manifest_data(b"{}" * 300_000)
-    assert info.definitions == []
-    assert info.error == "set aside: reading it ran out of memory"
+    code = (
+        "from dropsonde.memory_budget import MiB, memory_budget\n"
+        "from dropsonde.puppet.manifests import read_manifest_data\n"
+        "with memory_budget(4 * MiB):\n"
+        "    info = read_manifest_data(b'{}' * 300_000)\n"
+        "print(len(info.definitions), info.error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0 set aside: reading it ran out of memory\n"
 
 
 def test_definitions_are_compact():
