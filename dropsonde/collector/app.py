@@ -23,7 +23,7 @@ from dropsonde.collector.client_address import client_address
 from dropsonde.collector.group_commit import StoreUnavailable
 from dropsonde.collector.normalize import iso_week
 from dropsonde.collector.rate_limiter import RateLimiter, SiteVerdict
-from dropsonde.collector.report_upsert import QUARANTINED
+from dropsonde.collector.report_upsert import DISCARDED, QUARANTINED
 from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.storage import Store
 from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
@@ -221,9 +221,10 @@ class CollectorApp:
         }
         if verdict is SiteVerdict.QUARANTINED:
             row[QUARANTINED] = True
+        elif verdict is SiteVerdict.DISCARDED:  # only counted, but in the same group commit (see _verdict)
+            row[DISCARDED] = True
         try:
-            if verdict is not SiteVerdict.DISCARDED:
-                self.store.insert(row)
+            self.store.insert(row)
         except StoreUnavailable:
             raise Rejected(503, "the store is unavailable; try again later") from None
         except Exception:  # noqa: BLE001 - the client will retry; nothing was stored
@@ -238,9 +239,11 @@ class CollectorApp:
         address stop counting beyond that. A report over the cap is answered
         exactly as any other and quarantined (kept apart, never published), or,
         once the source has as many sites quarantined, not stored at all (so
-        posting for ever cannot grow the store): a different answer would tell
-        whoever shares the source how many sites it reported for, and whether
-        a given site id is among them."""
+        posting for ever cannot grow the store), only counted — in the writer's
+        group commit, so it is answered after a durable commit, and 503 when
+        the store is down, like every other: a different answer, or a faster
+        one, would tell whoever shares the source how many sites it reported
+        for, and whether a given site id is among them."""
         try:
             return self.limiter.admit_site(address, site_id, iso_week(sortable_timestamp(received)))
         except Exception:  # noqa: BLE001 - the shared budget is unreadable: refuse rather than let all in

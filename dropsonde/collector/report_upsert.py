@@ -10,7 +10,7 @@ import json
 from typing import Any, Dict, Iterable, Sequence
 
 from dropsonde.collector.normalize import NARROW_TABLES, environment_count, iso_week, narrow_rows, week_range
-from dropsonde.collector.quarantine import quarantine
+from dropsonde.collector.quarantine import count_discarded, quarantine
 from dropsonde.collector.sql_dialect import Dialect
 
 # Keep only a site's newest report of a week: the row is replaced when the new
@@ -34,6 +34,8 @@ DELETE_SUPERSEDED = (
 _COLUMNS_OF = {table.name: table.columns for table in NARROW_TABLES}
 #: a row carrying this key set is quarantined: kept apart, in ``quarantined_reports``, and never published
 QUARANTINED = "quarantined"
+#: a row carrying this key set is not kept, only counted (``quarantine.count_discarded``) in the same commit
+DISCARDED = "discarded"
 
 
 def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], rows: Iterable[Dict[str, Any]]) -> None:
@@ -44,6 +46,9 @@ def write_reports(dialect: Dialect, connection: Any, columns: Sequence[str], row
     statement = f"INSERT INTO reports ({names}) VALUES ({marks})"
     cursor = connection.cursor()
     for row in rows:  # each stored before the next is normalized: a newer one may supersede it
+        if row.get(DISCARDED):
+            count_discarded(dialect, cursor, row["timestamp"])
+            continue
         if row.get(QUARANTINED):
             report = {column: row.get(column) for column in columns}
             quarantine(dialect, cursor, row["message_id"], row["site_id"], row["timestamp"], _cell(report))

@@ -8,7 +8,8 @@ as JSON text). ``site_weeks`` and the ``site_week_*`` tables of
 into narrow tables that the weekly SQL queries read. ``quarantined_reports``:
 reports kept apart because their source was over its weekly cap of sites
 (each site's latest of the week, whole, as JSON: ``quarantine.py``); no
-query reads them. ``release_ledger``: what each
+query reads them; ``discarded_reports``: per week, how many reports such
+a source sent for sites beyond the quarantine (counted, not kept). ``release_ledger``: what each
 week's release published, appended by ``aggregate`` and never changed — the
 database refuses UPDATE and DELETE of its rows (``release_ledger.py``).
 ``store_upgrades``: the one-time upgrades of ``store_migration.py`` done to
@@ -39,6 +40,8 @@ def table_statements(dialect: Dialect) -> List[str]:
         "environment_count INTEGER, UNIQUE (week, site_id))",
     ]
     statements.append(quarantine_table(dialect))
+    statements.append(f"CREATE TABLE IF NOT EXISTS discarded_reports (week {text} PRIMARY KEY, "
+                      "reports INTEGER NOT NULL)")
     statements.append(f"CREATE TABLE IF NOT EXISTS store_upgrades (name {text} PRIMARY KEY)")
     for table in NARROW_TABLES:
         columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"

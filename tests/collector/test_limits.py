@@ -18,7 +18,7 @@ from dropsonde.collector.body_reader import read_body
 from dropsonde.collector.client_address import client_address, parse_networks, rate_key
 from dropsonde.collector.options import ServeOptions
 from dropsonde.collector.rate_limiter import BYTES_PER_TOKEN, RateLimiter
-from dropsonde.collector.storage import open_store
+from dropsonde.collector.storage import connect_store, open_store
 from dropsonde.errors import ExitStatus
 from dropsonde.wire_columns import REPORT_COLUMNS
 from tests.support.collector_process import FORGE_MODULES, MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
@@ -389,14 +389,15 @@ def test_a_key_value_connection_string_given_as_a_store_is_not_echoed(tmp_path):
     assert "s3cr3t" not in result.stderr
 
 
-def in_process_collector(tmp_path, rate: int, clock):
+def in_process_collector(tmp_path, rate: int, clock, sites: int = 10, db: str = "r.db"):
     """The WSGI application serve runs, in this process (its rate clock frozen by the
     test), over a real SQLite store whose writer is started."""
     forge = write_forge_cache(tmp_path / "forge", FORGE_MODULES).parent
-    store = open_store(str(tmp_path / "r.db"), allowlist=load_allowlist(forge))
+    store = open_store(str(tmp_path / db), allowlist=load_allowlist(forge))
     store.start_writer()
-    limiter = RateLimiter(str(tmp_path / "rate.db"), rate, clock=clock).create()
-    return CollectorApp(store, REPORT_COLUMNS, ServeOptions(rate_per_minute=rate), load_allowlist(forge), limiter)
+    limiter = RateLimiter(str(tmp_path / "rate.db"), rate, sites_per_week=sites, clock=clock).create()
+    options = ServeOptions(rate_per_minute=rate, sites_per_source=sites)
+    return CollectorApp(store, REPORT_COLUMNS, options, load_allowlist(forge), limiter)
 
 
 def wsgi_post(app, body: bytes, address: str) -> tuple[int, dict]:
@@ -446,3 +447,24 @@ def test_a_list_over_its_cap_is_refused_before_its_items_are_validated(tmp_path)
     assert status == 400
     assert answer["rule"] == "at most 5000 entries per report" and answer["column"] == "unused_classes"
     app.store.close()
+
+
+def test_a_report_over_the_quarantine_is_answered_after_a_durable_commit_like_a_stored_one(tmp_path):
+    """Review F1: a report not stored at all (its source over twice its cap of sites)
+    was answered without waiting for the writer's commit — three times faster than
+    a stored one, which told whoever shares the source which site ids it had
+    reported for. Now it is counted in the writer's group commit: its answer
+    leaves after a commit that wrote to the store (seen from another connection
+    the moment it is answered), and when the store is down it gets 503 like the others."""
+    app = in_process_collector(tmp_path, 100_000, clock=lambda: 1000.0, sites=1)
+    verdicts = [wsgi_post(app, envelope(site(n), MODULE), "198.51.100.7") for n in (1, 2, 3)]
+    assert {status for status, _ in verdicts} == {200} and len({json.dumps(a) for _, a in verdicts}) == 1
+    assert rows(str(tmp_path / "r.db"), "SELECT reports FROM discarded_reports") == [(1,)]  # committed
+    assert rows(str(tmp_path / "r.db"), "SELECT COUNT(*) FROM reports") == [(1,)]
+    app.store.close()
+    unreachable = connect_store(str(tmp_path / "gone" / "r.db"))  # a worker's store whose database is down
+    unreachable.start_writer()
+    down = CollectorApp(unreachable, REPORT_COLUMNS, app.options, app.allowlist, app.limiter)
+    answers = {wsgi_post(down, envelope(site(n), MODULE), "198.51.100.7")[0] for n in (1, 2, 3, 4)}
+    assert answers == {503}  # main: 200 for the discarded ones (sites 3 and 4)
+    unreachable.close()
