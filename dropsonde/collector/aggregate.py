@@ -390,19 +390,29 @@ def publish_week(store: Store, week: str, parameters: Parameters, key: bytes, le
         mechanisms, spent = record.mechanisms, record.spent
     else:
         tables, mechanisms = release_week(store, week, parameters, budget, queries, module_ranking)
-        before = published_summary(out)
-        if (not any(tables.values()) and before.get("week") == week and any(before.get("rows", {}).values())
-                and not force):
-            raise PublicationError("week", week, f"{out} holds a publication of it and this run released no rows "
-                                   "(the wrong store?)", "the empty release replaces it")
         spent = _spent_before(record, out, week) + [{"epsilon": budget.epsilon, "delta": budget.delta}]
+        # recorded before anything is judged of its content: a draw is spent once made
         ledger.append(LedgerEntry(week, fingerprint, key_name, context, tables, mechanisms, spent,
                                   complete=week_ended, forced=force), after=record)
+    _refuse_empty_over_rows(out, week, tables, force)
     publication = Publication(week, budget, parameters.k, mechanisms=mechanisms, spent=spent)
     publication.trends = history + [{"week": week, "slug": r["slug"], "sites": r["sites"]}
                                     for r in tables.get("modules", [])]
     write_publication(out, publication, tables, context, fingerprint, key_name, render)
     return publication
+
+
+def _refuse_empty_over_rows(out: Path, week: str, tables: Dict[str, List[Dict[str, Any]]], force: bool) -> None:
+    """Refuse to replace a publication of ``week`` that has rows with a release
+    that has none (the wrong store?) unless ``force``. Judged only once the
+    release is in the ledger: refusing a draw unrecorded let the next run draw
+    again, so an early release's week was released as "draw until non-empty",
+    each refused draw spent and counted nowhere (outside review F6). Now a rerun
+    re-serves the recorded empty release, and is refused alike."""
+    before = published_summary(out)
+    if not any(tables.values()) and before.get("week") == week and any(before.get("rows", {}).values()) and not force:
+        raise PublicationError("week", week, f"{out} holds a publication of it and the release of this store "
+                               "(recorded in its ledger) has no rows (the wrong store?)", "the empty release replaces it")
 
 
 def write_publication(out: Path, publication: Publication, tables: Dict[str, List[Dict[str, Any]]],

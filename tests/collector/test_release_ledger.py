@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dropsonde.collector.aggregate import Parameters, publish_week
+from dropsonde.collector.aggregate import Parameters, PublicationError, publish_week
 from dropsonde.collector.release_ledger import LedgerEntry, open_ledger
 from dropsonde.collector.render import render_page
 from dropsonde.collector.storage import open_store
@@ -291,3 +291,23 @@ def test_aggregate_while_serve_is_ingesting(db, tmp_path):
     assert posted_during > 0 and set(statuses) == {200}, statuses
     assert open_store(db, columns(), read_only=True).count() == 300 + len(statuses)
     assert ledger_of(db).released_weeks() == ["2026-W47"]
+
+
+def test_a_draw_after_an_early_release_is_recorded_before_its_rows_are_judged(db, tmp_path):
+    """Review F6: after an early (forced) release, the release of the ended week was
+    refused when it had no rows (--out holding the early release's) BEFORE it was
+    recorded, so each cron retry drew again until a draw had rows: a release
+    conditioned on its content, each refused draw spent and counted nowhere. Now
+    the draw is in the ledger first; a rerun re-serves it (refused alike), never redraws."""
+    store = stored_week(db, sites=300)
+    out, key = tmp_path / "www", b"k" * 32
+    early = publish_week(store, "2026-W47", Parameters(NO_NOISE, 1e-6), key, open_ledger(store), out, render_page,
+                         force=True, week_ended=False)
+    assert early.rows["modules"] == 2
+    for _ in range(3):  # a k no noisy count reaches: the draw has no rows
+        with pytest.raises(PublicationError, match="no rows"):
+            publish_week(store, "2026-W47", Parameters(4.0, 1e-6, 2**31 - 1), key, open_ledger(store), out, render_page)
+    releases = [(r["number"], r["complete"], any(json.loads(r["released_tables"]).values())) for r in store.query(
+        "SELECT number, complete, released_tables FROM release_ledger ORDER BY number", {})]
+    assert releases == [(1, False, True), (2, True, False)]  # main: only the early one — 3 draws, none recorded
+    assert json.loads((out / "summary.json").read_text())["rows"]["modules"] == 2  # the early publication stays
