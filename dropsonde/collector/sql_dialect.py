@@ -240,26 +240,52 @@ END IF; END $do$"""]
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***`` and its
-    query string, if any, by ``***`` whole (libpq decodes percent-escapes in
-    parameter names too: ``pass%77ord=`` is a password): errors and logs name
-    the store without handing its password to whoever reads them. The
-    authority ends at the first ``/``, ``?`` or ``#`` (``postgresql://h?password=x``
-    has no path). Text that is no URL but holds ``password=`` (a libpq
-    ``key=value`` string given where a SQLite path is expected) has every
-    such value hidden too."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    """What errors and logs show of a store: for a ``postgresql://`` URL, only
+    the user, host, port and database **as libpq parses the URL** (psycopg's
+    ``conninfo_to_dict`` calls libpq's own parser), rebuilt — never the text
+    given, so no spelling of a password can reach the output: a ``#`` or ``?``
+    in a password is part of it for libpq (which ends the user part only at
+    ``@`` or ``/``), not the end of the authority, as a regular expression of
+    ours had it (outside review F2: ``hunter#SECRET1`` was shown whole). A
+    password, given in any place, is shown as ``***``; other parameters as
+    ``?***``. A part that is not plainly a name or a number (the URL was not
+    what its writer meant: ``u:pa/ss@h`` is host ``u``, port ``pa``) is shown
+    as ``?``; a URL whose user part holds an unencoded ``@`` or ``/`` (the
+    rest of a password would be shown as the host) and one libpq cannot
+    parse are not shown at all. Text that is
+    no URL but holds ``password=`` (a libpq ``key=value`` string given where
+    a SQLite path is expected) has every such value hidden."""
+    if not url.startswith(POSTGRES_SCHEMES):
         return _DSN_PASSWORD_RE.sub(r"\1***", url)
-    authority, tail = _AUTHORITY_RE.match(rest).groups()  # type: ignore[union-attr]  # always matches
-    user, at, host = authority.rpartition("@")
-    if at and ":" in user:
-        authority = f"{user.split(':', 1)[0]}:***@{host}"
-    path, question, _ = tail.partition("?")
-    return f"{scheme}{sep}{authority}{path}{question and '?***'}"
+    scheme, _, rest = url.partition("://")
+    if rest.count("@") > 1 or ("@" in rest and "/" in rest[:rest.rfind("@")]):
+        # libpq ends the user part at the first '@' or '/', so whatever follows
+        # (shown as host, port or database) may be the rest of a password
+        return f"{scheme}://<ambiguous: percent-encode '@' and '/' in the user part>"
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    except Exception:  # noqa: BLE001 - no libpq, or it cannot parse the URL: show nothing of it
+        return f"{scheme}://<unparseable>"
+    user = _shown(parts.pop("user", ""), _NAME_RE)
+    password = ":***" if parts.pop("password", None) is not None else ""
+    host = _shown(parts.pop("host", ""), _HOST_RE)
+    host = f"[{host}]" if ":" in host else host
+    port = _shown(parts.pop("port", ""), _PORT_RE)
+    dbname = _shown(parts.pop("dbname", ""), _NAME_RE)
+    return (f"{scheme}://{user + password + '@' if user or password else ''}{host}{':' + port if port else ''}"
+            f"{'/' + dbname if dbname else ''}{'?***' if parts else ''}")
 
 
-_AUTHORITY_RE = re.compile(r"([^/?#]*)(.*)", re.DOTALL)
+def _shown(value: str, plain: "re.Pattern[str]") -> str:
+    """``value`` if it is plainly a name, host or port, else ``?``."""
+    return value if not value or plain.fullmatch(value) else "?"
+
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+_HOST_RE = re.compile(r"[A-Za-z0-9_.:,-]{1,255}")
+_PORT_RE = re.compile(r"[0-9,]{1,40}")
 # libpq's key=value form: a value is a quoted string or runs to the next blank.
 _DSN_PASSWORD_RE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
 

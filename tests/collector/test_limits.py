@@ -7,10 +7,13 @@ from __future__ import annotations
 import io
 import json
 import socket
+import string
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dropsonde.collector.allowlist_files import load_allowlist
 from dropsonde.collector.app import CollectorApp
@@ -23,6 +26,7 @@ from dropsonde.errors import ExitStatus
 from dropsonde.wire_columns import REPORT_COLUMNS
 from tests.support.collector_process import FORGE_MODULES, MODULE, CollectorProcess, envelope, post, rows, site, write_forge_cache
 from tests.support.puppetdb_server import free_port
+from tests.support.time_limits import cpu_limit
 
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.0.2.1"])
@@ -323,7 +327,10 @@ def test_idle_rate_state_is_dropped_on_a_deadline(tmp_path):
                                  # review: libpq decodes percent-escapes in names too
                                  "postgresql://postgres@127.0.0.1:{port}/nope?pass%77ord=s3cr%40t",
                                  # re-check: a query string with no path before it
-                                 "postgresql://postgres@127.0.0.1:{port}?password=s3cr%40t"])
+                                 "postgresql://postgres@127.0.0.1:{port}?password=s3cr%40t",
+                                 # review 2 F2: '#' and '?' in a password (libpq takes both as its own)
+                                 "postgresql://postgres:hunter#s3cr@127.0.0.1:{port}/nope",
+                                 "postgresql://postgres:hun?s3cr@127.0.0.1:{port}/nope"])
 def test_a_store_password_is_never_shown(tmp_path, url):
     """#17.9: a password in a postgresql:// URL was printed in errors and logs."""
     from tests.support.cli import run_dropsonde
@@ -363,8 +370,16 @@ def test_one_source_speaks_for_a_bounded_number_of_sites_a_week_and_cannot_tell(
 
 @pytest.mark.parametrize("text, shown", [
     ("postgresql://u:s3cret@db.example:5432/tel", "postgresql://u:***@db.example:5432/tel"),
-    ("postgresql://u@db.example:5432?password=s3cret", "postgresql://u@db.example:5432?***"),
-    ("postgres://u@db.example/tel?sslmode=require&%50ASSWORD=s3cret", "postgres://u@db.example/tel?***"),
+    ("postgresql://u@db.example:5432?password=s3cret", "postgresql://u:***@db.example:5432"),
+    ("postgres://u@db.example/tel?sslmode=require&%50ASSWORD=s3cret", "postgres://<unparseable>"),
+    ("postgres://u@db.example/tel?sslmode=require&pass%77ord=s3cret", "postgres://u:***@db.example/tel?***"),
+    # review 2 F2: libpq ends the user part only at '@' or '/': '#' and '?' are the password's
+    ("postgresql://dropsonde:hunter#SECRET1@127.0.0.1:1/telemetry", "postgresql://dropsonde:***@127.0.0.1:1/telemetry"),
+    ("postgresql://dropsonde:hun?SECRET2@127.0.0.1:1/telemetry", "postgresql://dropsonde:***@127.0.0.1:1/telemetry"),
+    # libpq: password 'a', host 'SECRET3' / host 'u', port 'a', dbname 'SECRET4@...': the rest of a password
+    ("postgresql://u:a@SECRET3@db.example/tel", "postgresql://<ambiguous: percent-encode '@' and '/' in the user part>"),
+    ("postgresql://u:a/SECRET4@db.example/tel", "postgresql://<ambiguous: percent-encode '@' and '/' in the user part>"),
+    ("postgresql://[2001:db8::5]:5432/tel", "postgresql://[2001:db8::5]:5432/tel"),
     ("host=db.example password=s3cret dbname=tel", "host=db.example password=*** dbname=tel"),
     ("host=db.example PASSWORD = 's3 cret' dbname=tel", "host=db.example PASSWORD = *** dbname=tel"),
     ("/var/lib/dropsonde-collector/reports.db", "/var/lib/dropsonde-collector/reports.db"),
@@ -375,6 +390,24 @@ def test_redact_url_hides_every_spelling_of_a_password(text, shown):
     from dropsonde.collector.sql_dialect import redact_url
 
     assert redact_url(text) == shown
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=st.text(alphabet=string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?#[]% \"", min_size=0,
+                        max_size=12), where=st.sampled_from(["before", "after", "around"]))
+def test_no_password_however_spelled_appears_in_what_is_shown_of_a_store(password, where):
+    """Review 2 F2: whatever characters a password holds (URL-safe or not: '#', '?',
+    '@', '/', '%'), what errors and logs show of the URL never holds it."""
+    from dropsonde.collector.sql_dialect import redact_url
+
+    secret = {"before": "PW" + password, "after": password + "PW", "around": password + "PW" + password}[where]
+    urls = [f"postgresql://dropsonde:{secret}@127.0.0.1:5432/telemetry"]
+    if "&" not in secret:  # in a query string '&' starts the next parameter (for libpq too): a value cannot hold it
+        urls.append(f"postgres://dropsonde@db.example/telemetry?password={secret}")
+    for url in urls:
+        with cpu_limit(2):
+            shown = redact_url(url)
+        assert "PW" not in shown, (url, shown)
 
 
 def test_a_key_value_connection_string_given_as_a_store_is_not_echoed(tmp_path):
