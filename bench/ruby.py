@@ -21,12 +21,14 @@ walk the same modules, but ours withholds a few the Ruby client reports (a
 slug with no author, a directory named unlike its metadata.json).
 
 The Ruby client is not built or fetched here: give its command with
-``--ruby-dropsonde`` (README.md, "Budgets", says how it was obtained). It is
+``--ruby-dropsonde`` (README.md, "Side by side with the Ruby client", says how
+it was obtained). It is
 run with PUPPET_CONFDIR, PUPPET_CODEDIR, PUPPET_VARDIR and PUPPET_LOGDIR set to
 the tree (the environment variables its `Puppet.initialize_settings` reads).
 
 Usage: bench/ruby.py --ruby-dropsonde /path/to/dropsonde [--runs 7] [--trees r10k:40,codedir:30]
-                     [--before /other/venv/bin/dropsonde]   (an older revision, interleaved too)
+                     [--before /other/venv/bin/dropsonde]   (an older revision, interleaved too;
+                     compile its bytecode first when PYTHONDONTWRITEBYTECODE is set)
 """
 
 from __future__ import annotations
