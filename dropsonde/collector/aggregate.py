@@ -41,7 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from dropsonde.collector.budget import Budget, plan_budget
+from dropsonde.collector.budget import Budget, plan_budget, shared_source_guarantee
 from dropsonde.collector.normalize import week_start
 from dropsonde.collector.output import (TableWriter, check_replaceable, recover_interrupted_swap, staging,
                                         write_file)
@@ -443,6 +443,7 @@ def write_publication(out: Path, publication: Publication, tables: Dict[str, Lis
                    "privacy": {**publication.budget.describe(), "releases_of_this_week": len(publication.spent),
                                "releases": publication.spent,
                                "spent": {"epsilon": publication.epsilon, "delta": publication.delta},
+                               "shared_source": shared_source_guarantee(publication.epsilon, publication.delta),
                                "mechanisms": publication.mechanisms},
                    "epsilon": publication.epsilon, "delta": publication.delta,
                    "release_context": fingerprint, "parameters": context, "noise_key": key_name,

@@ -105,6 +105,20 @@ class Budget:
         return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()
 
 
+def shared_source_guarantee(epsilon: float, delta: float) -> Dict[str, Any]:
+    """The guarantee for a site behind a source (an address, an IPv6 /48) that
+    reported for more sites than ``--sites-per-source``: counted there, the
+    site keeps one other site of that source out of the week (``rate_limiter``),
+    so adding or removing its report changes the counted sites by two — group
+    privacy of two sites: (2 epsilon, (1 + e^epsilon) delta), the bound that
+    holds for any (epsilon, delta) mechanism, the thresholds' deltas included
+    (scaling the zCDP rho by 4 alone would leave those out)."""
+    group_delta = min(1.0, (1 + math.exp(epsilon)) * delta) if epsilon < 700 else 1.0  # e^700: no bound left
+    return {"group": 2, "epsilon": 2 * epsilon, "delta": group_delta,
+            "applies_to": "a site behind a source (an IPv4 address or IPv6 /48) that reported for more sites "
+                          "that week than --sites-per-source (per collector process that counted it)"}
+
+
 def _selected(name: str) -> bool:
     """Releases with partition selection: every table with keys (not the total, not a sum)."""
     return name != "sites" and not name.endswith(".sum")

@@ -80,6 +80,7 @@ class RateLimiter:
             connection.execute("CREATE TABLE IF NOT EXISTS source_sites "
                                "(week TEXT NOT NULL, source TEXT NOT NULL, site TEXT NOT NULL, "
                                "quarantined INTEGER NOT NULL, PRIMARY KEY (week, source, site))")
+            connection.execute("CREATE INDEX IF NOT EXISTS source_sites_by_site ON source_sites (week, site)")
         finally:
             connection.close()
         return self
@@ -121,13 +122,23 @@ class RateLimiter:
         """Count ``site_id`` against ``address``'s source for ``week``: counted
         while the source speaks for at most ``sites_per_week`` sites, then
         quarantined for as many more, then discarded. A site keeps its first
-        verdict for the week (its report replaces its older one)."""
+        verdict for the week (its report replaces its older one), and a site
+        counted by any source is counted from every other without taking a
+        slot there: so one site, wherever it reports from, keeps at most one
+        other site out of the counted ones (its slot) — the publication's
+        guarantee for a site behind a full source is that of a group of two
+        sites (README, "Differential privacy"); a site taking a slot in each
+        source it reported from kept out one site per source (outside review F4)."""
         source = self.source(address)
         site = hmac.new(self.key, site_id.encode(), hashlib.sha256).hexdigest()
         with self._transaction() as connection:
+            elsewhere = connection.execute("SELECT 1 FROM source_sites WHERE week = ? AND site = ? AND quarantined = 0 "
+                                           "LIMIT 1", (week, site)).fetchone()
             known = connection.execute("SELECT quarantined FROM source_sites WHERE week = ? AND source = ? AND site = ?",
                                        (week, source, site)).fetchone()
-            if known is not None:
+            if elsewhere is not None:
+                verdict = SiteVerdict.COUNTED  # counted already: it takes no second slot (see the docstring)
+            elif known is not None:
                 verdict = SiteVerdict.QUARANTINED if known[0] else SiteVerdict.COUNTED
             else:
                 (count,) = connection.execute("SELECT COUNT(*) FROM source_sites WHERE week = ? AND source = ?",

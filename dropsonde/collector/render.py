@@ -12,6 +12,7 @@ from html import escape
 from typing import Any, Dict, List, Sequence, Tuple
 
 from dropsonde.collector.aggregate import PAGE_ROWS, Publication
+from dropsonde.collector.budget import shared_source_guarantee
 
 PALETTE = ["#3b6ea5", "#e07b39", "#5a9e4b", "#c8b23a", "#8e5ea2", "#d45087", "#2f9e9e", "#7a7a7a"]
 TOP_MODULES = 20
@@ -132,13 +133,17 @@ document.querySelectorAll('figure.chart').forEach(function (figure) {
 
 def _privacy(result: Publication) -> str:
     """The week's guarantee in plain words, and what it cost."""
+    shared = shared_source_guarantee(result.epsilon, result.delta)
     again = (f" This week was released {len(result.spent)} times (forced), so the total above is the sum of "
              "those releases." if len(result.spent) > 1 else "")
     return (f"<p><strong>Privacy.</strong> Every table on this page and in the files is differentially private "
             f"for each site and week: adding or removing any one site's report changes the chance of anything "
             f"published here by at most a factor e<sup>&epsilon;</sup> with &epsilon; = {result.epsilon:g}, "
             f"except with probability &delta; = {result.delta:g}, however many other sites (real or invented) "
-            f"reported. That is one budget for the whole week, shared by all tables (the split is in "
+            f"reported. For a site behind an address shared by more sites than the collector counts per address "
+            f"(a NAT, a proxy), whose report can keep one other site of that address out, it is the guarantee "
+            f"of a group of two sites: &epsilon; = {shared['epsilon']:g}, &delta; = {shared['delta']:.2g}. "
+            f"That is one budget for the whole week, shared by all tables (the split is in "
             f"summary.json). Every count carries random noise (OpenDP's discrete Gaussian mechanism); a row is "
             f"shown only if its <em>noisy</em> count passes a threshold, so rows used by few sites are absent; "
             f"each site counts in a bounded number of rows per table. Counts are therefore approximate: the "

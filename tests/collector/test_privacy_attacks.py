@@ -207,6 +207,11 @@ def test_summary_and_page_state_the_weeks_budget(published_week):
     page = (out / "index.html").read_text()
     assert f"&epsilon; = {DEFAULT_EPSILON:g}" in page and f"&delta; = {DEFAULT_DELTA:g}" in page
     assert "for each site and week" in page
+    # review 2 F4: behind a full source a site can keep one other out: the guarantee of a group of two
+    shared = privacy["shared_source"]
+    assert shared["group"] == 2 and shared["epsilon"] == 2 * DEFAULT_EPSILON
+    assert shared["delta"] == pytest.approx((1 + math.exp(DEFAULT_EPSILON)) * DEFAULT_DELTA)
+    assert f"a group of two sites: &epsilon; = {2 * DEFAULT_EPSILON:g}" in page
 
 
 def test_a_copy_of_the_store_carries_its_ledger_whatever_key_path_or_files_beside_it(published_week, tmp_path):

@@ -5,7 +5,11 @@ by default (#17.8: one client posting forever grew the store without bound)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dropsonde.collector.rate_limiter import RateLimiter, SiteVerdict
 from dropsonde.collector.report_upsert import QUARANTINED
@@ -95,3 +99,41 @@ def test_one_client_posting_over_its_cap_for_ever_keeps_a_bounded_quarantine(tmp
     assert len(answers) == 1 and next(iter(answers))[0] == 200  # every post answered alike
     assert sorted(counted) == sorted((site(n),) for n in (0, 1))
     assert sorted(kept_apart) == sorted((site(n),) for n in (5, 6))
+
+
+def published_sites(limiter: RateLimiter, arrivals) -> set:
+    """The sites the publication counts after ``arrivals`` ((source, site) in order):
+    those with a report COUNTED (a quarantined later report never replaces it)."""
+    return {site_id for source, site_id in arrivals
+            if limiter.admit_site(source, site_id, "2026-W48") is SiteVerdict.COUNTED}
+
+
+def test_a_site_reporting_from_many_sources_keeps_at_most_one_other_site_out(tmp_path):
+    """Review F4: V reporting from three full sources took a slot in each and kept
+    three honest sites out of the publication (a group of four for V's guarantee).
+    A site counted by one source now takes no slot in another."""
+    honest = [("192.0.2.1", site(1)), ("192.0.2.2", site(2)), ("192.0.2.3", site(3))]
+    victim = [(source, site(0)) for source, _ in honest]
+    without = published_sites(RateLimiter(str(tmp_path / "a.db"), 60, sites_per_week=1).create(), honest)
+    with_victim = published_sites(RateLimiter(str(tmp_path / "b.db"), 60, sites_per_week=1).create(), victim + honest)
+    assert without == {site(1), site(2), site(3)}
+    assert with_victim == {site(0), site(2), site(3)}  # main: {site(0)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrivals=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 6)), max_size=24),
+       positions=st.lists(st.tuples(st.integers(0, 24), st.integers(0, 3)), min_size=1, max_size=4),
+       cap=st.integers(1, 3))
+def test_adding_one_sites_reports_changes_the_counted_sites_by_at_most_two(arrivals, positions, cap):
+    """The bound README states (a group of two): whatever the others send, in any
+    order, from any sources, adding all of one site's reports (anywhere in the
+    sequence, from any sources) changes the set of counted sites by that site and
+    at most one other."""
+    others = [(f"192.0.2.{source}", site(n)) for source, n in arrivals]
+    with_victim = list(others)
+    for position, source in sorted(positions, reverse=True):
+        with_victim.insert(min(position, len(with_victim)), (f"192.0.2.{source}", site(0)))
+    with tempfile.TemporaryDirectory() as scratch:
+        without = published_sites(RateLimiter(f"{scratch}/a.db", 60, sites_per_week=cap).create(), others)
+        added = published_sites(RateLimiter(f"{scratch}/b.db", 60, sites_per_week=cap).create(), with_victim)
+    assert len((without ^ added) - {site(0)}) <= 1, (without, added)
