@@ -87,3 +87,27 @@ def test_what_an_earlier_release_normalized_unchecked_is_checked_once_and_refuse
     assert list(store.query("SELECT COUNT(*) AS n FROM site_week_module_platforms", {})) == [{"n": 1}]
     assert [r["message_id"] for r in store.query("SELECT message_id FROM reports", {})] == ["m1"]
     open_store(db, COLUMNS + ["class_platforms"])  # checked once: no allowlist needed to open it again
+
+
+def test_a_migrated_store_publishes_none_of_what_the_allowlist_refuses(tmp_path):
+    """End to end: 100 sites of an earlier release's store report an invented class
+    and 100 an invented version; once migrated and published (with next to no
+    noise), neither appears, while what the allowlist accepts is published."""
+    from dropsonde.collector.allowlist import Allowlist
+    from tests.support.cli import run_dropsonde
+    from tests.support.collector_reports import NO_NOISE, WEEK
+
+    db = str(tmp_path / "old.db")
+    pills = [{"name": "ntp::buy_cheap_pills", "count": 9}]
+    invented = [row(1000 + n, classes=pills) for n in range(100)]
+    invented += [row(2000 + n, modules=[{"name": "ntp", "slug": "puppetlabs-ntp", "version": "77.7.7"}])
+                 for n in range(100)]
+    earlier_release_store(db, [row(n) for n in range(100)] + invented)
+    open_store(db, allowlist=Allowlist(ALLOWLIST.slugs, {"puppetlabs-ntp": {"10.0.0": ["ntp", "ntp::config"]}}))
+    out = tmp_path / "out"
+    result = run_dropsonde("collector", "aggregate", "--db", db, "--out", str(out), "--week", WEEK,
+                           "--epsilon", str(NO_NOISE))
+    assert result.returncode == 0, result.stderr
+    published = "".join(path.read_text() for path in out.rglob("*.json"))
+    assert "ntp::config" in published and "10.0.0" in published  # the accepted ones are
+    assert "buy_cheap_pills" not in published and "77.7.7" not in published
