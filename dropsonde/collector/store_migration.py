@@ -7,14 +7,15 @@ the collector would accept today. Each is judged as ``serve`` judges a
 report (the columns it knows, their schemas, the allowlist serve starts
 with); a refused one is removed, not published, and counted in a warning.
 With no allowlist at hand, such a store is refused rather than published
-unchecked. A store that has ``site_weeks`` rows, or no reports at all,
-needs nothing and costs two one-row reads. Two collectors doing it at once
-store nothing twice (the upsert keeps one report per site and week).
+unchecked. Two collectors doing it at once store nothing twice (the upsert
+keeps one report per site and week).
 
 Stores whose narrow tables an earlier release filled without the allowlist
 of release evidence have each site-week's kept report judged the same way,
 once: a refused one is removed with its narrow rows. The narrow rows of a
 site-week whose raw report the operator deleted cannot be judged and stay.
+``store_upgrades`` records the check: a store checked (or created so) costs
+a few one-row reads per open.
 
 Stores whose quarantine kept one row per post get one row per week and site.
 
