@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 from datetime import datetime, timedelta, timezone
@@ -422,7 +423,8 @@ def test_an_import_has_one_cpu_budget_for_the_whole_bundle(tmp_path):
     with cpu_limit(4.0), pytest.raises(BadInput) as error:
         read_bundle(bundle, cpu_seconds=0.6)
     assert str(bundle) in str(error.value)
-    assert "took more than 0.6 s of CPU time (BUNDLE_CPU_SECONDS; 2 of 6 done)" in str(error.value)
+    done = re.search(r"took more than 0\.6 s of CPU time \(BUNDLE_CPU_SECONDS; (\d) of 6 done\)", str(error.value))
+    assert done and 1 <= int(done.group(1)) < 6, str(error.value)  # about 2 (0.4 s each), fewer on a busy machine
     assert len(read_bundle(costly_bundle(tmp_path / "small.json", 2), cpu_seconds=30).releases) == 2
 
 
