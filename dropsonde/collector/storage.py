@@ -21,7 +21,7 @@ from dropsonde.collector.group_commit import GroupCommitWriter, Row, StoreUnavai
 from dropsonde.collector.report_upsert import write_reports
 from dropsonde.collector.sql_dialect import Dialect, SQLiteDialect, dialect_for, redact_url
 from dropsonde.collector.store_migration import (check_kept_reports, fill_new_tables, migrate, migrate_quarantine,
-                                                 missing_tables, refuse_unchecked)
+                                                 missing_tables, owe_fills, refuse_unchecked)
 from dropsonde.collector.store_schema import create_tables
 from dropsonde.errors import BadInput, DropsondeError, ExitStatus
 from dropsonde.wire import SKELETON
@@ -81,14 +81,14 @@ class Store:
         connection = self.connect()
         try:
             refuse_unchecked(self.dialect, connection, self.allowlist)
-            created = missing_tables(self.dialect, connection)
+            owe_fills(self.dialect, connection, missing_tables(self.dialect, connection))
             create_tables(self.dialect, connection, self.metric_columns)
             migrate_quarantine(self.dialect, connection, self.query)
         finally:
             connection.close()
         migrate(self.dialect, self.query, self.metric_columns, self.allowlist)
         check_kept_reports(self.dialect, self.query, self.metric_columns, self.allowlist)
-        fill_new_tables(self.dialect, self.query, self.metric_columns, created)
+        fill_new_tables(self.dialect, self.query, self.metric_columns)
         self.prune()
         return self
 

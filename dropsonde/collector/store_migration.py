@@ -20,10 +20,13 @@ a few one-row reads per open.
 Stores whose quarantine kept one row per post get one row per week and site.
 
 A narrow table added by a later release (``site_week_module_platforms``) is
-filled, when the open creates it, from each site-week's kept raw report (the
-one ``site_weeks`` points at): the weeks stored before the upgrade publish
-it too. Two collectors doing it at once insert each row once (``ON CONFLICT
-DO NOTHING``).
+filled from each site-week's kept raw report (the one ``site_weeks`` points
+at): the weeks stored before the upgrade publish it too. The fill is
+recorded as owed (``store_upgrades``) before the table is created and
+cleared once it is done, so an open killed between the two, or halfway
+through the fill, fills it on the next open instead of leaving it empty for
+good. Two collectors doing it at once insert each row once (``ON CONFLICT
+DO NOTHING``, on the table's primary key).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dropsonde.collector.normalize import NARROW_TABLES, narrow_rows
 from dropsonde.collector.quarantine import quarantine
 from dropsonde.collector.report_upsert import normalize_report
 from dropsonde.collector.sql_dialect import Dialect
-from dropsonde.collector.store_schema import quarantine_table
+from dropsonde.collector.store_schema import quarantine_table, upgrades_table
 from dropsonde.errors import BadInput
 from dropsonde.schema import json_schema_for_column, schema_validator, validation_message
 from dropsonde.wire_columns import REPORT_COLUMNS
@@ -47,6 +50,8 @@ BATCH = 500
 REPORTS_CHECKED = "reports checked against the allowlist"
 NO_ALLOWLIST = ("it holds reports of an earlier release, which are published only once checked against "
                 "the collector's allowlist (its Forge list and release evidence), and none was given")
+#: ``store_upgrades`` name of a narrow table created by an upgrade and not filled yet
+FILL_OWED = "fill "
 #: where an earlier release's quarantine (one row per post) waits while it is copied
 QUARANTINE_BY_POST = "quarantined_reports_by_post"
 log = logging.getLogger(__name__)
@@ -221,11 +226,24 @@ def missing_tables(dialect: Dialect, connection: Any) -> List[str]:
     return [table.name for table in NARROW_TABLES if not dialect.has_table(connection, table.name)]
 
 
-def fill_new_tables(dialect: Dialect, query: Query, metric_columns: Sequence[str], created: Sequence[str]) -> None:
-    """Fill the narrow tables ``created`` by this open from the reports the
-    store already normalized (a store whose ``site_weeks`` is empty is filled
-    whole by ``migrate``)."""
-    if not created or not _has_rows(query, "site_weeks"):
+def owe_fills(dialect: Dialect, connection: Any, created: Sequence[str]) -> None:
+    """Record, and commit, that the narrow tables ``created`` are to be filled,
+    before the open creates them: what is recorded survives a crash, what is
+    only about to happen does not."""
+    cursor = connection.cursor()
+    cursor.execute(upgrades_table(dialect))
+    for name in created:
+        _record(dialect, cursor, FILL_OWED + name)
+    connection.commit()
+
+
+def fill_new_tables(dialect: Dialect, query: Query, metric_columns: Sequence[str]) -> None:
+    """Fill every narrow table a fill is owed to from the reports the store
+    already normalized, then clear what is owed (a store whose ``site_weeks``
+    was empty is filled whole by ``migrate``)."""
+    owed = [row["name"][len(FILL_OWED):] for row in query("SELECT name FROM store_upgrades", {})
+            if row["name"].startswith(FILL_OWED)]
+    if not owed:
         return
     columns = {table.name: table.columns for table in NARROW_TABLES}
     connection = dialect.connect()
@@ -238,7 +256,7 @@ def fill_new_tables(dialect: Dialect, query: Query, metric_columns: Sequence[str
                 if row.get(column) is not None:
                     row[column] = json.loads(row[column])
             values = narrow_rows(row)
-            for name in created:
+            for name in owed:
                 if values[name]:
                     marks = ", ".join([dialect.placeholder] * (len(columns[name]) + 2))
                     cursor.executemany(f"INSERT INTO {name} (week, site_week, {', '.join(columns[name])}) "
@@ -246,6 +264,8 @@ def fill_new_tables(dialect: Dialect, query: Query, metric_columns: Sequence[str
                                        [(row["kept_week"], row["kept_site_week"], *value) for value in values[name]])
             if number % BATCH == 0:
                 connection.commit()
+        for name in owed:
+            cursor.execute(dialect.sql("DELETE FROM store_upgrades WHERE name = :name"), {"name": FILL_OWED + name})
         connection.commit()
     finally:
         connection.close()

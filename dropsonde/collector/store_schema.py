@@ -42,7 +42,7 @@ def table_statements(dialect: Dialect) -> List[str]:
     statements.append(quarantine_table(dialect))
     statements.append(f"CREATE TABLE IF NOT EXISTS discarded_reports (week {text} PRIMARY KEY, "
                       "reports INTEGER NOT NULL)")
-    statements.append(f"CREATE TABLE IF NOT EXISTS store_upgrades (name {text} PRIMARY KEY)")
+    statements.append(upgrades_table(dialect))
     for table in NARROW_TABLES:
         columns = ", ".join(f"{c} INTEGER NOT NULL" if c in table.counts else f"{c} {text} NOT NULL"
                             for c in table.columns)
@@ -66,6 +66,11 @@ def ledger_statements(dialect: Dialect) -> List[str]:
             "forced INTEGER NOT NULL, complete INTEGER NOT NULL, parameters TEXT NOT NULL, released_tables TEXT, "
             "mechanisms TEXT NOT NULL, spent TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (week, number))",
             *dialect.append_only(LEDGER_TABLE)]
+
+
+def upgrades_table(dialect: Dialect) -> str:
+    """The CREATE statement of ``store_upgrades``: the names of one-time upgrades done (or owed)."""
+    return f"CREATE TABLE IF NOT EXISTS store_upgrades (name {dialect.text_type} PRIMARY KEY)"
 
 
 def quarantine_table(dialect: Dialect) -> str:

@@ -178,6 +178,29 @@ def test_a_narrow_table_added_by_an_upgrade_is_filled_from_the_kept_reports(db):
     assert list(open_store(db, columns).query("SELECT COUNT(*) AS n FROM site_week_module_platforms", {})) == [{"n": 3}]
 
 
+def test_an_open_killed_between_creating_a_new_table_and_filling_it_fills_it_next_time(db):
+    """The table used to be filled only by the open that created it: killed between the two, the next
+    open found it present and left it empty for good. What is owed is recorded before the table exists."""
+    from dropsonde.collector.store_migration import missing_tables, owe_fills
+    from dropsonde.collector.store_schema import create_tables
+
+    columns = COLUMNS + ["class_platforms"]
+    store = open_store(db, columns)
+    store.insert_many([{**row(n, "2026-11-25T10:00:00.000000+00:00"),
+                        "class_platforms": [{"name": "x::y", "platform": "Debian", "count": n + 1}]} for n in range(3)])
+    connection = store.connect()
+    connection.cursor().execute("DROP TABLE site_week_module_platforms")  # as a store of the previous release
+    connection.commit()
+    owe_fills(store.dialect, connection, missing_tables(store.dialect, connection))  # what the killed open did
+    create_tables(store.dialect, connection, columns)
+    connection.close()
+    assert list(store.query("SELECT COUNT(*) AS n FROM site_week_module_platforms", {})) == [{"n": 0}]
+    reopened = open_store(db, columns)
+    assert [r["nodes"] for r in reopened.query("SELECT nodes FROM site_week_module_platforms ORDER BY nodes", {})] \
+        == [1, 2, 3]
+    assert list(reopened.query("SELECT name FROM store_upgrades WHERE name LIKE 'fill %'", {})) == []
+
+
 def test_the_abstract_bases_cannot_be_made():
     from dropsonde.collector.sql_dialect import Dialect
     from dropsonde.collector.storage import Store
