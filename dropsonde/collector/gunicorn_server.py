@@ -10,7 +10,7 @@ import signal
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List
 
 from dropsonde.collector.allowlist_files import load_allowlist
 from dropsonde.collector.rate_limiter import RateLimiter
@@ -61,6 +61,7 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
     from gunicorn.app.base import BaseApplication
 
     allowlist = load_allowlist(forge_cache)  # a bad list stops the collector here, before anything is created
+    when_ready = _defer_reloads_until_ready()
     listener = bind(listen)
     open_store(db, allowlist=allowlist)  # tables created (an older store migrated) once, before any worker exists
     scratch = tempfile.mkdtemp(prefix="dropsonde-collector-")
@@ -82,7 +83,7 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
 
     class Server(BaseApplication):  # type: ignore[misc] # gunicorn publishes no types
         def load_config(self) -> None:
-            for key, value in _gunicorn_options(listener, options, connections, workers).items():
+            for key, value in _gunicorn_options(listener, options, connections, workers, when_ready).items():
                 if key in self.cfg.settings:  # settings newer than the oldest gunicorn supported are skipped
                     self.cfg.set(key, value)
 
@@ -97,7 +98,24 @@ def serve(listen: str, db: str, options: ServeOptions, forge_cache: Path, connec
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _gunicorn_options(listener: socket.socket, options: ServeOptions, connections: int, workers: int) -> Dict[str, Any]:
+def _defer_reloads_until_ready() -> Callable[[Any], None]:
+    """A SIGHUP (``systemctl reload``) that came once the socket was bound but
+    before gunicorn installed its handlers -- while the store is opened, or an
+    older one migrated -- killed the collector (the default action), and the
+    unit restarted it. Until gunicorn is ready it is only noted; the returned
+    ``when_ready`` hook sends it again then, so the reload still happens."""
+    pending: List[int] = []
+    signal.signal(signal.SIGHUP, lambda number, frame: pending.append(number))
+
+    def when_ready(server: Any) -> None:
+        if pending:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    return when_ready
+
+
+def _gunicorn_options(listener: socket.socket, options: ServeOptions, connections: int, workers: int,
+                      when_ready: Callable[[Any], None]) -> Dict[str, Any]:
     return {
         "bind": f"fd://{listener.fileno()}",
         "workers": workers,
@@ -112,6 +130,7 @@ def _gunicorn_options(listener: socket.socket, options: ServeOptions, connection
         "loglevel": "warning",
         "accesslog": None,
         "errorlog": "-",
+        "when_ready": when_ready,
         "post_fork": _stop_on_signals_while_booting,
         "worker_exit": _close_store,
         "control_socket_disable": True,  # gunicorn >= 25: one per-user socket path, shared by every instance

@@ -49,3 +49,30 @@ def test_sighup_replaces_the_workers_gracefully_with_the_refreshed_forge_list(tm
             time.sleep(0.05)  # polling the new workers' arrival, bounded by the deadline
         assert collector.process.poll() is None  # the master stayed up throughout
     assert set(codes) <= {200, 400} and codes[-2:] == [200, 200], codes
+
+
+def test_a_reload_while_the_store_opens_is_kept_for_later_not_the_end_of_the_collector(tmp_path):
+    """The socket is bound before the store is opened (or an older one migrated), gunicorn's
+    handlers are installed after: a SIGHUP in between (`systemctl reload` right after a start)
+    killed the collector. Here the store is held locked, so the SIGHUP surely comes in between."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    from tests.support.collector_process import MODULE, CollectorProcess, envelope, post, site
+
+    db = str(tmp_path / "r.db")
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # the collector's open waits on it (busy timeout 30 s)
+    collector = CollectorProcess(db, "--rate", "100000").start()  # returns once the socket accepts
+    try:
+        os.kill(collector.process.pid, signal.SIGHUP)
+        lock.execute("COMMIT")
+        lock.close()
+        deadline, codes = time.monotonic() + 30, []
+        while time.monotonic() < deadline and codes[-1:] != [200] and collector.process.poll() is None:
+            codes.append(post(collector, envelope(site(1), MODULE))[0])
+        assert collector.process.poll() is None and codes[-1:] == [200], codes
+    finally:
+        collector.stop()
