@@ -14,13 +14,17 @@ whose message fits after "<file>: " or "the answer is ":
 - values: at most ``max_values`` arrays, objects and elements, counted on the
   raw bytes before anything is decoded (an over-estimate: a comma inside a
   string counts too), which is what bounds the memory a document can take;
-- depth: at most ``max_depth`` levels of arrays and objects.
+- depth: at most ``max_depth`` levels of arrays and objects, measured on the
+  raw bytes too, so the decoder never goes deep: a garbage collection while it
+  was a thousand C calls down ran finalizers with no stack left ("Exception
+  ignored in ...: RecursionError" on stderr).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Callable, Dict, List, Optional, Union
 
 #: Levels of arrays and objects. Real inputs nest at most 7 (a Forge module
@@ -33,6 +37,13 @@ MAX_JSON_DEPTH = 32
 #: 30,000. At about 100 bytes of Python object per small value, a document at
 #: the limit costs some 100 MB at most.
 MAX_JSON_VALUES = 1_000_000
+
+
+#: a string, or an unterminated one up to the end (so that no position is scanned twice)
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
+_BRACKETS = bytes.maketrans(b"[{]}", b"(())")
+_INNERMOST = re.compile(rb"\(\)")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"()")
 
 
 class InvalidJSON(ValueError):
@@ -70,6 +81,8 @@ def load_json(
     values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
     if values > max_values:
         raise InvalidJSON(f"made of more than {max_values} values")
+    if max_depth is not None and _brackets_deeper_than(raw, max_depth):
+        raise InvalidJSON(f"nested more than {max_depth} levels deep")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,6 +99,24 @@ def load_json(
     if "\\ud" in text.lower() and _has_lone_surrogate(value):
         raise InvalidJSON("not valid JSON (a lone surrogate escape)")
     return value
+
+
+def _brackets_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of ``raw`` (strings left out) open more than
+    ``limit`` levels: each pass removes the innermost pairs, so ``limit`` passes
+    empty any complete document that nests no deeper, in linear time each; what
+    is left is walked once."""
+    brackets = _STRING.sub(b"", raw).translate(_BRACKETS).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub(b"", brackets)
+    depth = 0  # what is left: deeper pairs, or a document cut short (the decoder says so)
+    for bracket in brackets:
+        depth += 1 if bracket == ord("(") else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def _children(value: Any) -> List[Any]:

@@ -89,3 +89,58 @@ def test_without_a_depth_limit_only_the_decoders_own_is_left():
     assert value == []
     with pytest.raises(InvalidJSON, match="nested more than a thousand levels deep"):
         load_json(b"[" * 100_000 + b"]" * 100_000, 10**6, max_depth=None)
+
+
+def _depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    return 0
+
+
+NESTED = st.recursive(st.none() | st.integers() | st.text(alphabet='[]{}"\\,:ab\n'),
+                      lambda children: st.lists(children, max_size=3)
+                      | st.dictionaries(st.text(alphabet='[]{}"\\ab'), children, max_size=3), max_leaves=40)
+
+
+@FUZZ
+@given(NESTED, st.integers(min_value=1, max_value=8))
+def test_the_depth_is_measured_on_the_bytes_as_the_decoder_would(value, limit):
+    """Brackets, quotes and backslashes inside strings are no nesting: a document is
+    refused before decoding exactly when its arrays and objects nest deeper than the limit."""
+    document = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    if _depth(value) > limit:
+        with pytest.raises(InvalidJSON, match=f"nested more than {limit} levels deep"):
+            load_json(document, 10**6, max_depth=limit)
+    else:
+        assert load_json(document, 10**6, max_depth=limit) == value
+
+
+def test_a_deep_document_is_refused_before_the_decoder_goes_deep():
+    """The decoder makes one C call per level: a garbage collection while it was a
+    thousand levels down ran callbacks and finalizers with no stack left, and Python
+    printed "Exception ignored in ...: RecursionError" on stderr (seen in a submit)."""
+    import gc
+
+    def a_hundred_frames(n: int = 100) -> int:
+        return 0 if n == 0 else 1 + a_hundred_frames(n - 1)
+
+    out_of_stack = []
+
+    def callback(phase, info):
+        try:
+            a_hundred_frames()
+        except RecursionError as exc:
+            out_of_stack.append(exc)
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(callback)
+    gc.set_threshold(1)  # a collection at every allocation: at every level of the decoder
+    try:
+        with pytest.raises(InvalidJSON, match=f"nested more than {MAX_JSON_DEPTH} levels deep"):
+            load_json(b"[" * 100_000 + b"]" * 100_000, 10**6)
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+    assert out_of_stack == []
