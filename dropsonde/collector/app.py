@@ -32,6 +32,8 @@ from dropsonde.wire import ANALYTICS_KEY, ENVELOPE_KEYS, PRODUCT, REPORT_VERSION
 SITE_ID_RE = re.compile(r"^[0-9a-f]{128}$")
 USER_AGENT_RE = re.compile(r"dropsonde/(\d+)\.(\d+)\.(\d+)")
 MAX_DEPTH = 32
+#: set in the WSGI environ once the whole body was read
+BODY_READ = "dropsonde.body_read"
 
 
 class Rejected(Exception):
@@ -146,6 +148,17 @@ def _declared_length(environ: Dict[str, Any], max_body: int) -> int:
         return 0
 
 
+def _body_left_unread(environ: Dict[str, Any]) -> bool:
+    """Whether the request came with a body that was not read (refused before it,
+    or cut off at the deadline). Such a connection is closed after the answer:
+    kept open, gunicorn read the rest of the body to reach the next request, for
+    free and without limit — a 404 for ``POST /x`` with an endless chunked body
+    kept a core busy and stalled other sources' reports (outside review N1)."""
+    if environ.get(BODY_READ):
+        return False
+    return bool(environ.get("HTTP_TRANSFER_ENCODING")) or _declared_length(environ, 1) > 0
+
+
 def _newer(user_agent: str, latest: Optional[str]) -> bool:
     match = USER_AGENT_RE.search(user_agent or "")
     if not match or not latest:
@@ -176,10 +189,11 @@ class CollectorApp:
         payload = json.dumps(body).encode("utf-8")
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         sock = environ.get("gunicorn.socket")
-        if status == HTTPStatus.REQUEST_TIMEOUT:  # what is left of the body is never read: close the connection
+        unread = _body_left_unread(environ)
+        if unread:
             headers.append(("Connection", "close"))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-        if status == HTTPStatus.REQUEST_TIMEOUT and sock is not None:
+        if unread and sock is not None:
             return LingeringAnswer(payload, sock)
         return [payload]
 
@@ -204,6 +218,7 @@ class CollectorApp:
             body = read_body(environ, length, self.options.read_timeout)
         except TimeoutError:
             raise Rejected(408, f"the report was not sent within {self.options.read_timeout:g} s") from None
+        environ[BODY_READ] = True
         site_id, values = self.validator.check(parse_body(body))
         violation = self.allowlist.violation(self.columns, values)
         if violation is not None:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Dict, Iterator, List
 READ_CHUNK = 64 * 1024
 #: seconds a cut-off client's remaining bytes are read and dropped after its answer
 LINGER = 2.0
+#: and at most this many bytes of them: past that the client is only sending, not reading
+LINGER_BYTES = 1024 * 1024
 
 
 def read_body(environ: Dict[str, Any], length: int, timeout: float,
@@ -70,7 +72,8 @@ def _cut_off(sock: Any, expired: threading.Event) -> None:
 class LingeringAnswer:
     """A WSGI response body that, once the server has sent it (WSGI calls
     ``close`` then), half-closes the connection and drops what the client still
-    sends, for at most ``linger`` seconds, so that closing it sends no reset."""
+    sends, for at most ``linger`` seconds and ``LINGER_BYTES``, so that closing
+    it sends no reset to a client that stopped sending."""
 
     def __init__(self, payload: bytes, sock: Any, linger: float = LINGER,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -80,12 +83,18 @@ class LingeringAnswer:
         yield self.payload
 
     def close(self) -> None:
-        deadline = self.clock() + self.linger
+        deadline, dropped = self.clock() + self.linger, 0
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            while (left := deadline - self.clock()) > 0:
+            while (left := deadline - self.clock()) > 0 and dropped < LINGER_BYTES:
                 self.sock.settimeout(left)
-                if not self.sock.recv(READ_CHUNK):
-                    return
-        except OSError:  # timed out, or the client is gone: nothing more to do
+                chunk = self.sock.recv(READ_CHUNK)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+        except OSError:  # timed out, or the client is gone
+            pass
+        try:
+            self.sock.shutdown(socket.SHUT_RD)  # else gunicorn reads the rest, looking for a next request
+        except OSError:
             pass

@@ -501,3 +501,38 @@ def test_a_report_over_the_quarantine_is_answered_after_a_durable_commit_like_a_
     answers = {wsgi_post(down, envelope(site(n), MODULE), "198.51.100.7")[0] for n in (1, 2, 3, 4)}
     assert answers == {503}  # main: 200 for the discarded ones (sites 3 and 4)
     unreachable.close()
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",  # 404, before any rate check
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n",  # 413
+])
+def test_a_refused_bodys_remaining_bytes_are_not_read_for_free(tmp_path, head):
+    """Outside review N1: the answer left the connection open, so gunicorn read the rest of the
+    body to reach the next request — at no cost to the sender and without limit (one connection
+    kept a core busy; others' reports waited 9 s). Now the connection is closed after the answer
+    and at most LINGER_BYTES more are read: sending 256 MiB fails long before the end."""
+    from dropsonde.collector.body_reader import LINGER_BYTES
+
+    chunk = (b"%x\r\n" % (1 << 20)) + b"x" * (1 << 20) + b"\r\n" if b"chunked" in head else b"x" * (1 << 20)
+    with CollectorProcess(str(tmp_path / "r.db"), "--workers", "1") as collector:
+        client = socket.create_connection(("127.0.0.1", collector.port), timeout=15)
+        sent = 0
+        with client:
+            client.sendall(head)
+            try:
+                while sent < 256 * (1 << 20):
+                    client.sendall(chunk)
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer = b""
+            try:
+                answer = client.recv(4096)
+            except ConnectionResetError:  # the server closed with our bytes unread: the answer may be lost
+                pass
+        assert sent < 64 * (1 << 20), sent  # socket buffers and LINGER_BYTES, not the whole body
+        assert LINGER_BYTES <= 4 * (1 << 20)
+        if answer:
+            assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 404 Not Found", b"HTTP/1.1 413 Request Entity Too Large")
+        assert post(collector, envelope(site(1), MODULE))[0] == 200  # the worker serves others
