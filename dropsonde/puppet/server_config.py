@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Tuple
 
-from dropsonde.cpu_budget import CONFIG_CPU_SECONDS, OverBudget, cpu_budget
+from dropsonde.cpu_budget import CONFD_RUN_CPU_SECONDS, CONFIG_CPU_SECONDS, OverBudget, cpu_budget
 from dropsonde.errors import BadInput
 from dropsonde.memory_budget import CONFIG_MEMORY_BYTES, OverMemoryBudget, memory_budget
 from dropsonde.tree_files import read_tree_file
@@ -175,15 +175,25 @@ def _used_keys(path: Path, tree: Any) -> Dict[str, Any]:
     return found
 
 
-def _read_tree(confd: Path) -> Tuple[Dict[str, Any], int]:
+class _AllFilesOverBudget(BaseException):
+    """conf.d's run-wide CPU budget ran out: a BaseException, so that no parser's
+    ``except Exception`` (nor ours, which names one file) takes it for that file's fault."""
+
+
+def _read_tree(confd: Path, cpu_seconds: float = CONFD_RUN_CPU_SECONDS) -> Tuple[Dict[str, Any], int]:
     """The used keys of every conf.d file, later files overriding earlier ones (as
     Puppet Server merges them), all read within ONE memory budget, measured
-    before the first file: a budget per file let the total grow with the files."""
+    before the first file, and one CPU budget: a budget per file let the total
+    grow with the files."""
     merged: Dict[str, Any] = {}
     files = sorted(confd.glob("*.conf")) if confd.is_dir() else []
-    with memory_budget(CONFIG_MEMORY_BYTES):
-        for path in files:
-            merged.update(_parse(path, confd))
+    try:
+        with memory_budget(CONFIG_MEMORY_BYTES), cpu_budget(cpu_seconds, _AllFilesOverBudget):
+            for path in files:
+                merged.update(_parse(path, confd))
+    except _AllFilesOverBudget:
+        raise BadInput(f"{confd}: not read: its {len(files)} files took more than {cpu_seconds:g} s of CPU "
+                       "time together (CONFD_RUN_CPU_SECONDS)") from None
     return merged, len(files)
 
 

@@ -225,3 +225,19 @@ def test_debians_own_confd_with_its_substitution_is_read(tmp_path):
     """puppetserver.conf uses ${jruby-puppet.gem-home}: substitutions themselves are fine."""
     config = read_server_config(Path("/etc/puppet/puppetserver/conf.d"), "debian")
     assert config.enabled is False and config.files >= 5
+
+
+def test_all_conf_d_files_together_have_one_cpu_budget(tmp_path):
+    """Re-check V2: the CPU budget was per file and nothing capped the files: 18 files, each just
+    under CONFIG_CPU_SECONDS, took 33 s. Scaled down: a run-wide budget of 0.5 s, six files of
+    about 0.25 s each, every one within its own budget."""
+    from dropsonde.cpu_budget import CONFD_RUN_CPU_SECONDS, CONFIG_CPU_SECONDS
+    from dropsonde.puppet.server_config import _read_tree
+
+    for n in range(6):
+        (tmp_path / f"f{n}.conf").write_text("x {\n" + "".join(f"k{i} = {i}\n" for i in range(1000)) + "}\n")
+    with pytest.raises(BadInput, match=re.escape(f"{tmp_path}: not read: its 6 files took more than 0.5 s of CPU "
+                                                 "time together (CONFD_RUN_CPU_SECONDS)")):
+        _read_tree(tmp_path, cpu_seconds=0.5)
+    assert _read_tree(tmp_path, cpu_seconds=60)[1] == 6  # given the time, the same files are read
+    assert CONFIG_CPU_SECONDS <= CONFD_RUN_CPU_SECONDS <= 10
