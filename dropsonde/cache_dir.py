@@ -25,15 +25,20 @@ path during the run is never read or written. Files in it are written with
 from __future__ import annotations
 
 import errno
+import json
+import logging
 import os
 import pwd
 import stat
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 from dropsonde.atomic_file import DIRECTORY_MODE, open_directory, write_atomic_at
 from dropsonde.errors import BadInput
+from dropsonde.json_input import load_json
 from dropsonde.tree_files import read_at_most
+
+log = logging.getLogger(__name__)
 
 
 def _user(uid: int) -> str:
@@ -171,3 +176,25 @@ class CacheDir:
         """Replace ``name`` atomically (see atomic_file), in this directory whatever its path now names."""
         write_atomic_at(self.fd, name, data, mode)
         return self / name
+
+    def read_stamped(self, name: str, limit: int, stamp: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The JSON object a cache file ``name`` holds, when it carries every key and
+        value of ``stamp`` (its format and the code that wrote it); None when it is
+        absent, damaged, over ``limit`` or stamped otherwise: the cache is then
+        rebuilt, never an error."""
+        try:
+            data = load_json(self.read_bytes(name, limit), limit)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or any(data.get(key) != value for key, value in stamp.items()):
+            return None
+        return data
+
+    def write_stamped(self, name: str, stamp: Dict[str, Any], body: Dict[str, Any]) -> None:
+        """Write the cache file ``name`` (0600): ``stamp`` and ``body`` as one JSON
+        object. A read-only cache directory is not an error: the next run rebuilds."""
+        data = json.dumps({**stamp, **body}, separators=(",", ":")).encode("utf-8")
+        try:
+            self.write(name, data, mode=0o600)
+        except OSError as exc:
+            log.debug("not saving %s: %s", self / name, exc)

@@ -22,18 +22,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set
 
 from dropsonde import __version__
-from dropsonde.json_input import load_json
 from dropsonde.schema import schema_validator
 
 if TYPE_CHECKING:
     from dropsonde.cache_dir import CacheDir
 
-log = logging.getLogger(__name__)
 
 CACHE_FILENAME = "validated.json"
 # One 64-hex-digit digest per plugin of the last run: a few KiB; the cap only bounds a planted file.
@@ -93,13 +90,12 @@ class Verdicts:
         if cache is not None:
             self._load(cache)
 
+    def _stamp(self) -> Dict[str, Any]:
+        return {"version": self.VERSION, "validator": _validator_id()}
+
     def _load(self, cache: "CacheDir") -> None:
-        try:
-            data = load_json(cache.read_bytes(CACHE_FILENAME, MAX_CACHE_BYTES), MAX_CACHE_BYTES)
-        except (OSError, ValueError):
-            return  # none yet, or a damaged one: check everything
-        if (isinstance(data, dict) and data.get("version") == self.VERSION
-                and data.get("validator") == _validator_id() and isinstance(data.get("valid"), list)):
+        data = cache.read_stamped(CACHE_FILENAME, MAX_CACHE_BYTES, self._stamp())
+        if data is not None and isinstance(data.get("valid"), list):  # else none yet: check everything
             self._known = {key for key in data["valid"] if isinstance(key, str)}
 
     def check(self, json_schema: Any) -> "RememberingValidator":
@@ -120,11 +116,7 @@ class Verdicts:
         read-only cache directory is not an error."""
         if self.cache is None or self._valid == self._known:
             return
-        data = {"version": self.VERSION, "validator": _validator_id(), "valid": sorted(self._valid)}
-        try:
-            self.cache.write(CACHE_FILENAME, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=0o600)
-        except OSError as exc:
-            log.debug("not saving the schema verdicts: %s", exc)
+        self.cache.write_stamped(CACHE_FILENAME, self._stamp(), {"valid": sorted(self._valid)})
 
 
 class RememberingValidator:

@@ -18,19 +18,15 @@ kept too: a hostile file costs its budget once, not at every run.
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional
 
 from dropsonde import __version__
 from dropsonde.cpu_budget import PUPPETFILES_RUN_CPU_SECONDS, RunBudget
-from dropsonde.json_input import load_json
 
 if TYPE_CHECKING:
     from dropsonde.cache_dir import CacheDir
 
-log = logging.getLogger(__name__)
 
 CACHE_FILENAME = "puppetfiles.json"
 # Records are a few hundred bytes per distinct Puppetfile; a hostile one's names are
@@ -95,13 +91,12 @@ class PuppetfileCache:
         if cache is not None:
             self._load(cache)
 
+    def _stamp(self) -> Dict[str, Any]:
+        return {"version": self.VERSION, "parser": _PARSER_ID}
+
     def _load(self, cache: "CacheDir") -> None:
-        try:
-            data = load_json(cache.read_bytes(CACHE_FILENAME, MAX_CACHE_BYTES), MAX_CACHE_BYTES)
-        except (OSError, ValueError):
-            return  # no cache yet, or a damaged one: start afresh
-        if (isinstance(data, dict) and data.get("version") == self.VERSION and data.get("parser") == _PARSER_ID
-                and isinstance(data.get("contents"), dict)):
+        data = cache.read_stamped(CACHE_FILENAME, MAX_CACHE_BYTES, self._stamp())
+        if data is not None and isinstance(data.get("contents"), dict):  # else none yet: start afresh
             self._known = data["contents"]
 
     def result(self, source: bytes) -> Optional[PuppetfileResult]:
@@ -130,11 +125,7 @@ class PuppetfileCache:
         contents = {md5: result.to_json() for md5, result in sorted(self._used.items())}
         if contents == self._known:
             return
-        data = {"version": self.VERSION, "parser": _PARSER_ID, "contents": contents}
-        try:
-            self.cache.write(CACHE_FILENAME, json.dumps(data, separators=(",", ":")).encode("utf-8"), mode=0o600)
-        except OSError as exc:
-            log.debug("not saving the Puppetfile cache: %s", exc)
+        self.cache.write_stamped(CACHE_FILENAME, self._stamp(), {"contents": contents})
 
 
 def _parser_id() -> str:
