@@ -15,7 +15,7 @@ whose message fits after "<file>: " or "the answer is ":
   raw bytes before anything is decoded (an over-estimate: a comma inside a
   string counts too), which is what bounds the memory a document can take;
 - depth: at most ``max_depth`` levels of arrays and objects, measured on the
-  raw bytes too, so the decoder never goes deep: a garbage collection while it
+  raw bytes (strings left out) before decoding, so the decoder never goes deep: a garbage collection while it
   was a thousand C calls down ran finalizers with no stack left ("Exception
   ignored in ...: RecursionError" on stderr).
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 #: Levels of arrays and objects. Real inputs nest at most 7 (a Forge module
 #: page: results, module, current_release, metadata, dependencies, entry); the
@@ -94,8 +94,6 @@ def load_json(
     except ValueError as exc:  # json.JSONDecodeError, and an integer of more than 4,300 digits
         reason = str(exc).splitlines()[0][:100] if str(exc) else "malformed"
         raise InvalidJSON(f"not valid JSON ({reason})") from None
-    if max_depth is not None and _deeper_than(value, max_depth):
-        raise InvalidJSON(f"nested more than {max_depth} levels deep")
     if "\\ud" in text.lower() and _has_lone_surrogate(value):
         raise InvalidJSON("not valid JSON (a lone surrogate escape)")
     return value
@@ -104,37 +102,21 @@ def load_json(
 def _brackets_deeper_than(raw: bytes, limit: int) -> bool:
     """Whether the arrays and objects of ``raw`` (strings left out) open more than
     ``limit`` levels: each pass removes the innermost pairs, so ``limit`` passes
-    empty any complete document that nests no deeper, in linear time each; what
-    is left is walked once."""
+    empty any complete document that nests no deeper, in linear time each; one
+    they do not empty is walked once."""
     brackets = _STRING.sub(b"", raw).translate(_BRACKETS).translate(None, _NOT_BRACKETS)
+    left = brackets
     for _ in range(limit):
-        if not brackets:
+        if not left:
             return False
-        brackets = _INNERMOST.sub(b"", brackets)
-    depth = 0  # what is left: deeper pairs, or a document cut short (the decoder says so)
+        left = _INNERMOST.sub(b"", left)
+    if not left:
+        return False
+    depth = 0  # deeper pairs, or a document cut short (the decoder says so): walked whole, once
     for bracket in brackets:
         depth += 1 if bracket == ord("(") else -1
         if depth > limit:
             return True
-    return False
-
-
-def _children(value: Any) -> List[Any]:
-    """The arrays and objects directly inside ``value`` (a list or a dict)."""
-    items = value.values() if isinstance(value, dict) else value
-    return [item for item in items if isinstance(item, (list, dict))]
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests more than ``limit`` arrays and objects; level by
-    level, without recursion, and stopping as soon as the answer is known."""
-    level = [value] if isinstance(value, (list, dict)) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        level = [child for container in level for child in _children(container)]
     return False
 
 
